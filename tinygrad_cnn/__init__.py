@@ -1,0 +1,54 @@
+"""tinygrad_cnn: a small NumPy autograd framework for convolutional networks."""
+from .autograd import (
+    Function,
+    GradcheckError,
+    detect_anomaly,
+    enable_grad,
+    gradcheck,
+    gradgradcheck,
+    no_grad,
+    once_differentiable,
+    set_grad_enabled,
+)
+from .tensor import (
+    Tensor,
+    arange,
+    as_tensor,
+    eye,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "arange",
+    "as_tensor",
+    "detect_anomaly",
+    "enable_grad",
+    "eye",
+    "full",
+    "gradcheck",
+    "gradgradcheck",
+    "manual_seed",
+    "no_grad",
+    "once_differentiable",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "set_grad_enabled",
+    "tensor",
+    "zeros",
+    "zeros_like",
+]

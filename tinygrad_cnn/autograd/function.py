@@ -1,0 +1,333 @@
+"""``Function``: the base class of every primitive op, built-in or user-written.
+
+A primitive op is one small class::
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):                  # numpy arrays in, numpy array(s) out
+            y = np.exp(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, grad):              # Tensors in, one Tensor (or None) per input out
+            (y,) = ctx.saved_tensors
+            return grad * y                   # written with Tensor ops: differentiable again
+
+    y = Exp.apply(x)
+
+``apply`` runs ``forward`` on the inputs' arrays and, when any input requires grad and grad
+mode is on, records a :class:`Node` (``y.grad_fn``): the op, edges to its inputs' nodes, what
+``forward`` saved, and weak references to the outputs. The backward engine
+(:mod:`tinygrad_cnn.autograd.engine`) walks these nodes.
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from .grad_mode import STATE
+
+# Saved-value kinds. Inputs are kept as the Tensor itself (graph identity and version counter);
+# outputs as their array plus index, rebuilt on demand so a node never holds its own outputs.
+_INPUT, _OUTPUT, _CONST = 0, 1, 2
+
+
+class Node:
+    """The record of one op application (PyTorch's ``grad_fn``); also the ``ctx`` of forward/backward.
+
+    Public attributes: ``needs_input_grad`` (one bool per input), ``saved_tensors``,
+    ``saved_arrays``, ``next_functions``, ``name``; forward may set any other attribute to keep
+    non-tensor parameters (``ctx.stride = 2``).
+    """
+
+    def __init__(self, fn: type, params: dict) -> None:
+        self._fn = fn
+        self.params = params
+        self._mark: list[int] = []
+        self.needs_input_grad: tuple[bool, ...] = ()
+        self._saved: list | None = []
+        self._released = False
+        self._non_diff: set[int] = set()
+        self._outputs: list = []
+        self._out_meta: list[tuple[tuple[int, ...], np.dtype]] = []
+        self._locked: list = []
+        self.next_edges: list = []
+        self.creation_stack: str | None = None
+
+    # ---- forward-side API -------------------------------------------------------------
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep arrays for backward. Pass the forward's input/output arrays themselves (not copies)
+        so backward gets them back as graph-connected Tensors; any other array is a constant."""
+        self._saved = list(values)
+
+    def mark_non_differentiable(self, *outputs: Any) -> None:
+        """Declare outputs (e.g. argmax indices) that carry no gradient."""
+        self._mark += [id(o) for o in outputs]
+
+    # ---- backward-side API ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The op's name, e.g. ``'Mul'``."""
+        return self._fn.__name__
+
+    @property
+    def op(self) -> type:
+        """The Function class that produced this node."""
+        return self._fn
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The saved values as Tensors; inputs and outputs stay connected to the graph."""
+        from ..tensor import Tensor
+
+        self._check_saved()
+        out = []
+        for kind, a, b in self._saved:  # type: ignore[union-attr]
+            if kind == _INPUT:
+                out.append(a)
+            elif kind == _OUTPUT:
+                out.append(Tensor._make(b, self, a))
+            else:
+                out.append(Tensor._make(b, None, 0) if isinstance(b, np.ndarray) else b)
+        return tuple(out)
+
+    @property
+    def saved_arrays(self) -> tuple:
+        """The saved values as numpy arrays (for ``@once_differentiable`` backwards)."""
+        self._check_saved()
+        return tuple(a.data if kind == _INPUT else b for kind, a, b in self._saved)  # type: ignore[union-attr]
+
+    @property
+    def next_functions(self) -> tuple:
+        """``(node_or_leaf_tensor, output_index)`` per input; ``(None, 0)`` where no grad flows."""
+        return tuple(e if e is not None else (None, 0) for e in self.next_edges)
+
+    @property
+    def inputs(self) -> tuple:
+        """The graph edges of the inputs (same as ``next_functions``)."""
+        return self.next_functions
+
+    @property
+    def outputs(self) -> list:
+        """The op's output Tensors that are still alive (held weakly)."""
+        return [r() for r in self._outputs if r() is not None]
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [s for s, _ in self._out_meta]
+
+    def _check_saved(self) -> None:
+        if self._released:
+            raise RuntimeError(
+                f"{self.name}: trying to backward through the graph a second time, but its saved "
+                "arrays were freed after the first backward. Pass retain_graph=True to the first "
+                "backward() (or create_graph=True) if you need to backward twice."
+            )
+        for kind, t, version in self._saved:  # type: ignore[union-attr]
+            if kind == _INPUT and t._version != version:
+                label = f"'{t.name}'" if t.name else "a tensor"
+                raise RuntimeError(
+                    f"{self.name}: {label} of shape {t.shape} that this op saved for backward was "
+                    f"modified in place (version {version} when saved, now {t._version}), so its "
+                    f"gradient would be wrong.{self._where()} Do not modify inputs in place between "
+                    "forward and backward: use an out-of-place op, or run backward first."
+                )
+
+    def _where(self) -> str:
+        return f" The op was created at:\n{self.creation_stack}" if self.creation_stack else ""
+
+    def release(self) -> None:
+        """Free the saved arrays (backward without ``retain_graph`` does this)."""
+        self._saved = None
+        self._released = True
+        self._unlock()
+
+    def _unlock(self) -> None:
+        for t in self._locked:
+            t._saved_count -= 1
+            if t._saved_count == 0:
+                try:
+                    t.data.flags.writeable = True
+                except ValueError:  # a view of a read-only base: it was never ours to unlock
+                    pass
+        self._locked = []
+
+    def __del__(self) -> None:
+        if self._locked:
+            self._unlock()
+
+    def __repr__(self) -> str:
+        return f"<{self.name}Backward>"
+
+
+class Function:
+    """Base class of primitive ops. Subclass it and write two static methods:
+
+    - ``forward(ctx, *arrays, **params)``: numpy arrays in (one per positional input), a numpy
+      array or a tuple of arrays out. Keyword arguments are non-tensor parameters.
+    - ``backward(ctx, *grad_outputs)``: one Tensor per output in, one Tensor or ``None`` per
+      positional input out. Written with Tensor ops it is itself differentiable.
+
+    Call it with ``MyOp.apply(*inputs, **params)``. Inputs may be Tensors, arrays or scalars.
+    """
+
+    # Binary elementwise ops set this so a shape error names both shapes and the rule.
+    broadcasts = False
+
+    @staticmethod
+    def forward(ctx: Node, *args: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Node, *grad_outputs: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        from ..tensor import Tensor, as_tensor
+
+        ref = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                ref = x
+                break
+        tensors = [x if isinstance(x, Tensor) else as_tensor(x, like=ref) for x in inputs]
+        record = STATE.enabled and any(t.requires_grad for t in tensors)
+        ctx = Node(cls, params)
+        if record:
+            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+            if STATE.anomaly:
+                from .anomaly import user_stack
+
+                ctx.creation_stack = user_stack()
+        arrays = [t.data for t in tensors]
+        try:
+            out = cls.forward(ctx, *arrays, **params)
+        except ValueError as e:
+            if cls.broadcasts and len(arrays) == 2:
+                _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
+            raise
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        marked = set(ctx._mark)
+        results = []
+        for i, o in enumerate(outs):
+            o = np.asarray(o) if not isinstance(o, np.ndarray) else o
+            t = Tensor._make(o, ctx if record and id(o) not in marked else None, i)
+            results.append(t)
+        if STATE.anomaly:
+            from .anomaly import check_forward
+
+            check_forward(ctx, cls.__name__, results)
+        if record:
+            ctx.next_edges = [
+                (t.grad_fn, t._output_nr) if t.grad_fn is not None else ((t, 0) if t.requires_grad else None)
+                for t in tensors
+            ]
+            ctx._outputs = [weakref.ref(t) for t in results]
+            ctx._out_meta = [(o.shape, o.dtype) for o in outs]
+            ctx._non_diff = {i for i, o in enumerate(outs) if id(o) in marked}
+            _resolve_saved(ctx, tensors, arrays, outs)
+        else:
+            ctx._saved = None
+        return results[0] if single else tuple(results)
+
+
+def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
+    saved = []
+    for v in ctx._saved:  # type: ignore[union-attr]
+        for i, a in enumerate(arrays):
+            if v is a:
+                t = tensors[i]
+                saved.append((_INPUT, t, t._version))
+                # Read-only while saved: a raw ``t.data[...] = v`` fails at once instead of
+                # silently corrupting this op's gradient; in-place methods bump t._version.
+                if t._saved_count == 0:
+                    t.data.flags.writeable = False
+                t._saved_count += 1
+                ctx._locked.append(t)
+                break
+        else:
+            for j, o in enumerate(outs):
+                if v is o:
+                    saved.append((_OUTPUT, j, o))
+                    break
+            else:
+                saved.append((_CONST, None, v))
+    ctx._saved = saved
+
+
+def _raise_broadcast(op: str, a: np.ndarray, b: np.ndarray, err: Exception) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op.lower()}: shapes {a.shape} and {b.shape} cannot be broadcast together: "
+            "aligned from the right, each pair of dimensions must be equal or one of them 1. "
+            "Reshape or unsqueeze one operand."
+        ) from None
+    raise err
+
+
+def once_differentiable(backward: Callable) -> Callable:
+    """Decorate a ``backward`` written in raw numpy.
+
+    It then receives numpy gradients (and should read ``ctx.saved_arrays``) and returns numpy
+    arrays. Its results are wrapped in Tensors; differentiating through them again (a second
+    order derivative) raises an error naming the op.
+
+    Example::
+
+        class Cube(Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            @once_differentiable
+            def backward(ctx, g):
+                (x,) = ctx.saved_arrays
+                return 3 * x ** 2 * g
+    """
+
+    @functools.wraps(backward)
+    def wrapper(ctx: Node, *grads: Any) -> Any:
+        from ..tensor import Tensor
+
+        # Everything the result depends on: a further derivative must reach the error node.
+        sources = [g for g in grads if isinstance(g, Tensor) and g.requires_grad]
+        if STATE.enabled:
+            sources += [t for t in ctx.saved_tensors if isinstance(t, Tensor) and t.requires_grad]
+        res = backward(ctx, *[g.data if isinstance(g, Tensor) else g for g in grads])
+        single = not isinstance(res, tuple)
+        wrapped = []
+        for r in (res,) if single else res:
+            t = None if r is None else Tensor._make(np.asarray(r), None, 0)
+            if t is not None and sources:
+                t = _OnceDifferentiableError.apply(t, *sources, op=ctx.name)
+            wrapped.append(t)
+        return wrapped[0] if single else tuple(wrapped)
+
+    return wrapper
+
+
+class _OnceDifferentiableError(Function):
+    """Identity on its first input whose backward explains that the op's backward was numpy-only."""
+
+    @staticmethod
+    def forward(ctx: Node, x: np.ndarray, *sources: np.ndarray, op: str) -> np.ndarray:
+        ctx.op_name = op
+        return x
+
+    @staticmethod
+    def backward(ctx: Node, grad: Any) -> Any:
+        raise RuntimeError(
+            f"{ctx.op_name}: its backward is decorated with @once_differentiable (written in raw "
+            "numpy), so it cannot be differentiated a second time. Rewrite that backward with "
+            "Tensor ops to get higher-order gradients."
+        )

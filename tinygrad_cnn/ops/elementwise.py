@@ -1,0 +1,319 @@
+"""Elementwise primitives. Binary ops broadcast; their backward sums the gradient back to each
+input's shape (``sum_to``). Every backward is written with Tensor ops, so it is differentiable."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def sum_to(g: Any, shape: tuple) -> Any:
+    """Sum a broadcast gradient back to ``shape`` (the inverse of broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    r = g.sum(axis=axes, keepdims=True) if axes else g
+    return r.reshape(shape) if r.shape != shape else r
+
+
+def _mask(cond: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return cond.astype(like.dtype if like.dtype.kind == "f" else np.float32)
+
+
+class Add(Function):
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g, sa) if na else None), (sum_to(g, sb) if nb else None)
+
+
+class Sub(Function):
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g, sa) if na else None), (sum_to(-g, sb) if nb else None)
+
+
+class Mul(Function):
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g * b, a.shape) if na else None), (sum_to(g * a, b.shape) if nb else None)
+
+
+class Div(Function):
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        ga = sum_to(g / b, a.shape) if na else None
+        gb = sum_to(-g * a / (b * b), b.shape) if nb else None
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class PowScalar(Function):
+    """``x ** p`` for a constant exponent ``p``."""
+
+    @staticmethod
+    def forward(ctx, x, exponent):
+        ctx.save_for_backward(x)
+        ctx.exponent = exponent
+        return x**exponent
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        p = ctx.exponent
+        if p == 0:
+            return g * 0.0
+        return g * (p * x ** (p - 1)) if p != 1 else g
+
+
+class Pow(Function):
+    """``a ** b`` with a tensor exponent. d/db uses log(a), taken as 0 where a <= 0."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a**b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, y = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        ga = sum_to(g * b * a ** (b - 1), a.shape) if na else None
+        gb = None
+        if nb:
+            pos = a.data > 0
+            log_a = Where.apply(Log.apply(Where.apply(a, 1.0, cond=pos)), 0.0, cond=pos)
+            gb = sum_to(g * y * log_a, b.shape)
+        return ga, gb
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * 0.5 / y
+
+
+class Abs(Function):
+    """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.sign = np.sign(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.sign
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (1.0 - y * y)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        # exp of a non-positive number only: no overflow warning for large |x|.
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y * (1.0 - y)
+
+
+class ReLU(Function):
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mask = _mask(x > 0, x)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.mask
+
+
+class Maximum(Function):
+    """Elementwise max; where a == b the gradient is split equally (0.5 each), as in PyTorch."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        y = np.maximum(a, b)
+        ctx.wa = _mask(a > b, y) + 0.5 * _mask(a == b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
+
+
+class Minimum(Function):
+    """Elementwise min; where a == b the gradient is split equally."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        y = np.minimum(a, b)
+        ctx.wa = _mask(a < b, y) + 0.5 * _mask(a == b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
+
+
+class Where(Function):
+    """``cond ? a : b`` with a constant boolean ``cond`` (a keyword parameter)."""
+
+    broadcasts = True
+
+    @staticmethod
+    def forward(ctx, a, b, cond):
+        ctx.shapes = (a.shape, b.shape)
+        ctx.cond = cond
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = sum_to(Where.apply(g, 0.0, cond=ctx.cond), sa) if na else None
+        gb = sum_to(Where.apply(0.0, g, cond=ctx.cond), sb) if nb else None
+        return ga, gb
+
+
+class Clip(Function):
+    """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        y = np.clip(x, lo, hi)
+        inside = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.mask = _mask(inside, x)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.mask
+
+
+class Cast(Function):
+    """Change dtype; the gradient is cast back to the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Cast.apply(g, dtype=ctx.in_dtype)

@@ -1,0 +1,124 @@
+"""Shape and indexing primitives: reshape, permute, expand, getitem (and its adjoint), concat, pad."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd.function import Function
+from .elementwise import sum_to
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.inverse = tuple(np.argsort(axes))
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.permute(ctx.inverse)
+
+
+class Expand(Function):
+    """Broadcast to a larger shape (a read-only view); backward sums over the broadcast axes."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.in_shape)
+
+
+def is_basic_index(index: tuple) -> bool:
+    """Basic (slice/int/None/Ellipsis) indices select each element at most once."""
+    return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in index)
+
+
+class GetItem(Function):
+    """``x[index]``; backward scatters (accumulating repeated integer indices) via ``IndexAdd``."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.index = index
+        ctx.in_shape = x.shape
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        return IndexAdd.apply(g, index=ctx.index, shape=ctx.in_shape)
+
+
+class IndexAdd(Function):
+    """``zeros(shape)`` with ``g`` added at ``index`` (repeats accumulate); backward gathers."""
+
+    @staticmethod
+    def forward(ctx, g, index, shape):
+        ctx.index = index
+        out = np.zeros(shape, dtype=g.dtype)
+        if is_basic_index(index if isinstance(index, tuple) else (index,)):
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
+        return out
+
+    @staticmethod
+    def backward(ctx, gg):
+        return GetItem.apply(gg, index=ctx.index)
+
+
+class Concat(Function):
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        ctx.sizes = [x.shape[axis] for x in xs]
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        out, start = [], 0
+        lead = (slice(None),) * (ctx.axis % g.ndim)
+        for n, need in zip(ctx.sizes, ctx.needs_input_grad):
+            out.append(g[lead + (slice(start, start + n),)] if need else None)
+            start += n
+        return tuple(out)
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` is numpy's ((before, after), ...) per axis."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        ctx.index = tuple(slice(b, b + s) for (b, _), s in zip(pad_width, x.shape))
+        return np.pad(x, pad_width, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.index]
+
+
+def normalize_index(index: Any) -> Any:
+    """Replace Tensors inside an index by their arrays."""
+    from ..tensor import Tensor
+
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index

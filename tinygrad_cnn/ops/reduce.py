@@ -1,0 +1,77 @@
+"""Reductions: sum, max, min. Mean and var are composed from these in ``functional``."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def normalize_axis(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """Turn ``axis`` (None, int or tuple) into a sorted tuple of non-negative axes, or raise."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise ValueError(
+                f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s); "
+                f"use an axis in [{-ndim}, {ndim - 1}]."
+            )
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis} repeats a dimension.")
+    return tuple(sorted(out))
+
+
+def _keep_shape(shape: tuple, axes: tuple[int, ...] | None) -> tuple:
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.in_shape = x.shape
+        ctx.keep = _keep_shape(x.shape, axis)
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.keep).expand(ctx.in_shape)
+
+
+class _Extremum(Function):
+    """Shared by Max and Min: ties share the gradient evenly (each of k tied elements gets 1/k)."""
+
+    reduce = staticmethod(np.max)
+
+    @classmethod
+    def _forward(cls, ctx, x, axis, keepdims, fn):
+        if x.size == 0:
+            raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}.")
+        y = fn(x, axis=axis, keepdims=True)
+        mask = x == y
+        ctx.weights = (mask / mask.sum(axis=axis, keepdims=True)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+        ctx.in_shape = x.shape
+        ctx.keep = y.shape
+        return y if keepdims else y.reshape(tuple(s for i, s in enumerate(x.shape) if axis is not None and i not in axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.keep).expand(ctx.in_shape) * ctx.weights
+
+
+class Max(_Extremum):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        return Max._forward(ctx, x, axis, keepdims, np.max)
+
+
+class Min(_Extremum):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        return Min._forward(ctx, x, axis, keepdims, np.min)
