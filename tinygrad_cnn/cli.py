@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,12 +39,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the README's main job")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+
+# Each command registers itself here: one `_add_<command>(sub)` function per command.
+COMMANDS = [_add_demo]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

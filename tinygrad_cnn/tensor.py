@@ -71,7 +71,7 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _make(cls, data: np.ndarray, grad_fn: Any, output_nr: int) -> "Tensor":
+    def _make(cls, data: np.ndarray, grad_fn: Any, output_nr: int) -> Tensor:
         # The hot path of every op: skip __init__'s conversions.
         t = object.__new__(cls)
         t.data = data
@@ -93,7 +93,7 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         self.requires_grad_(value)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set whether gradients are accumulated into this leaf's ``.grad``; returns self."""
         if self.grad_fn is not None:
             if not requires_grad:
@@ -131,11 +131,11 @@ class Tensor:
         return self.grad_fn is None
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.permute(tuple(range(self.ndim - 1, -1, -1)))
 
     @property
-    def mT(self) -> "Tensor":
+    def mT(self) -> Tensor:
         """Transpose of the last two axes."""
         return F.transpose(self, -1, -2)
 
@@ -161,13 +161,13 @@ class Tensor:
     def tolist(self) -> Any:
         return self.data.tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing the data, cut off from the graph."""
         t = Tensor._make(self.data, None, 0)
         t.name = self.name
         return t
 
-    def astype(self, dtype: Any) -> "Tensor":
+    def astype(self, dtype: Any) -> Tensor:
         """Cast (differentiable; the gradient is cast back)."""
         if np.dtype(dtype) == self.dtype:
             return self
@@ -175,10 +175,10 @@ class Tensor:
 
         return Cast.apply(self, dtype=np.dtype(dtype))
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.astype(np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.astype(np.float64)
 
     def __repr__(self) -> str:
@@ -215,7 +215,7 @@ class Tensor:
         run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
 
     # ---- in-place updates (never recorded; they bump the version counter) --------------
-    def _inplace(self, op: str, fn: Any) -> "Tensor":
+    def _inplace(self, op: str, fn: Any) -> Tensor:
         if STATE.enabled and self.requires_grad:
             raise RuntimeError(
                 f"{op}: in-place update of a tensor that requires grad while grad mode is on would "
@@ -233,161 +233,161 @@ class Tensor:
         self._version += 1
         return self
 
-    def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         o = other.data if isinstance(other, Tensor) else other
         return self._inplace("add_", lambda d: np.add(d, o * alpha if alpha != 1.0 else o, out=d, casting="unsafe"))
 
-    def sub_(self, other: Any) -> "Tensor":
+    def sub_(self, other: Any) -> Tensor:
         o = other.data if isinstance(other, Tensor) else other
         return self._inplace("sub_", lambda d: np.subtract(d, o, out=d, casting="unsafe"))
 
-    def mul_(self, other: Any) -> "Tensor":
+    def mul_(self, other: Any) -> Tensor:
         o = other.data if isinstance(other, Tensor) else other
         return self._inplace("mul_", lambda d: np.multiply(d, o, out=d, casting="unsafe"))
 
-    def copy_(self, src: Any) -> "Tensor":
+    def copy_(self, src: Any) -> Tensor:
         s = src.data if isinstance(src, Tensor) else np.asarray(src)
         if s.shape != self.shape and np.broadcast_shapes(s.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: source of shape {s.shape} does not fit destination of shape {self.shape}.")
         return self._inplace("copy_", lambda d: np.copyto(d, s, casting="unsafe"))
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         return self._inplace("zero_", lambda d: d.fill(0))
 
-    def fill_(self, value: float) -> "Tensor":
+    def fill_(self, value: float) -> Tensor:
         return self._inplace("fill_", lambda d: d.fill(value))
 
     # ---- operators ---------------------------------------------------------------------
-    def __add__(self, o: Any) -> "Tensor":
+    def __add__(self, o: Any) -> Tensor:
         return E.Add.apply(self, o)
 
-    def __radd__(self, o: Any) -> "Tensor":
+    def __radd__(self, o: Any) -> Tensor:
         return E.Add.apply(o, self)
 
-    def __sub__(self, o: Any) -> "Tensor":
+    def __sub__(self, o: Any) -> Tensor:
         return E.Sub.apply(self, o)
 
-    def __rsub__(self, o: Any) -> "Tensor":
+    def __rsub__(self, o: Any) -> Tensor:
         return E.Sub.apply(o, self)
 
-    def __mul__(self, o: Any) -> "Tensor":
+    def __mul__(self, o: Any) -> Tensor:
         return E.Mul.apply(self, o)
 
-    def __rmul__(self, o: Any) -> "Tensor":
+    def __rmul__(self, o: Any) -> Tensor:
         return E.Mul.apply(o, self)
 
-    def __truediv__(self, o: Any) -> "Tensor":
+    def __truediv__(self, o: Any) -> Tensor:
         return E.Div.apply(self, o)
 
-    def __rtruediv__(self, o: Any) -> "Tensor":
+    def __rtruediv__(self, o: Any) -> Tensor:
         return E.Div.apply(o, self)
 
-    def __pow__(self, o: Any) -> "Tensor":
+    def __pow__(self, o: Any) -> Tensor:
         return F.pow(self, o)
 
-    def __rpow__(self, o: Any) -> "Tensor":
+    def __rpow__(self, o: Any) -> Tensor:
         return E.Pow.apply(o, self)
 
-    def __matmul__(self, o: Any) -> "Tensor":
+    def __matmul__(self, o: Any) -> Tensor:
         return F.matmul(self, o)
 
-    def __rmatmul__(self, o: Any) -> "Tensor":
+    def __rmatmul__(self, o: Any) -> Tensor:
         return F.matmul(as_tensor(o, like=self), self)
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return E.Neg.apply(self)
 
-    def __getitem__(self, index: Any) -> "Tensor":
+    def __getitem__(self, index: Any) -> Tensor:
         return F.getitem(self, index)
 
     # Comparisons: non-differentiable, boolean results.
-    def _cmp(self, o: Any, fn: Any) -> "Tensor":
+    def _cmp(self, o: Any, fn: Any) -> Tensor:
         return Tensor._make(np.asarray(fn(self.data, o.data if isinstance(o, Tensor) else o)), None, 0)
 
-    def __eq__(self, o: Any) -> "Tensor":  # type: ignore[override]
+    def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
         return self._cmp(o, np.equal)
 
-    def __ne__(self, o: Any) -> "Tensor":  # type: ignore[override]
+    def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
         return self._cmp(o, np.not_equal)
 
-    def __lt__(self, o: Any) -> "Tensor":
+    def __lt__(self, o: Any) -> Tensor:
         return self._cmp(o, np.less)
 
-    def __le__(self, o: Any) -> "Tensor":
+    def __le__(self, o: Any) -> Tensor:
         return self._cmp(o, np.less_equal)
 
-    def __gt__(self, o: Any) -> "Tensor":
+    def __gt__(self, o: Any) -> Tensor:
         return self._cmp(o, np.greater)
 
-    def __ge__(self, o: Any) -> "Tensor":
+    def __ge__(self, o: Any) -> Tensor:
         return self._cmp(o, np.greater_equal)
 
     # ---- methods mirroring the functional API ----------------------------------------------
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         return E.Exp.apply(self)
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         return E.Log.apply(self)
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         return E.Sqrt.apply(self)
 
-    def abs(self) -> "Tensor":
+    def abs(self) -> Tensor:
         return E.Abs.apply(self)
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         return E.Tanh.apply(self)
 
-    def sigmoid(self) -> "Tensor":
+    def sigmoid(self) -> Tensor:
         return E.Sigmoid.apply(self)
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         return E.ReLU.apply(self)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         return F.clip(self, min, max)
 
     clamp = clip
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return F.sum(self, axis, keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return F.mean(self, axis, keepdims)
 
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         return F.var(self, axis, keepdims, ddof)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return F.max(self, axis, keepdims)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return F.min(self, axis, keepdims)
 
-    def argmax(self, axis: int | None = None) -> "Tensor":
+    def argmax(self, axis: int | None = None) -> Tensor:
         return Tensor._make(np.asarray(self.data.argmax(axis=axis)), None, 0)
 
-    def reshape(self, *shape: Any) -> "Tensor":
+    def reshape(self, *shape: Any) -> Tensor:
         return F.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     view = reshape
 
-    def permute(self, *axes: Any) -> "Tensor":
+    def permute(self, *axes: Any) -> Tensor:
         return F.permute(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
 
-    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         return F.transpose(self, dim0, dim1)
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         return F.flatten(self, start_dim, end_dim)
 
-    def squeeze(self, axis: Any = None) -> "Tensor":
+    def squeeze(self, axis: Any = None) -> Tensor:
         return F.squeeze(self, axis)
 
-    def unsqueeze(self, axis: int) -> "Tensor":
+    def unsqueeze(self, axis: int) -> Tensor:
         return F.unsqueeze(self, axis)
 
-    def expand(self, *shape: Any) -> "Tensor":
+    def expand(self, *shape: Any) -> Tensor:
         return F.broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     broadcast_to = expand

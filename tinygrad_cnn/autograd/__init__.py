@@ -3,7 +3,7 @@ and gradient checking."""
 from .anomaly import detect_anomaly
 from .engine import grad, run_backward
 from .function import Function, Node, once_differentiable
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, is_grad_enabled, keep_inputs, module_scope, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = [
@@ -16,6 +16,8 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "is_grad_enabled",
+    "keep_inputs",
+    "module_scope",
     "no_grad",
     "once_differentiable",
     "run_backward",

@@ -64,7 +64,7 @@ class detect_anomaly:
         self.enabled = enabled
         self.prev: list[bool] = []
 
-    def __enter__(self) -> "detect_anomaly":
+    def __enter__(self) -> detect_anomaly:
         self.prev.append(STATE.anomaly)
         STATE.anomaly = self.enabled
         return self

@@ -6,7 +6,8 @@ their gradient, so each node's backward runs exactly once however often its outp
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

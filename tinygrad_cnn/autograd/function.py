@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,8 @@ class Node:
         self._locked: list = []
         self.next_edges: list = []
         self.creation_stack: str | None = None
+        self.scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
+        self.input_tensors: tuple | None = None  # only under autograd.keep_inputs()
 
     # ---- forward-side API -------------------------------------------------------------
     def save_for_backward(self, *values: Any) -> None:
@@ -231,6 +234,9 @@ class Function:
             ctx._outputs = [weakref.ref(t) for t in results]
             ctx._out_meta = [(o.shape, o.dtype) for o in outs]
             ctx._non_diff = {i for i, o in enumerate(outs) if id(o) in marked}
+            ctx.scope = STATE.scope
+            if STATE.keep_inputs:
+                ctx.input_tensors = tuple(tensors)
             _resolve_saved(ctx, tensors, arrays, outs)
         else:
             ctx._saved = None

@@ -6,7 +6,8 @@ input, the element and both values on a mismatch.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,10 @@ def gradgradcheck(
     if grad_outputs is None:
         gos = [Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in outs]
     else:
-        gos = [Tensor(np.asarray(g.data if isinstance(g, Tensor) else g, dtype=np.float64), requires_grad=True) for g in _as_tuple(grad_outputs)]
+        gos = [
+            Tensor(np.asarray(g.data if isinstance(g, Tensor) else g, dtype=np.float64), requires_grad=True)
+            for g in _as_tuple(grad_outputs)
+        ]
     n = len(xs)
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
 
