@@ -472,6 +472,13 @@ def ones_like(t: Tensor | np.ndarray, dtype: Any = None, requires_grad: bool = F
 
 
 
-# Ops import Tensor from this module, so bind them after the class exists.
+# The engine runs before this module finishes importing; hand it the class (late binding keeps
+# imports out of the per-op hot path). Ops import Tensor from here, so bind them last.
+from .autograd import engine as _engine  # noqa: E402
+from .autograd import function as _function  # noqa: E402
+
+_function.Tensor = _engine.Tensor = Tensor
+_function.as_tensor = _engine.as_tensor = as_tensor
+
 from .ops import elementwise as E  # noqa: E402
 from .ops import functions as F  # noqa: E402

@@ -7,6 +7,7 @@ their gradient, so each node's backward runs exactly once however often its outp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,12 @@ import numpy as np
 from .function import Node
 from .grad_mode import STATE, set_grad_enabled
 
+# Bound by tinygrad_cnn.tensor once the Tensor class exists (see function.py).
+Tensor: Any = None
+as_tensor: Any = None
+
 
 def _seed_gradient(root: Any, gradient: Any) -> Any:
-    from ..tensor import Tensor, as_tensor
 
     if gradient is None:
         if root.size != 1:
@@ -45,7 +49,6 @@ def run_backward(
 ) -> list | None:
     """Back-propagate from ``roots``. With ``inputs`` given, return their gradients instead of
     accumulating into ``.grad`` (that is :func:`grad`)."""
-    from ..tensor import Tensor
 
     if retain_graph is None:
         retain_graph = create_graph
@@ -68,22 +71,11 @@ def run_backward(
             capture.setdefault(key, []).append(i)
     captured: list = [None] * (len(inputs) if inputs is not None else 0)
 
-    # Pass 1: count incoming edges of every reachable node (iteratively).
-    deps: dict[Node, int] = {}
-    start = [r.grad_fn for r, _ in seeds if r.grad_fn is not None]
-    seen = set(start)
-    stack = list(seen)
-    while stack:
-        n = stack.pop()
-        for e in n.next_edges:
-            if e is not None and isinstance(e[0], Node):
-                m = e[0]
-                deps[m] = deps.get(m, 0) + 1
-                if m not in seen:
-                    seen.add(m)
-                    stack.append(m)
-
+    # Nodes run in decreasing creation order (a max-heap on node._seq): every consumer of a node
+    # was created after it, so by the time a node is popped all gradient into it has arrived,
+    # and each node runs exactly once. No recursion, no dependency-counting pass.
     buffers: dict[Node, list] = {}
+    heap: list = []
     owned: set[int] = set()  # arrays already handed to a .grad: copy before sharing them again
 
     def deliver_leaf(t: Any, g: Any) -> None:
@@ -104,45 +96,56 @@ def run_backward(
             t.grad = t.grad + g if create_graph else Tensor._make(t.grad.data + g.data, None, 0)
 
     for r, g in seeds:
-        if r.grad_fn is None:
+        node = r.grad_fn
+        if node is None:
             deliver_leaf(r, g)
-        else:
-            buf = buffers.setdefault(r.grad_fn, [None] * len(r.grad_fn._out_meta))
-            k = r._output_nr
-            buf[k] = g if buf[k] is None else buf[k] + g
+            continue
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * len(node._out_meta)
+            heappush(heap, (-node._seq, id(node), node))
+        k = r._output_nr
+        buf[k] = g if buf[k] is None else buf[k] + g
 
-    ready = [n for n in seen if deps.get(n, 0) == 0]
+    anomaly_mode = STATE.anomaly
     with set_grad_enabled(create_graph):
-        while ready:
-            node = ready.pop()
-            buf = buffers.pop(node, None)
-            if capture is not None and buf is not None:
+        while heap:
+            node = heappop(heap)[2]
+            buf = buffers.pop(node)
+            if capture is not None:
                 for k, g in enumerate(buf):
                     for i in capture.get((node, k), ()):
                         captured[i] = g
-            grads_in: Any = None
-            if buf is not None and any(g is not None for g in buf):
+            if len(buf) == 1 and not anomaly_mode:
+                grads_in = node._fn.backward(node, buf[0])
+                if type(grads_in) is not tuple:
+                    grads_in = (grads_in,)
+                if len(grads_in) != len(node.next_edges):
+                    _wrong_count(node, grads_in)
+            else:
                 grads_in = _call_backward(node, buf)
-            elif node._released:
-                node._check_saved()  # a second backward without retain_graph: say so
             if not retain_graph:
-                node.release()
+                node._saved = None
+                node._released = True
+                if node._locked:
+                    node._unlock()
             for idx, e in enumerate(node.next_edges):
-                if e is None:
+                g = grads_in[idx]
+                if e is None or g is None:
                     continue
                 m, k = e
-                g = grads_in[idx] if grads_in is not None else None
-                if isinstance(m, Node):
-                    if g is not None:
-                        g = _conform(node, idx, g, m._out_meta[k])
-                        b = buffers.get(m)
-                        if b is None:
-                            b = buffers[m] = [None] * len(m._out_meta)
+                if type(m) is Node:
+                    meta = m._out_meta[k]
+                    if type(g) is not Tensor or g.data.shape != meta[0] or g.data.dtype != meta[1]:
+                        g = _conform(node, idx, g, meta)
+                    b = buffers.get(m)
+                    if b is None:
+                        buffers[m] = b = [None] * len(m._out_meta)
+                        heappush(heap, (-m._seq, id(m), m))
+                        b[k] = g
+                    else:
                         b[k] = g if b[k] is None else b[k] + g
-                    deps[m] -= 1
-                    if deps[m] == 0:
-                        ready.append(m)
-                elif g is not None:
+                else:
                     deliver_leaf(m, _conform(node, idx, g, (m.shape, m.dtype)))
 
     if inputs is None:
@@ -157,39 +160,43 @@ def run_backward(
 
 
 def _call_backward(node: Node, buf: list) -> tuple:
-    from ..tensor import Tensor
-
-    node._check_saved()
-    grads_out = [
-        g if g is not None else Tensor._make(np.zeros(s, dtype=d), None, 0)
-        for g, (s, d) in zip(buf, node._out_meta)
-    ]
-    if STATE.anomaly:
-        STATE.in_backward = True
-        try:
-            res = node._fn.backward(node, *grads_out)
-        finally:
-            STATE.in_backward = False
+    # Released or modified saved arrays are reported by ctx.saved_tensors when backward reads them
+    # (an op that saved nothing can run backward again, as in PyTorch).
+    if len(buf) == 1:
+        res = node._fn.backward(node, buf[0]) if not STATE.anomaly else _backward_checked(node, buf)
     else:
-        res = node._fn.backward(node, *grads_out)
-    if not isinstance(res, tuple):
+        grads_out = [
+            g if g is not None else Tensor._make(np.zeros(s, dtype=d), None, 0) for g, (s, d) in zip(buf, node._out_meta)
+        ]
+        res = node._fn.backward(node, *grads_out) if not STATE.anomaly else _backward_checked(node, grads_out)
+    if type(res) is not tuple:
         res = (res,)
-    n_in = len(node.next_edges)
-    if len(res) != n_in:
-        raise RuntimeError(
-            f"{node.name}.backward returned {len(res)} gradient(s) but the op has {n_in} input(s); "
-            "return one gradient (or None) per positional input of forward."
-        )
-    if STATE.anomaly:
-        from .anomaly import check_backward
+    if len(res) != len(node.next_edges):
+        _wrong_count(node, res)
+    return res
 
-        check_backward(node, res)
+
+def _wrong_count(node: Node, res: tuple) -> None:
+    raise RuntimeError(
+        f"{node.name}.backward returned {len(res)} gradient(s) but the op has {len(node.next_edges)} input(s); "
+        "return one gradient (or None) per positional input of forward."
+    )
+
+
+def _backward_checked(node: Node, grads_out: list) -> Any:
+    from .anomaly import check_backward
+
+    STATE.in_backward = True
+    try:
+        res = node._fn.backward(node, *grads_out)
+    finally:
+        STATE.in_backward = False
+    check_backward(node, res if type(res) is tuple else (res,))
     return res
 
 
 def _conform(node: Node, idx: int, g: Any, meta: tuple) -> Any:
     """Check a gradient against its input's shape; cast it to the input's dtype."""
-    from ..tensor import Tensor, as_tensor
 
     if not isinstance(g, Tensor):
         g = as_tensor(g)
@@ -220,7 +227,6 @@ def grad(
         x = tensor([1.0, 2.0], requires_grad=True)
         (g,) = grad((x ** 3).sum(), x, create_graph=True)   # 3 x^2, differentiable again
     """
-    from ..tensor import Tensor
 
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)

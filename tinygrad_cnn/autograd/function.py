@@ -24,13 +24,23 @@ mode is on, records a :class:`Node` (``y.grad_fn``): the op, edges to its inputs
 from __future__ import annotations
 
 import functools
+import itertools
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from . import anomaly
 from .grad_mode import STATE
+
+# Bound by tinygrad_cnn.tensor once the Tensor class exists (it imports this module first).
+Tensor: Any = None
+as_tensor: Any = None
+
+# Creation order of recorded nodes: a node's consumers are always created after it, so the
+# engine can run nodes in decreasing sequence number without counting dependencies first.
+_sequence = itertools.count()
 
 # Saved-value kinds. Inputs are kept as the Tensor itself (graph identity and version counter);
 # outputs as their array plus index, rebuilt on demand so a node never holds its own outputs.
@@ -45,21 +55,23 @@ class Node:
     non-tensor parameters (``ctx.stride = 2``).
     """
 
+    # Defaults live on the class: most nodes never change them, and every op builds a node.
+    _saved: list | None = None
+    _seq = 0
+    _released = False
+    _mark: tuple = ()
+    _locked: tuple | list = ()
+    _outputs: list = []
+    _out_meta: list = []
+    needs_input_grad: tuple = ()
+    next_edges: list = []
+    creation_stack: str | None = None
+    scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
+    input_tensors: tuple | None = None  # only under autograd.keep_inputs()
+
     def __init__(self, fn: type, params: dict) -> None:
         self._fn = fn
         self.params = params
-        self._mark: list[int] = []
-        self.needs_input_grad: tuple[bool, ...] = ()
-        self._saved: list | None = []
-        self._released = False
-        self._non_diff: set[int] = set()
-        self._outputs: list = []
-        self._out_meta: list[tuple[tuple[int, ...], np.dtype]] = []
-        self._locked: list = []
-        self.next_edges: list = []
-        self.creation_stack: str | None = None
-        self.scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
-        self.input_tensors: tuple | None = None  # only under autograd.keep_inputs()
 
     # ---- forward-side API -------------------------------------------------------------
     def save_for_backward(self, *values: Any) -> None:
@@ -69,7 +81,7 @@ class Node:
 
     def mark_non_differentiable(self, *outputs: Any) -> None:
         """Declare outputs (e.g. argmax indices) that carry no gradient."""
-        self._mark += [id(o) for o in outputs]
+        self._mark = self._mark + tuple(id(o) for o in outputs)
 
     # ---- backward-side API ------------------------------------------------------------
     @property
@@ -85,24 +97,22 @@ class Node:
     @property
     def saved_tensors(self) -> tuple:
         """The saved values as Tensors; inputs and outputs stay connected to the graph."""
-        from ..tensor import Tensor
-
         self._check_saved()
         out = []
-        for kind, a, b in self._saved:  # type: ignore[union-attr]
+        for kind, a, b in self._saved or ():
             if kind == _INPUT:
                 out.append(a)
             elif kind == _OUTPUT:
                 out.append(Tensor._make(b, self, a))
             else:
-                out.append(Tensor._make(b, None, 0) if isinstance(b, np.ndarray) else b)
+                out.append(Tensor._make(np.asarray(b), None, 0) if isinstance(b, (np.ndarray, np.generic)) else b)
         return tuple(out)
 
     @property
     def saved_arrays(self) -> tuple:
         """The saved values as numpy arrays (for ``@once_differentiable`` backwards)."""
         self._check_saved()
-        return tuple(a.data if kind == _INPUT else b for kind, a, b in self._saved)  # type: ignore[union-attr]
+        return tuple(a.data if kind == _INPUT else b for kind, a, b in self._saved or ())
 
     @property
     def next_functions(self) -> tuple:
@@ -130,7 +140,7 @@ class Node:
                 "arrays were freed after the first backward. Pass retain_graph=True to the first "
                 "backward() (or create_graph=True) if you need to backward twice."
             )
-        for kind, t, version in self._saved:  # type: ignore[union-attr]
+        for kind, t, version in self._saved or ():
             if kind == _INPUT and t._version != version:
                 label = f"'{t.name}'" if t.name else "a tensor"
                 raise RuntimeError(
@@ -150,14 +160,14 @@ class Node:
         self._unlock()
 
     def _unlock(self) -> None:
-        for t in self._locked:
+        for t in self._locked:  # type: ignore[union-attr]
             t._saved_count -= 1
             if t._saved_count == 0:
                 try:
                     t.data.flags.writeable = True
                 except ValueError:  # a view of a read-only base: it was never ours to unlock
                     pass
-        self._locked = []
+        self._locked = ()
 
     def __del__(self) -> None:
         if self._locked:
@@ -191,56 +201,109 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
-        from ..tensor import Tensor, as_tensor
-
+        # The hot path of every op: kept lean (no imports, no wrappers for constants, a
+        # single-output fast path). PyTorch does this part in C++; we count every attribute.
+        tensors: list = []
+        arrays: list = []
+        record = False
         ref = None
+        deferred = False
         for x in inputs:
-            if isinstance(x, Tensor):
-                ref = x
-                break
-        tensors = [x if isinstance(x, Tensor) else as_tensor(x, like=ref) for x in inputs]
-        record = STATE.enabled and any(t.requires_grad for t in tensors)
+            if type(x) is Tensor or isinstance(x, Tensor):
+                tensors.append(x)
+                arrays.append(x.data)
+                if x._requires_grad:
+                    record = True
+                if ref is None:
+                    ref = x
+            else:
+                tensors.append(None)
+                if ref is None:
+                    arrays.append(x)
+                    deferred = True
+                else:
+                    arrays.append(_constant(x, ref))
+        if deferred:  # a constant came before the first Tensor: convert it now that ref is known
+            arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
         ctx = Node(cls, params)
-        if record:
-            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        if record and STATE.enabled:
+            ctx.needs_input_grad = tuple([t is not None and t._requires_grad for t in tensors])
             if STATE.anomaly:
-                from .anomaly import user_stack
-
-                ctx.creation_stack = user_stack()
-        arrays = [t.data for t in tensors]
+                ctx.creation_stack = anomaly.user_stack()
+        else:
+            record = False
         try:
             out = cls.forward(ctx, *arrays, **params)
         except ValueError as e:
             if cls.broadcasts and len(arrays) == 2:
                 _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
             raise
-        single = not isinstance(out, tuple)
-        outs = (out,) if single else out
-        marked = set(ctx._mark)
-        results = []
-        for i, o in enumerate(outs):
-            o = np.asarray(o) if not isinstance(o, np.ndarray) else o
-            t = Tensor._make(o, ctx if record and id(o) not in marked else None, i)
-            results.append(t)
-        if STATE.anomaly:
-            from .anomaly import check_forward
-
-            check_forward(ctx, cls.__name__, results)
-        if record:
+        if type(out) is tuple:
+            return _finish_multi(cls, ctx, record, tensors, arrays, out)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if not record:
+            result = Tensor._make(out, None, 0)
+        else:
+            result = Tensor._make(out, ctx, 0)
+            ctx._seq = next(_sequence)
             ctx.next_edges = [
-                (t.grad_fn, t._output_nr) if t.grad_fn is not None else ((t, 0) if t.requires_grad else None)
+                None if t is None else (t.grad_fn, t._output_nr) if t.grad_fn is not None else (t, 0) if t._requires_grad else None
                 for t in tensors
             ]
-            ctx._outputs = [weakref.ref(t) for t in results]
-            ctx._out_meta = [(o.shape, o.dtype) for o in outs]
-            ctx._non_diff = {i for i, o in enumerate(outs) if id(o) in marked}
-            ctx.scope = STATE.scope
+            ctx._outputs = [weakref.ref(result)]
+            ctx._out_meta = [(out.shape, out.dtype)]
+            if STATE.scope:
+                ctx.scope = STATE.scope
             if STATE.keep_inputs:
-                ctx.input_tensors = tuple(tensors)
+                ctx.input_tensors = _input_tensors(tensors, arrays)
+            if ctx._saved is not None:
+                _resolve_saved(ctx, tensors, arrays, (out,))
+        if STATE.anomaly:
+            anomaly.check_forward(ctx, cls.__name__, [result])
+        return result
+
+
+def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: list, out: tuple) -> tuple:
+    outs = tuple(o if type(o) is np.ndarray else np.asarray(o) for o in out)
+    if not record:
+        results = [Tensor._make(o, None, i) for i, o in enumerate(outs)]
+    else:
+        marked = ctx._mark
+        results = [Tensor._make(o, None if id(o) in marked else ctx, i) for i, o in enumerate(outs)]
+        ctx._seq = next(_sequence)
+        ctx.next_edges = [
+            None if t is None else (t.grad_fn, t._output_nr) if t.grad_fn is not None else (t, 0) if t._requires_grad else None
+            for t in tensors
+        ]
+        ctx._outputs = [weakref.ref(t) for t in results]
+        ctx._out_meta = [(o.shape, o.dtype) for o in outs]
+        ctx.scope = STATE.scope
+        if STATE.keep_inputs:
+            ctx.input_tensors = _input_tensors(tensors, arrays)
+        if ctx._saved is not None:
             _resolve_saved(ctx, tensors, arrays, outs)
-        else:
-            ctx._saved = None
-        return results[0] if single else tuple(results)
+    if STATE.anomaly:
+        anomaly.check_forward(ctx, cls.__name__, results)
+    return tuple(results)
+
+
+def _input_tensors(tensors: list, arrays: list) -> tuple:
+    return tuple(t if t is not None else Tensor._make(np.asarray(a), None, 0) for t, a in zip(tensors, arrays))
+
+
+def _constant(x: Any, ref: Any) -> Any:
+    """A non-Tensor input as an array: a Python number takes the dtype of the first Tensor input
+    when that is floating (so ``float32_tensor * 2.0`` stays float32), else float32."""
+    if type(x) is float or type(x) is int:
+        if ref is not None:
+            dt = ref.data.dtype
+            if dt.kind in "fc" or (dt.kind in "iu" and type(x) is int):
+                return dt.type(x)
+        return np.float32(x)
+    if isinstance(x, np.ndarray):
+        return x
+    return as_tensor(x).data
 
 
 def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
@@ -249,13 +312,20 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
         for i, a in enumerate(arrays):
             if v is a:
                 t = tensors[i]
+                if t is None:
+                    saved.append((_CONST, None, v))
+                    break
                 saved.append((_INPUT, t, t._version))
-                # Read-only while saved: a raw ``t.data[...] = v`` fails at once instead of
-                # silently corrupting this op's gradient; in-place methods bump t._version.
-                if t._saved_count == 0:
-                    t.data.flags.writeable = False
-                t._saved_count += 1
-                ctx._locked.append(t)
+                if t.grad_fn is None:
+                    # A leaf (parameter, user input) is read-only while saved: a raw
+                    # ``t.data[...] = v`` fails at once instead of silently corrupting this op's
+                    # gradient; in-place methods (optimizers) bump t._version, checked in backward.
+                    if t._saved_count == 0:
+                        t.data.flags.writeable = False
+                    t._saved_count += 1
+                    if not ctx._locked:
+                        ctx._locked = []
+                    ctx._locked.append(t)  # type: ignore[union-attr]
                 break
         else:
             for j, o in enumerate(outs):
@@ -303,8 +373,6 @@ def once_differentiable(backward: Callable) -> Callable:
 
     @functools.wraps(backward)
     def wrapper(ctx: Node, *grads: Any) -> Any:
-        from ..tensor import Tensor
-
         # Everything the result depends on: a further derivative must reach the error node.
         sources = [g for g in grads if isinstance(g, Tensor) and g.requires_grad]
         if STATE.enabled:
