@@ -1,2 +1,29 @@
-"""Neural-network building blocks: the functional API (``nn.functional``)."""
-from . import functional  # noqa: F401
+"""Neural-network building blocks: ``Module`` and layers, ``init``, and the functional API
+(``nn.functional``), named as in PyTorch's ``torch.nn``."""
+from . import functional, init  # noqa: F401
+from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
+from .loss import CrossEntropyLoss, MSELoss
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .normalization import BatchNorm2d, LocalResponseNorm
+
+__all__ = [
+    "BatchNorm2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "Linear",
+    "LocalResponseNorm",
+    "MSELoss",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
+]

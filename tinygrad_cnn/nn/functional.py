@@ -149,8 +149,93 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight expects "
             f"{weight.shape[-1]} (weight shape {weight.shape})."
         )
-    y = x @ weight.mT
+    # Computed as (weight @ x^T)^T so that MatMul saves the weight Tensor itself, not a transposed
+    # view of it: an optimizer step on the weight then bumps the version that the saved-array check
+    # compares, and a backward through a graph recorded before the step raises instead of silently
+    # using the new weights.
+    y = matmul(weight, x) if x.ndim == 1 else transpose(matmul(weight, transpose(x, -1, -2)), -1, -2)
     return y + bias if bias is not None else y
+
+
+def batch_norm(
+    x: Any,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization over every axis but 1 (channels), PyTorch's formula.
+
+    ``x`` (N, C, ...); ``running_mean``/``running_var``/``weight``/``bias`` (C,). Training: normalize
+    with the batch mean and biased variance, and (if given) update the running statistics in place,
+    ``r = (1 - momentum) * r + momentum * s`` with the *unbiased* batch variance. Evaluation:
+    normalize with the running statistics. ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+    Example::
+
+        y = batch_norm(x, rm, rv, gamma, beta, training=True)   # x (8, 3, 5, 5), rm/rv/gamma/beta (3,)
+    """
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C, ...), got shape {x.shape}.")
+    c = x.shape[1]
+    for label, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"batch_norm: {label} must have shape ({c},) for input {x.shape} with {c} channels, got {tuple(t.shape)}.")
+    axes = (0,) + tuple(range(2, x.ndim))
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    if training:
+        n = x.size // c if c else 0
+        if n <= 1:
+            raise ValueError(
+                f"batch_norm: training needs more than 1 value per channel to compute a variance, got input of "
+                f"shape {x.shape}. Use a larger batch or eval mode."
+            )
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        if running_mean is not None or running_var is not None:
+            from ..autograd.grad_mode import no_grad
+
+            with no_grad():
+                if running_mean is not None:
+                    running_mean.mul_(1.0 - momentum).add_(mean.data.reshape(c), alpha=momentum)
+                if running_var is not None:
+                    running_var.mul_(1.0 - momentum).add_(var.data.reshape(c) * (n / (n - 1)), alpha=momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var.")
+        mean = reshape(as_tensor(running_mean).astype(x.dtype), bshape)
+        var = reshape(as_tensor(running_var).astype(x.dtype), bshape)
+    y = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * reshape(as_tensor(weight), bshape)
+    if bias is not None:
+        y = y + reshape(as_tensor(bias), bshape)
+    return y
+
+
+def local_response_norm(x: Any, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """Local response normalization across channels (AlexNet), PyTorch's formula:
+    ``y_c = x_c / (k + alpha / size * sum_{c'} x_{c'}^2) ** beta``, the sum over channels
+    ``c - size//2 .. c + (size-1)//2`` (zero beyond the edges).
+
+    ``x`` (N, C, ...) -> same shape. Example: ``local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0)``.
+    """
+    x = as_tensor(x)
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: input must be (N, C, ...) with at least 3 dimensions, got shape {x.shape}.")
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive integer, got {size!r}.")
+    c = x.shape[1]
+    sq = pad(x * x, [(0, 0), (size // 2, (size - 1) // 2)] + [(0, 0)] * (x.ndim - 2))
+    # A window sum as `size` shifted slices: size is small (5 in AlexNet), so this is cheap.
+    s = sq[:, 0:c]
+    for i in range(1, size):
+        s = s + sq[:, i : i + c]
+    return x / (s * (alpha / size) + k) ** beta
 
 
 def is_grad_enabled() -> bool:

@@ -1,0 +1,124 @@
+"""Basic layers: Linear, activations, Flatten, Dropout, Identity. Each calls the functional
+op (:mod:`tinygrad_cnn.nn.functional`); none re-implements it."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor, get_rng
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``: (N, *, in_features) -> (N, *, out_features).
+
+    ``weight`` is (out_features, in_features) as in PyTorch, initialised like PyTorch:
+    U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias. ``seed`` makes it reproducible.
+
+    Example::
+
+        fc = Linear(4320, 100, seed=0)
+        y = fc(x)              # x (N, 4320) -> y (N, 100)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32, seed: Any = None) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}.")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = get_rng(seed)
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        init.uniform_(self.weight, -bound, bound, seed=rng)
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+            init.uniform_(self.bias, -bound, bound, seed=rng)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise. Shape unchanged."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise. Shape unchanged."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """tanh(x) elementwise. Shape unchanged."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    """Softmax along ``dim`` (default the last). Shape unchanged."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Any) -> Tensor:
+        return F.softmax(x, axis=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, e.g. to remove a layer from a model)."""
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Flatten(Module):
+    """Merge dims ``start_dim..end_dim``: (N, C, H, W) -> (N, C*H*W) with the default start_dim=1."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Any) -> Tensor:
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``p`` in training mode, identity in eval mode.
+
+    ``seed`` (int or Generator) gives the layer its own reproducible mask stream; without it the
+    global generator is used (``tinygrad_cnn.manual_seed``).
+    """
+
+    def __init__(self, p: float = 0.5, seed: Any = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}.")
+        self.p = float(p)
+        self._rng = None if seed is None else get_rng(seed)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.dropout(x, self.p, self.training, seed=self._rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

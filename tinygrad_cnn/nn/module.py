@@ -1,0 +1,615 @@
+"""``Module``: the base class of layers and models, ``Parameter``, and the containers
+``Sequential``, ``ModuleList`` and ``ModuleDict`` (PyTorch's names and behaviour).
+
+A module registers the Parameters, buffers and submodules assigned to its attributes, in
+definition order, so ``named_parameters()`` yields dotted names like ``'conv1.weight'``::
+
+    class Net(Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = Linear(4, 8)
+            self.fc2 = Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc2(self.fc1(x).relu())
+
+``state_dict()`` is an ordered dict ``name -> Tensor``: parameters then buffers of each module,
+modules in definition order. The Tensors are detached and *share memory* with the parameters (as
+in PyTorch), so an optimizer step changes them too; take ``{k: v.numpy().copy() ...}`` for a
+snapshot. ``load_state_dict`` accepts Tensors or numpy arrays.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..autograd.grad_mode import module_scope, no_grad
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a module's learnable weight: a leaf that requires grad by default.
+
+    Python numbers and lists become float32; numpy arrays keep their dtype.
+
+    Example::
+
+        w = Parameter(np.zeros((3, 4), dtype=np.float32))   # w.requires_grad is True
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True, name: str | None = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad, name=name)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class _IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class RemovableHandle:
+    """Returned by ``register_forward_hook``; ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: dict, key: int) -> None:
+        self._hooks = hooks
+        self._key = key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+
+def _shape_of(out: Any) -> Any:
+    if isinstance(out, Tensor):
+        return out.shape
+    if isinstance(out, (tuple, list)):
+        shapes = [o.shape for o in out if isinstance(o, Tensor)]
+        return tuple(shapes) if shapes else None
+    return None
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+class Module:
+    """Base class of all layers and models. Subclasses call ``super().__init__()`` first, assign
+    Parameters / submodules / buffers (``register_buffer``) as attributes and define ``forward``.
+
+    Calling the module runs ``forward`` inside ``autograd.module_scope(self)`` (so every recorded
+    node knows which modules produced it) and records the output shape for ``repr``.
+    """
+
+    _hook_counter = 0
+
+    def __init__(self) -> None:
+        d = self.__dict__
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
+        d["_modules"] = OrderedDict()
+        d["_forward_hooks"] = OrderedDict()
+        d["training"] = True
+        d["_output_shape"] = None
+
+    # ---- attribute registration ---------------------------------------------------------------
+    def _registries(self) -> tuple[dict, dict, dict]:
+        d = self.__dict__
+        if "_parameters" not in d:
+            raise AttributeError(
+                f"{type(self).__name__}: assign parameters and submodules only after calling "
+                "super().__init__() at the top of __init__."
+            )
+        return d["_parameters"], d["_buffers"], d["_modules"]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            params, bufs, mods = self._registries()
+            self.__dict__.pop(name, None)
+            bufs.pop(name, None)
+            mods.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params, bufs, mods = self._registries()
+            self.__dict__.pop(name, None)
+            params.pop(name, None)
+            bufs.pop(name, None)
+            mods[name] = value
+        elif "_parameters" in self.__dict__ and name in self._parameters:
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a Parameter; assign a Parameter (or None), not "
+                    f"{type(value).__name__}. To change its values use `with no_grad(): "
+                    f"module.{name}.copy_(new)`."
+                )
+            self._parameters[name] = None
+        elif "_buffers" in self.__dict__ and name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                value = Tensor(np.asarray(value))
+            self._buffers[name] = value
+        elif "_modules" in self.__dict__ and name in self._modules:
+            if value is not None:
+                raise TypeError(f"{type(self).__name__}.{name} is a submodule; assign a Module (or None), not {type(value).__name__}.")
+            self._modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: registered members live in the registries.
+        d = self.__dict__
+        for reg in ("_parameters", "_buffers", "_modules"):
+            r = d.get(reg)
+            if r is not None and name in r:
+                return r[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for reg in ("_parameters", "_buffers", "_modules"):
+            r = self.__dict__.get(reg)
+            if r is not None and name in r:
+                del r[name]
+                self._non_persistent.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (or None, e.g. a disabled bias) under ``name``."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}.")
+        self._registries()[0][name] = param
+        self.__dict__.pop(name, None)
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Register non-learnable state (e.g. BatchNorm's running mean) under ``name``. Buffers are
+        in ``state_dict()`` unless ``persistent=False``. Example: ``self.register_buffer('count', zeros(1))``."""
+        _, bufs, _ = self._registries()
+        if "." in name or not name:
+            raise ValueError(f"register_buffer: name {name!r} must be non-empty and contain no '.'.")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(np.asarray(tensor))
+        self.__dict__.pop(name, None)
+        bufs[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` under ``name`` (what attribute assignment does)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}.")
+        if "." in name or not name:
+            raise ValueError(f"add_module: name {name!r} must be non-empty and contain no '.'.")
+        self._registries()[2][name] = module
+        self.__dict__.pop(name, None)
+
+    # ---- forward -------------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward(); subclasses of Module must.")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with module_scope(self):
+            out = self.forward(*args, **kwargs)
+        self.__dict__["_output_shape"] = _shape_of(out)
+        for hook in list(self._forward_hooks.values()):
+            res = hook(self, args, out)
+            if res is not None:
+                out = res
+        return out
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
+        """Call ``hook(module, inputs, output)`` after each forward (a non-None return replaces the
+        output). Returns a handle whose ``remove()`` unregisters it."""
+        Module._hook_counter += 1
+        self._forward_hooks[Module._hook_counter] = hook
+        return RemovableHandle(self._forward_hooks, Module._hook_counter)
+
+    @property
+    def output_shape(self) -> Any:
+        """The shape of the last output of this module (None before the first call)."""
+        return self._output_shape
+
+    # ---- traversal (iterative) -----------------------------------------------------------------
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """Yield ``(dotted_name, module)`` for self (name ``prefix``) and every descendant, in
+        definition order (pre-order). A module reachable twice is yielded once."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if remove_duplicate:
+                if id(m) in seen:
+                    continue
+                seen.add(id(m))
+            yield name, m
+            kids = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
+            stack.extend(reversed(kids))
+
+    def modules(self) -> Iterator[Module]:
+        """Self and every descendant module, in definition order."""
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Yield ``(name, module)`` of the direct submodules."""
+        seen: set[int] = set()
+        for k, c in self._modules.items():
+            if c is not None and id(c) not in seen:
+                seen.add(id(c))
+                yield k, c
+
+    def children(self) -> Iterator[Module]:
+        """The direct submodules, in definition order."""
+        for _, c in self.named_children():
+            yield c
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(dotted_name, Parameter)``, e.g. ``('conv1.weight', p)``; shared parameters once."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mname, m in mods:
+            for k, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{k}" if mname else k), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """The Parameters of self and (with ``recurse``) all submodules; pass to an optimizer."""
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Yield ``(dotted_name, buffer_tensor)``."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mname, m in mods:
+            for k, b in m._buffers.items():
+                if b is None or id(b) in seen:
+                    continue
+                seen.add(id(b))
+                yield (f"{mname}.{k}" if mname else k), b
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn(m)`` on every submodule (children first) and self; returns self.
+        Example: ``model.apply(lambda m: print(type(m).__name__))``."""
+        for m in reversed(list(self.modules())):
+            fn(m)
+        return self
+
+    # ---- modes and gradients ---------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (Dropout drops, BatchNorm uses batch statistics) on self and all submodules."""
+        for m in self.modules():
+            m.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze all parameters."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the ``.grad`` of every parameter (to None, or to zeros with ``set_to_none=False``)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor(np.zeros_like(p.data))
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """The number of scalar parameters (shared ones counted once)."""
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def to(self, dtype: Any) -> Module:
+        """Cast all floating parameters and buffers to ``dtype`` in place (same Parameter objects,
+        so an optimizer built before still holds them). Example: ``model.to(np.float64)``."""
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"to: dtype must be a floating type, got {dt}.")
+        with no_grad():
+            for t in list(self.parameters()) + list(self.buffers()):
+                if t.data.dtype.kind == "f" and t.data.dtype != dt:
+                    t.data = t.data.astype(dt)
+                    t._version += 1
+                    if t.grad is not None:
+                        t.grad = Tensor(t.grad.data.astype(dt))
+        return self
+
+    def double(self) -> Module:
+        """Cast floating parameters and buffers to float64 (for gradient checks)."""
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        """Cast floating parameters and buffers to float32."""
+        return self.to(np.float32)
+
+    # ---- state -------------------------------------------------------------------------------------
+    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Tensor]:
+        """An ordered dict ``dotted_name -> Tensor`` of every parameter and persistent buffer.
+
+        The Tensors are detached and share memory with the module (``keep_vars=True`` gives the
+        Parameter objects themselves). Shared parameters appear under each name that reaches them,
+        as in PyTorch. Example: ``tinygrad_cnn.save(model.state_dict(), 'model.npz')``.
+        """
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        for mname, m in self.named_modules(prefix, remove_duplicate=False):
+            pre = f"{mname}." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    out[pre + k] = p if keep_vars else p.detach()
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent:
+                    out[pre + k] = b if keep_vars else b.detach()
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> _IncompatibleKeys:
+        """Copy values (Tensors or arrays) into the parameters and buffers, in place.
+
+        Everything is checked before anything is written: missing keys, unexpected keys (both only
+        with ``strict=True``) and shape mismatches (always) are all listed in one ValueError.
+        Returns ``(missing_keys, unexpected_keys)``.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state_dict).__name__}.")
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        values = {}
+        for k, t in own.items():
+            if k not in state_dict:
+                continue
+            v = state_dict[k]
+            a = v.data if isinstance(v, Tensor) else np.asarray(v)
+            if a.shape != t.shape:
+                mismatched.append(f"{k}: checkpoint has shape {a.shape}, the model {t.shape}")
+            elif a.dtype.kind not in "biuf":
+                mismatched.append(f"{k}: checkpoint has dtype {a.dtype}, not a number")
+            values[k] = a
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys (in the model, not in the state dict): {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys (in the state dict, not in the model): {unexpected}")
+        if mismatched:
+            problems.append("shape mismatches: " + "; ".join(mismatched))
+        if problems:
+            raise ValueError(
+                f"load_state_dict: error(s) loading a state dict into {type(self).__name__}:\n  - "
+                + "\n  - ".join(problems)
+                + "\nNothing was loaded. Check that the checkpoint was saved from the same architecture"
+                + (" (or pass strict=False to skip missing/unexpected keys)." if not mismatched else ".")
+            )
+        with no_grad():
+            for k, a in values.items():
+                own[k].copy_(a)
+        return _IncompatibleKeys(missing, unexpected)
+
+    # ---- printing ----------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The layer's arguments shown inside its repr, e.g. ``'4, 8, bias=True'``."""
+        return ""
+
+    def _info(self) -> str:
+        parts = []
+        if self._output_shape is not None:
+            parts.append(f"out={self._output_shape}")
+        n = self.num_parameters()
+        if n:
+            parts.append(f"params={_count(n)}")
+        return ("  # " + ", ".join(parts)) if parts else ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for k, m in self._modules.items():
+            body = repr(m) if m is not None else "None"
+            body = body.replace("\n", "\n  ")
+            lines.append(f"  ({k}): {body}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")" + self._info()
+        return head + "\n" + "\n".join(lines) + "\n)" + self._info()
+
+    def summary(self, input_shape: tuple[int, ...], dtype: Any = np.float32) -> str:
+        """A markdown table of the leaf layers in call order with output shapes and parameter
+        counts, from one forward pass of a zero batch of shape ``(1, *input_shape)`` in eval mode.
+
+        Example: ``print(SimpleConvNet().summary((1, 28, 28)))``.
+        """
+        rows: list[tuple[str, str, Any, int]] = []
+        names = {id(m): n for n, m in self.named_modules()}
+        handles = []
+        for _, m in self.named_modules():
+            if not any(True for _ in m.children()):
+
+                def hook(mod: Module, inp: tuple, out: Any) -> None:
+                    desc = f"{type(mod).__name__}({mod.extra_repr()})"
+                    rows.append((names[id(mod)], desc, _shape_of(out), mod.num_parameters()))
+
+                handles.append(m.register_forward_hook(hook))
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                x = Tensor(np.zeros((1, *input_shape), dtype=dtype))
+                self(x)
+        finally:
+            for h in handles:
+                h.remove()
+            self.train(was_training)
+        fmt = lambda s: "(" + ", ".join(str(d) for d in s) + ")" if isinstance(s, tuple) else str(s)  # noqa: E731
+        out = ["| layer | type | output shape | parameters |", "|---|---|---|---:|"]
+        out.append(f"| input | | {fmt((1, *input_shape))} | |")
+        for name, desc, shape, n in rows:
+            out.append(f"| {name} | {desc} | {fmt(shape)} | {_count(n)} |")
+        out.append(f"| **total** | | | **{_count(self.num_parameters())}** |")
+        return "\n".join(out)
+
+
+# ---- containers ----------------------------------------------------------------------------------
+class Sequential(Module):
+    """Modules applied in order. ``Sequential(a, b, c)`` names them '0', '1', '2';
+    ``Sequential(OrderedDict(conv=..., relu=...))`` uses the given names.
+
+    Example::
+
+        net = Sequential(Linear(4, 8), ReLU(), Linear(8, 2))
+        y = net(x)          # (N, 4) -> (N, 2)
+    """
+
+    def __init__(self, *modules: Any) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for k, m in modules[0].items():
+                self.add_module(str(k), _check_module("Sequential", k, m))
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), _check_module("Sequential", i, m))
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        items = list(self._modules.items())
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(items[idx]))
+        return items[_index("Sequential", idx, len(items))][1]
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self._modules)), _check_module("Sequential", len(self._modules), module))
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (names '0', '1', ...). It has no
+    forward: iterate it in your own ``forward``.
+
+    Example::
+
+        self.blocks = ModuleList([Linear(8, 8) for _ in range(3)])
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("ModuleList is a container without forward(); iterate over it in your module's forward().")
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        items = list(self._modules.values())
+        if isinstance(idx, slice):
+            return ModuleList(items[idx])
+        return items[_index("ModuleList", idx, len(items))]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        i = _index("ModuleList", idx, len(self._modules))
+        self.add_module(str(i), _check_module("ModuleList", i, module))
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self._modules)), _check_module("ModuleList", len(self._modules), module))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered under their keys (insertion order).
+
+    Example::
+
+        self.heads = ModuleDict({'digit': Linear(64, 10), 'parity': Linear(64, 2)})
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("ModuleDict is a container without forward(); pick modules by key in your module's forward().")
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict has no key {key!r}; keys are {list(self._modules)}.")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, _check_module("ModuleDict", key, module))
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()
+
+    def update(self, modules: Mapping[str, Module]) -> None:
+        for k, m in modules.items():
+            self[k] = m
+
+
+def _check_module(container: str, key: Any, m: Any) -> Module:
+    if not isinstance(m, Module):
+        raise TypeError(f"{container}: entry {key!r} is a {type(m).__name__}, not a Module.")
+    return m
+
+
+def _index(container: str, idx: int, n: int) -> int:
+    if not isinstance(idx, (int, np.integer)) or not -n <= idx < n:
+        raise IndexError(f"{container}: index {idx!r} out of range for {n} modules.")
+    return int(idx) % n
+

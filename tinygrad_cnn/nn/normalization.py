@@ -1,0 +1,106 @@
+"""Normalization layers: BatchNorm2d and LocalResponseNorm (both call nn.functional)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module, Parameter
+
+
+class BatchNorm2d(Module):
+    """Batch normalization of (N, C, H, W) inputs per channel (Ioffe & Szegedy 2015), PyTorch's
+    behaviour: training normalizes with batch statistics and updates ``running_mean`` /
+    ``running_var`` (momentum 0.1; ``momentum=None`` is a cumulative average); eval uses them.
+
+    Parameters ``weight`` (ones) and ``bias`` (zeros) of shape (C,) when ``affine``; buffers
+    ``running_mean``, ``running_var``, ``num_batches_tracked`` (in ``state_dict()``).
+
+    Example::
+
+        bn = BatchNorm2d(16)
+        y = bn(x)              # x (N, 16, H, W) -> same shape
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"BatchNorm2d: num_features must be positive, got {num_features}.")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum}.")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x: Any) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got shape {tuple(x.shape)}."
+            )
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / int(self.num_batches_tracked.item())
+        # Without running statistics, eval mode also normalizes with the batch's (PyTorch does too).
+        use_batch = self.training or not self.track_running_stats
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=use_batch,
+            momentum=factor,
+            eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class LocalResponseNorm(Module):
+    """Local response normalization across channels (Krizhevsky et al. 2012), PyTorch's formula
+    ``y_c = x_c / (k + alpha / size * sum of x_{c'}^2 over size neighbouring channels) ** beta``.
+
+    AlexNet's setting is ``LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)``. Note that
+    alpha is divided by ``size`` (as in PyTorch and Caffe); the paper's formula does not divide.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"LocalResponseNorm: size must be positive, got {size}.")
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
