@@ -160,18 +160,8 @@ class Node:
         self._unlock()
 
     def _unlock(self) -> None:
-        for t in self._locked:  # type: ignore[union-attr]
-            t._saved_count -= 1
-            if t._saved_count == 0:
-                try:
-                    t.data.flags.writeable = True
-                except ValueError:  # a view of a read-only base: it was never ours to unlock
-                    pass
-        self._locked = ()
-
-    def __del__(self) -> None:
-        if self._locked:
-            self._unlock()
+        locked, self._locked = self._locked, ()
+        _unlock_tensors(locked)
 
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
@@ -205,6 +195,7 @@ class Function:
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
         tensors: list = []
         arrays: list = []
+        edges: list = []
         record = False
         ref = None
         deferred = False
@@ -212,12 +203,19 @@ class Function:
             if type(x) is Tensor or isinstance(x, Tensor):
                 tensors.append(x)
                 arrays.append(x.data)
-                if x._requires_grad:
+                if x.grad_fn is not None:
+                    edges.append((x.grad_fn, x._output_nr))
                     record = True
+                elif x._requires_grad:
+                    edges.append((x, 0))
+                    record = True
+                else:
+                    edges.append(None)
                 if ref is None:
                     ref = x
             else:
                 tensors.append(None)
+                edges.append(None)
                 if ref is None:
                     arrays.append(x)
                     deferred = True
@@ -227,7 +225,8 @@ class Function:
             arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
         ctx = Node(cls, params)
         if record and STATE.enabled:
-            ctx.needs_input_grad = tuple([t is not None and t._requires_grad for t in tensors])
+            ctx.needs_input_grad = tuple([e is not None for e in edges])
+            ctx.next_edges = edges
             if STATE.anomaly:
                 ctx.creation_stack = anomaly.user_stack()
         else:
@@ -247,10 +246,6 @@ class Function:
         else:
             result = Tensor._make(out, ctx, 0)
             ctx._seq = next(_sequence)
-            ctx.next_edges = [
-                None if t is None else (t.grad_fn, t._output_nr) if t.grad_fn is not None else (t, 0) if t._requires_grad else None
-                for t in tensors
-            ]
             ctx._outputs = [weakref.ref(result)]
             ctx._out_meta = [(out.shape, out.dtype)]
             if STATE.scope:
@@ -272,10 +267,6 @@ def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: lis
         marked = ctx._mark
         results = [Tensor._make(o, None if id(o) in marked else ctx, i) for i, o in enumerate(outs)]
         ctx._seq = next(_sequence)
-        ctx.next_edges = [
-            None if t is None else (t.grad_fn, t._output_nr) if t.grad_fn is not None else (t, 0) if t._requires_grad else None
-            for t in tensors
-        ]
         ctx._outputs = [weakref.ref(t) for t in results]
         ctx._out_meta = [(o.shape, o.dtype) for o in outs]
         ctx.scope = STATE.scope
@@ -306,6 +297,18 @@ def _constant(x: Any, ref: Any) -> Any:
     return as_tensor(x).data
 
 
+def _unlock_tensors(locked: Any) -> None:
+    for t in locked:
+        t._saved_count -= 1
+        if t._saved_count == 0:
+            try:
+                t.data.flags.writeable = True
+            except ValueError:  # a view of a read-only base: it was never ours to unlock
+                pass
+    if isinstance(locked, list):
+        locked.clear()  # the finalizer below may run later: leave it nothing to do twice
+
+
 def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
     saved = []
     for v in ctx._saved:  # type: ignore[union-attr]
@@ -324,7 +327,10 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
                         t.data.flags.writeable = False
                     t._saved_count += 1
                     if not ctx._locked:
+                        # Unlock when the node is released or, if backward never runs, freed.
+                        # (A finalizer on these few nodes, not __del__ on every node.)
                         ctx._locked = []
+                        weakref.finalize(ctx, _unlock_tensors, ctx._locked)
                     ctx._locked.append(t)  # type: ignore[union-attr]
                 break
         else:
