@@ -11,11 +11,11 @@ demo: setup
 	$(PY) -m tinygrad_cnn demo
 
 test: setup
-	$(PY) -m ruff check tinygrad_cnn tests benchmarks examples
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check tinygrad_cnn tests benchmarks examples
+	$(PY) -m ruff check .
 
 bench: setup
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/overhead.py
