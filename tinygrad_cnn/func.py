@@ -1,0 +1,636 @@
+"""Function transforms in the style of JAX and ``torch.func``: ``grad``, ``value_and_grad``,
+``vjp``, ``jvp``, ``jacobian``, ``hessian``, and ``functional_call`` for Modules.
+
+A transform takes a Python function of Tensors (or pytrees of them, see
+:mod:`tinygrad_cnn.pytree`) and returns a new function::
+
+    def loss(params, x, y):
+        return F.cross_entropy(F.linear(x, params["w"], params["b"]), y)
+
+    grads = grad(loss)(params, x, y)           # same structure as params
+    (l, grads) = value_and_grad(loss)(params, x, y)
+
+How it works: the leaves of the differentiated arguments are wrapped in fresh Tensors that
+require grad, ``f`` runs on them, and :func:`tinygrad_cnn.autograd.grad` computes the gradients.
+So transforms are *pure*: they never read or write any input's ``.grad`` and leave no global
+state behind. They *nest*: when the result depends on Tensors from outside the call that
+require grad (an enclosing transform's inputs, or your own leaves), the backward pass is
+recorded (``create_graph=True``) so the result can be differentiated again; otherwise it is not,
+and the result is detached.
+
+Result types follow the differentiated inputs: a Tensor leaf gets a Tensor gradient, a numpy
+array an array, a Python float a float (computed in float64). Inside another transform, where a
+result must stay differentiable, every result leaf is a Tensor. Only floating-point leaves can
+be differentiated; keyword arguments never are.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .autograd.engine import grad as _autograd_grad
+from .autograd.function import Function, Node
+from .autograd.grad_mode import STATE, enable_grad
+from .ops.functions import stack as _stack
+from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
+from .tensor import Tensor, as_tensor
+
+__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
+
+# How an input leaf was given, so its gradient is returned the same way.
+_TENSOR, _ARRAY, _NPSCALAR, _FLOAT = range(4)
+
+
+class _Input(Function):
+    """Identity that gives a transform its own handle on an input that already requires grad:
+    the inner gradient is taken with respect to this node, and an outer transform still sees
+    through it to the original Tensor."""
+
+    @staticmethod
+    def forward(ctx: Node, x: np.ndarray) -> np.ndarray:
+        return x.view()
+
+    @staticmethod
+    def backward(ctx: Node, g: Tensor) -> Tensor:
+        return g
+
+
+# ---- argument handling -------------------------------------------------------------------
+def _normalize_argnums(argnums: Any, op: str) -> tuple[tuple[int, ...], bool]:
+    if isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool):
+        return (int(argnums),), True
+    ints = isinstance(argnums, (tuple, list)) and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in argnums)
+    if ints and argnums:
+        nums = tuple(int(a) for a in argnums)
+        if len(set(nums)) != len(nums):
+            raise ValueError(f"{op}: argnums={argnums!r} lists an argument twice; list each differentiated argument once.")
+        return nums, False
+    raise TypeError(f"{op}: argnums must be an int or a non-empty tuple of ints (positions of f's arguments), got {argnums!r}.")
+
+
+def _resolve_argnums(nums: tuple[int, ...], nargs: int, op: str, argnums: Any) -> tuple[int, ...]:
+    out = []
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise ValueError(
+                f"{op}: argnums={argnums!r} refers to positional argument {a}, but f was called with {nargs} positional "
+                f"argument(s). Pass the differentiated arguments positionally (keyword arguments are never differentiated) "
+                f"or change argnums."
+            )
+        out.append(a % nargs)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: argnums={argnums!r} names the same argument twice for a call with {nargs} argument(s).")
+    return tuple(out)
+
+
+def _arg_name(f: Callable, i: int) -> str:
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return f"args[{i}]"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return positional[i].name if i < len(positional) else f"args[{i}]"
+
+
+def _leaf_path(tree: Any, j: int, root: str) -> str:
+    pairs, _ = tree_flatten_with_path(tree)
+    return keystr(pairs[j][0], root)
+
+
+def _not_float(op: str, where: str, leaf: Any) -> TypeError:
+    return TypeError(
+        f"{op}: cannot differentiate with respect to {where}: it is {describe(leaf)}, not a floating-point value. "
+        "Convert it (e.g. np.asarray(x, dtype=np.float64) or tensor.double()), or keep it out of the differentiated "
+        "arguments (argnums)."
+    )
+
+
+class _Args:
+    """The differentiated arguments of one call: their structures, how each leaf was given, and
+    the fresh Tensors standing in for them."""
+
+    def __init__(self, f: Callable, args: tuple, nums: tuple[int, ...], op: str) -> None:
+        self.nums = nums
+        self.defs: list[PyTreeDef] = []
+        self.kinds: list[list[int]] = []
+        self.fresh: list[list[Tensor]] = []
+        self.input_ids: set[int] = set()  # arrays the caller owns: a result must never alias them
+        new_args = list(args)
+        for i in nums:
+            leaves, treedef = tree_flatten(args[i])
+            kinds, fresh = [], []
+            for j, leaf in enumerate(leaves):
+                try:
+                    kind, t = self._wrap(leaf)
+                except TypeError:
+                    raise _not_float(op, _leaf_path(args[i], j, _arg_name(f, i)), leaf) from None
+                kinds.append(kind)
+                fresh.append(t)
+                self.input_ids.add(id(t.data if t.data.base is None else t.data.base))
+            self.defs.append(treedef)
+            self.kinds.append(kinds)
+            self.fresh.append(fresh)
+            new_args[i] = treedef.unflatten(fresh)
+        self.args = tuple(new_args)
+        self.flat = [t for ts in self.fresh for t in ts]
+
+    @staticmethod
+    def _wrap(leaf: Any) -> tuple[int, Tensor]:
+        if isinstance(leaf, Tensor):
+            if leaf.dtype.kind != "f":
+                raise TypeError
+            if leaf.requires_grad and STATE.enabled:  # under no_grad nobody differentiates further
+                return _TENSOR, _Input.apply(leaf)
+            return _TENSOR, Tensor._make(leaf.data, None, 0).requires_grad_(True)
+        if isinstance(leaf, np.ndarray):
+            if leaf.dtype.kind != "f":
+                raise TypeError
+            return _ARRAY, Tensor._make(leaf, None, 0).requires_grad_(True)
+        if isinstance(leaf, np.floating):
+            return _NPSCALAR, Tensor._make(np.asarray(leaf), None, 0).requires_grad_(True)
+        if isinstance(leaf, float):
+            return _FLOAT, Tensor._make(np.asarray(leaf, dtype=np.float64), None, 0).requires_grad_(True)
+        raise TypeError
+
+    def ours(self) -> set[int]:
+        return {id(t) for t in self.flat}
+
+
+def _reaches_foreign(outs: list[Tensor], ours: set[int]) -> bool:
+    """Whether the graph of ``outs`` reaches a Tensor requiring grad that this call did not create.
+
+    If so the result must stay differentiable for whoever owns that Tensor (an enclosing
+    transform or the user), so the backward is recorded. Iterative; stops at the first find."""
+    stack: list = []
+    seen: set = set()
+    for t in outs:
+        if t.grad_fn is None:
+            if t.requires_grad and id(t) not in ours:
+                return True
+        elif t.grad_fn not in seen:
+            seen.add(t.grad_fn)
+            stack.append(t.grad_fn)
+    while stack:
+        n = stack.pop()
+        for e in n.next_edges:
+            if e is None:
+                continue
+            m = e[0]
+            if isinstance(m, Node):
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+            elif id(m) not in ours:
+                return True
+    return False
+
+
+def _split_aux(raw: Any, has_aux: bool, op: str) -> tuple[Any, Any]:
+    if not has_aux:
+        return raw, None
+    if not (isinstance(raw, (tuple, list)) and len(raw) == 2):
+        raise TypeError(f"{op}: has_aux=True, so f must return a pair (output, aux), got {describe(raw)}.")
+    return raw[0], raw[1]
+
+
+def _detach_tree(tree: Any) -> Any:
+    return tree_map(lambda v: v.detach() if isinstance(v, Tensor) and v.requires_grad else v, tree)
+
+
+class _Results:
+    """Turns raw engine gradients into the caller's types without aliasing."""
+
+    def __init__(self, input_ids: set[int]) -> None:
+        self.owned = set(input_ids)
+
+    def convert(self, g: Tensor, kind: int, connected: bool) -> Any:
+        if connected:
+            return g
+        a = g.data
+        base = a if a.base is None else a.base
+        # Gradients may be read-only broadcast views, or one array handed to several inputs
+        # (an Add passes its gradient to both sides): copy so each result is independently writable.
+        if not a.flags.writeable or id(base) in self.owned:
+            a = a.copy()
+        else:
+            self.owned.add(id(base))
+        if kind == _TENSOR:
+            return Tensor._make(a, None, 0)
+        if kind == _ARRAY:
+            return a
+        if kind == _NPSCALAR:
+            return a[()]
+        return float(a) if a.ndim == 0 else a
+
+
+def _zeros(t: Tensor) -> Tensor:
+    return Tensor._make(np.zeros(t.shape, dtype=t.dtype), None, 0)
+
+
+def _engine_grads(outs: list[Tensor], cots: list | None, inputs: list[Tensor], create: bool, retain: bool) -> list[Tensor]:
+    """d(outs)/d(inputs), zeros where an input is unused. ``outs`` may be empty (a constant f)."""
+    live = [(o, None if cots is None else c) for k, (o, c) in enumerate(zip(outs, cots or [None] * len(outs))) if o.requires_grad]
+    if not live or not inputs:
+        return [_zeros(t) for t in inputs]
+    res = _autograd_grad(
+        [o for o, _ in live],
+        inputs,
+        grad_outputs=None if cots is None else [c for _, c in live],
+        retain_graph=retain,
+        create_graph=create,
+        allow_unused=True,
+    )
+    return [g if g is not None else _zeros(t) for g, t in zip(res, inputs)]
+
+
+def _check_cotangents(out_def: PyTreeDef, out_leaves: list[Tensor], cot: Any, name: str, op: str) -> list[Tensor]:
+    leaves = out_def.flatten_up_to(cot, name=name, op=op)
+    res = []
+    for j, (c, o) in enumerate(zip(leaves, out_leaves)):
+        where = None
+        if isinstance(c, (int, float, np.number)) and not isinstance(c, bool):
+            c = np.asarray(c, dtype=o.dtype)
+        if not isinstance(c, (Tensor, np.ndarray)) or c.dtype.kind != "f":
+            where = f"is {describe(c)}, not a floating-point array"
+        elif tuple(c.shape) != o.shape:
+            where = f"has shape {tuple(c.shape)} but the output there has shape {o.shape}"
+        if where is not None:
+            pairs, _ = tree_flatten_with_path(cot)
+            raise ValueError(f"{op}: {keystr(pairs[j][0], name)} {where}; each {name} leaf must match its output's shape.")
+        res.append(c if isinstance(c, Tensor) else Tensor._make(c, None, 0))
+    return res
+
+
+def _out_leaves(out: Any, op: str) -> tuple[list[Tensor], PyTreeDef]:
+    leaves, treedef = tree_flatten(out)
+    res = []
+    for j, v in enumerate(leaves):
+        if isinstance(v, Tensor):
+            res.append(v)
+        elif isinstance(v, (np.ndarray, float, np.floating)):
+            res.append(as_tensor(np.asarray(v)))  # a constant output: zero derivative
+        else:
+            pairs, _ = tree_flatten_with_path(out)
+            where = keystr(pairs[j][0], "output")
+            raise TypeError(f"{op}: f returned {describe(v)} at {where}; outputs must be Tensors (or pytrees of them).")
+    return res, treedef
+
+
+def _call(f: Callable, args: tuple, kwargs: dict) -> Any:
+    with enable_grad():
+        return f(*args, **kwargs)
+
+
+# ---- grad / value_and_grad ------------------------------------------------------------------
+def _value_and_grad(f: Callable, argnums: Any, has_aux: bool, op: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    nums, single = _normalize_argnums(argnums, op)
+    nums = _resolve_argnums(nums, len(args), op, argnums)
+    outer = STATE.enabled
+    a = _Args(f, args, nums, op)
+    out, aux = _split_aux(_call(f, a.args, kwargs), has_aux, op)
+    if not isinstance(out, Tensor):
+        hint = " If f returns (loss, aux), pass has_aux=True." if isinstance(out, (tuple, list)) else ""
+        raise TypeError(f"{op}: f must return a scalar Tensor, got {describe(out)}.{hint}")
+    if out.size != 1:
+        raise ValueError(
+            f"{op}: f must return a scalar (single-element) Tensor, got shape {out.shape}. For a non-scalar output use "
+            "vjp(f, x) and call the returned function with a cotangent of that shape, or jacobian(f)."
+        )
+    if out.dtype.kind != "f":
+        raise TypeError(f"{op}: f returned a Tensor of dtype {out.dtype}; gradients need a floating-point output.")
+    create = outer and _reaches_foreign([out], a.ours())
+    gs = _engine_grads([out], None, a.flat, create, create)
+    conv = _Results(a.input_ids)
+    trees, k = [], 0
+    for treedef, kinds in zip(a.defs, a.kinds):
+        leaves = [conv.convert(gs[k + j], kind, create) for j, kind in enumerate(kinds)]
+        k += len(kinds)
+        trees.append(treedef.unflatten(leaves))
+    grads = trees[0] if single else tuple(trees)
+    if not create:
+        out = out.detach()
+        aux = _detach_tree(aux) if has_aux else aux
+    return out, grads, aux
+
+
+def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """``f``'s value and its gradient with respect to the arguments at ``argnums``.
+
+    ``f`` must return a single-element Tensor (or ``(output, aux)`` with ``has_aux=True``). The
+    new function returns ``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``); ``grads``
+    mirrors the structure of argument ``argnums`` (a tuple of those for a tuple ``argnums``).
+
+    Example::
+
+        loss, grads = value_and_grad(lambda w, x: ((x @ w) ** 2).sum())(w, x)   # grads.shape == w.shape
+    """
+    _normalize_argnums(argnums, "value_and_grad")
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        out, grads, aux = _value_and_grad(f, argnums, has_aux, "value_and_grad", args, kwargs)
+        return ((out, aux), grads) if has_aux else (out, grads)
+
+    return wrapped
+
+
+def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The gradient of scalar-valued ``f`` with respect to the arguments at ``argnums``.
+
+    The result mirrors the structure of the differentiated argument (dicts, lists, tuples,
+    namedtuples, None); with a tuple ``argnums`` it is a tuple of those. With ``has_aux=True``,
+    ``f`` returns ``(output, aux)`` and the new function returns ``(grads, aux)``.
+    Transforms compose: ``grad(grad(f))`` is the second derivative.
+
+    Example::
+
+        df = grad(lambda x: (x ** 3).sum())
+        df(tensor([1.0, 2.0]))                      # Tensor([3., 12.])
+        grad(grad(lambda x: (x ** 3).sum()))(tensor(2.0))   # Tensor(12.)
+    """
+    _normalize_argnums(argnums, "grad")
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        _, grads, aux = _value_and_grad(f, argnums, has_aux, "grad", args, kwargs)
+        return (grads, aux) if has_aux else grads
+
+    return wrapped
+
+
+# ---- vjp / jvp -----------------------------------------------------------------------------
+def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_name: str) -> tuple:
+    outer = STATE.enabled
+    a = _Args(f, primals, tuple(range(len(primals))), op)
+    out, aux = _split_aux(_call(f, a.args, kwargs), has_aux, op)
+    out_leaves, out_def = _out_leaves(out, op)
+    foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], a.ours())
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        cots = _check_cotangents(out_def, out_leaves, cotangent, cot_name, op)
+        create = STATE.enabled and (foreign or any(c.requires_grad for c in cots))
+        gs = _engine_grads(out_leaves, cots, a.flat, create, True)
+        conv = _Results(a.input_ids)
+        trees, k = [], 0
+        for treedef, kinds in zip(a.defs, a.kinds):
+            trees.append(treedef.unflatten([conv.convert(gs[k + j], kind, create) for j, kind in enumerate(kinds)]))
+            k += len(kinds)
+        return tuple(trees)
+
+    ret_out = out if foreign else _detach_tree(out)
+    ret_aux = aux if foreign or not has_aux else _detach_tree(aux)
+    return ret_out, vjp_fn, ret_aux, out_leaves, out_def
+
+
+def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> tuple:
+    """Evaluate ``f(*primals)`` and return ``(output, vjp_fn)`` (``(output, vjp_fn, aux)`` with ``has_aux``).
+
+    ``vjp_fn(cotangent)``, with ``cotangent`` shaped like the output (a pytree of arrays or
+    Tensors), returns a tuple with one cotangent per primal: ``sum(cotangent * d output / d primal)``.
+    It may be called many times.
+
+    Example::
+
+        y, vjp_fn = vjp(lambda x: x * x, tensor([1.0, 2.0]))
+        (gx,) = vjp_fn(np.ones(2, dtype=np.float32))   # Tensor([2., 4.])
+    """
+    out, vjp_fn, aux, _, _ = _vjp(f, primals, {}, has_aux, "vjp", "cotangent")
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: bool = False) -> tuple:
+    """Forward-mode product: ``(f(*primals), J @ tangents)`` (plus ``aux`` with ``has_aux``).
+
+    ``tangents`` has one entry per primal with the same structure and shapes. Exact: computed by
+    the double-vjp trick (``u -> J^T u`` is linear; its vjp with the tangents is ``J @ tangents``),
+    so it costs about three reverse passes.
+
+    Example::
+
+        y, t = jvp(lambda x: x ** 2, (tensor([1.0, 3.0]),), (tensor([1.0, 0.0]),))   # t: Tensor([2., 0.])
+    """
+    op = "jvp"
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            f"{op}: primals and tangents must be tuples of arguments, e.g. jvp(f, (x,), (v,)); "
+            f"got {describe(primals)} and {describe(tangents)}."
+        )
+    if len(primals) != len(tangents):
+        raise ValueError(f"{op}: got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one tangent per primal.")
+    outer = STATE.enabled
+    a = _Args(f, tuple(primals), tuple(range(len(primals))), op)
+    tans: list[Tensor] = []
+    for i, (treedef, fresh) in enumerate(zip(a.defs, a.fresh)):
+        tans += _check_cotangents(treedef, fresh, tangents[i], f"tangents[{i}]", op)
+    out, aux = _split_aux(_call(f, a.args, {}), has_aux, op)
+    out_leaves, out_def = _out_leaves(out, op)
+    ours = a.ours()
+    foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], ours)
+    # u -> J^T u, recorded so it can be differentiated with respect to the dummy cotangent u.
+    us = [Tensor._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True) for o in out_leaves]
+    ours |= {id(u) for u in us}
+    gs = _engine_grads(out_leaves, us, a.flat, True, True)
+    create = outer and (foreign or any(t.requires_grad for t in tans))
+    live = [(g, t) for g, t in zip(gs, tans) if g.requires_grad]
+    touts = _engine_grads([g for g, _ in live], [t for _, t in live], us, create, create)
+    conv = _Results(a.input_ids)
+    tangent_out = out_def.unflatten([conv.convert(t, _TENSOR, create) for t in touts])
+    if not create:
+        out = _detach_tree(out)
+        aux = _detach_tree(aux) if has_aux else aux
+    return (out, tangent_out, aux) if has_aux else (out, tangent_out)
+
+
+# ---- jacobian / hessian --------------------------------------------------------------------
+def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The Jacobian of ``f`` with respect to the arguments at ``argnums``, by reverse mode
+    (one vjp per output element).
+
+    For an output leaf of shape ``O`` and an input leaf of shape ``I`` the entry has shape
+    ``O + I``. The result has the output's structure; each output leaf holds the input's
+    structure (a tuple of those for a tuple ``argnums``). With ``has_aux`` returns ``(jac, aux)``.
+
+    Example::
+
+        J = jacobian(lambda x: x ** 2)(tensor([1.0, 2.0]))    # Tensor([[2., 0.], [0., 4.]])
+    """
+    op = "jacobian"
+    _normalize_argnums(argnums, op)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _normalize_argnums(argnums, op)
+        nums = _resolve_argnums(nums, len(args), op, argnums)
+
+        def g(*diff: Any) -> Any:
+            full = list(args)
+            for i, d in zip(nums, diff):
+                full[i] = d
+            return f(*full, **kwargs)
+
+        # Keep f's parameter names for error messages about the differentiated arguments.
+        g.__signature__ = _sub_signature(f, nums)  # type: ignore[attr-defined]
+        _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent")
+        zeros = [np.zeros(o.shape, dtype=o.dtype) for o in out_leaves]
+        per_out = []
+        for j, o in enumerate(out_leaves):
+            rows = []
+            for k in range(o.size):
+                cot = list(zeros)
+                onehot = np.zeros(o.size, dtype=o.dtype)
+                onehot[k] = 1
+                cot[j] = onehot.reshape(o.shape)
+                rows.append(vjp_fn(out_def.unflatten(cot)))
+            per_arg = []
+            for n, i in enumerate(nums):
+                leaves_in, treedef = tree_flatten(args[i])
+                rows_flat = [tree_flatten(r[n])[0] for r in rows]
+                entries = [_stack_rows([r[m] for r in rows_flat], o.shape, leaf) for m, leaf in enumerate(leaves_in)]
+                per_arg.append(treedef.unflatten(entries))
+            per_out.append(per_arg[0] if single else tuple(per_arg))
+        jac = out_def.unflatten(per_out)
+        return (jac, aux) if has_aux else jac
+
+    return wrapped
+
+
+def _sub_signature(f: Callable, nums: tuple[int, ...]) -> inspect.Signature | None:
+    try:
+        params = [p for p in inspect.signature(f).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    if any(i >= len(params) for i in nums):
+        return None
+    return inspect.Signature([params[i].replace(kind=inspect.Parameter.POSITIONAL_ONLY, default=inspect.Parameter.empty) for i in nums])
+
+
+def _stack_rows(rows: list, out_shape: tuple, leaf: Any) -> Any:
+    in_shape = tuple(np.shape(leaf.data if isinstance(leaf, Tensor) else leaf))
+    shape = tuple(out_shape) + in_shape
+    if any(isinstance(r, Tensor) for r in rows):
+        if not rows:
+            return Tensor._make(np.zeros(shape, dtype=leaf.dtype), None, 0)
+        return _stack([as_tensor(r) for r in rows]).reshape(shape)
+    arr = np.stack([np.asarray(r) for r in rows]).reshape(shape) if rows else np.zeros(shape, dtype=np.asarray(leaf).dtype)
+    if isinstance(leaf, np.floating):
+        return arr if arr.ndim else arr[()]
+    if isinstance(leaf, float):
+        return float(arr) if arr.ndim == 0 else arr
+    return arr
+
+
+def hessian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The Hessian of scalar-valued ``f``: ``jacobian(grad(f))``. An input leaf of shape ``I``
+    gives entries of shape ``I + I`` (``I + J`` between leaves of shapes ``I`` and ``J``).
+
+    Example::
+
+        H = hessian(lambda x: (x ** 3).sum())(tensor([1.0, 2.0]))   # Tensor([[6., 0.], [0., 12.]])
+    """
+    return jacobian(grad(f, argnums, has_aux), argnums, has_aux)
+
+
+# ---- modules -------------------------------------------------------------------------------
+def get_params(module: Any, buffers: bool = False) -> dict[str, Tensor]:
+    """A model's parameters as a pytree ``{'conv1.weight': Tensor, ...}`` to start from:
+    detached *copies* (so functional updates and the module never affect each other), in
+    ``state_dict()`` order. With ``buffers=True`` the buffers are included too.
+
+    Example::
+
+        params = get_params(model)
+        out = functional_call(model, params, x)
+    """
+    named = list(module.named_parameters())
+    if buffers:
+        named += list(module.named_buffers())
+    order = {k: i for i, k in enumerate(module.state_dict())}
+    named.sort(key=lambda kv: order.get(kv[0], len(order)))
+    return {k: Tensor._make(v.data.copy(), None, 0) for k, v in named}
+
+
+def _resolve_slot(module: Any, name: str) -> tuple[dict, str]:
+    """The registry (a module's parameters or buffers) holding dotted ``name``, and the key."""
+    *path, attr = name.split(".")
+    mod = module
+    for p in path:
+        subs = mod._modules
+        if p not in subs or subs[p] is None:
+            raise KeyError(name)
+        mod = subs[p]
+    if attr in mod._parameters:
+        return mod._parameters, attr
+    if attr in mod._buffers:
+        return mod._buffers, attr
+    raise KeyError(name)
+
+
+@contextmanager
+def _swapped(module: Any, params: Mapping[str, Any]) -> Iterator[None]:
+    # Check everything before changing anything, so a bad entry leaves the module untouched.
+    slots: dict[tuple[int, str], tuple[dict, str, Any]] = {}
+    by_id: dict[int, Any] = {}
+    unknown = []
+    for name, value in params.items():
+        try:
+            reg, attr = _resolve_slot(module, name)
+        except KeyError:
+            unknown.append(name)
+            continue
+        old = reg[attr]
+        if value is not None and not isinstance(value, Tensor):
+            value = as_tensor(value)
+        if value is not None and old is not None and value.shape != old.shape:
+            raise ValueError(f"functional_call: params[{name!r}] has shape {value.shape} but the module's {name} has shape {old.shape}.")
+        slots[(id(reg), attr)] = (reg, attr, value)
+        if old is not None:
+            by_id[id(old)] = value
+    if unknown:
+        known = [k for k, _ in module.named_parameters()] + [k for k, _ in module.named_buffers()]
+        raise ValueError(
+            f"functional_call: {type(module).__name__} has no parameter or buffer named {unknown}; its names are {known}. "
+            "Use the state_dict() names (e.g. get_params(model))."
+        )
+    # A parameter shared by several modules is listed once (named_parameters); replace every use.
+    mods = [m for _, m in module.named_modules()]
+    for m in mods:
+        for reg in (m._parameters, m._buffers):
+            for attr, old in reg.items():
+                if old is not None and id(old) in by_id and (id(reg), attr) not in slots:
+                    slots[(id(reg), attr)] = (reg, attr, by_id[id(old)])
+    saved = [(reg, attr, reg[attr]) for reg, attr, _ in slots.values()]
+    shapes = [(m, m.__dict__.get("_output_shape")) for m in mods]
+    try:
+        for reg, attr, value in slots.values():
+            reg[attr] = value
+        yield
+    finally:
+        for reg, attr, old in saved:
+            reg[attr] = old
+        for m, shape in shapes:
+            m.__dict__["_output_shape"] = shape
+
+
+def functional_call(module: Any, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``module(*args, **kwargs)`` with the Tensors in ``params`` (``state_dict()`` names
+    such as ``'conv1.weight'``) in place of its own parameters/buffers, without changing it.
+
+    Names not in ``params`` keep the module's own values; a parameter shared by several
+    submodules is replaced everywhere it is used. The module is restored exactly, also when the
+    forward raises. ``params`` is a flat dict like :func:`get_params` returns and can be
+    differentiated through, so ``grad(lambda p: loss(functional_call(model, p, x)))(params)``
+    works. Not thread-safe: the swap is visible to other threads using the same module meanwhile.
+
+    Example::
+
+        out = functional_call(model, get_params(model), x)
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"functional_call: params must be a dict name -> Tensor (the state_dict() structure), got {describe(params)}.")
+    with _swapped(module, params):
+        return module(*args, **kwargs)
