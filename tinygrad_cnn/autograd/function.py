@@ -239,8 +239,9 @@ class Function:
             raise
         if type(out) is tuple:
             return _finish_multi(cls, ctx, record, tensors, arrays, out)
+        raw = out
         if type(out) is not np.ndarray:
-            out = np.asarray(out)
+            out = np.asarray(out)  # numpy returns scalars for 0-d results
         if not record:
             result = Tensor._make(out, None, 0)
         else:
@@ -253,7 +254,7 @@ class Function:
             if STATE.keep_inputs:
                 ctx.input_tensors = _input_tensors(tensors, arrays)
             if ctx._saved is not None:
-                _resolve_saved(ctx, tensors, arrays, (out,))
+                _resolve_saved(ctx, tensors, arrays, (out,), (raw,))
         if STATE.anomaly:
             anomaly.check_forward(ctx, cls.__name__, [result])
         return result
@@ -273,7 +274,7 @@ def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: lis
         if STATE.keep_inputs:
             ctx.input_tensors = _input_tensors(tensors, arrays)
         if ctx._saved is not None:
-            _resolve_saved(ctx, tensors, arrays, outs)
+            _resolve_saved(ctx, tensors, arrays, outs, out)
     if STATE.anomaly:
         anomaly.check_forward(ctx, cls.__name__, results)
     return tuple(results)
@@ -309,7 +310,9 @@ def _unlock_tensors(locked: Any) -> None:
         locked.clear()  # the finalizer below may run later: leave it nothing to do twice
 
 
-def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
+def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tuple) -> None:
+    """Classify each saved value as an input (kept as its Tensor), an output (array + index) or a
+    constant. ``raw`` are the outputs as forward returned them (a numpy scalar for a 0-d result)."""
     saved = []
     for v in ctx._saved:  # type: ignore[union-attr]
         for i, a in enumerate(arrays):
@@ -335,7 +338,7 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple) -> None:
                 break
         else:
             for j, o in enumerate(outs):
-                if v is o:
+                if v is o or v is raw[j]:
                     saved.append((_OUTPUT, j, o))
                     break
             else:
