@@ -21,6 +21,7 @@ from tinygrad_cnn.data import (
     IDXError,
     Normalize,
     Pad,
+    Resize,
     TensorDataset,
     ToFloat,
     download_file,
@@ -315,6 +316,39 @@ def test_to_float_normalize_pad():
     assert out.shape == (5, 1, 32, 32) and np.allclose(out[:, :, 2:30, 2:30], 1.0) and (out[:, :, 0] == 0).all()
 
 
+def _bilinear_reference(img: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """Pixel-by-pixel bilinear interpolation with half-pixel centres (the textbook formula)."""
+    h, w = img.shape
+    out = np.zeros((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            y = min(max((i + 0.5) * h / oh - 0.5, 0), h - 1)
+            x = min(max((j + 0.5) * w / ow - 0.5, 0), w - 1)
+            y0, x0 = int(y), int(x)
+            y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+            dy, dx = y - y0, x - x0
+            out[i, j] = (img[y0, x0] * (1 - dy) * (1 - dx) + img[y0, x1] * (1 - dy) * dx
+                         + img[y1, x0] * dy * (1 - dx) + img[y1, x1] * dy * dx)
+    return out
+
+
+@given(h=st.integers(1, 7), w=st.integers(1, 7), oh=st.integers(1, 11), ow=st.integers(1, 11))
+def test_resize_matches_pixelwise_bilinear(h, w, oh, ow):
+    rng = np.random.default_rng(h * 7 + w)
+    x = rng.standard_normal((2, 3, h, w))
+    y = Resize((oh, ow))(x)
+    assert y.shape == (2, 3, oh, ow) and y.dtype == x.dtype
+    np.testing.assert_allclose(y[1, 2], _bilinear_reference(x[1, 2], oh, ow), atol=1e-12)
+    np.testing.assert_allclose(Resize((oh, ow))(x[0]), y[0], atol=1e-12)  # one image like a batch
+
+
+def test_resize_matches_torch_interpolate():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).random((2, 1, 28, 28)).astype(np.float32)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=(227, 227), mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(Resize(227)(x), ref, atol=1e-5)
+
+
 def test_transform_errors():
     with pytest.raises(TypeError, match="Put ToFloat"):
         Normalize(0.5, 0.5)(np.zeros((1, 2, 2), np.uint8))
@@ -328,6 +362,10 @@ def test_transform_errors():
         Pad((1, 2, 3))
     with pytest.raises(ValueError, match="Pad: padding"):
         Pad(-1)
+    with pytest.raises(ValueError, match="Resize: size"):
+        Resize((0, 3))
+    with pytest.raises(TypeError, match="Put ToFloat"):
+        Resize(4)(np.zeros((1, 2, 2), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------

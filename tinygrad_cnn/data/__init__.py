@@ -2,7 +2,7 @@
 from .datasets import DATASETS, ENV_VAR, MNIST, FashionMNIST, TensorDataset, cache_dir, download_file
 from .idx import IDXError, read_idx, write_idx
 from .loader import DataLoader
-from .transforms import Compose, Normalize, Pad, ToFloat
+from .transforms import Compose, Normalize, Pad, Resize, ToFloat
 
 __all__ = [
     "DATASETS",
@@ -14,6 +14,7 @@ __all__ = [
     "IDXError",
     "Normalize",
     "Pad",
+    "Resize",
     "TensorDataset",
     "ToFloat",
     "cache_dir",

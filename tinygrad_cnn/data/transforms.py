@@ -1,4 +1,4 @@
-"""Image transforms on numpy arrays: scale to [0, 1], normalize, pad.
+"""Image transforms on numpy arrays: scale to [0, 1], normalize, pad, resize.
 
 Every transform works on one image ``(C, H, W)`` or a whole batch ``(N, C, H, W)`` (it only
 touches the trailing axes), so a dataset can transform a batch in one vectorized call.
@@ -121,3 +121,44 @@ class Pad:
 
     def __repr__(self) -> str:
         return f"Pad(({self.left}, {self.top}, {self.right}, {self.bottom}), fill={self.fill})"
+
+
+def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) interpolation weights, half-pixel centres (align_corners=False)."""
+    src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = src - i0
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), 1 - w1)
+    np.add.at(m, (np.arange(n_out), i1), w1)
+    return m
+
+
+class Resize:
+    """Bilinear resize of height and width to ``size`` (an int for square, or (H, W)).
+
+    Half-pixel centres, no antialiasing: the same numbers as PyTorch's
+    ``F.interpolate(x, size, mode="bilinear", align_corners=False)``. Float input (put ToFloat
+    first); (…, H, W) -> (…, size_h, size_w). Used to feed 28x28 images to AlexNet (227x227).
+    """
+
+    def __init__(self, size: int | Sequence[int]) -> None:
+        s = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+        if len(s) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in s):
+            raise ValueError(f"Resize: size must be a positive int or (height, width), got {size!r}.")
+        self.size = (int(s[0]), int(s[1]))
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        _check_image("Resize", x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"Resize: expected float pixels, got dtype {x.dtype}. Put ToFloat() before Resize.")
+        h, w = x.shape[-2:]
+        if (h, w) not in self._cache:
+            self._cache[(h, w)] = (_bilinear_matrix(h, self.size[0]), _bilinear_matrix(w, self.size[1]))
+        rh, rw = (m.astype(x.dtype) for m in self._cache[(h, w)])
+        return rh @ x @ rw.T
+
+    def __repr__(self) -> str:
+        return f"Resize({self.size})"
