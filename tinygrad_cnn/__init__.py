@@ -10,6 +10,7 @@ from .autograd import (
     once_differentiable,
     set_grad_enabled,
 )
+from .ops.im2col import col2im, im2col
 from .tensor import (
     Tensor,
     arange,
@@ -34,12 +35,14 @@ __all__ = [
     "Tensor",
     "arange",
     "as_tensor",
+    "col2im",
     "detect_anomaly",
     "enable_grad",
     "eye",
     "full",
     "gradcheck",
     "gradgradcheck",
+    "im2col",
     "manual_seed",
     "no_grad",
     "once_differentiable",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import STATE
+from ..ops.conv import conv2d, conv_transpose2d  # noqa: F401  (re-exported)
 from ..ops.functions import (  # noqa: F401  (re-exported)
     abs,
     add,
@@ -48,6 +49,7 @@ from ..ops.functions import (  # noqa: F401  (re-exported)
     var,
     where,
 )
+from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401  (re-exported)
 from ..tensor import Tensor, as_tensor, get_rng
 
 

@@ -1,0 +1,255 @@
+"""Convolution primitives on im2col: ``Conv2d``, ``ConvTranspose2d`` and the weight-gradient op
+``ConvWeightGrad``, plus the validated functions :func:`conv2d` and :func:`conv_transpose2d`.
+
+The three ops are each other's backward, so every derivative is again an op of the graph:
+
+- ``Conv2d(x, w)``: input grad = ``ConvTranspose2d(g, w)``, weight grad = ``ConvWeightGrad(x, g)``.
+- ``ConvTranspose2d(x, w)``: input grad = ``Conv2d(g, w)``, weight grad = ``ConvWeightGrad(g, x)``.
+- ``ConvWeightGrad(a, b)`` (bilinear: <gw, v> = <Conv2d(a, v), b>): grad a = ``ConvTranspose2d(b, v)``,
+  grad b = ``Conv2d(a, v)``.
+
+Bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the graph input of
+the weight-grad op) and, only when the weight needs a gradient, its one im2col column buffer
+(N, C*KH*KW, OH*OW), handed to ``ConvWeightGrad`` so backward does not unfold x again; the
+buffer is freed with the node's saved values after backward.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd.function import Function
+from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair
+
+
+def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
+    return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
+
+
+def _conv_gemm(w: np.ndarray, cols: np.ndarray, groups: int) -> np.ndarray:
+    """(C_out, C/G, KH, KW) weight times columns (N, C*KH*KW, L) -> (N, C_out, L)."""
+    n, ckk, l = cols.shape
+    if groups == 1:
+        return np.matmul(w.reshape(w.shape[0], -1), cols)
+    wg = w.reshape(groups, w.shape[0] // groups, -1)
+    return np.matmul(wg, cols.reshape(n, groups, ckk // groups, l)).reshape(n, w.shape[0], l)
+
+
+def _add_bias(y: np.ndarray, bias: tuple) -> np.ndarray:
+    if bias:
+        y += bias[0].reshape(1, -1, 1, 1)
+    return y
+
+
+class Conv2d(Function):
+    """y = conv2d(x, w [, b]); params stride, padding, dilation (pairs), groups, out (OH, OW)."""
+
+    @staticmethod
+    def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
+        win = _win(w.shape, stride, padding, dilation, out)
+        cols = im2col_array(x, win)
+        y = _conv_gemm(w, cols, groups).reshape(x.shape[0], w.shape[0], *out)
+        keep = cols if ctx.needs_input_grad and ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(x, w, keep)
+        return _add_bias(y, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, cols = ctx.saved_tensors
+        nx, nw, *nb = ctx.needs_input_grad
+        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
+        cache = [cols.data] if cols is not None else []
+        gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
+        gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
+        return (gx, gw, gb) if nb else (gx, gw)
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose2d(x, w [, b]), w (C_in, C_out/G, KH, KW); ``out`` is the (H_out, W_out) grid."""
+
+    @staticmethod
+    def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
+        n, c, h, wd = x.shape
+        og = w.shape[1]
+        # x is already a column matrix (N, C_in, H*W): one GEMM gives the columns, col2im folds them.
+        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KK, C_in/G)
+        cols = np.matmul(wt, x.reshape(n, groups, c // groups, h * wd)) if groups > 1 else np.matmul(wt[0], x.reshape(n, c, h * wd))
+        win = _win(w.shape, stride, padding, dilation, (h, wd))
+        y = col2im_array(cols.reshape(n, -1, h * wd), (n, og * groups, *out), win)
+        ctx.save_for_backward(x, w)
+        return _add_bias(y, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        nx, nw, *nb = ctx.needs_input_grad
+        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        gx = Conv2d.apply(g, w, out=x.shape[2:], **p) if nx else None
+        gw = ConvWeightGrad.apply(g, x, kernel=w.shape[2:], **p) if nw else None
+        gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
+        return (gx, gw, gb) if nb else (gx, gw)
+
+
+class ConvWeightGrad(Function):
+    """Weight gradient of ``conv2d(a, w)`` for output gradient b: (C_b, C_a/G, KH, KW).
+
+    ``cache`` is an optional one-element list holding im2col(a) from the forward conv; the op
+    empties it so the column buffer is not kept by this node."""
+
+    @staticmethod
+    def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=()):
+        n, ca = a.shape[:2]
+        cb = b.shape[1]
+        win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
+        cols = cache.pop() if cache else im2col_array(a, win)  # (N, C_a*KK, L)
+        l = cols.shape[2]
+        bm = b.reshape(n, groups, cb // groups, l)
+        cm = cols.reshape(n, groups, -1, l)
+        gw = np.matmul(bm, cm.transpose(0, 1, 3, 2)).sum(axis=0)
+        ctx.save_for_backward(a, b)
+        return gw.reshape(cb, ca // groups, *kernel)
+
+    @staticmethod
+    def backward(ctx, v):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        ga = ConvTranspose2d.apply(b, v, out=a.shape[2:], **p) if na else None
+        gb = Conv2d.apply(a, v, out=b.shape[2:], **p) if nb else None
+        return ga, gb
+
+
+# ---- validated functions ----------------------------------------------------------------------
+def _check_common(op: str, x: Any, weight: Any, bias: Any, groups: Any) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}; add a batch axis with x.unsqueeze(0).")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}.")
+    for name, t in (("input", x), ("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype.kind != "f":
+            raise TypeError(f"{op}: {name} must be floating point, got dtype {t.dtype}; convert with .float().")
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} has dtype {t.dtype} but input has {x.dtype}; convert one (e.g. weight.float()).")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}.")
+
+
+def _check_positive(op: str, **pairs: tuple[int, int]) -> None:
+    for name, v in pairs.items():
+        lo = 0 if name in ("padding", "output_padding") else 1
+        if min(v) < lo:
+            raise ValueError(f"{op}: {name} must be {'non-negative' if lo == 0 else 'positive'}, got {v}.")
+
+
+def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Any:
+    """2-D convolution (cross-correlation, as in PyTorch).
+
+    x (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,) or None ->
+    (N, C_out, OH, OW) with ``OH = (H + 2*padding - dilation*(KH-1) - 1) // stride + 1``.
+    ``stride``/``padding``/``dilation`` are ints or pairs; ``padding`` may also be ``'valid'`` (0) or
+    ``'same'`` (output size = input size, stride 1 only; odd total padding puts the extra row/column
+    at the bottom/right, as PyTorch does).
+
+    Example::
+
+        x = tinygrad_cnn.randn(100, 1, 28, 28)
+        w = tinygrad_cnn.randn(30, 1, 5, 5, requires_grad=True)
+        conv2d(x, w).shape          # (100, 30, 24, 24)
+    """
+    from ..tensor import as_tensor
+    from .functions import pad as pad_fn
+
+    x = as_tensor(x)
+    weight = as_tensor(weight)
+    bias = as_tensor(bias) if bias is not None else None
+    _check_common("conv2d", x, weight, bias, groups)
+    n, c, h, w = x.shape
+    co, cg, kh, kw = weight.shape
+    if c != cg * groups:
+        raise ValueError(
+            f"conv2d: input has {c} channels but weight expects {cg * groups} (weight shape {weight.shape}"
+            f"{f', groups={groups}' if groups != 1 else ''}); weight must be (C_out, C_in/groups, KH, KW)."
+        )
+    if c % groups or co % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide both the input channels ({c}) and the output channels ({co}).")
+    if bias is not None and bias.shape != (co,):
+        raise ValueError(f"conv2d: bias must have shape ({co},) to match weight {weight.shape}, got {bias.shape}.")
+    s, d = pair("conv2d", "stride", stride), pair("conv2d", "dilation", dilation)
+    _check_positive("conv2d", stride=s, dilation=d)
+    if isinstance(padding, str):
+        if padding == "valid":
+            p = (0, 0)
+        elif padding == "same":
+            if s != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {s}; pad explicitly instead.")
+            total = (d[0] * (kh - 1), d[1] * (kw - 1))
+            p = (total[0] // 2, total[1] // 2)
+            extra = (total[0] % 2, total[1] % 2)
+            if any(extra):  # PyTorch puts the odd row/column at the bottom/right.
+                x = pad_fn(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+                h, w = x.shape[2:]
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}.")
+    else:
+        p = pair("conv2d", "padding", padding)
+        _check_positive("conv2d", padding=p)
+    ext = (d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1)
+    if ext[0] > h + 2 * p[0] or ext[1] > w + 2 * p[1]:
+        raise ValueError(
+            f"conv2d: kernel {(kh, kw)} (dilated extent {ext}) is larger than the padded input "
+            f"{(h + 2 * p[0], w + 2 * p[1])} (input shape {x.shape}, padding {p}); use a smaller kernel or more padding."
+        )
+    out = (conv_output_size(h, kh, s[0], p[0], d[0]), conv_output_size(w, kw, s[1], p[1], d[1]))
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*args, stride=s, padding=p, dilation=d, groups=int(groups), out=out)
+
+
+def conv_transpose2d(
+    x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, output_padding: Any = 0, groups: int = 1, dilation: Any = 1
+) -> Any:
+    """Transposed convolution (the gradient of conv2d with respect to its input), as in PyTorch.
+
+    x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,) or None ->
+    (N, C_out, H_out, W_out) with ``H_out = (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1``.
+    ``output_padding`` (smaller than stride or dilation) picks among the input sizes that a
+    strided conv2d maps to the same output size.
+
+    Example::
+
+        x = tinygrad_cnn.randn(2, 16, 7, 7)
+        w = tinygrad_cnn.randn(16, 8, 4, 4)
+        conv_transpose2d(x, w, stride=2, padding=1).shape     # (2, 8, 14, 14)
+    """
+    from ..tensor import as_tensor
+
+    x = as_tensor(x)
+    weight = as_tensor(weight)
+    bias = as_tensor(bias) if bias is not None else None
+    _check_common("conv_transpose2d", x, weight, bias, groups)
+    n, c, h, w = x.shape
+    ci, og, kh, kw = weight.shape
+    if c != ci:
+        raise ValueError(
+            f"conv_transpose2d: input has {c} channels but weight expects {ci} (weight shape {weight.shape}); "
+            "weight must be (C_in, C_out/groups, KH, KW)."
+        )
+    if c % groups:
+        raise ValueError(f"conv_transpose2d: groups={groups} must divide the input channels ({c}).")
+    if bias is not None and bias.shape != (og * groups,):
+        raise ValueError(f"conv_transpose2d: bias must have shape ({og * groups},) to match weight {weight.shape}, got {bias.shape}.")
+    s, p = pair("conv_transpose2d", "stride", stride), pair("conv_transpose2d", "padding", padding)
+    d, op = pair("conv_transpose2d", "dilation", dilation), pair("conv_transpose2d", "output_padding", output_padding)
+    _check_positive("conv_transpose2d", stride=s, dilation=d, padding=p, output_padding=op)
+    for a in range(2):
+        if op[a] >= s[a] and op[a] >= d[a]:
+            raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either stride {s} or dilation {d}.")
+    out = tuple((size - 1) * s[a] - 2 * p[a] + d[a] * (k - 1) + op[a] + 1 for a, (size, k) in enumerate(((h, kh), (w, kw))))
+    if min(out) < 1:
+        raise ValueError(
+            f"conv_transpose2d: output size {out} is not positive for input {x.shape}, kernel {(kh, kw)}, "
+            f"stride {s}, padding {p}; reduce the padding."
+        )
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return ConvTranspose2d.apply(*args, stride=s, padding=p, dilation=d, groups=int(groups), out=out)

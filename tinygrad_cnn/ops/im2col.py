@@ -1,0 +1,204 @@
+"""im2col / col2im: turn sliding windows into matrix columns (and back), the core of conv and pool.
+
+Two layouts:
+
+- **internal** (used by the conv ops, chosen for speed): ``(N, C*KH*KW, OH*OW)``. Row
+  ``c*KH*KW + i*KW + j`` of image ``n`` holds, for every output pixel, the input element under
+  kernel position (i, j) of channel c. It is filled by KH*KW strided slice copies (no Python
+  loop over the batch or over output pixels), and ``W.reshape(C_out, -1) @ cols`` gives
+  ``(N, C_out, OH*OW)``, which is already NCHW: no transpose of the output.
+- **public** (:func:`im2col` / :func:`col2im`, the textbook's orientation): ``(N*OH*OW, C*KH*KW)``,
+  one row per output pixel (batch-major), so ``im2col(x) @ W.reshape(C_out, -1).T`` is the
+  convolution as one GEMM. It is the internal layout transposed per image.
+
+Both keep the input dtype (float32 in, float32 out). col2im is the adjoint of im2col: it adds
+every column entry back to the input element it came from, so overlapping windows accumulate.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def pair(op: str, name: str, v: Any) -> tuple[int, int]:
+    """``v`` (an int or a pair of ints) as a pair; TypeError naming ``op`` otherwise."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v), int(v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v):
+        return int(v[0]), int(v[1])
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}.")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis: ``(size + 2p - d*(k-1) - 1) // s + 1``."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class Window(NamedTuple):
+    """Sliding-window geometry over the last two axes: kernel, stride, padding, dilation and the
+    output grid ``out`` = (OH, OW). Window (oh, ow) covers padded rows ``oh*sh + i*dh``."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    out: tuple[int, int]
+
+    def padded_hw(self, h: int, w: int) -> tuple[int, int]:
+        # ceil_mode (pooling) or an explicit out grid (conv_transpose) may reach past H + 2p.
+        need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(self.out, self.stride, self.dilation, self.kernel)]
+        return max(h + 2 * self.padding[0], need[0]), max(w + 2 * self.padding[1], need[1])
+
+    def positions(self) -> Iterator[tuple[int, tuple[slice, slice]]]:
+        """(kernel position k = i*KW + j, (row slice, column slice) of the padded input)."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = self.kernel, self.stride, self.dilation, self.out
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+            for j in range(kw):
+                yield i * kw + j, (rows, slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
+
+    @property
+    def disjoint(self) -> bool:
+        """True when no input element lies in two windows (then col2im may assign, not add)."""
+        return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
+
+
+def pad_input(x: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
+    """``x`` (N, C, H, W) padded for ``win`` with ``value``; ``x`` itself when no padding is needed."""
+    h, w = x.shape[-2:]
+    hn, wn = win.padded_hw(h, w)
+    if (hn, wn) == (h, w):
+        return x
+    ph, pw = win.padding
+    xp = np.full(x.shape[:-2] + (hn, wn), value, dtype=x.dtype)
+    xp[..., ph : ph + h, pw : pw + w] = x
+    return xp
+
+
+def unpad(xp: np.ndarray, win: Window, h: int, w: int) -> np.ndarray:
+    """Crop a padded (.., Hn, Wn) array back to (.., h, w) (a copy, so the big buffer is freed)."""
+    ph, pw = win.padding
+    if xp.shape[-2:] == (h, w):
+        return xp
+    return np.ascontiguousarray(xp[..., ph : ph + h, pw : pw + w])
+
+
+def im2col_array(x: np.ndarray, win: Window) -> np.ndarray:
+    """Internal layout: x (N, C, H, W) -> columns (N, C*KH*KW, OH*OW), zero padding."""
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = win.kernel, win.out
+    xp = pad_input(x, win)
+    cols = np.empty((n, c, kh * kw, oh, ow), dtype=x.dtype)
+    for k, (rows, cs) in win.positions():
+        cols[:, :, k] = xp[:, :, rows, cs]
+    return cols.reshape(n, c * kh * kw, oh * ow)
+
+
+def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window) -> np.ndarray:
+    """Internal layout adjoint of :func:`im2col_array`: columns (N, C*KH*KW, OH*OW) -> (N, C, H, W),
+    adding every entry into the input element it came from (overlaps accumulate)."""
+    n, c, h, w = shape
+    (kh, kw), (oh, ow) = win.kernel, win.out
+    cols = cols.reshape(n, c, kh * kw, oh, ow)
+    hn, wn = win.padded_hw(h, w)
+    xp = np.zeros((n, c, hn, wn), dtype=cols.dtype)
+    assign = win.disjoint
+    for k, (rows, cs) in win.positions():
+        if assign:
+            xp[:, :, rows, cs] = cols[:, :, k]
+        else:
+            xp[:, :, rows, cs] += cols[:, :, k]
+    return unpad(xp, win, h, w)
+
+
+class Im2Col(Function):
+    """x (N, C, H, W) -> columns (N*OH*OW, C*KH*KW); backward is :class:`Col2Im`."""
+
+    @staticmethod
+    def forward(ctx, x, win):
+        ctx.shape = x.shape
+        cols = im2col_array(x, win)  # (N, CKK, L)
+        return np.ascontiguousarray(cols.transpose(0, 2, 1)).reshape(-1, cols.shape[1])
+
+    @staticmethod
+    def backward(ctx, g):
+        return Col2Im.apply(g, shape=ctx.shape, win=ctx.params["win"])
+
+
+class Col2Im(Function):
+    """columns (N*OH*OW, C*KH*KW) -> (N, C, H, W), overlaps accumulate; backward is :class:`Im2Col`."""
+
+    @staticmethod
+    def forward(ctx, cols, shape, win):
+        n = shape[0]
+        return col2im_array(cols.reshape(n, -1, cols.shape[1]).transpose(0, 2, 1), shape, win)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Im2Col.apply(g, win=ctx.params["win"])
+
+
+def _window(op: str, shape: tuple[int, ...], kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> Window:
+    named = (("kernel_size", kernel_size), ("stride", stride), ("padding", padding), ("dilation", dilation))
+    k, s, p, d = (pair(op, n, v) for n, v in named)
+    for name, v, lo in (("kernel_size", k, 1), ("stride", s, 1), ("dilation", d, 1), ("padding", p, 0)):
+        if min(v) < lo:
+            raise ValueError(f"{op}: {name} must be {'positive' if lo else 'non-negative'}, got {v}.")
+    h, w = shape[-2:]
+    out = (conv_output_size(h, k[0], s[0], p[0], d[0]), conv_output_size(w, k[1], s[1], p[1], d[1]))
+    if min(out) < 1:
+        raise ValueError(
+            f"{op}: the kernel {k} (dilation {d}, extent {tuple(dd * (kk - 1) + 1 for dd, kk in zip(d, k))}) is larger "
+            f"than the padded input {(h + 2 * p[0], w + 2 * p[1])} (input {(h, w)}, padding {p}); use a smaller "
+            "kernel or more padding."
+        )
+    return Window(k, s, p, d, out)
+
+
+def im2col(x: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Any:
+    """Unfold sliding windows of ``x`` (N, C, H, W) into columns (N*OH*OW, C*KH*KW), one row per
+    output pixel (image-major, then row, then column), entries ordered (c, i, j). Differentiable
+    (its backward is :func:`col2im`); keeps the dtype.
+
+    Example::
+
+        x = tinygrad_cnn.randn(1, 3, 7, 7)
+        im2col(x, 5).shape            # (9, 75): 3x3 output pixels, 3*5*5 entries each
+    """
+    from ..tensor import as_tensor
+
+    x = as_tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col: input must be 4-D (N, C, H, W), got shape {x.shape}.")
+    return Im2Col.apply(x, win=_window("im2col", x.shape, kernel_size, stride, padding, dilation))
+
+
+def col2im(cols: Any, input_shape: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Any:
+    """Fold columns (N*OH*OW, C*KH*KW) back into an (N, C, H, W) = ``input_shape`` tensor, adding
+    entries of overlapping windows. The adjoint of :func:`im2col` (not its inverse: an element
+    covered by k windows comes back k times). Differentiable; keeps the dtype.
+
+    Example::
+
+        x = tinygrad_cnn.ones(1, 1, 3, 3)
+        col2im(im2col(x, 2), (1, 1, 3, 3), 2).numpy()[0, 0]   # [[1,2,1],[2,4,2],[1,2,1]]
+    """
+    from ..tensor import as_tensor
+
+    cols = as_tensor(cols)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 4:
+        raise ValueError(f"col2im: input_shape must be (N, C, H, W), got {input_shape!r}.")
+    win = _window("col2im", shape, kernel_size, stride, padding, dilation)
+    rows = shape[0] * win.out[0] * win.out[1]
+    width = shape[1] * win.kernel[0] * win.kernel[1]
+    if cols.shape != (rows, width):
+        raise ValueError(
+            f"col2im: for input_shape {shape} and kernel {win.kernel} (output grid {win.out}) the columns must have shape "
+            f"(N*OH*OW, C*KH*KW) = {(rows, width)}, got {cols.shape}. Pass the input_shape and window arguments used for im2col."
+        )
+    return Col2Im.apply(cols, shape=shape, win=win)

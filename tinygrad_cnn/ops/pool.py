@@ -1,0 +1,257 @@
+"""Pooling primitives and their validated functions: max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+
+Pooling never builds an im2col matrix: it takes one strided view of the padded input per kernel
+position (KH*KW views, no Python loop over the batch or output pixels) and reduces them with
+``np.maximum`` / ``+``. Backward rules, each an op of the graph with its own backward:
+
+- ``MaxPool2d`` saves, per output, the kernel position k = i*KW + j of its maximum (the first
+  maximum in row-major window order wins ties, as in PyTorch's CPU kernel). Its backward is
+  ``MaxPoolScatter`` (add each output gradient into the input element at its argmax;
+  overlapping windows accumulate), whose backward is ``MaxPoolGather`` (read the gradient at
+  the argmax), whose backward is ``MaxPoolScatter`` again.
+- ``AvgPool2d``'s backward is ``AvgPoolSpread`` (each output gradient spread evenly, g/divisor,
+  over its window), whose backward is ``AvgPool2d``.
+- ``adaptive_avg_pool2d`` is two matrix products with constant averaging matrices (or an
+  ``avg_pool2d`` when the sizes divide evenly), differentiable through matmul.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd.function import Function
+from .im2col import Window, pad_input, pair, unpad
+
+
+class MaxPool2d(Function):
+    """(out, argmax kernel position) of max pooling; padding acts as -inf."""
+
+    @staticmethod
+    def forward(ctx, x, win):
+        xp = pad_input(x, win, -np.inf)
+        views = [xp[:, :, r, c] for _, (r, c) in win.positions()]
+        out = views[0].copy()
+        for v in views[1:]:
+            np.maximum(out, v, out=out)
+        idx = np.zeros(out.shape, dtype=np.min_scalar_type(len(views) - 1))
+        for k in range(len(views) - 1, -1, -1):  # backwards, so the first maximum is written last
+            np.copyto(idx, k, where=views[k] == out)
+        ctx.mark_non_differentiable(idx)
+        ctx.idx, ctx.shape = idx, x.shape
+        return out, idx
+
+    @staticmethod
+    def backward(ctx, g, _):
+        return MaxPoolScatter.apply(g, idx=ctx.idx, shape=ctx.shape, win=ctx.params["win"])
+
+
+class MaxPoolScatter(Function):
+    """zeros(shape) with g[n, c, oh, ow] added at the argmax of window (oh, ow); backward gathers."""
+
+    @staticmethod
+    def forward(ctx, g, idx, shape, win):
+        gp = np.zeros(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
+        for k, (r, c) in win.positions():
+            if win.disjoint:
+                np.copyto(gp[:, :, r, c], g, where=idx == k)
+            else:
+                view = gp[:, :, r, c]
+                np.add(view, g, out=view, where=idx == k)
+        return unpad(gp, win, *shape[2:])
+
+    @staticmethod
+    def backward(ctx, gg):
+        return MaxPoolGather.apply(gg, idx=ctx.params["idx"], win=ctx.params["win"])
+
+
+class MaxPoolGather(Function):
+    """x (N, C, H, W) read at each window's saved argmax -> (N, C, OH, OW); backward scatters."""
+
+    @staticmethod
+    def forward(ctx, x, idx, win):
+        ctx.shape = x.shape
+        xp = pad_input(x, win)
+        out = np.zeros(idx.shape, dtype=x.dtype)
+        for k, (r, c) in win.positions():
+            np.copyto(out, xp[:, :, r, c], where=idx == k)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return MaxPoolScatter.apply(g, idx=ctx.params["idx"], shape=ctx.shape, win=ctx.params["win"])
+
+
+def _avg_divisor(shape: tuple, win: Window, count_include_pad: bool, dtype: Any) -> np.ndarray:
+    """1/divisor per output pixel (OH, OW), PyTorch's rule: windows are clipped to the padded input
+    (ceil_mode may overhang it), and with count_include_pad=False also to the input itself."""
+    counts = []
+    for size, k, s, p, o in zip(shape[2:], win.kernel, win.stride, win.padding, win.out):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, size + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    return (1.0 / np.outer(*counts)).astype(dtype)
+
+
+class AvgPool2d(Function):
+    """Average pooling (zero padding); ``inv`` is 1/divisor per output pixel (OH, OW)."""
+
+    @staticmethod
+    def forward(ctx, x, win, inv):
+        ctx.shape = x.shape
+        xp = pad_input(x, win)
+        views = [xp[:, :, r, c] for _, (r, c) in win.positions()]
+        out = views[0].copy()
+        for v in views[1:]:
+            out += v
+        out *= inv
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return AvgPoolSpread.apply(g, shape=ctx.shape, win=ctx.params["win"], inv=ctx.params["inv"])
+
+
+class AvgPoolSpread(Function):
+    """g (N, C, OH, OW) spread evenly (g * inv) over each window -> (N, C, H, W); backward is AvgPool2d."""
+
+    @staticmethod
+    def forward(ctx, g, shape, win, inv):
+        gs = g * inv
+        gp = np.zeros(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
+        for _, (r, c) in win.positions():
+            if win.disjoint:
+                gp[:, :, r, c] = gs
+            else:
+                gp[:, :, r, c] += gs
+        return unpad(gp, win, *shape[2:])
+
+    @staticmethod
+    def backward(ctx, gg):
+        return AvgPool2d.apply(gg, win=ctx.params["win"], inv=ctx.params["inv"])
+
+
+# ---- validated functions ----------------------------------------------------------------------
+def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output length; with ceil_mode a last window starting in the right/bottom
+    padding (or past the input) is dropped."""
+    num = size + 2 * p - d * (k - 1) - 1
+    o = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= size + p:
+        o -= 1
+    return o
+
+
+def _pool_window(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> Window:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}; add a batch axis with x.unsqueeze(0).")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}; convert with .float().")
+    k = pair(op, "kernel_size", kernel_size)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else pair(op, "stride", stride)
+    p, d = pair(op, "padding", padding), pair(op, "dilation", dilation)
+    for name, v, lo in (("kernel_size", k, 1), ("stride", s, 1), ("dilation", d, 1), ("padding", p, 0)):
+        if min(v) < lo:
+            raise ValueError(f"{op}: {name} must be {'positive' if lo else 'non-negative'}, got {v}.")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k} (padding <= kernel_size // 2).")
+    h, w = x.shape[2:]
+    out = tuple(pool_output_size(n, *a, ceil_mode) for n, a in zip((h, w), zip(k, s, p, d)))
+    if min(out) < 1:
+        raise ValueError(
+            f"{op}: output size {out} is not positive: kernel {k} (dilation {d}) does not fit the input {(h, w)} with "
+            f"padding {p} (input shape {x.shape}); use a smaller kernel or more padding."
+        )
+    return Window(k, s, p, d, out)
+
+
+def max_pool2d(
+    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+) -> Any:
+    """Max pooling over (N, C, H, W) -> (N, C, OH, OW), as in PyTorch.
+
+    ``stride`` defaults to ``kernel_size``; padding acts as -inf and may be at most half the
+    kernel; ``OH = (H + 2p - d*(k-1) - 1) // s + 1`` (rounded up with ``ceil_mode``, dropping a
+    last window that would start in the bottom/right padding). Ties: the first maximum in
+    row-major window order gets the gradient. With ``return_indices`` also returns int64
+    indices (N, C, OH, OW) of the maxima, flat into each channel's H*W plane.
+
+    Example::
+
+        x = tinygrad_cnn.randn(100, 30, 24, 24)
+        max_pool2d(x, 2).shape            # (100, 30, 12, 12)
+    """
+    from ..tensor import Tensor, as_tensor
+
+    x = as_tensor(x)
+    win = _pool_window("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    out, idx = MaxPool2d.apply(x, win=win)
+    if not return_indices:
+        return out
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = win
+    k = idx.data.astype(np.int64)
+    rows = (np.arange(oh) * sh - ph)[:, None] + (k // kw) * dh
+    cols = (np.arange(ow) * sw - pw)[None, :] + (k % kw) * dw
+    return out, Tensor._make(rows * x.shape[3] + cols, None, 0)
+
+
+def avg_pool2d(
+    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True
+) -> Any:
+    """Average pooling over (N, C, H, W) -> (N, C, OH, OW), as in PyTorch.
+
+    ``stride`` defaults to ``kernel_size``; zero padding of at most half the kernel, counted in
+    the divisor when ``count_include_pad`` (windows that ceil_mode lets overhang the padded
+    input divide by the part inside it).
+
+    Example::
+
+        x = tinygrad_cnn.ones(1, 1, 4, 4)
+        avg_pool2d(x, 2).shape            # (1, 1, 2, 2)
+    """
+    from ..tensor import as_tensor
+
+    x = as_tensor(x)
+    win = _pool_window("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    return AvgPool2d.apply(x, win=win, inv=_avg_divisor(x.shape, win, count_include_pad, x.dtype))
+
+
+def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
+    """(out, size) averaging matrix: row i averages [floor(i*size/out), ceil((i+1)*size/out))."""
+    m = np.zeros((out, size), dtype=dtype)
+    for i in range(out):  # loops over output rows only (a few), not over pixels
+        a, b = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, a:b] = 1.0 / (b - a)
+    return m
+
+
+def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
+    """Average pooling to a fixed output size (OH, OW) whatever the input size, as in PyTorch.
+
+    Output pixel (i, j) averages input rows ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1`` (likewise
+    columns). ``output_size`` is an int or a pair; ``None`` in a pair keeps that input size.
+
+    Example::
+
+        x = tinygrad_cnn.randn(2, 256, 13, 13)
+        adaptive_avg_pool2d(x, (6, 6)).shape      # (2, 256, 6, 6)
+    """
+    from ..tensor import as_tensor
+
+    x = as_tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got shape {x.shape}.")
+    if x.dtype.kind != "f":
+        raise TypeError(f"adaptive_avg_pool2d: input must be floating point, got dtype {x.dtype}.")
+    h, w = x.shape[2:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(size if o is None else o for o, size in zip(output_size, (h, w)))
+    oh, ow = pair("adaptive_avg_pool2d", "output_size", output_size)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {(oh, ow)}.")
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(x, (h // oh, w // ow))
+    mh, mw = _adaptive_matrix(h, oh, x.dtype), _adaptive_matrix(w, ow, x.dtype)
+    return as_tensor(mh) @ x @ as_tensor(np.ascontiguousarray(mw.T))
