@@ -11,6 +11,7 @@ from .autograd import (
     set_grad_enabled,
 )
 from .ops.im2col import col2im, im2col
+from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,
@@ -42,6 +43,7 @@ __all__ = [
     "full",
     "gradcheck",
     "gradgradcheck",
+    "load",
     "im2col",
     "manual_seed",
     "no_grad",
@@ -50,6 +52,7 @@ __all__ = [
     "ones_like",
     "rand",
     "randn",
+    "save",
     "set_grad_enabled",
     "tensor",
     "zeros",

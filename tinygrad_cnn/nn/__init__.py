@@ -4,9 +4,10 @@ from . import functional, init  # noqa: F401
 from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from .normalization import BatchNorm2d, LocalResponseNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 
 __all__ = [
+    "BatchNorm1d",
     "BatchNorm2d",
     "CrossEntropyLoss",
     "Dropout",

@@ -10,7 +10,7 @@ from . import functional as F
 from .module import Module, Parameter
 
 
-class BatchNorm2d(Module):
+class _BatchNorm(Module):
     """Batch normalization of (N, C, H, W) inputs per channel (Ioffe & Szegedy 2015), PyTorch's
     behaviour: training normalizes with batch statistics and updates ``running_mean`` /
     ``running_var`` (momentum 0.1; ``momentum=None`` is a cumulative average); eval uses them.
@@ -35,9 +35,9 @@ class BatchNorm2d(Module):
     ) -> None:
         super().__init__()
         if num_features < 1:
-            raise ValueError(f"BatchNorm2d: num_features must be positive, got {num_features}.")
+            raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}.")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum}.")
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum}.")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -55,10 +55,13 @@ class BatchNorm2d(Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
 
+    _dims: tuple[int, ...] = (4,)
+    _layout = "(N, C, H, W)"
+
     def forward(self, x: Any) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.num_features:
+        if x.ndim not in self._dims or x.shape[1] != self.num_features:
             raise ValueError(
-                f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got shape {tuple(x.shape)}."
+                f"{type(self).__name__}: expected input {self._layout} with C = {self.num_features}, got shape {tuple(x.shape)}."
             )
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -83,6 +86,18 @@ class BatchNorm2d(Module):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
         )
+
+
+class BatchNorm2d(_BatchNorm):
+    __doc__ = _BatchNorm.__doc__
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) or (N, C, L) inputs per feature/channel; otherwise exactly
+    :class:`BatchNorm2d`. Example: ``BatchNorm1d(100)(x)`` for x (N, 100)."""
+
+    _dims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
 
 
 class LocalResponseNorm(Module):

@@ -1,0 +1,278 @@
+"""Optimizers against their published update rules, computed by hand in numpy (and, when torch is
+installed, against torch.optim); groups, state dicts, and the live-graph protection."""
+import gc
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import nn, optim
+from tinygrad_cnn.optim import rules
+
+STEPS = 6
+
+
+def grads_for(p, k):
+    # A gradient that depends on the parameter and on the step, so state matters.
+    return np.cos(3.0 * p + k) + 0.1 * k
+
+
+# ---- reference updates, written from the papers / PyTorch docs, independent of rules.py ----
+def ref_sgd(p, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    buf = None
+    for k in range(STEPS):
+        d = grads_for(p, k) + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p
+
+
+def ref_adagrad(p, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    G = np.full_like(p, initial_accumulator_value)
+    for k in range(STEPS):
+        g = grads_for(p, k) + weight_decay * p
+        G += g**2
+        p = p - lr / (1 + k * lr_decay) * g / (np.sqrt(G) + eps)
+    return p
+
+
+def ref_rmsprop(p, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    E2 = np.zeros_like(p)
+    Eg = np.zeros_like(p)
+    b = np.zeros_like(p)
+    for k in range(STEPS):
+        g = grads_for(p, k) + weight_decay * p
+        E2 = alpha * E2 + (1 - alpha) * g**2
+        Eg = alpha * Eg + (1 - alpha) * g
+        rms = np.sqrt(E2 - Eg**2 if centered else E2) + eps
+        if momentum:
+            b = momentum * b + g / rms
+            p = p - lr * b
+        else:
+            p = p - lr * g / rms
+    return p
+
+
+def ref_adam(p, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    # Kingma & Ba, Algorithm 1 (with AMSGrad's max of v, and AdamW's decoupled decay).
+    b1, b2 = betas
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    vmax = np.zeros_like(p)
+    for t in range(1, STEPS + 1):
+        g = grads_for(p, t - 1)
+        if decoupled:
+            p = p - lr * weight_decay * p
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        vmax = np.maximum(vmax, v)
+        v_hat = (vmax if amsgrad else v) / (1 - b2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return p
+
+
+CASES = [
+    (optim.SGD, ref_sgd, dict(lr=0.1)),
+    (optim.SGD, ref_sgd, dict(lr=0.05, momentum=0.9)),
+    (optim.SGD, ref_sgd, dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    (optim.SGD, ref_sgd, dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    (optim.AdaGrad, ref_adagrad, dict(lr=0.1)),
+    (optim.AdaGrad, ref_adagrad, dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.5)),
+    (optim.RMSprop, ref_rmsprop, dict(lr=0.01)),
+    (optim.RMSprop, ref_rmsprop, dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.02)),
+    (optim.Adam, ref_adam, dict(lr=0.01)),
+    (optim.Adam, ref_adam, dict(lr=0.02, betas=(0.8, 0.9), weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, lambda p, **k: ref_adam(p, decoupled=True, **{"weight_decay": 1e-2, **k}), dict(lr=0.01)),
+    (optim.AdamW, lambda p, **k: ref_adam(p, decoupled=True, **k), dict(lr=0.02, weight_decay=0.3, amsgrad=True)),
+]
+
+
+def run(cls, p0, **hp):
+    p = nn.Parameter(p0.copy())
+    opt = cls([p], **hp)
+    for k in range(STEPS):
+        opt.zero_grad()
+        p.grad = tg.Tensor(grads_for(p.data, k))
+        opt.step()
+    return p.data
+
+
+@pytest.mark.parametrize("cls, ref, hp", CASES, ids=lambda c: getattr(c, "__name__", None) if isinstance(c, type) else None)
+def test_matches_hand_computed_rule(cls, ref, hp):
+    p0 = np.random.default_rng(0).standard_normal((3, 4))
+    got = run(cls, p0, **hp)
+    np.testing.assert_allclose(got, ref(p0.copy(), **hp), rtol=1e-12, atol=1e-13)
+    assert not np.allclose(got, p0)
+
+
+@pytest.mark.parametrize("cls, ref, hp", CASES, ids=lambda c: getattr(c, "__name__", None) if isinstance(c, type) else None)
+def test_matches_torch_optim(cls, ref, hp):
+    torch = pytest.importorskip("torch")
+    p0 = np.random.default_rng(1).standard_normal((5,))
+    tp = torch.nn.Parameter(torch.tensor(p0.copy()))
+    name = {"AdaGrad": "Adagrad"}.get(cls.__name__, cls.__name__)
+    topt = getattr(torch.optim, name)([tp], **hp)
+    for k in range(STEPS):
+        topt.zero_grad()
+        tp.grad = torch.tensor(grads_for(tp.detach().numpy(), k))
+        topt.step()
+    np.testing.assert_allclose(run(cls, p0, **hp), tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_rules_are_pure_and_keep_dtype():
+    p = np.array([1.0, -2.0], dtype=np.float32)
+    g = np.array([0.5, 0.25], dtype=np.float32)
+    for name, rule in rules.RULES.items():
+        hp = {"lr": 0.1} if name == "sgd" else {}
+        if name in ("sgd", "rmsprop"):
+            hp["momentum"] = 0.9
+        state: dict = {}
+        p1, s1 = rule(p, g, state, **hp)
+        p2, s2 = rule(p1, g, s1, **hp)
+        assert state == {} and p.tolist() == [1.0, -2.0] and g.tolist() == [0.5, 0.25], name
+        assert p1.dtype == p2.dtype == np.float32, name
+        assert all(v.dtype == np.float32 for v in s2.values() if isinstance(v, np.ndarray)), name
+        snapshot = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s1.items()}
+        rule(p1, g, s1, **hp)
+        for k, v in snapshot.items():
+            np.testing.assert_array_equal(s1[k], v)
+    with pytest.raises(ValueError, match="gradient shape"):
+        rules.sgd(p, g[:1], {}, lr=0.1)
+
+
+def test_param_groups_use_their_own_hyperparameters():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    a.grad, b.grad = tg.Tensor(np.ones(2)), tg.Tensor(np.ones(3))
+    opt.step()
+    np.testing.assert_allclose(a.data, 0.9)
+    np.testing.assert_allclose(b.data, 0.5)
+    c = nn.Parameter(np.ones(1))
+    opt.add_param_group({"params": [c], "momentum": 0.9})
+    assert opt.param_groups[2]["lr"] == 0.1 and opt.param_groups[2]["momentum"] == 0.9
+    with pytest.raises(ValueError, match="more than once"):
+        opt.add_param_group({"params": [a]})
+
+
+def test_step_skips_parameters_without_grad_and_runs_closure():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
+    opt = optim.Adam([a, b], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (a * a).sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert loss.item() == 2.0
+    assert not np.allclose(a.data, 1.0) and np.array_equal(b.data, np.ones(2))
+    assert b not in opt.state and opt.state[a]["step"] == 1
+
+
+def test_bad_arguments_are_named():
+    p = nn.Parameter(np.ones(2))
+    with pytest.raises(ValueError, match="SGD: no learning rate"):
+        optim.SGD([p])
+    with pytest.raises(ValueError, match="lr=-1"):
+        optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([])
+    with pytest.raises(TypeError, match="single Tensor"):
+        optim.Adam(p)
+    with pytest.raises(ValueError, match="not a leaf"):
+        optim.Adam([p * 2])
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        optim.Adam([{"params": [p], "momentum": 0.9}])
+
+
+def test_state_dict_roundtrip_continues_identically(tmp_path):
+    def make():
+        model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.Tanh(), nn.Linear(4, 2, seed=1))
+        opt = optim.Adam([{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.05}], lr=0.01, amsgrad=True)
+        return model, opt
+
+    def train(model, opt, ks):
+        for k in ks:
+            opt.zero_grad()
+            model(tg.randn(8, 3, seed=k)).sum().backward()
+            opt.step()
+
+    m1, o1 = make()
+    train(m1, o1, range(3))
+    tg.save({"model": m1.state_dict(), "optim": o1.state_dict()}, tmp_path / "ckpt.npz")
+    train(m1, o1, range(3, 6))
+
+    m2, o2 = make()
+    ck = tg.load(tmp_path / "ckpt.npz")
+    m2.load_state_dict(ck["model"])
+    o2.load_state_dict(ck["optim"])
+    assert o2.param_groups[1]["lr"] == 0.05 and o2.param_groups[0]["betas"] == (0.9, 0.999)
+    assert o2.state[m2[0].weight]["step"] == 3 and isinstance(o2.state[m2[0].weight]["step"], int)
+    train(m2, o2, range(3, 6))
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=k)
+
+
+def test_load_state_dict_checks_structure():
+    p, q = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))
+    opt = optim.SGD([p, q], lr=0.1, momentum=0.9)
+    p.grad, q.grad = tg.Tensor(np.ones(2)), tg.Tensor(np.ones(3))
+    opt.step()
+    sd = opt.state_dict()
+    other = optim.SGD([q, p], lr=0.1, momentum=0.9)  # same count, swapped shapes
+    with pytest.raises(ValueError, match="'momentum_buffer' of parameter 0 has shape \\(2,\\), the parameter \\(3,\\)"):
+        other.load_state_dict(sd)
+    assert other.state == {}
+    with pytest.raises(ValueError, match="1 parameter group"):
+        optim.SGD([{"params": [p]}, {"params": [q]}], lr=0.1).load_state_dict(sd)
+    with pytest.raises(ValueError, match="group 0 has 2 parameter"):
+        optim.SGD([p], lr=0.1).load_state_dict(sd)
+
+
+def test_step_trips_the_saved_array_check_of_a_live_graph():
+    model = nn.Sequential(nn.Linear(3, 4, seed=0), nn.ReLU(), nn.Linear(4, 1, seed=1))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = tg.randn(5, 3, seed=0, requires_grad=True)
+    loss = model(x).sum()
+    loss.backward(retain_graph=True)
+    stale = model(x).sum()  # recorded before the step, backward after it
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        stale.backward()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+    del loss, stale
+    gc.collect()
+    # A raw numpy write to a saved weight is refused outright while a graph holds it.
+    live = model(x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        model[0].weight.data[0, 0] = 1.0
+    live.backward()
+    model[0].weight.data[0, 0] = 1.0  # released after backward: writable again
+
+
+def test_sgd_trains_a_small_model():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(2, 16, seed=0), nn.Tanh(), nn.Linear(16, 2, seed=1))
+    opt = optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    first = None
+    for _ in range(100):
+        opt.zero_grad()
+        loss = loss_fn(model(tg.Tensor(x)), y)
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.3 * first
