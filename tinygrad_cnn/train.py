@@ -1,0 +1,446 @@
+"""The training loop behind ``tinygrad-cnn train`` (usable from Python too).
+
+:func:`fit` trains a model for some epochs and, per epoch, evaluates on the test set, writes a
+checkpoint (``epoch_NNN.npz``, the safe ``.npz`` format of :func:`tinygrad_cnn.save`) and appends
+to a JSON-lines metrics log (``metrics.jsonl``). A run is deterministic for a given seed: the
+shuffling and every random draw of epoch ``e`` (dropout, ...) depend only on ``(seed, e)``, so a
+run resumed from a checkpoint ends with the same weights as an uninterrupted one.
+
+Example::
+
+    history = fit(model, Adam(model.parameters(), lr=1e-3), train_loader, test_loader,
+                  epochs=20, out_dir="runs/simple", seed=0)
+    history[-1]["test_acc"]
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .autograd.grad_mode import no_grad
+from .nn import functional as F
+from .tensor import Tensor, manual_seed
+
+CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.npz$")
+METRICS_FILE = "metrics.jsonl"
+
+
+# ---- progress -----------------------------------------------------------------------------------
+class Progress:
+    """A progress bar over ``total`` batches: tqdm when installed, else a line every ~10%.
+
+    ``update(images, **postfix)`` advances one batch. ``enabled=False`` shows nothing.
+    """
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, stream: Any = None) -> None:
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self.stream = stream or sys.stderr
+        self.count = 0
+        self.images = 0
+        self.start = time.perf_counter()
+        self._bar = None
+        self._next_print = 0.1
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(total=total, desc=desc, unit="batch", file=self.stream, leave=True, dynamic_ncols=True)
+            except ImportError:  # tqdm is an optional extra: fall back to plain lines
+                self._bar = None
+
+    @property
+    def images_per_s(self) -> float:
+        dt = time.perf_counter() - self.start
+        return self.images / dt if dt > 0 else 0.0
+
+    def update(self, images: int, **postfix: float) -> None:
+        self.count += 1
+        self.images += images
+        if not self.enabled:
+            return
+        post = {k: f"{v:.4f}" for k, v in postfix.items()}
+        post["img/s"] = f"{self.images_per_s:.0f}"
+        if self._bar is not None:
+            self._bar.set_postfix(post, refresh=False)
+            self._bar.update(1)
+        elif self.count >= self._next_print * self.total or self.count == self.total:
+            self._next_print += 0.1
+            items = "  ".join(f"{k} {v}" for k, v in post.items())
+            print(f"{self.desc}: {100 * self.count // self.total:3d}% {self.count}/{self.total}  {items}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# ---- one epoch, evaluation -----------------------------------------------------------------------
+def _correct(logits: Tensor, y: Tensor) -> int:
+    return int((logits.data.argmax(axis=1) == y.data).sum())
+
+
+def evaluate(model: Any, loader: Iterable, loss_fn: Callable = F.cross_entropy, progress: bool = False, desc: str = "eval") -> dict:
+    """Mean loss and accuracy of ``model`` over ``loader`` (eval mode, no graph recorded).
+
+    Returns ``{"loss": float, "acc": float, "n": int, "seconds": float}``. The model's
+    train/eval mode is restored afterwards.
+
+    Example::
+
+        evaluate(model, DataLoader(test_set, 1000))["acc"]
+    """
+    was_training = getattr(model, "training", True)
+    model.eval()
+    total_loss, correct, n = 0.0, 0, 0
+    bar = Progress(len(loader), desc, progress)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    try:
+        with no_grad():
+            for x, y in loader:
+                logits = model(x)
+                b = len(y.data)
+                total_loss += float(loss_fn(logits, y).item()) * b
+                correct += _correct(logits, y)
+                n += b
+                bar.update(b)
+    finally:
+        bar.close()
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("evaluate: the loader yielded no batches.")
+    return {"loss": total_loss / n, "acc": correct / n, "n": n, "seconds": time.perf_counter() - t0}
+
+
+def train_epoch(
+    model: Any,
+    optimizer: Any,
+    loader: Any,
+    loss_fn: Callable = F.cross_entropy,
+    progress: bool = True,
+    desc: str = "train",
+    on_step: Callable[[int, float, float, int], None] | None = None,
+) -> dict:
+    """One pass over ``loader``: forward, loss, backward, ``optimizer.step()`` per batch.
+
+    ``on_step(batch_index, loss, batch_accuracy, batch_size)`` is called after each step.
+    Returns ``{"loss", "acc", "n", "seconds", "images_per_s"}`` (loss and accuracy are averaged
+    over the samples seen while training, as in the chapter). A NaN/inf loss stops training with
+    an error naming the batch.
+    """
+    model.train()
+    total_loss, correct, n = 0.0, 0, 0
+    bar = Progress(len(loader), desc, progress)
+    t0 = time.perf_counter()
+    try:
+        for i, (x, y) in enumerate(loader):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            lv = float(loss.item())
+            if not math.isfinite(lv):
+                raise FloatingPointError(
+                    f"train_epoch: the loss became {lv} at batch {i} ({desc}). Lower the learning rate, or check the "
+                    "inputs (are they scaled to [0, 1]?); `with tinygrad_cnn.detect_anomaly():` finds the op."
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            b = len(y.data)
+            c = _correct(logits, y)
+            total_loss += lv * b
+            correct += c
+            n += b
+            bar.update(b, loss=lv, acc=c / b)
+            if on_step is not None:
+                on_step(i, lv, c / b, b)
+    finally:
+        bar.close()
+    dt = time.perf_counter() - t0
+    return {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1), "n": n, "seconds": dt, "images_per_s": n / dt if dt > 0 else 0.0}
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, model: Any, optimizer: Any = None, epoch: int = 0, config: dict | None = None) -> Path:
+    """Write model (and optimizer) state, the epoch and a JSON ``config`` to ``path`` (safe .npz).
+
+    Loaded back by :func:`load_checkpoint`; the file never contains pickled code.
+    """
+    from .serialization import save
+
+    obj: dict[str, Any] = {"model": model.state_dict(), "epoch": int(epoch), "config": json.dumps(config or {}, sort_keys=True)}
+    if optimizer is not None:
+        obj["optimizer"] = optimizer.state_dict()
+    path = Path(path)
+    save(obj, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`: ``{"model", "optimizer"?, "epoch", "config"}``
+    with ``config`` decoded back into a dict."""
+    from .serialization import load
+
+    path = Path(path)
+    obj = load(path)
+    if not isinstance(obj, dict) or "model" not in obj or "epoch" not in obj:
+        raise ValueError(f"load_checkpoint: {path} is not a training checkpoint (it has no 'model' and 'epoch' entries).")
+    cfg = obj.get("config", "{}")
+    obj["config"] = json.loads(str(cfg)) if not isinstance(cfg, dict) else cfg
+    obj["epoch"] = int(obj["epoch"])
+    return obj
+
+
+def checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """The ``epoch_NNN.npz`` checkpoints in ``out_dir``, oldest epoch first."""
+    d = Path(out_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+# ---- the metrics log -----------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MetricsLog:
+    """Append-only JSON-lines log: one ``{"type": "step"|"epoch", ...}`` record per line."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict] = []
+
+    def truncate_after(self, epoch: int) -> None:
+        """Keep only the records of epochs <= ``epoch`` (a resumed run rewrites what followed)."""
+        if self.path is not None and self.path.exists():
+            from .viz.plots import read_metrics
+
+            self.records = [r for r in read_metrics(self.path) if r.get("epoch", 0) <= epoch]
+            _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+class _StepLogger:
+    """Writes one step record per ``log_every`` batches: sample-weighted mean loss/acc of those batches."""
+
+    def __init__(self, log: MetricsLog, epoch: int, steps_per_epoch: int, log_every: int) -> None:
+        self.log, self.epoch, self.steps, self.every = log, epoch, steps_per_epoch, log_every
+        self.window: list[tuple[float, float, int]] = []
+
+    def __call__(self, i: int, loss: float, acc: float, b: int) -> None:
+        self.window.append((loss, acc, b))
+        if (i + 1) % self.every == 0 or i + 1 == self.steps:
+            n = sum(w[2] for w in self.window)
+            self.log.append({
+                "type": "step",
+                "epoch": self.epoch,
+                "step": (self.epoch - 1) * self.steps + i + 1,
+                "progress": round(self.epoch - 1 + (i + 1) / self.steps, 6),
+                "loss": sum(w[0] * w[2] for w in self.window) / n,
+                "acc": sum(w[1] * w[2] for w in self.window) / n,
+            })
+            self.window.clear()
+
+
+# ---- fit -----------------------------------------------------------------------------------------
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The global-generator seed used during ``epoch`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+
+def fit(
+    model: Any,
+    optimizer: Any,
+    train_loader: Any,
+    test_loader: Any = None,
+    *,
+    epochs: int,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool | str | os.PathLike = False,
+    seed: int = 0,
+    loss_fn: Callable = F.cross_entropy,
+    progress: bool = True,
+    log_every: int = 10,
+    config: dict | None = None,
+    keep_checkpoints: int | None = None,
+    overwrite: bool = False,
+    print_fn: Callable[[str], Any] | None = print,
+) -> list[dict]:
+    """Train ``model`` for ``epochs`` epochs; returns the per-epoch records.
+
+    Each record: ``{"type": "epoch", "epoch", "train_loss", "train_acc", "test_loss", "test_acc",
+    "seconds", "eval_seconds", "images_per_s", "step"}``. With ``out_dir``: a checkpoint
+    ``epoch_NNN.npz`` per epoch (the newest ``keep_checkpoints`` are kept; None keeps all),
+    ``metrics.jsonl`` with an epoch record per epoch and a step record (``progress`` in epochs,
+    ``loss``, ``acc``) every ``log_every`` batches. ``resume=True`` continues from the newest
+    checkpoint in ``out_dir`` (or ``resume=<path>`` from that file) up to ``epochs`` in total;
+    starting afresh in a folder that holds checkpoints needs ``overwrite=True``.
+
+    Example::
+
+        fit(model, SGD(model.parameters(), lr=0.1), train_loader, test_loader, epochs=2, out_dir="run")
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
+    if log_every < 1:
+        raise ValueError(f"fit: log_every must be >= 1, got {log_every}.")
+    say = print_fn or (lambda s: None)
+    out = Path(out_dir) if out_dir is not None else None
+    log = MetricsLog(out / METRICS_FILE if out is not None else None)
+    start_epoch = 1
+    if resume:
+        if isinstance(resume, (str, os.PathLike)):
+            ckpt_path = Path(resume)
+        else:
+            if out is None:
+                raise ValueError("fit: resume=True needs out_dir (the folder with the checkpoints), or pass resume=<checkpoint path>.")
+            found = checkpoints(out)
+            if not found:
+                raise FileNotFoundError(f"fit: resume=True but {out} holds no epoch_NNN.npz checkpoint to resume from.")
+            ckpt_path = found[-1]
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        if "optimizer" in ck:
+            optimizer.load_state_dict(ck["optimizer"])
+        start_epoch = ck["epoch"] + 1
+        log.truncate_after(ck["epoch"])
+        say(f"resumed from {ckpt_path} (epoch {ck['epoch']})")
+    elif out is not None:
+        if checkpoints(out) and not overwrite:
+            raise FileExistsError(
+                f"fit: {out} already holds checkpoints of a previous run ({checkpoints(out)[-1].name}). Pass resume=True "
+                "(--resume) to continue it, overwrite=True to start afresh there, or choose another out_dir."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        for p in checkpoints(out):
+            p.unlink()
+        if log.path is not None and log.path.exists():
+            log.path.unlink()
+
+    history = [r for r in log.records if r.get("type") == "epoch"]
+    if start_epoch > epochs:
+        say(f"nothing to do: the checkpoint is at epoch {start_epoch - 1} and epochs={epochs}.")
+        return history
+    steps_per_epoch = len(train_loader)
+    for epoch in range(start_epoch, epochs + 1):
+        manual_seed(epoch_seed(seed, epoch))
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch - 1)
+        logger = _StepLogger(log, epoch, steps_per_epoch, log_every)
+        tr = train_epoch(model, optimizer, train_loader, loss_fn, progress, f"epoch {epoch}/{epochs}", logger)
+        rec: dict[str, Any] = {
+            "type": "epoch",
+            "epoch": epoch,
+            "step": epoch * steps_per_epoch,
+            "train_loss": tr["loss"],
+            "train_acc": tr["acc"],
+            "test_loss": None,
+            "test_acc": None,
+            "seconds": round(tr["seconds"], 3),
+            "eval_seconds": None,
+            "images_per_s": round(tr["images_per_s"], 1),
+        }
+        if test_loader is not None:
+            ev = evaluate(model, test_loader, loss_fn, progress=False)
+            rec.update(test_loss=ev["loss"], test_acc=ev["acc"], eval_seconds=round(ev["seconds"], 3))
+        log.append(rec)
+        history.append(rec)
+        test = f"  test loss {rec['test_loss']:.4f}  test acc {rec['test_acc']:.4f}" if test_loader is not None else ""
+        say(
+            f"epoch {epoch}/{epochs}  train loss {rec['train_loss']:.4f}  train acc {rec['train_acc']:.4f}{test}"
+            f"  ({rec['seconds']:.1f} s, {rec['images_per_s']:.0f} img/s)"
+        )
+        if out is not None:
+            save_checkpoint(out / f"epoch_{epoch:03d}.npz", model, optimizer, epoch, config)
+            if keep_checkpoints is not None:
+                for old in checkpoints(out)[:-keep_checkpoints] if keep_checkpoints > 0 else []:
+                    old.unlink()
+    return history
+
+
+# ---- what the command line builds: models, data, optimizers by name -------------------------------
+MODEL_NAMES = ("simpleconvnet", "lenet", "alexnet")
+OPTIMIZER_NAMES = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+
+
+def make_optimizer(name: str, params: Iterable[Any], lr: float | None = None, momentum: float = 0.9) -> Any:
+    """An optimizer by its command-line name: ``sgd``, ``momentum`` (SGD with ``momentum``),
+    ``adagrad``, ``rmsprop`` or ``adam``; ``lr=None`` takes :data:`DEFAULT_LR`."""
+    from . import optim
+
+    if name not in OPTIMIZER_NAMES:
+        raise ValueError(f"make_optimizer: unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_NAMES)}.")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        return optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "adagrad":
+        return optim.AdaGrad(params, lr=lr)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr)
+    return optim.Adam(params, lr=lr)
+
+
+def input_transform(model: str, normalize: bool = False, mean: float = 0.0, std: float = 1.0) -> Any:
+    """The transform that turns 28x28 uint8 images into ``model``'s input: scaled to [0, 1]
+    (optionally normalized with ``mean``/``std``), padded to 32x32 for LeNet, resized to
+    227x227 for AlexNet."""
+    from .data import Compose, Normalize, Pad, Resize, ToFloat
+
+    steps: list = [ToFloat()]
+    if normalize:
+        steps.append(Normalize(mean, std))
+    if model == "lenet":
+        steps.append(Pad(2))
+    elif model == "alexnet":
+        steps.append(Resize(227))
+    elif model != "simpleconvnet":
+        raise ValueError(f"input_transform: unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}.")
+    return Compose(steps)
+
+
+def load_data(
+    dataset: str,
+    model: str,
+    root: str | os.PathLike | None = None,
+    train: bool = True,
+    limit: int | None = None,
+    normalize: bool = False,
+    download: bool = True,
+) -> Any:
+    """The ``dataset`` (``mnist`` | ``fashion-mnist``) split prepared for ``model``; ``limit`` keeps
+    the first N samples. Raises FileNotFoundError listing every place looked when the files are missing."""
+    from .data import DATASETS, TensorDataset
+
+    if dataset not in DATASETS:
+        raise ValueError(f"load_data: unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    cls = DATASETS[dataset]
+    ds = cls(root=root, train=train, download=download, transform=input_transform(model, normalize, cls.mean, cls.std))
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"load_data: limit must be >= 1, got {limit}.")
+        ds = TensorDataset(ds.data[:limit], ds.targets[:limit], ds.transform)
+    return ds
