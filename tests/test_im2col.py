@@ -1,0 +1,112 @@
+"""im2col / col2im: shapes of the textbook example, a brute-force reference, adjointness,
+dtype, gradients, and errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_cnn as tg
+from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array
+
+
+def ref_im2col(x, k, s, p, d):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    rows = []
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                rows.append(
+                    [xp[b, ch, i * s[0] + a * d[0], j * s[1] + e * d[1]] for ch in range(c) for a in range(k[0]) for e in range(k[1])]
+                )
+    return np.array(rows).reshape(n * oh * ow, c * k[0] * k[1])
+
+
+@st.composite
+def windows(draw):
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    lo = [max(1, d[a] * (k[a] - 1) + 1 - 2 * p[a]) for a in range(2)]
+    hw = tuple(draw(st.integers(lo[a], max(lo[a], 6))) for a in range(2))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + hw, k, s, p, d
+
+
+def test_textbook_shapes():
+    assert tg.im2col(tg.randn(1, 3, 7, 7), 5).shape == (9, 75)
+    assert tg.im2col(tg.randn(10, 3, 7, 7), 5, stride=1, padding=0).shape == (90, 75)
+
+
+@given(windows(), st.integers(0, 2**16))
+def test_im2col_matches_brute_force(geom, seed):
+    shape, k, s, p, d = geom
+    x = np.random.default_rng(seed).standard_normal(shape)
+    cols = tg.im2col(tg.Tensor(x), k, s, p, d)
+    np.testing.assert_array_equal(cols.data, ref_im2col(x, k, s, p, d))
+
+
+@given(windows(), st.integers(0, 2**16))
+def test_col2im_is_the_adjoint_of_im2col(geom, seed):
+    shape, k, s, p, d = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    cols = tg.im2col(tg.Tensor(x), k, s, p, d)
+    c = rng.standard_normal(cols.shape)
+    back = tg.col2im(tg.Tensor(c), shape, k, s, p, d)
+    assert back.shape == shape
+    np.testing.assert_allclose((cols.data * c).sum(), (x * back.data).sum(), rtol=1e-10)
+
+
+def test_col2im_accumulates_overlapping_windows():
+    ones = tg.ones(1, 1, 3, 3)
+    np.testing.assert_array_equal(tg.col2im(tg.im2col(ones, 2), (1, 1, 3, 3), 2).data[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    # kernel 3 stride 2 on 5x5: the centre is in all four windows, the edges' middles in two
+    cover = tg.col2im(tg.im2col(tg.ones(1, 1, 5, 5), 3, 2), (1, 1, 5, 5), 3, 2).data[0, 0]
+    assert cover[2, 2] == 4 and cover[0, 2] == 2 and cover[0, 0] == 1
+
+
+def test_internal_layout_is_the_public_one_transposed_per_image(rng):
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    win = Window((3, 2), (2, 1), (1, 0), (1, 2), (3, 3))  # OH = (6+2-3)//2+1, OW = (5-2-1)//1+1
+    cols = im2col_array(x, win)
+    assert cols.shape == (3, 2 * 3 * 2, 3 * 3) and cols.dtype == np.float32
+    public = tg.im2col(tg.Tensor(x), (3, 2), (2, 1), (1, 0), (1, 2)).data
+    np.testing.assert_array_equal(cols.transpose(0, 2, 1).reshape(-1, 12), public)
+    back = col2im_array(cols, x.shape, win)
+    assert back.dtype == np.float32 and back.shape == x.shape
+
+
+def test_dtype_is_kept():
+    x = tg.randn(2, 3, 6, 6)
+    cols = tg.im2col(x, 3, padding=1)
+    assert cols.dtype == np.float32
+    assert tg.col2im(cols, x.shape, 3, padding=1).dtype == np.float32
+    assert tg.im2col(x.double(), 3).dtype == np.float64
+
+
+@settings(max_examples=10)
+@given(windows(), st.integers(0, 2**16))
+def test_im2col_and_col2im_gradients(geom, seed):
+    shape, k, s, p, d = geom
+    shape = (1, 1) + shape[2:]
+    rng = np.random.default_rng(seed)
+    x = tg.Tensor(rng.standard_normal(shape), requires_grad=True)
+    assert tg.gradgradcheck(lambda a: tg.im2col(a, k, s, p, d), (x,))
+    c = tg.Tensor(rng.standard_normal(tg.im2col(x, k, s, p, d).shape), requires_grad=True)
+    assert tg.gradgradcheck(lambda a: tg.col2im(a, shape, k, s, p, d), (c,))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"im2col: input must be 4-D \(N, C, H, W\), got shape \(3, 7, 7\)"):
+        tg.im2col(tg.randn(3, 7, 7), 5)
+    with pytest.raises(ValueError, match=r"im2col: the kernel \(9, 9\).*larger than the padded input \(7, 7\)"):
+        tg.im2col(tg.randn(1, 3, 7, 7), 9)
+    with pytest.raises(ValueError, match=r"im2col: stride must be positive"):
+        tg.im2col(tg.randn(1, 3, 7, 7), 3, stride=0)
+    with pytest.raises(ValueError, match=r"col2im: .* must have shape \(N\*OH\*OW, C\*KH\*KW\) = \(9, 75\), got \(9, 74\)"):
+        tg.col2im(tg.zeros(9, 74), (1, 3, 7, 7), 5)
+    with pytest.raises(ValueError, match=r"col2im: input_shape must be \(N, C, H, W\)"):
+        tg.col2im(tg.zeros(9, 75), (3, 7, 7), 5)
