@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.autograd.grad_mode import STATE
-from tinygrad_cnn.func import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from tinygrad_cnn.func import _active, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.pytree import tree_leaves, tree_structure
 
@@ -196,12 +196,27 @@ def test_pure_grad_untouched_state_restored_and_no_aliasing():
     np.testing.assert_array_equal(a, np.ones(3))
     assert STATE.enabled and STATE.scope == ()
 
+    def boom(x):
+        raise RuntimeError("inside f")
+
+    with pytest.raises(RuntimeError, match="inside f"):
+        grad(lambda x: grad(boom)(x))(x)
+    assert _active() == [] and STATE.enabled
+
 
 def test_nesting_with_closures_and_plain_backward():
     # d/dx [ d/dy (x * y^2) at y0 ] = 2 y0
     y0 = np.array([3.0, -1.0])
     outer = grad(lambda x: grad(lambda y: (x * y * y).sum())(y0).sum())(np.array([0.5, 2.0]))
     np.testing.assert_allclose(outer, 2 * y0)
+    # The outermost result is detached and of the input's type: the inner transform's own leaves
+    # do not count as someone who may still differentiate.
+    assert type(outer) is np.ndarray
+    assert type(grad(lambda x: grad(lambda y: x * y * y)(3.0))(0.5)) is float
+    H = hessian(lambda x: (x**3).sum())(tg.tensor([1.0, 2.0]))
+    assert not H.requires_grad and H.grad_fn is None
+    _, t = jvp(lambda z: z**3, (tg.tensor([1.0]),), (tg.tensor([1.0]),))
+    assert not t.requires_grad
     # A gradient of a user's Tensor that requires grad stays differentiable by ordinary backward.
     x = tg.tensor([1.0, 2.0], dtype=np.float64, requires_grad=True)
     g = grad(lambda t: (t**3).sum())(x)

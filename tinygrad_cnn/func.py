@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -58,6 +59,27 @@ class _Input(Function):
     @staticmethod
     def backward(ctx: Node, g: Tensor) -> Tensor:
         return g
+
+
+class _Leaf(Tensor):
+    """The fresh Tensors a transform differentiates with respect to. A distinct class so a walk of
+    the graph can tell them from the user's Tensors: once their transform has finished, nobody
+    differentiates with respect to them again, so reaching one needs no recorded backward."""
+
+    __slots__ = ()
+
+
+# The leaves of the transforms whose ``f`` is running on this thread, innermost last. Reaching
+# one of these from an inner transform means the enclosing transform will differentiate the
+# result, so the inner backward must be recorded. Empty whenever no transform is running.
+_ACTIVE = threading.local()
+
+
+def _active() -> list[set[int]]:
+    stack = getattr(_ACTIVE, "stack", None)
+    if stack is None:
+        stack = _ACTIVE.stack = []
+    return stack
 
 
 # ---- argument handling -------------------------------------------------------------------
@@ -146,31 +168,40 @@ class _Args:
                 raise TypeError
             if leaf.requires_grad and STATE.enabled:  # under no_grad nobody differentiates further
                 return _TENSOR, _Input.apply(leaf)
-            return _TENSOR, Tensor._make(leaf.data, None, 0).requires_grad_(True)
+            return _TENSOR, _Leaf._make(leaf.data, None, 0).requires_grad_(True)
         if isinstance(leaf, np.ndarray):
             if leaf.dtype.kind != "f":
                 raise TypeError
-            return _ARRAY, Tensor._make(leaf, None, 0).requires_grad_(True)
+            return _ARRAY, _Leaf._make(leaf, None, 0).requires_grad_(True)
         if isinstance(leaf, np.floating):
-            return _NPSCALAR, Tensor._make(np.asarray(leaf), None, 0).requires_grad_(True)
+            return _NPSCALAR, _Leaf._make(np.asarray(leaf), None, 0).requires_grad_(True)
         if isinstance(leaf, float):
-            return _FLOAT, Tensor._make(np.asarray(leaf, dtype=np.float64), None, 0).requires_grad_(True)
+            return _FLOAT, _Leaf._make(np.asarray(leaf, dtype=np.float64), None, 0).requires_grad_(True)
         raise TypeError
 
     def ours(self) -> set[int]:
         return {id(t) for t in self.flat}
 
 
-def _reaches_foreign(outs: list[Tensor], ours: set[int]) -> bool:
-    """Whether the graph of ``outs`` reaches a Tensor requiring grad that this call did not create.
+def _live(t: Tensor, ours: set[int]) -> bool:
+    if id(t) in ours:
+        return False
+    if not isinstance(t, _Leaf):
+        return True  # the user's: they may call backward() on the result
+    return any(id(t) in s for s in _active())
 
-    If so the result must stay differentiable for whoever owns that Tensor (an enclosing
-    transform or the user), so the backward is recorded. Iterative; stops at the first find."""
+
+def _reaches_foreign(outs: list[Tensor], ours: set[int]) -> bool:
+    """Whether the graph of ``outs`` reaches a leaf requiring grad that someone else may still
+    differentiate with respect to: the user's Tensors, or an enclosing running transform's leaves.
+
+    If so the result must stay differentiable, so the backward is recorded. Iterative; stops at
+    the first find."""
     stack: list = []
     seen: set = set()
     for t in outs:
         if t.grad_fn is None:
-            if t.requires_grad and id(t) not in ours:
+            if t.requires_grad and _live(t, ours):
                 return True
         elif t.grad_fn not in seen:
             seen.add(t.grad_fn)
@@ -185,7 +216,7 @@ def _reaches_foreign(outs: list[Tensor], ours: set[int]) -> bool:
                 if m not in seen:
                     seen.add(m)
                     stack.append(m)
-            elif id(m) not in ours:
+            elif _live(m, ours):
                 return True
     return False
 
@@ -281,9 +312,14 @@ def _out_leaves(out: Any, op: str) -> tuple[list[Tensor], PyTreeDef]:
     return res, treedef
 
 
-def _call(f: Callable, args: tuple, kwargs: dict) -> Any:
-    with enable_grad():
-        return f(*args, **kwargs)
+def _call(f: Callable, a: _Args, kwargs: dict) -> Any:
+    stack = _active()
+    stack.append(a.ours())
+    try:
+        with enable_grad():
+            return f(*a.args, **kwargs)
+    finally:
+        stack.pop()
 
 
 # ---- grad / value_and_grad ------------------------------------------------------------------
@@ -292,7 +328,7 @@ def _value_and_grad(f: Callable, argnums: Any, has_aux: bool, op: str, args: tup
     nums = _resolve_argnums(nums, len(args), op, argnums)
     outer = STATE.enabled
     a = _Args(f, args, nums, op)
-    out, aux = _split_aux(_call(f, a.args, kwargs), has_aux, op)
+    out, aux = _split_aux(_call(f, a, kwargs), has_aux, op)
     if not isinstance(out, Tensor):
         hint = " If f returns (loss, aux), pass has_aux=True." if isinstance(out, (tuple, list)) else ""
         raise TypeError(f"{op}: f must return a scalar Tensor, got {describe(out)}.{hint}")
@@ -367,7 +403,7 @@ def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False)
 def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_name: str) -> tuple:
     outer = STATE.enabled
     a = _Args(f, primals, tuple(range(len(primals))), op)
-    out, aux = _split_aux(_call(f, a.args, kwargs), has_aux, op)
+    out, aux = _split_aux(_call(f, a, kwargs), has_aux, op)
     out_leaves, out_def = _out_leaves(out, op)
     foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], a.ours())
 
@@ -427,12 +463,12 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
     tans: list[Tensor] = []
     for i, (treedef, fresh) in enumerate(zip(a.defs, a.fresh)):
         tans += _check_cotangents(treedef, fresh, tangents[i], f"tangents[{i}]", op)
-    out, aux = _split_aux(_call(f, a.args, {}), has_aux, op)
+    out, aux = _split_aux(_call(f, a, {}), has_aux, op)
     out_leaves, out_def = _out_leaves(out, op)
     ours = a.ours()
     foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], ours)
     # u -> J^T u, recorded so it can be differentiated with respect to the dummy cotangent u.
-    us = [Tensor._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True) for o in out_leaves]
+    us = [_Leaf._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True) for o in out_leaves]
     ours |= {id(u) for u in us}
     gs = _engine_grads(out_leaves, us, a.flat, True, True)
     create = outer and (foreign or any(t.requires_grad for t in tans))
