@@ -1,14 +1,20 @@
 """Neural-network building blocks: ``Module`` and layers, ``init``, and the functional API
 (``nn.functional``), named as in PyTorch's ``torch.nn``."""
 from . import functional, init  # noqa: F401
+from .conv import Conv2d, ConvTranspose2d
 from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
@@ -16,6 +22,7 @@ __all__ = [
     "Linear",
     "LocalResponseNorm",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "ModuleDict",
     "ModuleList",

@@ -1,0 +1,146 @@
+"""Convolution layers: Conv2d and ConvTranspose2d (calling ``nn.functional.conv2d`` /
+``conv_transpose2d``; the im2col implementation lives in :mod:`tinygrad_cnn.ops.conv`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..ops.im2col import pair
+from ..tensor import Tensor, get_rng
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _check_channels(op: str, in_channels: int, out_channels: int, groups: int) -> None:
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(f"{op}: in_channels and out_channels must be positive, got {in_channels}, {out_channels}.")
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{op}: groups={groups} must be positive and divide in_channels ({in_channels}) and out_channels ({out_channels})."
+        )
+
+
+def _default_init(weight: Parameter, bias: Parameter | None, rng: Any) -> None:
+    # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)) for the weight, the same
+    # bound for the bias.
+    bound = 1.0 / math.sqrt(init.fan_in_and_fan_out(weight.shape)[0])
+    init.uniform_(weight, -bound, bound, seed=rng)
+    if bias is not None:
+        init.uniform_(bias, -bound, bound, seed=rng)
+
+
+class Conv2d(Module):
+    """2-D convolution: (N, C_in, H, W) -> (N, C_out, OH, OW), ``OH = (H + 2p - d(k-1) - 1) // s + 1``.
+
+    ``weight`` (C_out, C_in/groups, KH, KW), ``bias`` (C_out,), initialised as in PyTorch
+    (U(+-1/sqrt(fan_in))); ``seed`` makes it reproducible. ``groups`` splits the channels into
+    independent groups (AlexNet's two-GPU layers use groups=2).
+
+    Example::
+
+        conv = Conv2d(1, 30, kernel_size=5)          # the chapter's first layer
+        y = conv(x)                                  # x (N, 1, 28, 28) -> y (N, 30, 24, 24)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__()
+        _check_channels("Conv2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size)
+        self.stride = pair("Conv2d", "stride", stride)
+        self.padding = padding if isinstance(padding, str) else pair("Conv2d", "padding", padding)
+        self.dilation = pair("Conv2d", "dilation", dilation)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+        _default_init(self.weight, self.bias, get_rng(seed))
+
+    def forward(self, x: Any) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose2d(Module):
+    """Transposed convolution (the gradient of Conv2d w.r.t. its input):
+    (N, C_in, H, W) -> (N, C_out, (H-1)s - 2p + d(k-1) + output_padding + 1, ...).
+
+    ``weight`` (C_in, C_out/groups, KH, KW) as in PyTorch, ``bias`` (C_out,).
+
+    Example::
+
+        up = ConvTranspose2d(16, 8, kernel_size=4, stride=2, padding=1)
+        y = up(x)                                    # x (N, 16, 7, 7) -> y (N, 8, 14, 14)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__()
+        _check_channels("ConvTranspose2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = pair("ConvTranspose2d", "kernel_size", kernel_size)
+        self.stride = pair("ConvTranspose2d", "stride", stride)
+        self.padding = pair("ConvTranspose2d", "padding", padding)
+        self.output_padding = pair("ConvTranspose2d", "output_padding", output_padding)
+        self.dilation = pair("ConvTranspose2d", "dilation", dilation)
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+        _default_init(self.weight, self.bias, get_rng(seed))
+
+    def forward(self, x: Any) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

@@ -1,0 +1,98 @@
+"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (calling nn.functional)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ops.im2col import pair
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module
+
+
+class MaxPool2d(Module):
+    """Max pooling (N, C, H, W) -> (N, C, OH, OW); ``stride`` defaults to ``kernel_size``.
+
+    Example::
+
+        pool = MaxPool2d(2)            # 2x2 windows, stride 2: (N, 30, 24, 24) -> (N, 30, 12, 12)
+    """
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = pair("MaxPool2d", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else pair("MaxPool2d", "stride", stride)
+        self.padding = pair("MaxPool2d", "padding", padding)
+        self.dilation = pair("MaxPool2d", "dilation", dilation)
+        self.ceil_mode, self.return_indices = bool(ceil_mode), bool(return_indices)
+
+    def forward(self, x: Any) -> Any:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices)
+
+    def extra_repr(self) -> str:
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        return s
+
+
+class AvgPool2d(Module):
+    """Average pooling (N, C, H, W) -> (N, C, OH, OW); ``stride`` defaults to ``kernel_size``.
+
+    Example::
+
+        pool = AvgPool2d(2)            # LeNet's subsampling: (N, 6, 28, 28) -> (N, 6, 14, 14)
+    """
+
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True
+    ) -> None:
+        super().__init__()
+        self.kernel_size = pair("AvgPool2d", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else pair("AvgPool2d", "stride", stride)
+        self.padding = pair("AvgPool2d", "padding", padding)
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        if not self.count_include_pad:
+            s += ", count_include_pad=False"
+        return s
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed (OH, OW) whatever the input size: (N, C, H, W) -> (N, C, OH, OW).
+
+    Example::
+
+        gap = AdaptiveAvgPool2d(1)     # global average pooling: (N, C, H, W) -> (N, C, 1, 1)
+    """
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Any) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
