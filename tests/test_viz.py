@@ -425,3 +425,38 @@ def test_without_dot_render_says_how_to_install_and_to_dot_still_works(monkeypat
     assert "'dot'" in msg and "apt-get install graphviz" in msg and "brew install graphviz" in msg and "conda install graphviz" in msg
     assert not list(tmp_path.iterdir())
     assert "apt-get install graphviz" in g._repr_mimebundle_()["text/plain"]
+
+
+# ---- convolutional layers ---------------------------------------------------------------------
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(2, 3, 3, padding=1, dilation=1, groups=1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+def test_conv_and_pool_ops_show_their_attributes_and_a_reused_module_gets_a_cluster_per_call():
+    tg.manual_seed(0)
+    m = TinyCNN()
+    g = draw_model(m, tg.randn(2, 1, 8, 8, seed=0))
+    nodes, edges, clusters = parse(g)
+    conv = plain(nodes["Conv2d_1"])
+    assert "stride=2  padding=1  dilation=1  groups=1" in conv and "\u2192 (2, 2, 4, 4)" in conv
+    pool = plain(nodes["MaxPool2d_1"])
+    assert "kernel=2  stride=2  padding=0  dilation=1" in pool and "\u2192 (2, 2, 2, 2)" in pool
+    assert "uint8 (no grad)" in pool  # the argmax indices are listed apart
+    assert ("input", "Conv2d_1") in edges and ("conv1.weight", "Conv2d_1") in edges and ("conv1.bias", "Conv2d_1") in edges
+    assert plain(clusters["MaxPool2d_1"][-1]) == "pool: MaxPool2d (call 1 of 2)"
+    assert plain(clusters["MaxPool2d_2"][-1]) == "pool: MaxPool2d (call 2 of 2)"
+    assert "label=out0" not in g.source  # a single differentiable output needs no port label
+    bwd, _, _ = parse(draw_model(m, tg.randn(2, 1, 8, 8, seed=0), view="backward"))
+    assert "saved: x (2, 2, 2, 2), conv2.weight (3, 2, 3, 3)" in plain(bwd["Conv2dBackward_2"])

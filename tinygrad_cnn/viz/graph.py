@@ -299,6 +299,54 @@ def _topo_nodes(roots: list[Node]) -> list[Node]:
     return order
 
 
+class _Call:
+    """One call of a module's forward: a module reused (``self.pool`` twice) gets one cluster per call."""
+
+    __slots__ = ("module", "index", "ncalls")
+
+    def __init__(self, module: Any, index: int) -> None:
+        self.module = module
+        self.index = index
+        self.ncalls = 1
+
+
+def _module_calls(nodes: list[Node]) -> dict[Node, tuple]:
+    """Each node's scope as a tuple of :class:`_Call`.
+
+    Nodes are visited in creation order; a module's call goes on while consecutive nodes keep it
+    on their scope. Two nodes recorded directly in the same call share one scope tuple object
+    (module_scope makes one per call), which also separates back-to-back calls of a leaf module.
+    """
+    out: dict[Node, tuple] = {}
+    counts: dict[int, list] = {}
+    prev: tuple = ()
+    prev_scope: tuple | None = None
+    for n in sorted(nodes, key=lambda n: n._seq):
+        sc = n.scope
+        chain: list[_Call] = []
+        for d, m in enumerate(sc):
+            same = d < len(prev) and prev[d].module is m and (d == 0 or chain[d - 1] is prev[d - 1])
+            if same and d == len(sc) - 1 and prev_scope is not None and len(prev_scope) == len(sc) and prev_scope is not sc:
+                same = False
+            if same:
+                chain.append(prev[d])
+            else:
+                calls = counts.setdefault(id(m), [])
+                c = _Call(m, len(calls))
+                calls.append(c)
+                chain.append(c)
+        out[n] = prev = tuple(chain)
+        prev_scope = sc
+    for calls in counts.values():
+        for c in calls:
+            c.ncalls = len(calls)
+    return out
+
+
+def _call_suffix(c: _Call) -> str:
+    return f" (call {c.index + 1} of {c.ncalls})" if c.ncalls > 1 else ""
+
+
 def _named(obj: Any, method: str) -> list:
     fn = getattr(obj, method, None)
     if fn is None:
@@ -404,9 +452,10 @@ class _Builder:
         if e is not None:
             e.order = min(e.order, order)
             return e
-        name = name or self._tensor_name(t)
+        name = name or self._tensor_name(t) or ("constant" if kind == "input" else "")
         owner = self.names.owner.get(id(t))
-        e = _Elem(key, kind, (), order, name or "", objs={id(t)})
+        e = _Elem(key, kind, (), order, name, objs={id(t)})
+        e.named = name != "constant"  # type: ignore[attr-defined]
         e.owner = owner  # type: ignore[attr-defined]
         e.attrs = f"{_shape(t.shape)} {_dtype(t.dtype)}"
         e.sig = (kind, tuple(t.shape), str(t.dtype))
@@ -437,6 +486,7 @@ class _Builder:
                 for t in (n.input_tensors or ()) + tuple(a for kind, a, _ in (n._saved or ()) if kind == _INPUT):
                     if isinstance(t, Tensor) and t.grad_fn is not None:
                         produced.setdefault((t.grad_fn, t._output_nr), t)
+        self.calls = _module_calls(nodes)
         for n in nodes:
             self._op_elem(n, pos[n], produced)
         if self.view == "forward":
@@ -447,7 +497,7 @@ class _Builder:
 
     def _op_elem(self, n: Node, i: int, produced: dict) -> None:
         head = n.name + ("Backward" if self.view == "backward" else "")
-        e = _Elem(("n", id(n)), "op", tuple(n.scope), float(i), head, objs={id(n)})
+        e = _Elem(("n", id(n)), "op", self.calls[n], float(i), head, objs={id(n)})
         consts = []
         if self.view == "forward":
             for j, edge in enumerate(n.next_edges):
@@ -459,7 +509,7 @@ class _Builder:
         data = [_shape(s) for s, d in n._out_meta if d.kind in "fc"]
         other = [f"{_shape(s)} {_dtype(d)}" for s, d in n._out_meta if d.kind not in "fc"]
         e.lines.append((("\u2192 " if self.view == "forward" else "grad ") + ", ".join(data or ["-"]), None))
-        if other:
+        if other and self.view == "forward":
             e.lines.append(("+ " + ", ".join(other) + " (no grad)", "#666666"))
         if self.view == "backward":
             e.lines.extend(self._saved_lines(n))
@@ -523,7 +573,7 @@ class _Builder:
                 t = r()
                 if t is not None and t.name and not any(t is o for o in self.outputs):
                     el = self._tensor_elem(t, "tensor", pos[n] + 0.5)
-                    el.scope = tuple(n.scope)
+                    el.scope = self.calls[n]
                     self._edge(("n", id(n)), el.key, self._out_label(n, k), n._out_meta[k][0])
                     named_out[(n, k)] = el.key
         for n in nodes:
@@ -559,7 +609,8 @@ class _Builder:
 
     @staticmethod
     def _out_label(n: Node, k: int) -> str:
-        return f"out{k}" if len(n._out_meta) > 1 else ""
+        # Only worth a label when several outputs carry gradients (not max_pool's indices).
+        return f"out{k}" if sum(d.kind in "fc" for _, d in n._out_meta) > 1 else ""
 
     def _outputs(self, pos: dict) -> None:
         many = len(self.outputs) > 1
@@ -605,13 +656,13 @@ def _place_tensors(b: _Builder) -> None:
         if e.kind == "param" and owner is not None:
             scopes = [b.elems[k].scope for k in neighbours.get(e.key, ()) if k in b.elems and b.elems[k].kind == "op"]
             for s in scopes:
-                for d, m in enumerate(s):
-                    if m is owner:
+                for d, c in enumerate(s):
+                    if c.module is owner:
                         e.scope = s[: d + 1]
                         break
                 if e.scope:
                     break
-        elif e.kind != "tensor" and not e.head:  # named inputs (the model's input) stay outside
+        elif e.kind != "tensor" and not getattr(e, "named", True):  # named inputs (the model's input) stay outside
             ns = [b.elems[k] for k in neighbours.get(e.key, ()) if k in b.elems]
             if len(ns) == 1 and ns[0].kind == "op":
                 e.scope = ns[0].scope
@@ -623,13 +674,14 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
     for e in list(b.elems.values()):
         if len(e.scope) <= depth or e.key[0] == "out":
             continue
-        m = e.scope[depth]
-        gk = ("m", id(m))
+        c = e.scope[depth]
+        gk = ("m", id(c))
         g = groups.get(gk)
         if g is None:
-            path, cls, npar = names.module_label(m)
+            path, cls, npar = names.module_label(c.module)
             g = _Elem(gk, "module", e.scope[:depth], e.order, path or cls)
-            g.module = m  # type: ignore[attr-defined]
+            g.module = c.module  # type: ignore[attr-defined]
+            g.call = c  # type: ignore[attr-defined]
             g.cls = cls  # type: ignore[attr-defined]
             g.npar = npar  # type: ignore[attr-defined]
             groups[gk] = g
@@ -675,13 +727,13 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
 
 
 def _module_members(b: _Builder) -> dict[int, list[_Elem]]:
-    """id(module) -> elements drawn inside it (at any depth)."""
+    """id(module call) -> elements drawn inside it (at any depth)."""
     out: dict[int, list[_Elem]] = {}
     for e in b.elems.values():
-        for m in e.scope:
-            out.setdefault(id(m), []).append(e)
+        for c in e.scope:
+            out.setdefault(id(c), []).append(e)
         if e.kind == "module":
-            out.setdefault(id(e.module), []).append(e)  # type: ignore[attr-defined]
+            out.setdefault(id(e.call), []).append(e)  # type: ignore[attr-defined]
     return out
 
 
@@ -693,7 +745,7 @@ def _fold_repeats(b: _Builder, names: _Names) -> None:
     mods: dict[int, Any] = {}
     parent: dict[int, Any] = {}
     for e in b.elems.values():
-        chain = list(e.scope) + ([e.module] if e.kind == "module" else [])  # type: ignore[attr-defined]
+        chain = list(e.scope) + ([e.call] if e.kind == "module" else [])  # type: ignore[attr-defined]
         for d, m in enumerate(chain):
             mods[id(m)] = m
             parent.setdefault(id(m), id(chain[d - 1]) if d else None)
@@ -708,7 +760,7 @@ def _fold_repeats(b: _Builder, names: _Names) -> None:
 
     def sig(mid: int) -> tuple:
         els = sorted(members[mid], key=lambda e: e.order)
-        return (type(mods[mid]).__name__, tuple(e.sig for e in els))
+        return (type(mods[mid].module).__name__, tuple(e.sig for e in els))
 
     def feeds_only(a: int, c: int) -> bool:
         ka = {e.key for e in members[a]}
@@ -762,11 +814,11 @@ def _fold_run(b: _Builder, run: list[int], members: dict, mods: dict, names: _Na
                 first_el.bad |= e.bad
                 first_el.highlighted |= e.highlighted
             b.elems.pop(e.key, None)
-    p0 = names.module_label(mods[run[0]])[0]
-    p1 = names.module_label(mods[run[-1]])[0]
+    p0 = names.module_label(mods[run[0]].module)[0]
+    p1 = names.module_label(mods[run[-1]].module)[0]
     b.repeats[run[0]] = (len(run), p0, p1)  # type: ignore[attr-defined]
     for e in first:
-        if e.kind == "module" and e.module is mods[run[0]]:  # type: ignore[attr-defined]
+        if e.kind == "module" and e.call is mods[run[0]]:  # type: ignore[attr-defined]
             e.count = len(run)
 
 
@@ -777,9 +829,9 @@ def _fold_run(b: _Builder, run: list[int], members: dict, mods: dict, names: _Na
 def _label(e: _Elem, names: _Names, repeats: dict) -> str:
     if e.kind == "module":
         path, cls, _ = names.module_label(e.module)  # type: ignore[attr-defined]
-        title = f"<B>{_esc(path or cls)}</B>"
+        title = f"<B>{_esc(path or cls)}</B>{_esc(_call_suffix(e.call))}"  # type: ignore[attr-defined]
         if e.count > 1:
-            _, p0, p1 = repeats[id(e.module)]  # type: ignore[attr-defined]
+            _, p0, p1 = repeats[id(e.call)]  # type: ignore[attr-defined]
             title = f"<B>{_esc(p0)} .. {_esc(p1)}</B>  <B>x{e.count}</B>"
     elif e.kind == "op":
         title = f"<B>{_esc(e.head)}</B>"
@@ -797,7 +849,7 @@ def _label(e: _Elem, names: _Names, repeats: dict) -> str:
 def _node_attrs(e: _Elem) -> dict[str, str]:
     fill, border, _ = STYLE[e.kind]
     a = {"fillcolor": fill, "color": border}
-    if e.kind in ("op", "module", "output", "tensor") or (e.kind == "input" and e.head):
+    if e.kind in ("op", "module", "output", "tensor") or (e.kind == "input" and getattr(e, "named", False)):
         a["group"] = "main"  # dot keeps edges within a group straight: the data path reads top-down
     if e.kind == "module":
         a["shape"] = "box3d" if e.count == 1 else "box3d"
@@ -934,12 +986,13 @@ def _emit(b: _Builder, names: _Names, rankdir: str, legend: bool, title: str | N
     sub: dict[int | None, Graph] = {None: g}
     for mid, (m, _p, d) in clusters.items():
         c = Graph(name=f"cluster_{len(sub)}")
-        path, cls, npar = names.module_label(m)
+        path, cls, npar = names.module_label(m.module)
         rep = repeats.get(mid)
         if rep:
             head = f"<B>{_esc(rep[1])} .. {_esc(rep[2])}</B>: {_esc(cls)} <B>x{rep[0]}</B>"
         else:
             head = f"<B>{_esc(path)}</B>: {_esc(cls)}" if path else f"<B>{_esc(cls)}</B>"
+            head += _esc(_call_suffix(m))
         par = f"  ({npar:,} params{' each' if rep else ''})" if npar else ""
         c.graph_attr.update(
             label=f"<{head}{_esc(par)}>",
