@@ -190,6 +190,13 @@ def test_pure_grad_untouched_state_restored_and_no_aliasing():
     # still independent and writable.
     g[0].data[0] = 100.0
     assert g[1].data[0] == 1.0
+    c = np.ones(2, dtype=np.float32)
+    (gc,) = vjp(lambda t: t + 0.0, tg.tensor([1.0, 2.0]))[1](c)
+    gc.data[0] = 5.0
+    assert c[0] == 1.0
+    _, tc = jvp(lambda t: t + 0.0, (tg.tensor([1.0, 2.0]),), (c,))
+    tc.data[0] = 5.0
+    assert c[0] == 1.0
     a = np.ones(3)
     ga = grad(lambda t: t.sum())(a)
     ga += 1

@@ -259,6 +259,11 @@ class _Results:
         return float(a) if a.ndim == 0 else a
 
 
+def _bases(ts: list[Tensor]) -> set[int]:
+    # A cotangent can come back unchanged (f(x) = x + 0): never hand the caller's array back as a result.
+    return {id(t.data if t.data.base is None else t.data.base) for t in ts}
+
+
 def _zeros(t: Tensor) -> Tensor:
     return Tensor._make(np.zeros(t.shape, dtype=t.dtype), None, 0)
 
@@ -411,7 +416,7 @@ def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_
         cots = _check_cotangents(out_def, out_leaves, cotangent, cot_name, op)
         create = STATE.enabled and (foreign or any(c.requires_grad for c in cots))
         gs = _engine_grads(out_leaves, cots, a.flat, create, True)
-        conv = _Results(a.input_ids)
+        conv = _Results(a.input_ids | _bases(cots))
         trees, k = [], 0
         for treedef, kinds in zip(a.defs, a.kinds):
             trees.append(treedef.unflatten([conv.convert(gs[k + j], kind, create) for j, kind in enumerate(kinds)]))
@@ -474,7 +479,7 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
     create = outer and (foreign or any(t.requires_grad for t in tans))
     live = [(g, t) for g, t in zip(gs, tans) if g.requires_grad]
     touts = _engine_grads([g for g, _ in live], [t for _, t in live], us, create, create)
-    conv = _Results(a.input_ids)
+    conv = _Results(a.input_ids | _bases(tans))
     tangent_out = out_def.unflatten([conv.convert(t, _TENSOR, create) for t in touts])
     if not create:
         out = _detach_tree(out)
