@@ -2,6 +2,8 @@
 from .autograd import (
     Function,
     GradcheckError,
+    GradcheckResult,
+    check_graph,
     detect_anomaly,
     enable_grad,
     gradcheck,
@@ -33,9 +35,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Function",
     "GradcheckError",
+    "GradcheckResult",
     "Tensor",
     "arange",
     "as_tensor",
+    "check_graph",
     "col2im",
     "detect_anomaly",
     "enable_grad",
