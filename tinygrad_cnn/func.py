@@ -270,7 +270,7 @@ def _zeros(t: Tensor) -> Tensor:
 
 def _engine_grads(outs: list[Tensor], cots: list | None, inputs: list[Tensor], create: bool, retain: bool) -> list[Tensor]:
     """d(outs)/d(inputs), zeros where an input is unused. ``outs`` may be empty (a constant f)."""
-    live = [(o, None if cots is None else c) for k, (o, c) in enumerate(zip(outs, cots or [None] * len(outs))) if o.requires_grad]
+    live = [(o, c) for o, c in zip(outs, cots if cots is not None else [None] * len(outs)) if o.requires_grad]
     if not live or not inputs:
         return [_zeros(t) for t in inputs]
     res = _autograd_grad(
