@@ -143,7 +143,7 @@ def _param_items(n: Node) -> list[tuple[str, Any]]:
         return []
     items: list[tuple[str, Any]] = []
     for k, v in n.params.items():
-        if v is None or v is False:
+        if v is None or v is False or (isinstance(v, np.ndarray) and v.size > 4):  # big arrays: internal state
             continue
         if isinstance(v, tuple) and hasattr(v, "_fields"):
             items.extend((f, getattr(v, f)) for f in v._fields)
@@ -1018,9 +1018,14 @@ def _emit(b: _Builder, names: _Names, rankdir: str, legend: bool, title: str | N
         leaf, op = (ed.src, ed.dst) if b.view == "forward" else (ed.dst, ed.src)
         if leaf in b.elems and b.elems[leaf].kind in ("param", "leaf") and op in b.elems:
             consumers.setdefault(leaf, []).append(b.elems[op])
+    beside: set[tuple] = set()  # (param, op, on the left?) for parameters drawn on their op's rank
+    sides: dict[Any, int] = {}
     for key, ops in consumers.items():
         e = b.elems[key]
         if len(ops) == 1 and ops[0].kind == "op" and ops[0].scope == e.scope:
+            # alternate sides (weight left, bias right) so no edge has to loop around another
+            n_side = sides[ops[0].key] = sides.get(ops[0].key, 0) + 1
+            beside.add((key, ops[0].key, n_side % 2 == 1))
             target = sub[id(e.scope[-1])] if e.scope else g
             target.body.append(f"\t{{rank=same; {_q(e.dot)}; {_q(ops[0].dot)}}}\n")
     # nest clusters deepest first (Digraph.subgraph copies the body at call time)
@@ -1033,6 +1038,11 @@ def _emit(b: _Builder, names: _Names, rankdir: str, legend: bool, title: str | N
             attrs = {"label": ed.label} if ed.label else {}
             if s.kind in main and d.kind in main:
                 attrs["weight"] = "8"  # keep the data path straight; parameters hang off it
+            elif (s.key, d.key, False) in beside or (d.key, s.key, True) in beside:
+                # A flat edge runs left to right, so it is declared in the direction that puts the
+                # parameter on its side, and drawn backwards (dir=back) when that is against the flow.
+                attrs["dir"] = "back"
+                s, d = d, s
             g.body.append(f"\t{_q(s.dot)} -> {_q(d.dot)}{_attr_list(attrs)}\n")
     if legend:
         kinds = {e.kind for e in b.elems.values()}
@@ -1155,17 +1165,22 @@ def render(outputs: Any, path: str | os.PathLike, format: str | None = None, **k
     proc = subprocess.run([exe, f"-T{format}"], input=graph.source.encode("utf-8"), capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"render: dot failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
+    _write_atomic(p, proc.stdout)
+    return p
+
+
+def _write_atomic(p: pathlib.Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``: never a half-written picture."""
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(proc.stdout)
+            f.write(data)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return p
 
 
 def draw_model(
