@@ -45,7 +45,8 @@ def parse(g):
             nodes[name] = line
             clusters[name] = list(stack)
         elif m := EDGE.match(line):
-            edges.append((_unq(m.group(1)), _unq(m.group(2))))
+            a, b = _unq(m.group(1)), _unq(m.group(2))
+            edges.append((b, a) if "dir=back" in line else (a, b))  # as drawn: dir=back flips the arrow
     nodes.pop("legend", None)
     return nodes, edges, clusters
 
