@@ -461,3 +461,36 @@ def test_conv_and_pool_ops_show_their_attributes_and_a_reused_module_gets_a_clus
     assert "label=out0" not in g.source  # a single differentiable output needs no port label
     bwd, _, _ = parse(draw_model(m, tg.randn(2, 1, 8, 8, seed=0), view="backward"))
     assert "saved: x (2, 2, 2, 2), conv2.weight (3, 2, 3, 3)" in plain(bwd["Conv2dBackward_2"])
+
+
+def test_wrong_backward_found_by_check_graph_is_drawn_red():
+    class BadSquare(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * x  # wrong on purpose: d(x^2)/dx is 2x
+
+    x = tg.Tensor(np.array([0.1, 0.2, 0.3]), requires_grad=True, name="x")
+    with keep_inputs():
+        y = BadSquare.apply(x.exp()).sum()
+    res = tg.check_graph(y)
+    assert [n.name for n in res.failing_nodes] == ["BadSquare"]
+    red = f'fillcolor="{vg.HIGHLIGHT[0]}"'
+    for g in (to_dot(y, highlight=res), to_dot(res.failing_nodes[0], highlight=res)):  # a Node is a valid root too
+        nodes, _, _ = parse(g)
+        assert red in nodes["BadSquare_1"] and not any(red in line for n, line in nodes.items() if n != "BadSquare_1")
+    assert "output" not in parse(to_dot(res.failing_nodes[0]))[0]
+
+
+def test_parameters_used_by_one_op_sit_on_its_rank_on_alternating_sides():
+    tg.manual_seed(0)
+    g = draw_model(TinyCNN(), tg.randn(1, 1, 8, 8, seed=0))
+    assert '{rank=same; "conv1.weight"; Conv2d_1}' in g.source and '{rank=same; "conv1.bias"; Conv2d_1}' in g.source
+    # weight declared into the op (left of it), bias declared out of it and drawn backwards (right)
+    assert re.search(r'"conv1.weight" -> Conv2d_1\n', g.source)
+    assert re.search(r'Conv2d_1 -> "conv1.bias" \[dir=back\]', g.source)

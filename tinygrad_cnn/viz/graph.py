@@ -250,12 +250,12 @@ class _Edge:
     shape: tuple | None
 
 
-def _flatten_outputs(outputs: tuple) -> list[Tensor]:
-    flat: list[Tensor] = []
+def _flatten_outputs(outputs: tuple) -> list:
+    flat: list = []
     stack = list(reversed(outputs))
     while stack:
         o = stack.pop()
-        if isinstance(o, Tensor):
+        if isinstance(o, (Tensor, Node)):
             flat.append(o)
         elif isinstance(o, dict):
             stack.extend(reversed(list(o.values())))
@@ -263,7 +263,7 @@ def _flatten_outputs(outputs: tuple) -> list[Tensor]:
             stack.extend(reversed(o))
         else:
             raise TypeError(
-                f"to_dot: outputs must be Tensors (or lists/tuples/dicts of Tensors), got {type(o).__name__}. "
+                f"to_dot: outputs must be Tensors or Nodes (or lists/tuples/dicts of them), got {type(o).__name__}. "
                 "Pass the tensors whose graph you want drawn, e.g. to_dot(loss) or to_dot(model(x))."
             )
     if not flat:
@@ -720,8 +720,10 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
             i_sh, o_sh = o_sh, i_sh
         g.attrs = f"{g.cls}  {g.npar:,} params" if g.npar else g.cls  # type: ignore[attr-defined]
         g.lines.insert(0, (f"in {i_sh}  \u2192  out {o_sh}", None))
-        n_ops = sum(1 for m in g.members if m.kind == "op")
-        g.lines.append((f"{n_ops} op{'s' if n_ops != 1 else ''} folded", "#666666"))
+        ops = [m for m in g.members if m.kind == "op"]
+        if len(ops) == 1 and ops[0].attrs:  # a one-op layer: its attributes (conv stride, pool kernel) say what it does
+            g.lines.append((ops[0].attrs, "#444444"))
+        g.lines.append((f"{len(ops)} op{'s' if len(ops) != 1 else ''} folded", "#666666"))
         member_sigs = tuple(m.sig for m in sorted(g.members, key=lambda m: m.order))
         g.sig = ("module", g.cls, member_sigs)  # type: ignore[attr-defined]
 
@@ -1102,7 +1104,9 @@ def to_dot(
         raise ValueError(f"to_dot: depth must be None or an integer >= 0 (0 folds the whole model), got {depth!r}.")
     outs = _flatten_outputs(outputs)
     hl = _highlight_ids(highlight)
-    nodes = _topo_nodes([t.grad_fn for t in outs if t.grad_fn is not None])
+    # A Node (e.g. a grad_fn from a gradient-check report) draws the graph below it, without an output box.
+    nodes = _topo_nodes([o if isinstance(o, Node) else o.grad_fn for o in outs if isinstance(o, Node) or o.grad_fn is not None])
+    outs = [o for o in outs if isinstance(o, Tensor)]
     roots: list = []
     seen_roots: set[int] = set()
     for n in nodes:

@@ -37,17 +37,27 @@ def example_model(name: str, batch: int = 1, seed: int = 0) -> tuple[Any, Tensor
 
 
 def model_graph(
-    name: str, *, view: str = "forward", depth: int | None = None, show_values: bool = False, batch: int = 1, seed: int = 0, **kwargs: Any
+    name: str,
+    *,
+    view: str = "forward",
+    depth: int | None = None,
+    show_values: bool = False,
+    batch: int = 1,
+    seed: int = 0,
+    example: tuple[Any, Tensor] | None = None,
+    **kwargs: Any,
 ) -> Graph:
     """Draw a reference model (``'simpleconvnet'``, ``'lenet'`` or ``'alexnet'``) on a random batch.
 
     The backward view starts from a cross-entropy loss (labels 0), as in training; with
-    ``show_values`` backward is also run so gradient norms appear. Other keyword arguments go to
-    :func:`~tinygrad_cnn.viz.to_dot`.
+    ``show_values`` backward is also run so gradient norms appear. ``example``: a
+    ``(model, input)`` from :func:`example_model` to reuse (AlexNet takes a second to build).
+    Other keyword arguments go to :func:`~tinygrad_cnn.viz.to_dot`.
     """
     from ..nn import functional as F
 
-    model, x = example_model(name, batch, seed)
+    model, x = example if example is not None else example_model(name, batch, seed)
+    batch = x.shape[0]
     labels = np.zeros(batch, dtype=np.int64)
     loss_fn = (lambda out: F.cross_entropy(out, labels)) if view == "backward" or show_values else None
     kwargs.setdefault("title", f"{type(model).__name__}: {view} view" + (f", depth {depth}" if depth is not None else ""))
