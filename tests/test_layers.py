@@ -1,5 +1,6 @@
 """Layers: each equals its functional op with the layer's parameters, matches PyTorch where it is
 installed, and the composed ops added for layers (batch_norm, local_response_norm) pass gradcheck."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
 """nn.Module: registration order, dotted names, containers, modes, state dicts, repr, scope."""
+
 import numpy as np
 import pytest
 
@@ -48,8 +49,18 @@ def test_registration_order_and_dotted_names():
         "head.0.bias",
     ]
     assert [n for n, _ in net.named_modules()] == [
-        "", "conv_like", "blocks", "blocks.0", "blocks.0.fc", "blocks.0.drop",
-        "blocks.1", "blocks.1.fc", "blocks.1.drop", "head", "head.0", "head.1",
+        "",
+        "conv_like",
+        "blocks",
+        "blocks.0",
+        "blocks.0.fc",
+        "blocks.0.drop",
+        "blocks.1",
+        "blocks.1.fc",
+        "blocks.1.drop",
+        "head",
+        "head.0",
+        "head.1",
     ]
     assert [type(c).__name__ for c in net.children()] == ["Linear", "ModuleList", "Sequential"]
     assert len(list(net.modules())) == 12
@@ -135,8 +146,17 @@ def test_state_dict_shares_memory_and_roundtrips():
     sd = a.state_dict()
     assert list(sd) == [
         # PyTorch's order: a module's own parameters, then its own buffers, then its children.
-        "scale", "conv_like.weight", "conv_like.bias", "blocks.0.count", "blocks.0.fc.weight", "blocks.0.fc.bias",
-        "blocks.1.count", "blocks.1.fc.weight", "blocks.1.fc.bias", "head.0.weight", "head.0.bias",
+        "scale",
+        "conv_like.weight",
+        "conv_like.bias",
+        "blocks.0.count",
+        "blocks.0.fc.weight",
+        "blocks.0.fc.bias",
+        "blocks.1.count",
+        "blocks.1.fc.weight",
+        "blocks.1.fc.bias",
+        "head.0.weight",
+        "head.0.bias",
     ]
     assert all(isinstance(v, tg.Tensor) and not v.requires_grad for v in sd.values())
     assert np.shares_memory(sd["conv_like.weight"].data, a.conv_like.weight.data)
@@ -239,7 +259,13 @@ def test_summary_table_rows_follow_call_order():
     assert lines[3] == "| conv_like | Linear(in_features=3, out_features=4, bias=True) | (1, 4) | 16 |"
     assert lines[-1] == f"| **total** | | | **{net.num_parameters()}** |"
     assert [ln.split(" | ")[0][2:] for ln in lines[3:-1]] == [
-        "conv_like", "blocks.0.fc", "blocks.0.drop", "blocks.1.fc", "blocks.1.drop", "head.0", "head.1"
+        "conv_like",
+        "blocks.0.fc",
+        "blocks.0.drop",
+        "blocks.1.fc",
+        "blocks.1.drop",
+        "head.0",
+        "head.1",
     ]
     assert net.training  # mode restored
 

@@ -1,5 +1,6 @@
 """Optimizers against their published update rules, computed by hand in numpy (and, when torch is
 installed, against torch.optim); groups, state dicts, and the live-graph protection."""
+
 import gc
 
 import numpy as np
