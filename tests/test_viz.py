@@ -494,3 +494,74 @@ def test_parameters_used_by_one_op_sit_on_its_rank_on_alternating_sides():
     # weight declared into the op (left of it), bias declared out of it and drawn backwards (right)
     assert re.search(r'"conv1.weight" -> Conv2d_1\n', g.source)
     assert re.search(r'Conv2d_1 -> "conv1.bias" \[dir=back\]', g.source)
+
+
+# ---- the reference models, the command line and the doc pictures --------------------------------
+
+
+def _script():
+    import runpy
+
+    return runpy.run_path(str(vg.pathlib.Path(__file__).resolve().parent.parent / "scripts" / "make_graph_docs.py"))
+
+
+def test_lenet_parameters_and_layers_are_named():
+    from tinygrad_cnn.viz.model_graphs import model_graph
+
+    nodes, edges, clusters = parse(model_graph("lenet"))
+    assert {"input", "c1.weight", "c1.bias", "c3.weight", "f6.weight", "output.bias", "output"} <= set(nodes)
+    assert ("input", "Conv2d_1") in edges and "\u2192 (1, 6, 28, 28)" in plain(nodes["Conv2d_1"])
+    assert plain(clusters["c1.weight"][-1]) == "c1: Conv2d  (156 params)"
+    nodes, _, _ = parse(model_graph("lenet", view="backward", depth=1))
+    assert {"c1", "c3", "c5", "f6", "output"} <= set(nodes) and "loss" in nodes
+
+
+@pytest.mark.slow
+@needs_dot
+def test_alexnet_forward_and_backward_render_to_svg_quickly(tmp_path):
+    import time
+
+    from tinygrad_cnn.viz.model_graphs import example_model, model_graph
+
+    example = example_model("alexnet")
+    for view in ("forward", "backward"):
+        g = model_graph("alexnet", view=view, example=example)
+        start = time.perf_counter()
+        path = render(g, tmp_path / f"alexnet_{view}.svg")
+        assert time.perf_counter() - start < 10
+        titles = {t.text for t in ET.parse(path).getroot().iterfind(".//{http://www.w3.org/2000/svg}title")}
+        assert {"features.conv1.weight", "classifier.fc8.bias", "input"} <= titles
+
+
+def test_graph_command_writes_the_picture(tmp_path, capsys):
+    import argparse
+
+    from tinygrad_cnn.viz.model_graphs import add_graph_arguments, graph_command
+
+    p = argparse.ArgumentParser()
+    add_graph_arguments(p)
+    assert graph_command(p.parse_args(["simpleconvnet", "--view", "backward", "--format", "dot", "-o", str(tmp_path / "s")])) == 0
+    out = tmp_path / "s.dot"
+    assert capsys.readouterr().out.strip() == str(out) and "conv1.weight" in out.read_text() and "Conv2dBackward" in out.read_text()
+    assert graph_command(p.parse_args(["lenet", "--depth", "-1"])) == 2
+    if HAS_DOT:
+        assert graph_command(p.parse_args(["lenet", "--depth", "1", "-o", str(tmp_path / "l.png")])) == 0
+        assert (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graph_command_without_dot_points_to_the_install_and_to_dot_format(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from tinygrad_cnn.viz.model_graphs import add_graph_arguments, graph_command
+
+    monkeypatch.setattr(vg.shutil, "which", lambda name: None)
+    p = argparse.ArgumentParser()
+    add_graph_arguments(p)
+    assert graph_command(p.parse_args(["lenet", "-o", str(tmp_path / "l.svg")])) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install graphviz" in err and "--format dot" in err and not list(tmp_path.iterdir())
+
+
+def test_doc_pictures_are_up_to_date():
+    stale = _script()["check"]()
+    assert not stale, f"docs/images out of date: {stale}; run python scripts/make_graph_docs.py"

@@ -703,10 +703,13 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
         s, d = remap.get(ed.src, ed.src), remap.get(ed.dst, ed.dst)
         if s == d:
             continue
-        if d in groups and ed.shape is not None and (ed.src, ed.label) not in [x[0] for x in ins[d]]:
-            ins[d].append(((ed.src, ed.label), ed.shape))
-        if s in groups and ed.shape is not None and (ed.src, ed.label) not in [x[0] for x in outs[s]]:
-            outs[s].append(((ed.src, ed.label), ed.shape))
+        # The tensor an edge carries: its producer's output (the edge's tail in the forward view,
+        # its head in the backward view); a tensor used twice counts once.
+        tensor = (ed.src, ed.label) if b.view == "forward" else (ed.dst, ed.label)
+        if d in groups and ed.shape is not None and tensor not in [x[0] for x in ins[d]]:
+            ins[d].append((tensor, ed.shape))
+        if s in groups and ed.shape is not None and tensor not in [x[0] for x in outs[s]]:
+            outs[s].append((tensor, ed.shape))
         if (s, d, ed.label if s not in groups else "") in seen:
             continue
         seen.add((s, d, ed.label if s not in groups else ""))
