@@ -645,10 +645,15 @@ class _Builder:
 
 def _place_tensors(b: _Builder) -> None:
     """Parameters go in their module's cluster; other tensors next to their only neighbour."""
+    tensors = {k for k, e in b.elems.items() if e.kind != "op" and k[0] != "out"}
+    if not tensors:
+        return
     neighbours: dict[Any, set] = {}
     for ed in b.edges:
-        neighbours.setdefault(ed.src, set()).add(ed.dst)
-        neighbours.setdefault(ed.dst, set()).add(ed.src)
+        if ed.src in tensors:
+            neighbours.setdefault(ed.src, set()).add(ed.dst)
+        if ed.dst in tensors:
+            neighbours.setdefault(ed.dst, set()).add(ed.src)
     for e in b.elems.values():
         if e.kind == "op" or e.key[0] == "out":
             continue
