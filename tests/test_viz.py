@@ -565,3 +565,14 @@ def test_graph_command_without_dot_points_to_the_install_and_to_dot_format(tmp_p
 def test_doc_pictures_are_up_to_date():
     stale = _script()["check"]()
     assert not stale, f"docs/images out of date: {stale}; run python scripts/make_graph_docs.py"
+
+
+def test_backward_view_folds_and_counts_repeated_blocks_too():
+    out = Net()(tg.randn(5, 4, seed=0))
+    nodes, edges, _ = parse(to_dot(out.sum(), view="backward", depth=2))
+    assert "blocks.0 .. blocks.2  x3" in plain(nodes["blocks.0"]) and "blocks.1" not in nodes
+    assert "in (5, 8)  \u2192  out (5, 8)" in plain(nodes["blocks.0"])
+    (into,) = [s for s, d in edges if d == "blocks.0"]  # the gradient arrives from head, leaves to Tanh
+    assert into.startswith("AddBackward") or into.startswith("PermuteBackward")
+    assert [d for s, d in edges if s == "blocks.0"] == ["TanhBackward_1"]
+    assert "rankdir=LR" in to_dot(out, rankdir="LR").source
