@@ -238,8 +238,15 @@ class _Elem:
     highlighted: bool = False
     sig: tuple = ()
     dot: str = ""
-    members: list = field(default_factory=list)  # folded module: the keys it replaced
-    count: int = 1
+    members: list = field(default_factory=list)  # folded module: the elements it replaced
+    count: int = 1  # folded run of identical blocks: how many
+    named: bool = True  # tensors: has a user-visible name (else a placeholder such as 'constant')
+    owner: Any = None  # parameters: the module holding them
+    module: Any = None  # folded module: the module, its call, class name and parameter count
+    call: Any = None
+    cls: str = ""
+    npar: int = 0
+    dtypes: set = field(default_factory=set)  # ops: dtypes of the differentiable outputs
 
 
 @dataclass(eq=False)
@@ -441,6 +448,8 @@ class _Builder:
         self.elems: dict[Any, _Elem] = {}
         self.edges: list[_Edge] = []
         self.as_input: set[int] = set()
+        self.calls: dict[Node, tuple] = {}
+        self.repeats: dict[int, tuple[int, str, str]] = {}  # id(first call of a folded run) -> (count, first path, last path)
 
     # -- element helpers -----------------------------------------------------------------
     def _tensor_name(self, t: Tensor) -> str | None:
@@ -452,11 +461,10 @@ class _Builder:
         if e is not None:
             e.order = min(e.order, order)
             return e
-        name = name or self._tensor_name(t) or ("constant" if kind == "input" else "")
-        owner = self.names.owner.get(id(t))
-        e = _Elem(key, kind, (), order, name, objs={id(t)})
-        e.named = name != "constant"  # type: ignore[attr-defined]
-        e.owner = owner  # type: ignore[attr-defined]
+        given = name or self._tensor_name(t)
+        e = _Elem(key, kind, (), order, given or ("constant" if kind == "input" else ""), objs={id(t)})
+        e.named = bool(given)
+        e.owner = self.names.owner.get(id(t))
         e.attrs = f"{_shape(t.shape)} {_dtype(t.dtype)}"
         e.sig = (kind, tuple(t.shape), str(t.dtype))
         if self.show_values:
@@ -525,7 +533,7 @@ class _Builder:
                     e.bad |= bad
         e.sig = ("op", n.name, e.attrs, tuple(tuple(s) for s, _ in n._out_meta))
         e.highlighted = id(n) in self.hl
-        e.dtypes = {_dtype(d) for _, d in n._out_meta if d.kind in "fc"}  # type: ignore[attr-defined]
+        e.dtypes = {_dtype(d) for _, d in n._out_meta if d.kind in "fc"}
         self.elems[e.key] = e
 
     def _output_array(self, n: Node, k: int, produced: dict) -> np.ndarray | None:
@@ -657,7 +665,7 @@ def _place_tensors(b: _Builder) -> None:
     for e in b.elems.values():
         if e.kind == "op" or e.key[0] == "out":
             continue
-        owner = getattr(e, "owner", None)
+        owner = e.owner
         if e.kind == "param" and owner is not None:
             scopes = [b.elems[k].scope for k in neighbours.get(e.key, ()) if k in b.elems and b.elems[k].kind == "op"]
             for s in scopes:
@@ -667,7 +675,7 @@ def _place_tensors(b: _Builder) -> None:
                         break
                 if e.scope:
                     break
-        elif e.kind != "tensor" and not getattr(e, "named", True):  # named inputs (the model's input) stay outside
+        elif e.kind != "tensor" and not e.named:  # named inputs (the model's input) stay outside
             ns = [b.elems[k] for k in neighbours.get(e.key, ()) if k in b.elems]
             if len(ns) == 1 and ns[0].kind == "op":
                 e.scope = ns[0].scope
@@ -685,10 +693,10 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
         if g is None:
             path, cls, npar = names.module_label(c.module)
             g = _Elem(gk, "module", e.scope[:depth], e.order, path or cls)
-            g.module = c.module  # type: ignore[attr-defined]
-            g.call = c  # type: ignore[attr-defined]
-            g.cls = cls  # type: ignore[attr-defined]
-            g.npar = npar  # type: ignore[attr-defined]
+            g.module = c.module
+            g.call = c
+            g.cls = cls
+            g.npar = npar
             groups[gk] = g
         g.order = min(g.order, e.order)
         g.objs |= e.objs
@@ -726,14 +734,14 @@ def _fold_depth(b: _Builder, depth: int, names: _Names) -> None:
         o_sh = ", ".join(_shape(s) for _, s in outs[gk]) or "-"
         if not fwd:  # gradients flow the other way
             i_sh, o_sh = o_sh, i_sh
-        g.attrs = f"{g.cls}  {g.npar:,} params" if g.npar else g.cls  # type: ignore[attr-defined]
+        g.attrs = f"{g.cls}  {g.npar:,} params" if g.npar else g.cls
         g.lines.insert(0, (f"in {i_sh}  \u2192  out {o_sh}", None))
         ops = [m for m in g.members if m.kind == "op"]
         if len(ops) == 1 and ops[0].attrs:  # a one-op layer: its attributes (conv stride, pool kernel) say what it does
             g.lines.append((ops[0].attrs, "#444444"))
         g.lines.append((f"{len(ops)} op{'s' if len(ops) != 1 else ''} folded", "#666666"))
         member_sigs = tuple(m.sig for m in sorted(g.members, key=lambda m: m.order))
-        g.sig = ("module", g.cls, member_sigs)  # type: ignore[attr-defined]
+        g.sig = ("module", g.cls, member_sigs)
 
 
 def _module_members(b: _Builder) -> dict[int, list[_Elem]]:
@@ -743,7 +751,7 @@ def _module_members(b: _Builder) -> dict[int, list[_Elem]]:
         for c in e.scope:
             out.setdefault(id(c), []).append(e)
         if e.kind == "module":
-            out.setdefault(id(e.call), []).append(e)  # type: ignore[attr-defined]
+            out.setdefault(id(e.call), []).append(e)
     return out
 
 
@@ -755,7 +763,7 @@ def _fold_repeats(b: _Builder, names: _Names) -> None:
     mods: dict[int, Any] = {}
     parent: dict[int, Any] = {}
     for e in b.elems.values():
-        chain = list(e.scope) + ([e.call] if e.kind == "module" else [])  # type: ignore[attr-defined]
+        chain = list(e.scope) + ([e.call] if e.kind == "module" else [])
         for d, m in enumerate(chain):
             mods[id(m)] = m
             parent.setdefault(id(m), id(chain[d - 1]) if d else None)
@@ -826,9 +834,9 @@ def _fold_run(b: _Builder, run: list[int], members: dict, mods: dict, names: _Na
             b.elems.pop(e.key, None)
     p0 = names.module_label(mods[run[0]].module)[0]
     p1 = names.module_label(mods[run[-1]].module)[0]
-    b.repeats[run[0]] = (len(run), p0, p1)  # type: ignore[attr-defined]
+    b.repeats[run[0]] = (len(run), p0, p1)
     for e in first:
-        if e.kind == "module" and e.call is mods[run[0]]:  # type: ignore[attr-defined]
+        if e.kind == "module" and e.call is mods[run[0]]:
             e.count = len(run)
 
 
@@ -838,10 +846,10 @@ def _fold_run(b: _Builder, run: list[int], members: dict, mods: dict, names: _Na
 
 def _label(e: _Elem, names: _Names, repeats: dict) -> str:
     if e.kind == "module":
-        path, cls, _ = names.module_label(e.module)  # type: ignore[attr-defined]
-        title = f"<B>{_esc(path or cls)}</B>{_esc(_call_suffix(e.call))}"  # type: ignore[attr-defined]
+        path, cls, _ = names.module_label(e.module)
+        title = f"<B>{_esc(path or cls)}</B>{_esc(_call_suffix(e.call))}"
         if e.count > 1:
-            _, p0, p1 = repeats[id(e.call)]  # type: ignore[attr-defined]
+            _, p0, p1 = repeats[id(e.call)]
             title = f"<B>{_esc(p0)} .. {_esc(p1)}</B>  <B>x{e.count}</B>"
     elif e.kind == "op":
         title = f"<B>{_esc(e.head)}</B>"
@@ -859,10 +867,10 @@ def _label(e: _Elem, names: _Names, repeats: dict) -> str:
 def _node_attrs(e: _Elem) -> dict[str, str]:
     fill, border, _ = STYLE[e.kind]
     a = {"fillcolor": fill, "color": border}
-    if e.kind in ("op", "module", "output", "tensor") or (e.kind == "input" and getattr(e, "named", False)):
+    if e.kind in ("op", "module", "output", "tensor") or (e.kind == "input" and e.named):
         a["group"] = "main"  # dot keeps edges within a group straight: the data path reads top-down
     if e.kind == "module":
-        a["shape"] = "box3d" if e.count == 1 else "box3d"
+        a["shape"] = "box3d"
         a["style"] = "filled"
         if e.count > 1:
             a["peripheries"] = "2"
@@ -911,7 +919,7 @@ def _dot_ids(b: _Builder, names: _Names) -> None:
         if e.kind == "op":
             base = e.head
         elif e.kind == "module":
-            path, cls, _ = names.module_label(e.module)  # type: ignore[attr-defined]
+            path, cls, _ = names.module_label(e.module)
             base = path or cls
         else:
             base = e.head or e.kind
@@ -955,16 +963,16 @@ def _legend(kinds: set, hl: bool, bad: bool, clusters: bool, backward: bool, dty
 
 def _emit(b: _Builder, names: _Names, rankdir: str, legend: bool, title: str | None, graph_attr: dict | None) -> Graph:
     _dot_ids(b, names)
-    repeats: dict = getattr(b, "repeats", {})
+    repeats = b.repeats
     common_dtype = None
     dts: dict[str, int] = {}
     for e in b.elems.values():
-        for d in getattr(e, "dtypes", ()):
+        for d in e.dtypes:
             dts[d] = dts.get(d, 0) + 1
     if dts:
         common_dtype = max(dts, key=lambda d: dts[d])
         for e in b.elems.values():
-            ds = getattr(e, "dtypes", set())
+            ds = e.dtypes
             if e.kind == "op" and ds and ds != {common_dtype} and e.lines:
                 text, colour = e.lines[0]
                 e.lines[0] = (f"{text} {'/'.join(sorted(ds))}", colour)
@@ -1130,7 +1138,6 @@ def to_dot(
     nm = _Names(roots, model)
     b = _Builder(outs, view, show_values, nm, hl, labels)
     b.as_input = {id(t) for t in (inputs or {}).values()}
-    b.repeats = {}  # type: ignore[attr-defined]
     b.build(nodes)
     _place_tensors(b)
     if depth is not None:
