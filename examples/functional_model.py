@@ -6,7 +6,8 @@ No Module and no object optimizer: the parameters are a dict (a pytree), the gra
     python examples/functional_model.py          # trains on synthetic digits-like data, prints the losses
 
 The architecture is LeNet-5 (LeCun et al. 1998) as in ``tinygrad_cnn.models.LeNet``: C1 6@5x5
-(padding 2 for a 28x28 input), S2 2x2 subsampling, C3 16@5x5, S4, C5 120@5x5, F6 84, output 10.
+(padding 2 for a 28x28 input), S2 2x2 subsampling, C3 16@5x5, S4, C5 120@5x5, F6 84, output 10,
+with the same parameter names, so ``lenet(get_params(LeNet()), x)`` equals ``LeNet()(x)``.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ PARAM_SHAPES: list[tuple[str, tuple[int, ...]]] = [
     ("c5.bias", (120,)),
     ("f6.weight", (84, 120)),
     ("f6.bias", (84,)),
-    ("out.weight", (10, 84)),
-    ("out.bias", (10,)),
+    ("output.weight", (10, 84)),
+    ("output.bias", (10,)),
 ]
 
 _ACT = {"tanh": F.tanh, "sigmoid": F.sigmoid, "relu": F.relu}
@@ -56,10 +57,11 @@ def init_lenet(seed: int = 0, dtype: Any = np.float32) -> dict[str, Tensor]:
     return params
 
 
-def lenet(params: dict[str, Any], x: Any, activation: str = "tanh", pooling: str = "avg") -> Tensor:
+def lenet(params: dict[str, Any], x: Any, activation: str = "sigmoid", pooling: str = "avg") -> Tensor:
     """LeNet-5 forward pass: x (N, 1, 28, 28) or (N, 1, 32, 32) -> logits (N, 10).
 
-    ``params`` maps the names of :data:`PARAM_SHAPES` to Tensors or arrays.
+    ``params`` maps the names of :data:`PARAM_SHAPES` (those of ``models.LeNet().state_dict()``, so
+    ``get_params(LeNet())`` fits) to Tensors or arrays. The defaults are the classic network's.
     Example: ``lenet(init_lenet(), np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)``.
     """
     act, pool = _ACT[activation], _POOL[pooling]
@@ -69,27 +71,12 @@ def lenet(params: dict[str, Any], x: Any, activation: str = "tanh", pooling: str
     h = pool(act(F.conv2d(h, p["c3.weight"], p["c3.bias"])), 2)
     h = act(F.conv2d(h, p["c5.weight"], p["c5.bias"])).flatten(1)
     h = act(F.linear(h, p["f6.weight"], p["f6.bias"]))
-    return F.linear(h, p["out.weight"], p["out.bias"])
+    return F.linear(h, p["output.weight"], p["output.bias"])
 
 
 def loss_fn(params: dict[str, Any], x: Any, y: Any, **kw: Any) -> Tensor:
     """Mean softmax cross-entropy of ``lenet(params, x)`` against integer labels ``y`` (N,)."""
     return F.cross_entropy(lenet(params, x, **kw), y)
-
-
-def from_module(model: Any) -> dict[str, Tensor]:
-    """The parameters of a Module LeNet (e.g. ``tinygrad_cnn.models.LeNet``) as this function's
-    dict, matched in state_dict order (a C5 stored as a Linear(400, 120) is reshaped to 5x5 filters:
-    the same numbers, the same function). Copies, so training one leaves the other alone."""
-    tensors = [v for v in model.state_dict().values() if v.dtype.kind == "f"]
-    if len(tensors) != len(PARAM_SHAPES):
-        raise ValueError(f"from_module: expected {len(PARAM_SHAPES)} float parameters (LeNet-5), the module has {len(tensors)}.")
-    out = {}
-    for (name, shape), t in zip(PARAM_SHAPES, tensors):
-        if t.size != int(np.prod(shape)):
-            raise ValueError(f"from_module: {name} needs shape {shape}, the module's tensor has shape {t.shape}.")
-        out[name] = Tensor(t.data.reshape(shape).copy())
-    return out
 
 
 def train(

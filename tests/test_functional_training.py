@@ -122,7 +122,7 @@ class _ModuleLeNet(nn.Module):
         h = F.avg_pool2d(F.conv2d(h, self.c3.weight, self.c3.bias).tanh(), 2)
         h = F.conv2d(h, self.c5.weight, self.c5.bias).tanh().flatten(1)
         h = F.linear(h, self.f6.weight, self.f6.bias).tanh()
-        return F.linear(h, self.out.weight, self.out.bias)
+        return F.linear(h, self.output.weight, self.output.bias)
 
 
 def _object_losses(model, opt, batches):
@@ -144,14 +144,14 @@ def test_functional_lenet_trains_like_the_module_version(name):
     assert list(get_params(model)) == [n for n, _ in fm.PARAM_SHAPES]
     batches = _batches(5)
     want = _object_losses(model, Obj(model.parameters(), **hp), batches)
-    final, got = fm.train(params, batches, fn(**hp))
+    final, got = fm.train(params, batches, fn(**hp), activation="tanh")
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     for k, v in get_params(model).items():
         np.testing.assert_allclose(final[k].data, v.data, rtol=1e-9, atol=1e-12)
 
 
 def test_functional_lenet_learns_a_batch():
-    _, losses = fm.train(fm.init_lenet(seed=0, dtype=np.float64), _batches(1) * 6, fopt.adam(lr=1e-2))
+    _, losses = fm.train(fm.init_lenet(seed=0, dtype=np.float64), _batches(1) * 6, fopt.adam(lr=1e-2), activation="tanh")
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -159,22 +159,33 @@ def test_functional_lenet_matches_models_lenet():
     models = pytest.importorskip("tinygrad_cnn.models")
     if not hasattr(models, "LeNet"):
         pytest.skip("tinygrad_cnn.models.LeNet not available yet")
-    tg.manual_seed(0)
-    model = models.LeNet(activation="tanh", pooling="avg").double()
-    params = fm.from_module(model)
+    model = models.LeNet(activation="tanh", pooling="avg", dtype=np.float64, seed=0)
+    params = get_params(model)
+    assert [(k, v.shape) for k, v in params.items()] == fm.PARAM_SHAPES
     batches = _batches(5)
     hp = {"lr": 0.05, "momentum": 0.9}
     final, got = fm.train(params, batches, fopt.sgd(**hp), activation="tanh", pooling="avg")
     want = _object_losses(model, optim.SGD(model.parameters(), **hp), batches)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(fm.lenet(final, batches[0][0]).data, model(batches[0][0]).data, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fm.lenet(final, batches[0][0], activation="tanh").data, model(batches[0][0]).data, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation,pooling", [("sigmoid", "avg"), ("relu", "max")])
+def test_lenet_function_equals_models_lenet_forward(activation, pooling):
+    models = pytest.importorskip("tinygrad_cnn.models")
+    if not hasattr(models, "LeNet"):
+        pytest.skip("tinygrad_cnn.models.LeNet not available yet")
+    model = models.LeNet(activation=activation, pooling=pooling, dtype=np.float64, seed=1)
+    x = _batches(1)[0][0]
+    kw = {} if activation == "sigmoid" else {"activation": activation, "pooling": pooling}  # the defaults are the classic net
+    np.testing.assert_allclose(fm.lenet(get_params(model), x, **kw).data, model(x).data, rtol=1e-12, atol=1e-14)
 
 
 def test_value_and_grad_of_lenet_matches_module_backward():
     params = fm.init_lenet(seed=2, dtype=np.float64)
     model = _ModuleLeNet(params)
     x, y = _batches(1)[0]
-    loss, grads = value_and_grad(fm.loss_fn)(params, x, y)
+    loss, grads = value_and_grad(fm.loss_fn)(params, x, y, activation="tanh")
     ref = F.cross_entropy(model(x), y)
     ref.backward()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
