@@ -2,51 +2,256 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 from collections.abc import Sequence
 
-import numpy as np
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    from tinygrad_cnn.train import MODEL_NAMES
+
+    p.add_argument("--model", choices=MODEL_NAMES, default="simpleconvnet", help="network to train (default: simpleconvnet)")
+    p.add_argument("--weight-init-std", type=float, default=0.01, help="SimpleConvNet: std of the initial weights (default 0.01)")
+    p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default=None, help="LeNet: activation (default: the classic)")
+    p.add_argument("--pooling", choices=("avg", "max"), default=None, help="LeNet: subsampling (default: the classic)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    """tinygrad-cnn train: build model, data and optimizer from the options, then fit()."""
+    import tinygrad_cnn as tg
+    from tinygrad_cnn.data import DataLoader
+    from tinygrad_cnn.train import DEFAULT_LR, build_model, fit, load_data, make_optimizer, model_options
+
+    try:
+        train_set = load_data(args.dataset, args.model, args.data_root, True, args.limit_train, args.normalize)
+        test_set = load_data(args.dataset, args.model, args.data_root, False, args.limit_test, args.normalize)
+    except FileNotFoundError as e:
+        print(f"tinygrad-cnn train: {e}", file=sys.stderr)
+        return 1
+    kwargs = model_options(args.model, weight_init_std=args.weight_init_std, activation=args.activation, pooling=args.pooling)
+    lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    config = {
+        "model": args.model, "model_kwargs": kwargs, "dataset": args.dataset, "normalize": args.normalize,
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
+        "momentum": args.momentum, "seed": args.seed, "limit_train": args.limit_train, "limit_test": args.limit_test,
+    }
+    tg.manual_seed(args.seed)
+    model = build_model(args.model, **kwargs)
+    opt = make_optimizer(args.optimizer, model.parameters(), lr, args.momentum)
+    train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+    test_loader = DataLoader(test_set, args.eval_batch_size)
+    print(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: {len(train_set)} train / "
+          f"{len(test_set)} test images, {args.optimizer} lr={lr}, batch {args.batch_size}, seed {args.seed} -> {args.out}")
+    try:
+        history = fit(model, opt, train_loader, test_loader, epochs=args.epochs, out_dir=args.out, resume=args.resume,
+                      seed=args.seed, progress=not args.no_progress, log_every=args.log_every, config=config,
+                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite)
+    except (FileExistsError, FileNotFoundError) as e:
+        print(f"tinygrad-cnn train: {e}", file=sys.stderr)
+        return 1
+    if history:
+        last = history[-1]
+        print(f"final test accuracy {last['test_acc']:.4f} after {last['epoch']} epoch(s); checkpoints and metrics.jsonl in {args.out}")
+    _plot_curves(pathlib.Path(args.out), title=f"{args.model} on {args.dataset}")
+    return 0
+
+
+def _plot_curves(out: pathlib.Path, title: str) -> None:
+    try:
+        from tinygrad_cnn.viz.plots import plot_training_curves
+
+        plot_training_curves(out / "metrics.jsonl", out / "curves.png", title=title)
+        print(f"training curves: {out / 'curves.png'}")
+    except ImportError:
+        print("(matplotlib not installed: no curves.png; pip install matplotlib)")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from tinygrad_cnn.data import DATASETS
+    from tinygrad_cnn.train import OPTIMIZER_NAMES
+
+    p = sub.add_parser("train", help="train a CNN on MNIST or Fashion-MNIST", description="Train a CNN; see docs/training.md.")
+    _add_model_options(p)
+    p.add_argument("--dataset", choices=tuple(DATASETS), default="fashion-mnist")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--eval-batch-size", type=int, default=500)
+    p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 sgd/momentum/adagrad, 0.001 rmsprop/adam)")
+    p.add_argument("--momentum", type=float, default=0.9, help="for --optimizer momentum (default 0.9)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="output folder: checkpoints, metrics.jsonl, curves.png")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds checkpoints")
+    p.add_argument("--normalize", action="store_true", help="subtract the dataset mean and divide by its std")
+    p.add_argument("--data-root", default=None, help="folder with the IDX files (else: $TINYGRAD_CNN_DATA, cache, system package)")
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
+    p.add_argument("--log-every", type=int, default=10, help="batches per step record in metrics.jsonl")
+    p.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest K checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """tinygrad-cnn eval CHECKPOINT: rebuild the model from the checkpoint's config, test it."""
+    from tinygrad_cnn.train import evaluate_checkpoint
+
+    try:
+        res = evaluate_checkpoint(args.checkpoint, root=args.data_root, batch_size=args.batch_size, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"tinygrad-cnn eval: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.checkpoint}: {res['model']} after epoch {res['epoch']} on the {res['dataset']} test set "
+          f"({res['n']} images): accuracy {res['acc']:.4f}, loss {res['loss']:.4f}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="test accuracy of a training checkpoint")
+    p.add_argument("checkpoint", help="an epoch_NNN.npz written by `tinygrad-cnn train`")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_eval)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """A small end-to-end run: a two-layer network learns XOR-like blobs with our autograd."""
-    import tinygrad_cnn as tg
-    from tinygrad_cnn.nn import functional as F
+    """tinygrad-cnn demo: SimpleConvNet on Fashion-MNIST for one epoch, then pictures of it."""
+    from tinygrad_cnn.train import run_demo
 
-    rng = np.random.default_rng(args.seed)
-    x = rng.standard_normal((512, 2)).astype(np.float32)
-    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int64)
-    w1 = tg.randn(2, 32, seed=rng, requires_grad=True)
-    b1 = tg.zeros(32, requires_grad=True)
-    w2 = tg.Tensor(rng.standard_normal((32, 2)).astype(np.float32) * 0.1, requires_grad=True)
-    b2 = tg.zeros(2, requires_grad=True)
-    params = [w1, b1, w2, b2]
-    for step in range(301):
-        logits = (tg.Tensor(x) @ w1 + b1).relu() @ w2 + b2
-        loss = F.cross_entropy(logits, y)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        with tg.no_grad():
-            for p in params:
-                p.sub_(0.5 * p.grad.data)
-        if step % 100 == 0:
-            acc = (logits.data.argmax(1) == y).mean()
-            print(f"step {step:3d}  loss {loss.item():.4f}  accuracy {acc:.3f}")
-    ok = tg.gradcheck(lambda a, b: F.cross_entropy((tg.Tensor(x[:8].astype(np.float64)) @ a).relu() @ b, y[:8]),
-                      (w1.double().detach().requires_grad_(), w2.double().detach().requires_grad_()))
-    print(f"gradcheck of the network's loss: {'passed' if ok else 'FAILED'}")
+    try:
+        run_demo(args.out, epochs=args.epochs, seed=args.seed, root=args.data_root, limit_train=args.limit_train,
+                 limit_test=args.limit_test, progress=not args.no_progress)
+    except FileNotFoundError as e:
+        print(f"tinygrad-cnn demo: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the README's main job")
+    p = sub.add_parser("demo", help="the README's main job: train SimpleConvNet on Fashion-MNIST, draw what it learned")
+    p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_demo)
 
 
+def _parse_shape(text: str) -> tuple[int, ...]:
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape expects comma-separated positive integers like 2,3,8,8, got {text!r}") from None
+    if any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(f"--shape dimensions must be positive, got {text!r}")
+    return shape
+
+
+def _load_target(spec: str) -> object:
+    """``module:attr`` (attr may be dotted) -> the callable; a Function subclass gives its apply."""
+    import importlib
+    import os
+
+    from tinygrad_cnn.autograd import Function
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"target must look like my_module:my_op (module, colon, function or Function class), got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # the console script does not see the cwd
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: object = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import module {mod_name!r}: {e}. Run from its folder or add it to PYTHONPATH.") from e
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if isinstance(obj, type) and issubclass(obj, Function):
+        obj = obj.apply
+    if not callable(obj):
+        raise ValueError(f"{spec} is a {type(obj).__name__}, not a function or Function class")
+    return obj
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    """tinygrad-cnn gradcheck: check a user's op on random inputs of the given shapes; print the report."""
+    import warnings
+
+    import numpy as np
+
+    import tinygrad_cnn as tg
+    from tinygrad_cnn.autograd.gradcheck import GradcheckWarning
+
+    try:
+        fn = _load_target(args.target)
+    except ValueError as e:
+        print(f"tinygrad-cnn gradcheck: {e}", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    lo, hi = args.range if args.range else (None, None)
+    arrays = [rng.standard_normal(s) if lo is None else rng.uniform(lo, hi, s) for s in args.shape]
+    inputs = tuple(tg.Tensor(a.astype(args.dtype), requires_grad=True) for a in arrays)
+    opts = {"eps": args.eps, "atol": args.atol, "rtol": args.rtol, "fast_mode": args.fast, "seed": args.seed}
+    opts["fail_on_kinks"] = args.fail_on_kinks
+    shapes = ", ".join(str(s) for s in args.shape)
+    print(f"checking {args.target} on {args.dtype} inputs of shape {shapes}")
+    ok = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradcheckWarning)  # the report lists them
+        checks = [tg.gradcheck] + ([tg.gradgradcheck] if args.double else [])
+        for check in checks:
+            try:
+                res = check(fn, inputs, raise_exception=False, **opts)
+            except Exception as e:  # noqa: BLE001 - a user's forward failing is reported, not a traceback
+                print(f"tinygrad-cnn gradcheck: calling {args.target} on inputs of shape {shapes} raised {type(e).__name__}: {e}",
+                      file=sys.stderr)
+                return 2
+            print(res)
+            ok = ok and res.passed
+    return 0 if ok else 1
+
+
+def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gradcheck", help="check the gradients of your op or function against finite differences")
+    p.add_argument("target", help="module:function or module:FunctionClass, importable from the current folder or PYTHONPATH")
+    p.add_argument("--shape", type=_parse_shape, action="append", required=True,
+                   help="shape of one input, e.g. 2,3,8,8; repeat once per positional input")
+    p.add_argument("--double", action="store_true", help="also check second derivatives (gradgradcheck, double backward)")
+    p.add_argument("--fast", action="store_true", help="fast mode: random projections v^T J u instead of whole Jacobians")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the random inputs (checked in float64)")
+    p.add_argument("--range", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
+                   help="draw inputs uniformly from [LO, HI] instead of a standard normal (e.g. 0.1,2 for log)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-3)
+    p.add_argument("--fail-on-kinks", action="store_true", help="count non-differentiable points as errors")
+    p.set_defaults(func=_gradcheck)
+
+
+def _graph(args: argparse.Namespace) -> int:
+    """tinygrad-cnn graph: draw a reference model's computation graph (see docs/graphs.md)."""
+    from tinygrad_cnn.viz.model_graphs import graph_command
+
+    return graph_command(args)
+
+
+def _add_graph(sub: argparse._SubParsersAction) -> None:
+    from tinygrad_cnn.viz.model_graphs import add_graph_arguments
+
+    p = sub.add_parser("graph", help="draw a model's computation graph (forward or backward view) with Graphviz")
+    add_graph_arguments(p)
+    p.set_defaults(func=_graph)
+
+
 # Each command registers itself here: one `_add_<command>(sub)` function per command.
-COMMANDS = [_add_demo]
+COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

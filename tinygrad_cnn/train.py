@@ -35,6 +35,10 @@ CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.npz$")
 METRICS_FILE = "metrics.jsonl"
 
 
+def _say(msg: str) -> None:
+    print(msg, flush=True)  # flushed: a log redirected to a file shows each epoch as it ends
+
+
 # ---- progress -----------------------------------------------------------------------------------
 class Progress:
     """A progress bar over ``total`` batches: tqdm when installed, else a line every ~10%.
@@ -285,7 +289,7 @@ def fit(
     config: dict | None = None,
     keep_checkpoints: int | None = None,
     overwrite: bool = False,
-    print_fn: Callable[[str], Any] | None = print,
+    print_fn: Callable[[str], Any] | None = _say,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs; returns the per-epoch records.
 
@@ -442,5 +446,149 @@ def load_data(
     if limit is not None:
         if limit < 1:
             raise ValueError(f"load_data: limit must be >= 1, got {limit}.")
-        ds = TensorDataset(ds.data[:limit], ds.targets[:limit], ds.transform)
+        sub = TensorDataset(ds.data[:limit], ds.targets[:limit], ds.transform)
+        sub.folder = ds.folder  # type: ignore[attr-defined]
+        return sub
     return ds
+
+
+def model_options(model: str, weight_init_std: float = 0.01, activation: str | None = None, pooling: str | None = None) -> dict:
+    """The constructor keyword arguments of ``model`` from the command-line options (only those
+    that apply to it; None means the model's default)."""
+    if model == "simpleconvnet":
+        return {"weight_init_std": weight_init_std}
+    if model == "lenet":
+        opts = {"activation": activation, "pooling": pooling}
+        return {k: v for k, v in opts.items() if v is not None}
+    if model == "alexnet":
+        return {"num_classes": 10, "in_channels": 1}
+    raise ValueError(f"model_options: unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}.")
+
+
+def build_model(model: str, **kwargs: Any) -> Any:
+    """A model of :mod:`tinygrad_cnn.models` by its command-line name, for 28x28 grey input
+    prepared by :func:`input_transform` (LeNet gets 32x32, AlexNet 227x227)."""
+    from . import models
+
+    if model == "simpleconvnet":
+        return models.SimpleConvNet(input_dim=(1, 28, 28), **kwargs)
+    if model == "lenet":
+        return models.LeNet(input_size=32, **kwargs)
+    if model == "alexnet":
+        return models.AlexNet(**kwargs)
+    raise ValueError(f"build_model: unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}.")
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike, root: str | os.PathLike | None = None, batch_size: int = 500, progress: bool = False
+) -> dict:
+    """Rebuild the model described by a ``tinygrad-cnn train`` checkpoint, load its weights and
+    evaluate it on its dataset's test split. Returns ``evaluate``'s dict plus ``model``,
+    ``dataset`` and ``epoch``."""
+    from .data import DataLoader
+
+    ck = load_checkpoint(path)
+    cfg = ck["config"]
+    missing = [k for k in ("model", "dataset") if k not in cfg]
+    if missing:
+        raise ValueError(
+            f"evaluate_checkpoint: {path} has no {', '.join(missing)} in its config (it was not written by "
+            "`tinygrad-cnn train`); load it with load_checkpoint() and evaluate() yourself."
+        )
+    model = build_model(cfg["model"], **cfg.get("model_kwargs", {}))
+    model.load_state_dict(ck["model"])
+    limit, normalize = cfg.get("limit_test"), cfg.get("normalize", False)
+    test_set = load_data(cfg["dataset"], cfg["model"], root, train=False, limit=limit, normalize=normalize)
+    res = evaluate(model, DataLoader(test_set, batch_size), progress=progress)
+    res.update(model=cfg["model"], dataset=cfg["dataset"], epoch=ck["epoch"])
+    return res
+
+
+def first_conv(model: Any) -> tuple[str, Any]:
+    """``(name, module)`` of the first submodule with 4-D weights (a conv layer)."""
+    for name, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        if name and isinstance(w, Tensor) and w.ndim == 4:
+            return name, m
+    raise ValueError(f"first_conv: {type(model).__name__} has no conv layer (no submodule with 4-D weights).")
+
+
+def run_demo(
+    out: str | os.PathLike = "demo-output",
+    epochs: int = 1,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    progress: bool = True,
+    print_fn: Callable[[str], Any] = _say,
+) -> dict:
+    """The README's main job (``tinygrad-cnn demo``): train SimpleConvNet on Fashion-MNIST with the
+    chapter's settings (Adam, lr 0.001, batch 100, weight std 0.01) and draw what it learned.
+
+    Writes into ``out``: ``model_graph.svg`` (the forward graph; ``.dot`` source when Graphviz is
+    missing), ``filters.png`` (conv1's filters before/after), ``curves.png``, ``feature_maps_conv1.png``
+    and ``feature_maps_pool1.png`` (one test image), and ``run/`` (checkpoints, metrics.jsonl).
+    Returns the last epoch record plus ``files`` (the paths written). Raises FileNotFoundError
+    (listing where it looked) when Fashion-MNIST is missing.
+    """
+    from .data import DataLoader, FashionMNIST
+    from .viz import plots
+
+    out = Path(out)
+    say = print_fn
+    train_set = load_data("fashion-mnist", "simpleconvnet", root, True, limit_train)
+    test_set = load_data("fashion-mnist", "simpleconvnet", root, False, limit_test)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    manual_seed(seed)
+    opts = model_options("simpleconvnet")
+    model = build_model("simpleconvnet", **opts)
+    conv_name, conv = first_conv(model)
+    before = conv.weight.data.copy()
+    x0, y0 = test_set.get_batch(np.arange(1))
+    say(f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images from {getattr(train_set, 'folder', root)}")
+    say(f"SimpleConvNet: {model.num_parameters():,} parameters; Adam lr 0.001, batch 100, {epochs} epoch(s), seed {seed}")
+
+    files.append(_draw_graph(model, Tensor(x0), y0, out, say))
+    opt = make_optimizer("adam", model.parameters(), 0.001)
+    config = {"model": "simpleconvnet", "model_kwargs": opts, "dataset": "fashion-mnist", "normalize": False,
+              "epochs": epochs, "batch_size": 100, "optimizer": "adam", "lr": 0.001, "seed": seed,
+              "limit_train": limit_train, "limit_test": limit_test}
+    history = fit(model, opt, DataLoader(train_set, 100, shuffle=True, seed=seed), DataLoader(test_set, 500),
+                  epochs=epochs, out_dir=out / "run", seed=seed, progress=progress, config=config, overwrite=True, print_fn=say)
+    last = history[-1]
+    say(f"test accuracy after {epochs} epoch(s): {last['test_acc']:.4f}")
+
+    plots.plot_filters_before_after(before, conv.weight, out / "filters.png")
+    plots.plot_training_curves(out / "run" / METRICS_FILE, out / "curves.png", title="SimpleConvNet on Fashion-MNIST")
+    label = FashionMNIST.classes[int(y0[0])]
+    with no_grad():
+        model.eval()
+        pred = FashionMNIST.classes[int(model(Tensor(x0)).data.argmax())]
+        model.train()
+    files += [out / "filters.png", out / "curves.png"]
+    for layer in (conv_name, "pool1"):
+        path = out / f"feature_maps_{layer}.png"
+        plots.plot_feature_maps(model, x0[0], layer, path, title=f"{layer} of SimpleConvNet for a test image ({label}; predicted {pred})")
+        files.append(path)
+    files.append(out / "run")
+    say("wrote:\n" + "\n".join(f"  {f}" for f in files))
+    return {**last, "files": files}
+
+
+def _draw_graph(model: Any, x: Tensor, y: np.ndarray, out: Path, say: Callable[[str], Any]) -> Path:
+    from .viz import GraphvizNotFoundError, draw_model
+
+    def loss(logits: Tensor) -> Tensor:
+        return F.cross_entropy(logits, y)
+
+    try:
+        draw_model(model, x, loss_fn=loss, path=out / "model_graph.svg")
+        return out / "model_graph.svg"
+    except GraphvizNotFoundError as e:
+        g = draw_model(model, x, loss_fn=loss)
+        path = out / "model_graph.dot"
+        _atomic_write_text(path, g.source)
+        say(f"(no SVG of the graph: {e} The DOT source is in {path}.)")
+        return path

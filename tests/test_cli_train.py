@@ -1,0 +1,113 @@
+"""`tinygrad-cnn train`, `eval` and `demo` end to end on small IDX files written by the test."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn.cli import main
+from tinygrad_cnn.data import ENV_VAR, FashionMNIST, write_idx
+from tinygrad_cnn.train import checkpoints, load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fake_fashion(folder: Path, n_train: int = 300, n_test: int = 100) -> Path:
+    """A learnable stand-in: class k has a bright horizontal bar at row 2k+4."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = (rng.random((n, 28, 28)) * 50).astype(np.uint8)
+        x[np.arange(n), 2 * y + 4, 3:25] = 255
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", y)
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _fake_fashion(tmp_path / "data")
+
+
+def test_train_then_resume_then_eval(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--model", "simpleconvnet", "--dataset", "fashion-mnist", "--epochs", "1", "--batch-size", "50",
+            "--optimizer", "adam", "--lr", "0.002", "--seed", "3", "--out", str(out), "--data-root", str(data), "--no-progress"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "training simpleconvnet (433,890 parameters) on fashion-mnist: 300 train / 100 test" in text
+    assert "epoch 1/1" in text and "final test accuracy" in text
+    assert [p.name for p in checkpoints(out)] == ["epoch_001.npz"]
+    ck = load_checkpoint(out / "epoch_001.npz")
+    assert ck["config"]["model"] == "simpleconvnet" and ck["config"]["lr"] == 0.002 and ck["config"]["seed"] == 3
+    # Running again into the same folder without --resume refuses, naming the flag.
+    assert main(args) == 1
+    assert "--resume" in capsys.readouterr().err
+    args[args.index("--epochs") + 1] = "3"
+    assert main(args + ["--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "resumed from" in text and "epoch 3/3" in text
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in recs if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert epochs[-1]["test_acc"] > 0.6  # the bars are easy: it learns even in 3 tiny epochs
+    assert (out / "curves.png").exists()
+    assert main(["eval", str(out / "epoch_003.npz"), "--data-root", str(data), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert f"accuracy {epochs[-1]['test_acc']:.4f}" in text and "simpleconvnet after epoch 3" in text
+
+
+@pytest.mark.parametrize("model, extra, params", [("lenet", ["--activation", "relu", "--pooling", "max"], "61,706")])
+def test_train_lenet_and_optimizers(tmp_path, data, capsys, model, extra, params):
+    for opt in ("sgd", "momentum", "adagrad", "rmsprop"):
+        out = tmp_path / opt
+        rc = main(["train", "--model", model, *extra, "--epochs", "1", "--optimizer", opt, "--out", str(out),
+                   "--data-root", str(data), "--limit-train", "100", "--limit-test", "50", "--no-progress"])
+        assert rc == 0
+        text = capsys.readouterr().out
+        assert f"training {model} ({params} parameters)" in text and "100 train / 50 test" in text
+        ck = load_checkpoint(out / "epoch_001.npz")
+        assert ck["config"]["optimizer"] == opt and ck["config"]["model_kwargs"] == {"activation": "relu", "pooling": "max"}
+        # LeNet sees 32x32 inputs: the padding transform was applied.
+        assert ck["model"]["c1.weight"].shape == (6, 1, 5, 5)
+
+
+def test_missing_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(tmp_path / "nowhere"),))
+    monkeypatch.setattr(FashionMNIST, "mirrors", ("file://" + str(tmp_path / "no-mirror") + "/",))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST (train): could not find" in err
+    assert str(tmp_path / "nowhere") in err and "apt-get install dataset-fashion-mnist" in err and ENV_VAR in err
+    assert main(["train", "--out", str(tmp_path / "t"), "--no-progress"]) == 1
+    assert "Looked in, in order" in capsys.readouterr().err
+
+
+def test_eval_rejects_foreign_checkpoint(tmp_path, capsys):
+    import tinygrad_cnn as tg
+
+    tg.save({"model": {}, "epoch": 1}, tmp_path / "x.npz")
+    assert main(["eval", str(tmp_path / "x.npz")]) == 1
+    assert "not written by `tinygrad-cnn train`" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.npz")]) == 1
+
+
+@pytest.mark.slow
+def test_demo_writes_every_picture(tmp_path, data, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv(ENV_VAR, str(data))  # the demo finds the data through the environment variable
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "tinygrad_cnn", "demo", "--out", str(out), "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy after 1 epoch(s)" in proc.stdout
+    for name in ("filters.png", "curves.png", "feature_maps_conv1.png", "feature_maps_pool1.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    graph = out / "model_graph.svg" if (out / "model_graph.svg").exists() else out / "model_graph.dot"
+    text = graph.read_text()
+    assert "conv1" in text and "affine2" in text
+    assert checkpoints(out / "run")[-1].name == "epoch_001.npz"
