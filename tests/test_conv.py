@@ -195,7 +195,7 @@ def test_weight_grad_reuses_forward_columns_and_frees_them(rng):
     w = tg.Tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w)
     saved = y.grad_fn.saved_arrays
-    assert saved[2].shape == (2, 2 * 9, 9)  # one column buffer (N, C*KH*KW, OH*OW)
+    assert saved[2].shape == (2 * 9, 2 * 9)  # one column buffer (C*KH*KW, N*OH*OW)
     y.sum().backward()
     np.testing.assert_allclose(w.grad.data, ref_conv_weight_grad(x.data, np.ones(y.shape), (3, 3)), rtol=1e-10)
     with pytest.raises(RuntimeError, match="second time"):

@@ -10,7 +10,7 @@ The three ops are each other's backward, so every derivative is again an op of t
 
 Bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the graph input of
 the weight-grad op) and, only when the weight needs a gradient, its one im2col column buffer
-(N, C*KH*KW, OH*OW), handed to ``ConvWeightGrad`` so backward does not unfold x again; the
+(C*KH*KW, N*OH*OW), handed to ``ConvWeightGrad`` so backward does not unfold x again; the
 buffer is freed with the node's saved values after backward.
 """
 from __future__ import annotations
@@ -27,19 +27,27 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
-def _conv_gemm(w: np.ndarray, cols: np.ndarray, groups: int) -> np.ndarray:
-    """(C_out, C/G, KH, KW) weight times columns (N, C*KH*KW, L) -> (N, C_out, L)."""
-    n, ckk, l = cols.shape
+def _grouped_matmul(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
+    """Block-diagonal product: a (G*m, k) and b (G*k, n) as G blocks -> (G*m, n). One GEMM per group."""
     if groups == 1:
-        return np.matmul(w.reshape(w.shape[0], -1), cols)
-    wg = w.reshape(groups, w.shape[0] // groups, -1)
-    return np.matmul(wg, cols.reshape(n, groups, ckk // groups, l)).reshape(n, w.shape[0], l)
+        return a @ b
+    return np.matmul(a.reshape(groups, -1, a.shape[1]), b.reshape(groups, -1, b.shape[1])).reshape(-1, b.shape[1])
 
 
-def _add_bias(y: np.ndarray, bias: tuple) -> np.ndarray:
+def _to_nchw(y: np.ndarray, n: int, out: tuple, bias: tuple) -> np.ndarray:
+    """(C_out, N*OH*OW) GEMM result -> contiguous (N, C_out, OH, OW), adding the bias in the same pass."""
+    y = y.reshape(y.shape[0], n, *out).transpose(1, 0, 2, 3)
+    res = np.empty(y.shape, dtype=y.dtype)
     if bias:
-        y += bias[0].reshape(1, -1, 1, 1)
-    return y
+        np.add(y, bias[0].reshape(1, -1, 1, 1), out=res)
+    else:
+        np.copyto(res, y)
+    return res
+
+
+def _channel_major(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (C, N*H*W), the GEMM operand layout of the columns."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
 
 
 class Conv2d(Function):
@@ -47,12 +55,10 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
-        win = _win(w.shape, stride, padding, dilation, out)
-        cols = im2col_array(x, win)
-        y = _conv_gemm(w, cols, groups).reshape(x.shape[0], w.shape[0], *out)
-        keep = cols if ctx.needs_input_grad and ctx.needs_input_grad[1] else None
-        ctx.save_for_backward(x, w, keep)
-        return _add_bias(y, bias)
+        cols = im2col_array(x, _win(w.shape, stride, padding, dilation, out))  # (C*KH*KW, N*OH*OW)
+        y = _grouped_matmul(w.reshape(w.shape[0], -1), cols, groups)
+        ctx.save_for_backward(x, w, cols if ctx.needs_input_grad and ctx.needs_input_grad[1] else None)
+        return _to_nchw(y, x.shape[0], out, bias)
 
     @staticmethod
     def backward(ctx, g):
@@ -72,14 +78,14 @@ class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         n, c, h, wd = x.shape
-        og = w.shape[1]
-        # x is already a column matrix (N, C_in, H*W): one GEMM gives the columns, col2im folds them.
-        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KK, C_in/G)
-        cols = np.matmul(wt, x.reshape(n, groups, c // groups, h * wd)) if groups > 1 else np.matmul(wt[0], x.reshape(n, c, h * wd))
-        win = _win(w.shape, stride, padding, dilation, (h, wd))
-        y = col2im_array(cols.reshape(n, -1, h * wd), (n, og * groups, *out), win)
+        # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them.
+        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KH*KW, C_in/G)
+        cols = _grouped_matmul(wt.reshape(-1, c // groups), _channel_major(x), groups)
+        y = col2im_array(cols, (n, w.shape[1] * groups, *out), _win(w.shape, stride, padding, dilation, (h, wd)))
         ctx.save_for_backward(x, w)
-        return _add_bias(y, bias)
+        if bias:
+            y += bias[0].reshape(1, -1, 1, 1)
+        return y
 
     @staticmethod
     def backward(ctx, g):
@@ -100,16 +106,11 @@ class ConvWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=()):
-        n, ca = a.shape[:2]
-        cb = b.shape[1]
-        win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
-        cols = cache.pop() if cache else im2col_array(a, win)  # (N, C_a*KK, L)
-        l = cols.shape[2]
-        bm = b.reshape(n, groups, cb // groups, l)
-        cm = cols.reshape(n, groups, -1, l)
-        gw = np.matmul(bm, cm.transpose(0, 1, 3, 2)).sum(axis=0)
+        cols = cache.pop() if cache else im2col_array(a, Window(tuple(kernel), stride, padding, dilation, b.shape[2:]))
+        bm = _channel_major(b)  # (C_b, N*OH*OW)
+        gw = np.matmul(bm.reshape(groups, -1, bm.shape[1]), cols.reshape(groups, -1, cols.shape[1]).transpose(0, 2, 1))
         ctx.save_for_backward(a, b)
-        return gw.reshape(cb, ca // groups, *kernel)
+        return gw.reshape(b.shape[1], a.shape[1] // groups, *kernel)
 
     @staticmethod
     def backward(ctx, v):

@@ -1,15 +1,16 @@
 """im2col / col2im: turn sliding windows into matrix columns (and back), the core of conv and pool.
 
-Two layouts:
+Two orientations of the same matrix:
 
-- **internal** (used by the conv ops, chosen for speed): ``(N, C*KH*KW, OH*OW)``. Row
-  ``c*KH*KW + i*KW + j`` of image ``n`` holds, for every output pixel, the input element under
-  kernel position (i, j) of channel c. It is filled by KH*KW strided slice copies (no Python
-  loop over the batch or over output pixels), and ``W.reshape(C_out, -1) @ cols`` gives
-  ``(N, C_out, OH*OW)``, which is already NCHW: no transpose of the output.
 - **public** (:func:`im2col` / :func:`col2im`, the textbook's orientation): ``(N*OH*OW, C*KH*KW)``,
-  one row per output pixel (batch-major), so ``im2col(x) @ W.reshape(C_out, -1).T`` is the
-  convolution as one GEMM. It is the internal layout transposed per image.
+  one row per output pixel (image-major, then output row, then column), entries ordered
+  (c, i, j), so ``im2col(x) @ W.reshape(C_out, -1).T`` is the convolution as one GEMM.
+- **internal** (used by the conv ops): its transpose, ``(C*KH*KW, N*OH*OW)``, stored
+  channel-major. Row ``c*KH*KW + i*KW + j`` holds, for every output pixel, the input element
+  under kernel position (i, j) of channel c. It is filled by KH*KW strided slice copies (no
+  Python loop over the batch or over output pixels), and the whole batch is then one GEMM
+  ``W.reshape(C_out, -1) @ cols`` (and one per group). :func:`im2col` returns a transposed view
+  of this buffer, so the two share memory.
 
 Both keep the input dtype (float32 in, float32 out). col2im is the adjoint of im2col: it adds
 every column entry back to the input element it came from, so overlapping windows accumulate.
@@ -88,30 +89,33 @@ def unpad(xp: np.ndarray, win: Window, h: int, w: int) -> np.ndarray:
 
 
 def im2col_array(x: np.ndarray, win: Window) -> np.ndarray:
-    """Internal layout: x (N, C, H, W) -> columns (N, C*KH*KW, OH*OW), zero padding."""
+    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding.
+
+    Filled by KH*KW strided slice copies, one per kernel position."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = win.kernel, win.out
-    xp = pad_input(x, win)
-    cols = np.empty((n, c, kh * kw, oh, ow), dtype=x.dtype)
+    xt = pad_input(x, win).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+    cols = np.empty((c, kh * kw, n, oh, ow), dtype=x.dtype)
     for k, (rows, cs) in win.positions():
-        cols[:, :, k] = xp[:, :, rows, cs]
-    return cols.reshape(n, c * kh * kw, oh * ow)
+        cols[:, k] = xt[:, :, rows, cs]
+    return cols.reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window) -> np.ndarray:
-    """Internal layout adjoint of :func:`im2col_array`: columns (N, C*KH*KW, OH*OW) -> (N, C, H, W),
+    """Internal layout adjoint of :func:`im2col_array`: columns (C*KH*KW, N*OH*OW) -> (N, C, H, W),
     adding every entry into the input element it came from (overlaps accumulate)."""
     n, c, h, w = shape
     (kh, kw), (oh, ow) = win.kernel, win.out
-    cols = cols.reshape(n, c, kh * kw, oh, ow)
+    cols = cols.reshape(c, kh * kw, n, oh, ow)
     hn, wn = win.padded_hw(h, w)
     xp = np.zeros((n, c, hn, wn), dtype=cols.dtype)
+    xt = xp.transpose(1, 0, 2, 3)
     assign = win.disjoint
     for k, (rows, cs) in win.positions():
         if assign:
-            xp[:, :, rows, cs] = cols[:, :, k]
+            xt[:, :, rows, cs] = cols[:, k]
         else:
-            xp[:, :, rows, cs] += cols[:, :, k]
+            xt[:, :, rows, cs] += cols[:, k]
     return unpad(xp, win, h, w)
 
 
@@ -121,8 +125,7 @@ class Im2Col(Function):
     @staticmethod
     def forward(ctx, x, win):
         ctx.shape = x.shape
-        cols = im2col_array(x, win)  # (N, CKK, L)
-        return np.ascontiguousarray(cols.transpose(0, 2, 1)).reshape(-1, cols.shape[1])
+        return im2col_array(x, win).T  # a transposed view of the internal buffer, no copy
 
     @staticmethod
     def backward(ctx, g):
@@ -134,8 +137,7 @@ class Col2Im(Function):
 
     @staticmethod
     def forward(ctx, cols, shape, win):
-        n = shape[0]
-        return col2im_array(cols.reshape(n, -1, cols.shape[1]).transpose(0, 2, 1), shape, win)
+        return col2im_array(cols.T, shape, win)
 
     @staticmethod
     def backward(ctx, g):

@@ -1,0 +1,62 @@
+"""Shared timing helper: time two callables alternately (A B A B ...) in one process and report
+each one's median time and the median of the per-pair ratios A/B.
+
+Alternating matters on a shared, noisy machine: a burst of load hits both sides of a pair, so
+the per-pair ratio stays meaningful even when the absolute times move.
+
+Example::
+
+    from _timing import alternate
+    r = alternate(lambda: ours(), lambda: theirs(), pairs=15)
+    print(f"{r.a_ms:.2f} ms vs {r.b_ms:.2f} ms, ratio {r.ratio:.2f}")
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class PairResult:
+    a_ms: float  # median time of A, milliseconds
+    b_ms: float  # median time of B (nan when B is None)
+    ratio: float  # median of per-pair A/B (nan when B is None)
+    ratios: list[float]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def alternate(a: Callable[[], object], b: Callable[[], object] | None, pairs: int = 15, warmup: int = 2) -> PairResult:
+    """Time ``a`` and ``b`` alternately ``pairs`` times after ``warmup`` untimed rounds of each.
+    ``b`` may be None (then only ``a`` is timed)."""
+    for _ in range(warmup):
+        a()
+        if b is not None:
+            b()
+    ta, tb, ratios = [], [], []
+    for i in range(pairs):
+        # Swap the order every other pair so neither side always runs on a warmer cache.
+        if b is None:
+            ta.append(timed(a))
+            continue
+        if i % 2:
+            x, y = timed(b), timed(a)
+        else:
+            y, x = timed(a), timed(b)
+        ta.append(y)
+        tb.append(x)
+        ratios.append(y / x)
+    nan = float("nan")
+    return PairResult(
+        a_ms=statistics.median(ta) * 1e3,
+        b_ms=statistics.median(tb) * 1e3 if tb else nan,
+        ratio=statistics.median(ratios) if ratios else nan,
+        ratios=ratios,
+    )

@@ -1,0 +1,167 @@
+"""Convolution and pooling speed: tinygrad_cnn vs PyTorch CPU, and vs numpy's bare GEMMs.
+
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--pairs 15]
+
+For each shape, forward and forward+backward of ours and of torch.nn.functional are timed
+alternately in one process on the same float32 inputs (median ms, median of per-pair ratios
+ours/torch). For the convs it also times the bare numpy GEMMs on matrices of the im2col shapes
+(forward W(C_out, C*KH*KW) @ cols(C*KH*KW, N*OH*OW); backward the weight-gradient GEMM and,
+when the input needs a gradient, the column-gradient GEMM) and prints GFLOP/s of both: ours is
+the GEMM flops divided by our forward+backward time. The first layer of a network (SimpleConvNet
+conv, AlexNet conv1) gets no input gradient, as in training.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _timing import alternate  # noqa: E402
+
+import tinygrad_cnn as tg  # noqa: E402
+from tinygrad_cnn.nn import functional as F  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the benchmark still runs ours and the GEMMs
+    torch = None
+
+# name, x shape, w shape, stride, padding, input needs grad
+CONVS = [
+    ("SimpleConvNet conv", (100, 1, 28, 28), (30, 1, 5, 5), 1, 0, False),
+    ("LeNet conv2", (100, 6, 14, 14), (16, 6, 5, 5), 1, 0, True),
+    ("AlexNet conv1", (8, 3, 227, 227), (96, 3, 11, 11), 4, 0, False),
+    ("AlexNet conv2", (8, 96, 27, 27), (256, 96, 5, 5), 1, 2, True),
+]
+# name, x shape, kernel, stride
+POOLS = [
+    ("max_pool2d 2x2/2", (100, 30, 24, 24), 2, 2),
+    ("max_pool2d 3x3/2", (8, 96, 55, 55), 3, 2),
+]
+
+
+def conv_cases(rng, pairs):
+    rows = []
+    for name, xs, ws, s, p, x_grad in CONVS:
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = (rng.standard_normal(ws) * 0.1).astype(np.float32)
+        b = np.zeros(ws[0], np.float32)
+        oh = (xs[2] + 2 * p - ws[2]) // s + 1
+        g = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
+
+        X, W, B = tg.Tensor(x, requires_grad=x_grad), tg.Tensor(w, requires_grad=True), tg.Tensor(b, requires_grad=True)
+        G = tg.Tensor(g)
+
+        def ours_f(X=X, W=W, B=B, s=s, p=p):
+            with tg.no_grad():
+                F.conv2d(X, W, B, stride=s, padding=p)
+
+        def ours_fb(X=X, W=W, B=B, G=G, s=s, p=p):
+            X.grad = W.grad = B.grad = None
+            F.conv2d(X, W, B, stride=s, padding=p).backward(G)
+
+        theirs_f = theirs_fb = None
+        if torch is not None:
+            tx, tw, tb = torch.tensor(x, requires_grad=x_grad), torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+            tgr = torch.tensor(g)
+
+            def theirs_f(tx=tx, tw=tw, tb=tb, s=s, p=p):
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+
+            def theirs_fb(tx=tx, tw=tw, tb=tb, tgr=tgr, s=s, p=p):
+                tx.grad = tw.grad = tb.grad = None
+                torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p).backward(tgr)
+
+        # the same GEMMs on ready-made matrices of the im2col shapes
+        m, k, n = ws[0], ws[1] * ws[2] * ws[3], xs[0] * oh * oh
+        Wm = rng.standard_normal((m, k)).astype(np.float32)
+        C = rng.standard_normal((k, n)).astype(np.float32)
+        Gm = rng.standard_normal((m, n)).astype(np.float32)
+        gemms = [lambda Wm=Wm, C=C: Wm @ C, lambda Gm=Gm, C=C: Gm @ C.T]
+        if x_grad:
+            gemms.append(lambda Wm=Wm, Gm=Gm: Wm.T @ Gm)
+
+        def bare_fb(gemms=gemms):
+            for fn in gemms:
+                fn()
+
+        flops_f = 2.0 * m * k * n
+        flops_fb = flops_f * len(gemms)
+        f = alternate(ours_f, theirs_f, pairs)
+        fb = alternate(ours_fb, theirs_fb, pairs)
+        bare = alternate(ours_fb, bare_fb, pairs)
+        rows.append((name, f, fb, bare, flops_fb))
+    return rows
+
+
+def pool_cases(rng, pairs):
+    rows = []
+    for name, xs, k, s in POOLS:
+        x = rng.standard_normal(xs).astype(np.float32)
+        X = tg.Tensor(x, requires_grad=True)
+        oh = (xs[2] - k) // s + 1
+        g = rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
+        G = tg.Tensor(g)
+
+        def ours_f(X=X, k=k, s=s):
+            with tg.no_grad():
+                F.max_pool2d(X, k, s)
+
+        def ours_fb(X=X, G=G, k=k, s=s):
+            X.grad = None
+            F.max_pool2d(X, k, s).backward(G)
+
+        theirs_f = theirs_fb = None
+        if torch is not None:
+            tx, tgr = torch.tensor(x, requires_grad=True), torch.tensor(g)
+
+            def theirs_f(tx=tx, k=k, s=s):
+                with torch.no_grad():
+                    torch.nn.functional.max_pool2d(tx, k, s)
+
+            def theirs_fb(tx=tx, tgr=tgr, k=k, s=s):
+                tx.grad = None
+                torch.nn.functional.max_pool2d(tx, k, s).backward(tgr)
+
+        rows.append((name, alternate(ours_f, theirs_f, pairs), alternate(ours_fb, theirs_fb, pairs)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
+    ap.add_argument("--threads", type=int, default=0, help="limit BLAS (numpy) and torch to this many threads (0: their defaults)")
+    args = ap.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+    CONVS[:] = [c for c in CONVS if args.only in c[0]]
+    POOLS[:] = [c for c in POOLS if args.only in c[0]]
+    rng = np.random.default_rng(0)
+    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} cpus, "
+          f"threads {args.threads or 'default'}, {args.pairs} pairs, load average {os.getloadavg()[0]:.1f}")
+    print("\n| conv (float32) | fwd ours ms | fwd torch ms | fwd ratio | fwd+bwd ours ms | fwd+bwd torch ms | fwd+bwd ratio "
+          "| ours GFLOP/s | bare GEMM GFLOP/s | ours / bare GEMM time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, f, fb, bare, flops in conv_cases(rng, args.pairs):
+        print(f"| {name} | {f.a_ms:.2f} | {f.b_ms:.2f} | {f.ratio:.2f} | {fb.a_ms:.2f} | {fb.b_ms:.2f} | {fb.ratio:.2f} "
+              f"| {flops / bare.a_ms / 1e6:.1f} | {flops / bare.b_ms / 1e6:.1f} | {bare.ratio:.2f} |")
+    print("\n| pool (float32) | fwd ours ms | fwd torch ms | fwd ratio | fwd+bwd ours ms | fwd+bwd torch ms | fwd+bwd ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, f, fb in pool_cases(rng, args.pairs):
+        print(f"| {name} | {f.a_ms:.2f} | {f.b_ms:.2f} | {f.ratio:.2f} | {fb.a_ms:.2f} | {fb.b_ms:.2f} | {fb.ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
