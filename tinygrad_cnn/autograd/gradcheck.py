@@ -100,13 +100,26 @@ class ElementError:
 @dataclass
 class Kink:
     """An element where the function is not differentiable: the one-sided differences ``left``
-    and ``right`` disagree and backward's ``analytical`` value lies between them."""
+    and ``right`` disagree and backward's ``analytical`` value lies between them (``kind='kink'``),
+    or the function jumps there (``kind='jump'``; ``left``/``right`` are then the central
+    differences at eps and eps/2, which double as eps halves)."""
 
     index: tuple[int, ...]
     output_index: tuple[int, ...] | None
     left: float
     right: float
     analytical: float
+    kind: str = "kink"  # or "jump": the function is discontinuous here (difference quotients grow like 1/eps)
+
+    def describe(self, label: str) -> str:
+        if self.kind == "jump":
+            return (
+                f"{label}: the function jumps here (central differences {_fmt(self.left)} at eps and {_fmt(self.right)} at eps/2 "
+                f"grow like 1/eps); backward gave {_fmt(self.analytical)}"
+            )
+        return (
+            f"{label}: one-sided derivatives {_fmt(self.left)} (left) and {_fmt(self.right)} (right); backward gave {_fmt(self.analytical)}"
+        )
 
 
 @dataclass
@@ -241,10 +254,7 @@ class GradcheckResult:
             lines.append(f"  non-differentiable points ({total} Jacobian entries; {how}):")
             for p, k in kinks[:_MAX_KINKS_LISTED]:
                 via = "" if k.output_index is None else f" of {_idx(p.output, k.output_index)}"
-                lines.append(
-                    f"    {_idx(p.input, k.index)}{via}: one-sided derivatives {_fmt(k.left)} (left) and {_fmt(k.right)} (right); "
-                    f"backward gave {_fmt(k.analytical)}"
-                )
+                lines.append("    " + k.describe(f"{_idx(p.input, k.index)}{via}"))
             if total > _MAX_KINKS_LISTED:
                 lines.append(f"    ... and {total - _MAX_KINKS_LISTED} more")
         if self.problems:
@@ -436,16 +446,27 @@ def _compare(
     rtol: float,
     fail_on_kinks: bool,
     mode: str,
+    half: np.ndarray | None = None,
+    eps: float = 1e-6,
 ) -> PairReport:
-    """Compare one (n_out, n_in) block; classify failing entries as errors or kinks."""
+    """Compare one (n_out, n_in) block; classify failing entries as errors or kinks.
+
+    ``half`` (central differences with eps/2, where computed, NaN elsewhere) reveals jumps: there
+    the difference quotient doubles when eps halves, while a derivative would stay put."""
     err = np.abs(ana - num)
     tol = atol + rtol * np.abs(num)
     bad = ~(err <= tol)  # NaN anywhere counts as bad
     kink = np.zeros_like(bad)
+    jump = np.zeros_like(bad)
     if bad.any():
         lo, hi = np.minimum(fwd, bwd), np.maximum(fwd, bwd)
         ktol = atol + rtol * np.maximum(np.abs(fwd), np.abs(bwd))
         kink = bad & (hi - lo > ktol) & (ana >= lo - ktol) & (ana <= hi + ktol)
+        if half is not None:
+            a, h = np.abs(num), np.abs(half)
+            with np.errstate(invalid="ignore"):
+                jump = bad & ~kink & (h > 1.5 * a) & (h < 2.5 * a) & (a * eps > atol)
+            kink = kink | jump
     errors = bad if fail_on_kinks else bad & ~kink
     n_in = int(np.prod(in_shape))
     rep = PairReport(in_label, out_label, tuple(in_shape), tuple(out_shape or ()), mode)
@@ -456,13 +477,15 @@ def _compare(
     rep.ok = rep.mismatches == 0
     rep.n_kinks = int(kink.sum())
     for r, c in np.argwhere(kink)[:_MAX_KINKS_LISTED]:
+        is_jump = bool(jump[r, c])
         rep.kinks.append(
             Kink(
                 _unravel(c, in_shape),
                 _unravel(r, out_shape) if out_shape is not None else None,
-                float(bwd[r, c]),
-                float(fwd[r, c]),
+                float(num[r, c] if is_jump else bwd[r, c]),
+                float(half[r, c] if is_jump else fwd[r, c]),  # type: ignore[index]
                 float(ana[r, c]),
+                "jump" if is_jump else "kink",
             )
         )
     if rep.entries:
@@ -554,7 +577,9 @@ class _Checker:
         return J
 
     def _none_and_disconnected(self, outs: list, idxs: list[int], got: list[bool]) -> None:
-        self.none_inputs = {idxs[j] for j, g in enumerate(got) if not g}
+        # With every output disconnected, "None" is a consequence of that, reported as such.
+        connected = any(o.requires_grad for o in outs)
+        self.none_inputs = {idxs[j] for j, g in enumerate(got) if not g and connected}
         self.disconnected = {oi for oi, o in enumerate(outs) if not o.requires_grad}
 
     def _repeat_and_linearity(self, outs: list, ins: list, idxs: list[int], J: list | None) -> None:
@@ -631,6 +656,29 @@ class _Checker:
             bwd[:, k] = (f0 - fm) / eps
         return num, fwd, bwd
 
+    def _half_step(self, i: int, num: np.ndarray, ana: np.ndarray, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray | None:
+        """Central differences with eps/2 for the columns that fail without a kink explaining
+        them (NaN elsewhere), so that _compare can tell a jump from a wrong gradient."""
+        bad = ~(np.abs(ana - num) <= self.atol + self.rtol * np.abs(num))
+        ktol = self.atol + self.rtol * np.maximum(np.abs(fwd), np.abs(bwd))
+        lo, hi = np.minimum(fwd, bwd), np.maximum(fwd, bwd)
+        unexplained = bad & ~((hi - lo > ktol) & (ana >= lo - ktol) & (ana <= hi + ktol)) & (np.abs(num) * self.eps > self.atol)
+        cols = np.flatnonzero(unexplained.any(axis=0))
+        if cols.size == 0:
+            return None
+        p = self.p
+        base = np.array(p.leaves[i].data, dtype=np.float64)
+        half = np.full(num.shape, np.nan)
+        h = self.eps / 2
+        for k in cols:
+            vals = []
+            for step in (h, -h):
+                work = base.copy()
+                work.flat[k] += step
+                vals.append(p.evaluate(i, work))
+            half[:, k] = (vals[0] - vals[1]) / (2 * h)
+        return half
+
     # -- full mode
     def full(self, idxs: list[int], mode: str = "full") -> list[PairReport] | None:
         p = self.p
@@ -643,6 +691,7 @@ class _Checker:
         reports = []
         for j, i in enumerate(idxs):
             num, fwd, bwd = self.numerical_full(i, f0)
+            half = self._half_step(i, num, np.concatenate([J[oi][j] for oi in range(len(outs))], axis=0), fwd, bwd)
             x = p.leaves[i]
             for oi, o in enumerate(outs):
                 sl = slice(offsets[oi], offsets[oi + 1])
@@ -659,6 +708,8 @@ class _Checker:
                     self.rtol,
                     self.fail_on_kinks,
                     mode,
+                    None if half is None else half[sl],
+                    self.eps,
                 )
                 notes = []
                 if oi in self.disconnected and np.any(np.abs(num[sl]) > self.atol):
