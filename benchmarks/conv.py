@@ -16,7 +16,10 @@ import argparse
 import os
 import sys
 
-import numpy as np
+if "--threads" in sys.argv:  # BLAS reads its thread count when numpy is imported, so set it first
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -139,12 +142,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     ap.add_argument("--threads", type=int, default=0, help="limit BLAS (numpy) and torch to this many threads (0: their defaults)")
     args = ap.parse_args()
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-        if torch is not None:
-            torch.set_num_threads(args.threads)
+    if args.threads and torch is not None:
+        torch.set_num_threads(args.threads)
     CONVS[:] = [c for c in CONVS if args.only in c[0]]
     POOLS[:] = [c for c in POOLS if args.only in c[0]]
     rng = np.random.default_rng(0)
