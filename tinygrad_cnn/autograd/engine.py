@@ -73,7 +73,8 @@ def run_backward(
 
     # Nodes run in decreasing creation order (a max-heap on node._seq): every consumer of a node
     # was created after it, so by the time a node is popped all gradient into it has arrived,
-    # and each node runs exactly once. No recursion, no dependency-counting pass.
+    # and each node runs exactly once. No recursion, no dependency-counting pass. (Sequence
+    # numbers are unique, so the heap never compares two nodes.)
     buffers: dict[Node, list] = {}
     heap: list = []
     owned: set[int] = set()  # arrays already handed to a .grad: copy before sharing them again
@@ -103,14 +104,14 @@ def run_backward(
         buf = buffers.get(node)
         if buf is None:
             buf = buffers[node] = [None] * len(node._out_meta)
-            heappush(heap, (-node._seq, id(node), node))
+            heappush(heap, (-node._seq, node))
         k = r._output_nr
         buf[k] = g if buf[k] is None else buf[k] + g
 
     anomaly_mode = STATE.anomaly
     with set_grad_enabled(create_graph):
         while heap:
-            node = heappop(heap)[2]
+            node = heappop(heap)[1]
             buf = buffers.pop(node)
             if capture is not None:
                 for k, g in enumerate(buf):
@@ -141,7 +142,7 @@ def run_backward(
                     b = buffers.get(m)
                     if b is None:
                         buffers[m] = b = [None] * len(m._out_meta)
-                        heappush(heap, (-m._seq, id(m), m))
+                        heappush(heap, (-m._seq, m))
                         b[k] = g
                     else:
                         b[k] = g if b[k] is None else b[k] + g

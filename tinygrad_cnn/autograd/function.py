@@ -38,6 +38,8 @@ from .grad_mode import STATE
 Tensor: Any = None
 as_tensor: Any = None
 
+_new_node = object.__new__
+
 # Creation order of recorded nodes: a node's consumers are always created after it, so the
 # engine can run nodes in decreasing sequence number without counting dependencies first.
 _sequence = itertools.count()
@@ -97,10 +99,13 @@ class Node:
     @property
     def saved_tensors(self) -> tuple:
         """The saved values as Tensors; inputs and outputs stay connected to the graph."""
-        self._check_saved()
+        if self._released:
+            self._check_saved()
         out = []
         for kind, a, b in self._saved or ():
             if kind == _INPUT:
+                if a._version != b:
+                    self._check_saved()
                 out.append(a)
             elif kind == _OUTPUT:
                 out.append(Tensor._make(b, self, a))
@@ -196,6 +201,7 @@ class Function:
         tensors: list = []
         arrays: list = []
         edges: list = []
+        needs: list = []
         record = False
         ref = None
         deferred = False
@@ -205,27 +211,35 @@ class Function:
                 arrays.append(x.data)
                 if x.grad_fn is not None:
                     edges.append((x.grad_fn, x._output_nr))
+                    needs.append(True)
                     record = True
                 elif x._requires_grad:
                     edges.append((x, 0))
+                    needs.append(True)
                     record = True
                 else:
                     edges.append(None)
+                    needs.append(False)
                 if ref is None:
                     ref = x
             else:
                 tensors.append(None)
                 edges.append(None)
+                needs.append(False)
                 if ref is None:
                     arrays.append(x)
                     deferred = True
+                elif type(x) is float and ref.data.dtype.kind == "f":
+                    arrays.append(ref.data.dtype.type(x))
                 else:
                     arrays.append(_constant(x, ref))
         if deferred:  # a constant came before the first Tensor: convert it now that ref is known
             arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
-        ctx = Node(cls, params)
+        ctx = _new_node(Node)  # inline Node(cls, params): this runs for every op
+        ctx._fn = cls
+        ctx.params = params
         if record and STATE.enabled:
-            ctx.needs_input_grad = tuple([e is not None for e in edges])
+            ctx.needs_input_grad = tuple(needs)
             ctx.next_edges = edges
             if STATE.anomaly:
                 ctx.creation_stack = anomaly.user_stack()
