@@ -382,3 +382,26 @@ def test_functional_call_replaces_shared_parameters_everywhere():
     assert list(p) == ["0.weight", "0.bias"]
     z = {k: np.zeros_like(v.data) for k, v in p.items()}
     np.testing.assert_array_equal(functional_call(m, z, np.ones((1, 2))).data, np.zeros((1, 2)))
+
+
+def test_functional_call_never_changes_buffers_of_the_module():
+    from tinygrad_cnn import nn
+    from tinygrad_cnn.func import functional_call, get_params
+
+    m = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, seed=0), nn.BatchNorm1d(4, dtype=np.float64))
+    m.train()
+    snap = {k: v.data.copy() for k, v in m.state_dict().items()}
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    functional_call(m, get_params(m), x)  # training mode: BatchNorm updates running statistics
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v.data, snap[k])
+    # Buffers passed in params receive the updates instead.
+    p = get_params(m, buffers=True)
+    assert "1.running_mean" in p and "1.num_batches_tracked" in p
+    functional_call(m, p, x)
+    assert not np.allclose(p["1.running_mean"].data, 0) and int(p["1.num_batches_tracked"].item()) == 1
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v.data, snap[k])
+    # The same updates as the module's own forward makes.
+    m(x)
+    np.testing.assert_allclose(m.state_dict()["1.running_mean"].data, p["1.running_mean"].data)

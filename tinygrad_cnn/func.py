@@ -644,6 +644,13 @@ def _swapped(module: Any, params: Mapping[str, Any]) -> Iterator[None]:
             for attr, old in reg.items():
                 if old is not None and id(old) in by_id and (id(reg), attr) not in slots:
                     slots[(id(reg), attr)] = (reg, attr, by_id[id(old)])
+    # The forward may update buffers in place (BatchNorm's running statistics in training mode):
+    # the module's own buffers that params does not replace are lent out as copies, so the module
+    # itself never changes.
+    for m in mods:
+        for attr, old in m._buffers.items():
+            if old is not None and (id(m._buffers), attr) not in slots:
+                slots[(id(m._buffers), attr)] = (m._buffers, attr, Tensor._make(old.data.copy(), None, 0))
     saved = [(reg, attr, reg[attr]) for reg, attr, _ in slots.values()]
     shapes = [(m, m.__dict__.get("_output_shape")) for m in mods]
     try:
@@ -663,7 +670,9 @@ def functional_call(module: Any, params: Mapping[str, Any], *args: Any, **kwargs
 
     Names not in ``params`` keep the module's own values; a parameter shared by several
     submodules is replaced everywhere it is used. The module is restored exactly, also when the
-    forward raises. ``params`` is a flat dict like :func:`get_params` returns and can be
+    forward raises. A forward that updates buffers in place (BatchNorm in training mode) updates
+    the buffers given in ``params`` (``get_params(model, buffers=True)``) and otherwise throwaway
+    copies: the module itself never changes. ``params`` is a flat dict like :func:`get_params` returns and can be
     differentiated through, so ``grad(lambda p: loss(functional_call(model, p, x)))(params)``
     works. Not thread-safe: the swap is visible to other threads using the same module meanwhile.
 
