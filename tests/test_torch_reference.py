@@ -12,6 +12,15 @@ torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Tiny shapes: torch's thread pool only adds contention on the shared 2-core machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _compare(ours, theirs, arrays, seed):
     """Run both functions on the same float64 arrays, backprop the same random cotangent, compare."""
     xs = [tg.Tensor(a, requires_grad=True) for a in arrays]
