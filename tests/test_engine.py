@@ -258,3 +258,19 @@ def test_detect_anomaly_in_backward_names_creation_site():
             y = x.sqrt()  # forward fine (0), backward 0.5/0 = inf
             with pytest.raises(FloatingPointError, match=r"(?s)Sqrt backward produced Inf.*test_engine.py"):
                 y.sum().backward()
+
+
+def test_views_share_the_version_counter_of_their_base():
+    w = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="w")
+    x = tg.tensor([[1.0, 1.0]])
+    y = (x @ w.T).sum()  # MatMul saves only a view (w.T) of the parameter
+    with tg.no_grad():
+        w.sub_(1.0)
+    with pytest.raises(RuntimeError, match=r"'w' of shape \(2, 2\) \(through a view of shape \(2, 2\)\).*modified in place"):
+        y.backward()
+    d = w.detach()
+    z = (x @ w).sum()
+    with tg.no_grad():
+        d.mul_(2.0)  # detach() shares data, so it shares the version counter too
+    with pytest.raises(RuntimeError, match="modified in place"):
+        z.backward()

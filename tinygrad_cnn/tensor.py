@@ -54,7 +54,9 @@ class Tensor:
         x.grad            # Tensor([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "_output_nr", "name", "_version", "_saved_count", "__weakref__")
+    # _base: for a tensor whose data is a view of another tensor's (reshape, permute, expand,
+    # basic slicing), that tensor; views share its version counter, as in PyTorch. Unset otherwise.
+    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "_output_nr", "name", "_version", "_saved_count", "_base", "__weakref__")
     # Let numpy hand `ndarray <op> Tensor` to our reflected operators.
     __array_ufunc__ = None
 
@@ -162,9 +164,11 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self) -> Tensor:
-        """A new leaf sharing the data, cut off from the graph."""
+        """A new leaf sharing the data (and version counter), cut off from the graph."""
         t = Tensor._make(self.data, None, 0)
         t.name = self.name
+        base = getattr(self, "_base", None)
+        t._base = self if base is None else base
         return t
 
     def astype(self, dtype: Any) -> Tensor:
@@ -231,6 +235,9 @@ class Tensor:
             if not writeable:
                 self.data.flags.writeable = False
         self._version += 1
+        base = getattr(self, "_base", None)
+        if base is not None:
+            base._version += 1
         return self
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:

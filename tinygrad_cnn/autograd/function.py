@@ -104,7 +104,7 @@ class Node:
         out = []
         for kind, a, b in self._saved or ():
             if kind == _INPUT:
-                if a._version != b:
+                if _version_owner(a)._version != b:
                     self._check_saved()
                 out.append(a)
             elif kind == _OUTPUT:
@@ -146,11 +146,13 @@ class Node:
                 "backward() (or create_graph=True) if you need to backward twice."
             )
         for kind, t, version in self._saved or ():
-            if kind == _INPUT and t._version != version:
-                label = f"'{t.name}'" if t.name else "a tensor"
+            if kind == _INPUT and _version_owner(t)._version != version:
+                owner = _version_owner(t)
+                label = f"'{owner.name}'" if owner.name else "a tensor"
+                what = "" if owner is t else f" (through a view of shape {t.shape})"
                 raise RuntimeError(
-                    f"{self.name}: {label} of shape {t.shape} that this op saved for backward was "
-                    f"modified in place (version {version} when saved, now {t._version}), so its "
+                    f"{self.name}: {label} of shape {owner.shape}{what} that this op saved for backward was "
+                    f"modified in place (version {version} when saved, now {owner._version}), so its "
                     f"gradient would be wrong.{self._where()} Do not modify inputs in place between "
                     "forward and backward: use an out-of-place op, or run backward first."
                 )
@@ -185,6 +187,10 @@ class Function:
 
     # Binary elementwise ops set this so a shape error names both shapes and the rule.
     broadcasts = False
+    # Ops whose output is a numpy view of their first input (reshape, permute, ...) set this: the
+    # output then shares the input's version counter, so an in-place update of a parameter is
+    # caught even when backward saved only a view of it (e.g. ``x @ w.T``).
+    is_view = False
 
     @staticmethod
     def forward(ctx: Node, *args: Any, **params: Any) -> Any:
@@ -258,8 +264,12 @@ class Function:
             out = np.asarray(out)  # numpy returns scalars for 0-d results
         if not record:
             result = Tensor._make(out, None, 0)
+            if cls.is_view:
+                _link_view(result, tensors[0], out)
         else:
             result = Tensor._make(out, ctx, 0)
+            if cls.is_view:
+                _link_view(result, tensors[0], out)
             ctx._seq = next(_sequence)
             ctx._outputs = [weakref.ref(result)]
             ctx._out_meta = [(out.shape, out.dtype)]
@@ -292,6 +302,17 @@ def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: lis
     if STATE.anomaly:
         anomaly.check_forward(ctx, cls.__name__, results)
     return tuple(results)
+
+
+def _link_view(result: Any, src: Any, out: np.ndarray) -> None:
+    if src is not None and out.base is not None and np.may_share_memory(out, src.data):
+        base = getattr(src, "_base", None)
+        result._base = src if base is None else base
+
+
+def _version_owner(t: Any) -> Any:
+    base = getattr(t, "_base", None)
+    return t if base is None else base
 
 
 def _input_tensors(tensors: list, arrays: list) -> tuple:
@@ -335,7 +356,7 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tup
                 if t is None:
                     saved.append((_CONST, None, v))
                     break
-                saved.append((_INPUT, t, t._version))
+                saved.append((_INPUT, t, _version_owner(t)._version))
                 if t.grad_fn is None:
                     # A leaf (parameter, user input) is read-only while saved: a raw
                     # ``t.data[...] = v`` fails at once instead of silently corrupting this op's

@@ -10,6 +10,8 @@ from .elementwise import sum_to
 
 
 class Reshape(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
@@ -21,6 +23,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    is_view = True
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.inverse = tuple(np.argsort(axes))
@@ -32,6 +36,7 @@ class Permute(Function):
 
 
 class Expand(Function):
+    is_view = True
     """Broadcast to a larger shape (a read-only view); backward sums over the broadcast axes."""
 
     @staticmethod
@@ -51,6 +56,8 @@ def is_basic_index(index: tuple) -> bool:
 
 class GetItem(Function):
     """``x[index]``; backward scatters (accumulating repeated integer indices) via ``IndexAdd``."""
+
+    is_view = True  # basic indexing gives a view; advanced indexing a copy (apply checks which)
 
     @staticmethod
     def forward(ctx, x, index):
