@@ -356,20 +356,22 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tup
                 if t is None:
                     saved.append((_CONST, None, v))
                     break
-                saved.append((_INPUT, t, _version_owner(t)._version))
-                if t.grad_fn is None:
-                    # A leaf (parameter, user input) is read-only while saved: a raw
-                    # ``t.data[...] = v`` fails at once instead of silently corrupting this op's
-                    # gradient; in-place methods (optimizers) bump t._version, checked in backward.
-                    if t._saved_count == 0:
-                        t.data.flags.writeable = False
-                    t._saved_count += 1
+                owner = _version_owner(t)
+                saved.append((_INPUT, t, owner._version))
+                if owner.grad_fn is None:
+                    # A leaf (parameter, user input; or the leaf a saved view looks into) is
+                    # read-only while saved: a raw ``t.data[...] = v`` fails at once instead of
+                    # silently corrupting this op's gradient; in-place methods (optimizers) bump
+                    # the version counter, checked in backward.
+                    if owner._saved_count == 0:
+                        owner.data.flags.writeable = False
+                    owner._saved_count += 1
                     if not ctx._locked:
                         # Unlock when the node is released or, if backward never runs, freed.
                         # (A finalizer on these few nodes, not __del__ on every node.)
                         ctx._locked = []
                         weakref.finalize(ctx, _unlock_tensors, ctx._locked)
-                    ctx._locked.append(t)  # type: ignore[union-attr]
+                    ctx._locked.append(owner)  # type: ignore[union-attr]
                 break
         else:
             for j, o in enumerate(outs):

@@ -151,11 +151,9 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight expects "
             f"{weight.shape[-1]} (weight shape {weight.shape})."
         )
-    # Computed as (weight @ x^T)^T so that MatMul saves the weight Tensor itself, not a transposed
-    # view of it: an optimizer step on the weight then bumps the version that the saved-array check
-    # compares, and a backward through a graph recorded before the step raises instead of silently
-    # using the new weights.
-    y = matmul(weight, x) if x.ndim == 1 else transpose(matmul(weight, transpose(x, -1, -2)), -1, -2)
+    # weight.T is a view sharing the weight's version counter: an optimizer step between forward and
+    # backward is still caught by the saved-array check.
+    y = matmul(x, transpose(weight, -1, -2))
     return y + bias if bias is not None else y
 
 
