@@ -229,16 +229,19 @@ class ReLU(Function):
         return g * ctx.mask
 
 
-class Maximum(Function):
-    """Elementwise max; where a == b the gradient is split equally (0.5 each), as in PyTorch."""
+class _Pick(Function):
+    """Elementwise max/min: the gradient goes to the chosen side; a tie splits it 0.5/0.5 (as in
+    PyTorch). Subclasses name the numpy function and its strict comparison."""
 
     broadcasts = True
+    pick: Any = None
+    wins: Any = None
 
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def _forward(cls, ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        y = np.maximum(a, b)
-        ctx.wa = _mask(a > b, y) + 0.5 * _mask(a == b, y)
+        y = cls.pick(a, b)
+        ctx.wa = _mask(cls.wins(a, b), y) + 0.5 * _mask(a == b, y)
         return y
 
     @staticmethod
@@ -248,23 +251,20 @@ class Maximum(Function):
         return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
 
 
-class Minimum(Function):
-    """Elementwise min; where a == b the gradient is split equally."""
-
-    broadcasts = True
+class Maximum(_Pick):
+    pick, wins = staticmethod(np.maximum), staticmethod(np.greater)
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (a.shape, b.shape)
-        y = np.minimum(a, b)
-        ctx.wa = _mask(a < b, y) + 0.5 * _mask(a == b, y)
-        return y
+        return Maximum._forward(ctx, a, b)
+
+
+class Minimum(_Pick):
+    pick, wins = staticmethod(np.minimum), staticmethod(np.less)
 
     @staticmethod
-    def backward(ctx, g):
-        sa, sb = ctx.shapes
-        na, nb = ctx.needs_input_grad
-        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
+    def forward(ctx, a, b):
+        return Minimum._forward(ctx, a, b)
 
 
 class Where(Function):
