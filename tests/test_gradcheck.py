@@ -1,4 +1,5 @@
 """gradcheck / gradgradcheck: results, reports, kinks, fast mode, pytrees, dtypes, and the extra checks."""
+import importlib
 import warnings
 
 import numpy as np
@@ -411,3 +412,34 @@ def test_gradgradcheck_with_given_grad_outputs_and_several_outputs():
 def test_gradgradcheck_fast_mode():
     x = tg.randn(2, 2, 5, 5, seed=21, dtype=np.float64, requires_grad=True)
     assert tg.gradgradcheck(lambda x: F.avg_pool2d(x.tanh(), 2), (x,), fast_mode=True, seed=3)
+
+
+class GradTooLarge(Function):
+    """Identity whose backward is 1% too large."""
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 1.01
+
+
+def conv_weight_grad_off(x, w):
+    """conv2d whose weight gradient is 1% too large: small enough to hide in a sum over a layer."""
+    return F.conv2d(x, GradTooLarge.apply(w), padding=1)
+
+
+def test_fast_mode_tolerance_does_not_grow_with_the_layer(monkeypatch):
+    x = tg.randn(2, 4, 8, 8, seed=22, dtype=np.float64, requires_grad=True)
+    w = tg.randn(8, 4, 3, 3, seed=23, dtype=np.float64, requires_grad=True)
+    res = tg.gradcheck(conv_weight_grad_off, (x, w), fast_mode=True, raise_exception=False, seed=4)
+    assert res.wrong_inputs() == ["w"] and res.pair("x").mode == "fast"
+    p = res.pair("w")
+    assert p.mode == "located" and p.output == "sum(v * outputs)" and p.worst is not None
+    gc = importlib.import_module("tinygrad_cnn.autograd.gradcheck")  # the module, not the function
+    monkeypatch.setattr(gc, "_LOCATE_MAX_ELEMENTS", 100)  # w has 288 elements: report without locating
+    res = tg.gradcheck(conv_weight_grad_off, (x, w), fast_mode=True, raise_exception=False, seed=4)
+    p = res.pair("w")
+    assert not p.ok and p.worst is None and "too many to locate" in p.note and "v^T J u differs" in str(res)
