@@ -4,8 +4,8 @@
     python scripts/make_graph_docs.py lenet_forward alexnet_depth2
     python scripts/make_graph_docs.py --check    # exit 1 if a picture is stale or missing
 
-Each SVG carries the SHA-256 of the DOT source it was drawn from (a comment on its second line;
-what each backward node saved is left out of the hash, see ``dot_hash``).
+Each SVG carries a SHA-256 of the structure of the DOT source it was drawn from (a comment on its
+second line; the wording inside nodes is left out, see ``dot_hash``).
 ``--check`` rebuilds only the DOT (no Graphviz needed) and compares, so a change to the drawing
 code or a model that changes a picture fails tests/test_viz.py until the pictures are regenerated.
 The pictures show no random values, so the DOT is the same on every machine.
@@ -110,10 +110,13 @@ PICTURES: dict[str, Callable[[], Graph]] = {
 
 
 def dot_hash(graph: Graph) -> str:
-    """SHA-256 of the DOT source, leaving out the 'saved: ...' lines of backward nodes: what a
-    backward rule keeps (a column buffer, a mask) is an op's implementation detail that may
-    change without changing what the picture teaches; every op, shape, name and edge counts."""
-    source = re.sub(r'<BR/><FONT [^>]*>saved: [^<]*</FONT>', "", graph.source)
+    """SHA-256 of the picture's structure: the DOT source without the text inside node labels.
+
+    Node names (``Conv2d_1``, ``c1.weight``), edges, module boxes (path, class, parameter count)
+    and colours all count; the wording inside a node (an op's attributes, shapes, what a backward
+    rule saved) does not, so an op's internals can change without failing the test, while a new
+    op, a renamed parameter or a changed module does."""
+    source = re.sub(r"\[label=<.*?> (?=fillcolor=|shape=plaintext)", "[", graph.source)
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
