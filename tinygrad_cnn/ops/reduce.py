@@ -47,8 +47,6 @@ class Sum(Function):
 class _Extremum(Function):
     """Shared by Max and Min: ties share the gradient evenly (each of k tied elements gets 1/k)."""
 
-    reduce = staticmethod(np.max)
-
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims, fn):
         if x.size == 0:
