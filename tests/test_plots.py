@@ -23,6 +23,14 @@ from tinygrad_cnn.viz.plots import (  # noqa: E402
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def _umask():
+    import os
+
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 @given(o=st.integers(1, 12), c=st.integers(1, 4), kh=st.integers(1, 5), kw=st.integers(1, 5), ncols=st.none() | st.integers(1, 6))
 def test_filter_grid_places_every_channel_normalized_per_filter(o, c, kh, kw, ncols):
     rng = np.random.default_rng(o * 100 + c)
@@ -73,6 +81,7 @@ def test_plot_filters_files(tmp_path):
     with pytest.raises(ValueError, match="same layer"):
         plot_filters_before_after(before, before[:2])
     assert [p.name for p in sorted(tmp_path.iterdir())] == ["ba.png", "f.svg"]  # no temp files left
+    assert (tmp_path / "ba.png").stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
 def _records():

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .autograd.grad_mode import no_grad
+from .data.idx import default_file_mode
 from .nn import functional as F
 from .tensor import Tensor, manual_seed
 
@@ -217,6 +218,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .idx import read_idx
+from .idx import default_file_mode, read_idx
 
 ENV_VAR = "TINYGRAD_CNN_DATA"
 
@@ -79,6 +79,7 @@ def download_file(
             if digest != sha256:
                 failures.append(f"{url}: SHA-256 mismatch (got {digest}, expected {sha256})")
                 continue
+            os.chmod(tmp, default_file_mode())
             os.replace(tmp, dest)
             return dest
         except Exception as e:  # every mirror is tried; the error below lists each failure

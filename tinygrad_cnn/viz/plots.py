@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
+from ..data.idx import default_file_mode
 from ..tensor import Tensor
 
 
@@ -54,6 +55,7 @@ def _save(fig: Any, path: str | os.PathLike | None) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 would make the picture private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
