@@ -8,9 +8,11 @@ values and the errors, and for 4-D inputs the largest error per channel.
 
 - **Full mode** (default) builds both Jacobians: ``2 * numel(input)`` forward passes and one
   backward per output element.
-- **Fast mode** compares random projections ``v^T J u`` (u, v uniform in [0, 1)): two forward
-  passes per input and one backward per output, so large layers are checked in seconds. An input
-  whose projection disagrees is re-checked element by element to locate the wrong elements.
+- **Fast mode** compares random projections ``v^T J u`` (u, v standard normal): four forward
+  passes per input (steps eps and 2 eps; their difference measures the numerical noise, which
+  sets the tolerance) and one backward per output, so large layers are checked in seconds. An
+  input whose projection disagrees is re-checked element by element to locate the wrong elements
+  (inputs above 50,000 elements are reported without locating).
 - **Kinks**: at a non-differentiable point (relu or abs at 0, a tie in max) a central
   difference averages two different one-sided derivatives. When an element fails, the checker
   compares the one-sided differences; if they disagree and backward's value lies between them
