@@ -28,7 +28,7 @@ import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import nn  # noqa: E402
 from tinygrad_cnn.autograd import Function, keep_inputs  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
-from tinygrad_cnn.viz import Graph, render, to_dot  # noqa: E402
+from tinygrad_cnn.viz import Graph, draw_model, render, to_dot  # noqa: E402
 from tinygrad_cnn.viz.model_graphs import example_model, model_graph  # noqa: E402
 
 IMAGES = ROOT / "docs" / "images"
@@ -67,8 +67,9 @@ class SwishMLP(nn.Module):
 def custom_op(view: str) -> Graph:
     model = SwishMLP()
     x = tg.Tensor(np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4), name="x")
-    loss = F.cross_entropy(model(x), np.array([0, 2]))
-    return to_dot(loss, view=view, title=f"A custom op (Swish) in a Module: {view} view")
+    labels = np.array([0, 2])
+    return draw_model(model, x, loss_fn=lambda out: F.cross_entropy(out, labels), view=view,
+                      title=f"A custom op (Swish) in a Module: {view} view")
 
 
 def higher_order() -> Graph:

@@ -24,7 +24,6 @@ import pathlib
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -1189,17 +1188,10 @@ def render(outputs: Any, path: str | os.PathLike, format: str | None = None, **k
 
 
 def _write_atomic(p: pathlib.Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``: never a half-written picture."""
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Temporary file in the same folder, then ``os.replace``: never a half-written picture."""
+    from ..data.idx import atomic_write_bytes
+
+    atomic_write_bytes(p, data)
 
 
 def draw_model(
