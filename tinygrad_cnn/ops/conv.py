@@ -27,27 +27,30 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
-def _grouped_matmul(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
-    """Block-diagonal product: a (G*m, k) and b (G*k, n) as G blocks -> (G*m, n). One GEMM per group."""
-    if groups == 1:
-        return a @ b
-    return np.matmul(a.reshape(groups, -1, a.shape[1]), b.reshape(groups, -1, b.shape[1])).reshape(-1, b.shape[1])
-
-
-def _to_nchw(y: np.ndarray, n: int, out: tuple, bias: tuple) -> np.ndarray:
-    """(C_out, N*OH*OW) GEMM result -> contiguous (N, C_out, OH, OW), adding the bias in the same pass."""
-    y = y.reshape(y.shape[0], n, *out).transpose(1, 0, 2, 3)
-    res = np.empty(y.shape, dtype=y.dtype)
-    if bias:
-        np.add(y, bias[0].reshape(1, -1, 1, 1), out=res)
-    else:
-        np.copyto(res, y)
-    return res
+# The GEMMs take NCHW arrays as they are, as a batch of per-image matrices (strided views), instead
+# of copying them to channel-major (C, N*H*W) first. That saves a copy (and the page faults of a
+# fresh buffer, expensive on these VMs) but turns one GEMM into N smaller ones. Measured: the
+# forward GEMM written straight into NCHW won at all four benchmark shapes; for the backward GEMMs it
+# won when the column height K = C*KH*KW is at most the pixels per image L (SimpleConvNet, AlexNet
+# conv1) and lost when K > L (LeNet conv2, AlexNet conv2), which then use one channel-major GEMM.
 
 
 def _channel_major(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (C, N*H*W), the GEMM operand layout of the columns."""
+    """(N, C, H, W) -> (C, N*H*W), the layout of the columns' GEMM operand."""
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+
+
+def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, a (G*m, k) @ x in channel-major layout -> columns (G*m, N*L), x (N, G*k, ...)."""
+    n, l = x.shape[0], x[0, 0].size
+    m = a.shape[0]
+    if m <= l:  # written straight into the column layout, image by image
+        cols = np.empty((m, n * l), dtype=x.dtype)
+        ag = a.reshape(groups, -1, a.shape[1])
+        np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
+        return cols
+    xc = _channel_major(x)
+    return np.matmul(a.reshape(groups, -1, a.shape[1]), xc.reshape(groups, -1, xc.shape[1])).reshape(m, -1)
 
 
 class Conv2d(Function):
@@ -55,10 +58,16 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
+        n, co = x.shape[0], w.shape[0]
         cols = im2col_array(x, _win(w.shape, stride, padding, dilation, out))  # (C*KH*KW, N*OH*OW)
-        y = _grouped_matmul(w.reshape(w.shape[0], -1), cols, groups)
+        y = np.empty((n, co, *out), dtype=x.dtype)
+        # y[n] = W @ cols[:, n], written straight into NCHW (cols viewed as (K, N, L) -> per image)
+        wg = w.reshape(groups, co // groups, -1)
+        np.matmul(wg, cols.reshape(groups, wg.shape[2], n, -1).transpose(2, 0, 1, 3), out=y.reshape(n, groups, co // groups, -1))
+        if bias:
+            y += bias[0].reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, w, cols if ctx.needs_input_grad and ctx.needs_input_grad[1] else None)
-        return _to_nchw(y, x.shape[0], out, bias)
+        return y
 
     @staticmethod
     def backward(ctx, g):
@@ -80,7 +89,7 @@ class ConvTranspose2d(Function):
         n, c, h, wd = x.shape
         # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them.
         wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KH*KW, C_in/G)
-        cols = _grouped_matmul(wt.reshape(-1, c // groups), _channel_major(x), groups)
+        cols = _cols_gemm(wt.reshape(-1, c // groups), x, groups)
         y = col2im_array(cols, (n, w.shape[1] * groups, *out), _win(w.shape, stride, padding, dilation, (h, wd)))
         ctx.save_for_backward(x, w)
         if bias:
@@ -107,9 +116,13 @@ class ConvWeightGrad(Function):
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=()):
         cols = cache.pop() if cache else im2col_array(a, Window(tuple(kernel), stride, padding, dilation, b.shape[2:]))
-        bm = _channel_major(b)  # (C_b, N*OH*OW)
-        # cols @ b^T (then transpose the small result) ran up to 1.8x faster than b @ cols^T in OpenBLAS.
-        gwt = np.matmul(cols.reshape(groups, -1, cols.shape[1]), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
+        n, l, k = b.shape[0], b[0, 0].size, cols.shape[0]
+        if k <= l:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
+            cg = cols.reshape(groups, k // groups, n, l).transpose(2, 0, 1, 3)
+            gwt = np.matmul(cg, b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
+        else:  # one GEMM on b in channel-major layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
+            bm = _channel_major(b)
+            gwt = np.matmul(cols.reshape(groups, k // groups, -1), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
         ctx.save_for_backward(a, b)
         return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(b.shape[1], a.shape[1] // groups, *kernel)
 
