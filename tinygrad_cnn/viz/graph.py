@@ -99,7 +99,7 @@ def _esc(s: Any) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _shape(shape: tuple) -> str:
-    return "()" if len(shape) == 0 else "(" + ", ".join(str(int(d)) for d in shape) + ")"
+    return str(tuple(int(d) for d in shape))  # Python's own spelling: (), (3,), (2, 3)
 
 
 @functools.lru_cache(maxsize=64)
@@ -937,7 +937,7 @@ def _legend(kinds: set, hl: bool, bad: bool, clusters: bool, backward: bool, dty
         if k in kinds:
             fill, border, text = STYLE[k]
             if k == "op":
-                text = "gradient function (Backward) + what it saved" if backward else "op + its attributes, -> output shape"
+                text = "gradient function (Backward) + what it saved" if backward else "op + its attributes, \u2192 output shape"
             rows.append((fill, border, text))
     if hl:
         rows.append((HIGHLIGHT[0], HIGHLIGHT[1], "highlighted (e.g. failing gradient check)"))
