@@ -68,6 +68,7 @@ class Tensor:
         self.name = name
         self._version = 0
         self._saved_count = 0
+        self._base = None
         self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -84,6 +85,7 @@ class Tensor:
         t._version = 0
         t._saved_count = 0
         t._requires_grad = grad_fn is not None
+        t._base = None
         return t
 
     # ---- attributes ------------------------------------------------------------------
@@ -167,8 +169,7 @@ class Tensor:
         """A new leaf sharing the data (and version counter), cut off from the graph."""
         t = Tensor._make(self.data, None, 0)
         t.name = self.name
-        base = getattr(self, "_base", None)
-        t._base = self if base is None else base
+        t._base = self if self._base is None else self._base
         return t
 
     def astype(self, dtype: Any) -> Tensor:
@@ -235,9 +236,8 @@ class Tensor:
             if not writeable:
                 self.data.flags.writeable = False
         self._version += 1
-        base = getattr(self, "_base", None)
-        if base is not None:
-            base._version += 1
+        if self._base is not None:
+            self._base._version += 1
         return self
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:

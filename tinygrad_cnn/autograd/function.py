@@ -104,7 +104,7 @@ class Node:
         out = []
         for kind, a, b in self._saved or ():
             if kind == _INPUT:
-                if _version_owner(a)._version != b:
+                if (a if a._base is None else a._base)._version != b:
                     self._check_saved()
                 out.append(a)
             elif kind == _OUTPUT:
@@ -306,13 +306,11 @@ def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: lis
 
 def _link_view(result: Any, src: Any, out: np.ndarray) -> None:
     if src is not None and out.base is not None and np.may_share_memory(out, src.data):
-        base = getattr(src, "_base", None)
-        result._base = src if base is None else base
+        result._base = src if src._base is None else src._base
 
 
 def _version_owner(t: Any) -> Any:
-    base = getattr(t, "_base", None)
-    return t if base is None else base
+    return t if t._base is None else t._base
 
 
 def _input_tensors(tensors: list, arrays: list) -> tuple:
@@ -356,7 +354,7 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tup
                 if t is None:
                     saved.append((_CONST, None, v))
                     break
-                owner = _version_owner(t)
+                owner = t if t._base is None else t._base
                 saved.append((_INPUT, t, owner._version))
                 if owner.grad_fn is None:
                     # A leaf (parameter, user input; or the leaf a saved view looks into) is
