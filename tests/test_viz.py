@@ -601,3 +601,15 @@ def test_cli_graph_subcommand(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(out)
     with pytest.raises(SystemExit):
         main(["graph", "resnet"])  # argparse lists the three models
+
+
+def test_model_argument_names_parameters_of_functional_code():
+    w = tg.Tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    b = tg.Tensor(np.zeros(2, np.float32), requires_grad=True)
+    x = tg.Tensor(np.ones((4, 3), np.float32), requires_grad=True, name="x")
+    y = (x @ w + b).sum()
+    nodes, edges, _ = parse(to_dot(y, model={"fc.weight": w, "fc.bias": b}))
+    assert ("fc.weight", "MatMul_1") in edges and ("fc.bias", "Add_1") in edges
+    assert vg.STYLE["param"][0] in nodes["fc.weight"] and vg.STYLE["leaf"][0] in nodes["x"]
+    with pytest.raises(TypeError, match="names must map a name to a Tensor"):
+        to_dot(y, names={"x": np.ones(3)})
