@@ -111,3 +111,19 @@ def test_demo_writes_every_picture(tmp_path, data, monkeypatch):
     text = graph.read_text()
     assert "conv1" in text and "affine2" in text
     assert checkpoints(out / "run")[-1].name == "epoch_001.npz"
+
+
+def test_demo_graph_falls_back_to_dot_source_without_graphviz(tmp_path, monkeypatch):
+    import tinygrad_cnn as tg
+    import tinygrad_cnn.viz.graph as vg
+    from tinygrad_cnn.models import SimpleConvNet
+    from tinygrad_cnn.train import _draw_graph
+
+    def missing():
+        raise vg.GraphvizNotFoundError("Graphviz's dot program is not installed.")
+
+    monkeypatch.setattr(vg, "_dot_program", missing)
+    said = []
+    path = _draw_graph(SimpleConvNet(seed=0), tg.randn(1, 1, 28, 28, seed=0), tmp_path, said.append)
+    assert path == tmp_path / "model_graph.dot" and "conv1.weight" in path.read_text()
+    assert "not installed" in said[0] and "DOT source" in said[0]

@@ -552,7 +552,7 @@ def run_demo(
     say(f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images from {getattr(train_set, 'folder', root)}")
     say(f"SimpleConvNet: {model.num_parameters():,} parameters; Adam lr 0.001, batch 100, {epochs} epoch(s), seed {seed}")
 
-    files.append(_draw_graph(model, Tensor(x0), y0, out, say))
+    files.append(_draw_graph(model, Tensor(x0), out, say))
     opt = make_optimizer("adam", model.parameters(), 0.001)
     config = {"model": "simpleconvnet", "model_kwargs": opts, "dataset": "fashion-mnist", "normalize": False,
               "epochs": epochs, "batch_size": 100, "optimizer": "adam", "lr": 0.001, "seed": seed,
@@ -579,18 +579,14 @@ def run_demo(
     return {**last, "files": files}
 
 
-def _draw_graph(model: Any, x: Tensor, y: np.ndarray, out: Path, say: Callable[[str], Any]) -> Path:
+def _draw_graph(model: Any, x: Tensor, out: Path, say: Callable[[str], Any]) -> Path:
     from .viz import GraphvizNotFoundError, draw_model
 
-    def loss(logits: Tensor) -> Tensor:
-        return F.cross_entropy(logits, y)
-
     try:
-        draw_model(model, x, loss_fn=loss, path=out / "model_graph.svg")
+        draw_model(model, x, path=out / "model_graph.svg")
         return out / "model_graph.svg"
     except GraphvizNotFoundError as e:
-        g = draw_model(model, x, loss_fn=loss)
         path = out / "model_graph.dot"
-        _atomic_write_text(path, g.source)
+        _atomic_write_text(path, draw_model(model, x).source)
         say(f"(no SVG of the graph: {e} The DOT source is in {path}.)")
         return path
