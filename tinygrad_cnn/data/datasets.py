@@ -159,7 +159,9 @@ class MNIST(TensorDataset):
         "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     }
     system_dirs: tuple[str, ...] = ("/usr/share/datasets/mnist",)
-    install_hint = "copy the four *-ubyte.gz files of MNIST into one of the folders above"
+    # No Debian package ships MNIST; /usr/share/datasets/mnist is where a system-wide copy goes,
+    # in the layout Debian uses for Fashion-MNIST.
+    install_hint = "copy the four *-ubyte.gz files of MNIST into one of the folders above (e.g. /usr/share/datasets/mnist)"
 
     def __init__(
         self,
