@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array
+from tinygrad_cnn.ops.im2col import Window, batch_last, col2im_array, im2col_array
 
 
 def ref_im2col(x, k, s, p, d):
@@ -77,6 +77,29 @@ def test_internal_layout_is_the_transpose_of_the_public_one(rng):
     np.testing.assert_array_equal(cols.T, public)
     back = col2im_array(cols, x.shape, win)
     assert back.dtype == np.float32 and back.shape == x.shape
+
+
+@given(windows(), st.integers(0, 2**16))
+def test_batch_last_column_order_is_a_reordering_and_col2im_its_adjoint(geom, seed):
+    shape, k, s, p, d = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    out = tuple((shape[2 + a] + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a in range(2))
+    win = Window(k, s, p, d, out)
+    n, kk = shape[0], shape[1] * k[0] * k[1]
+    default = im2col_array(x, win)
+    last = im2col_array(x, win, batch_last=True)
+    np.testing.assert_array_equal(last.reshape(kk, *out, n), default.reshape(kk, n, *out).transpose(0, 2, 3, 1))
+    c = rng.standard_normal(last.shape)
+    np.testing.assert_allclose((last * c).sum(), (x * col2im_array(c, shape, win, batch_last=True)).sum(), rtol=1e-10)
+
+
+def test_batch_last_is_chosen_for_lenet_conv2_only():
+    lenet2 = Window((5, 5), (1, 1), (0, 0), (1, 1), (10, 10))
+    assert batch_last(lenet2, 16, 6 * 25)
+    assert not batch_last(Window((5, 5), (1, 1), (0, 0), (1, 1), (24, 24)), 30, 25)  # SimpleConvNet: output taller than columns
+    assert not batch_last(Window((11, 11), (4, 4), (0, 0), (1, 1), (55, 55)), 96, 363)  # AlexNet conv1: stride 4
+    assert not batch_last(Window((5, 5), (1, 1), (2, 2), (1, 1), (27, 27)), 256, 2400)  # AlexNet conv2: rows long enough
 
 
 def test_dtype_is_kept():

@@ -20,37 +20,42 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
-from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair
+from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty
 
 
 def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
-# The GEMMs take NCHW arrays as they are, as a batch of per-image matrices (strided views), instead
-# of copying them to channel-major (C, N*H*W) first. That saves a copy (and the page faults of a
-# fresh buffer, expensive on these VMs) but turns one GEMM into N smaller ones. Measured: the
-# forward GEMM written straight into NCHW won at all four benchmark shapes; for the backward GEMMs it
-# won when the column height K = C*KH*KW is at most the pixels per image L (SimpleConvNet, AlexNet
-# conv1) and lost when K > L (LeNet conv2, AlexNet conv2), which then use one channel-major GEMM.
+# Column order (see im2col.batch_last): (n, oh, ow) by default, (oh, ow, n) for stride-1 convs with
+# short rows and tall columns (LeNet conv2). In the default order the GEMMs take NCHW arrays as they
+# are, as a batch of per-image matrices (strided views), instead of copying them to channel-major
+# (C, N*H*W) first: that saves a copy but turns one GEMM into N smaller ones. Measured: the forward
+# GEMM written straight into NCHW won at all four benchmark shapes; the backward GEMMs won per
+# image when the column height K = C*KH*KW is at most the pixels per image L (SimpleConvNet,
+# AlexNet conv1) and lost when K > L, which then use one GEMM on a channel-major copy.
 
 
-def _channel_major(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (C, N*H*W), the layout of the columns' GEMM operand."""
-    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+def _cols_order(x: np.ndarray, bl: bool) -> np.ndarray:
+    """(N, C, H, W) -> (C, N*H*W), or (C, H*W*N) with ``bl``: the columns' GEMM operand layout."""
+    shape = (x.shape[1],) + (x.shape[2:] + x.shape[:1] if bl else x.shape[:1] + x.shape[2:])
+    out = pooled_empty(shape, x.dtype)
+    np.copyto(out, x.transpose((1, 2, 3, 0) if bl else (1, 0, 2, 3)))
+    return out.reshape(x.shape[1], -1)
 
 
-def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
-    """Per group, a (G*m, k) @ x in channel-major layout -> columns (G*m, N*L), x (N, G*k, ...)."""
+def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool) -> np.ndarray:
+    """Per group, a (G*m, k) @ x in column layout -> columns (G*m, N*L), x (N, G*k, ...)."""
     n, l = x.shape[0], x[0, 0].size
     m = a.shape[0]
-    if m <= l:  # written straight into the column layout, image by image
-        cols = np.empty((m, n * l), dtype=x.dtype)
+    cols = pooled_empty((groups, m // groups, n * l), x.dtype)
+    if m <= l and not bl:  # written straight into the column layout, image by image
         ag = a.reshape(groups, -1, a.shape[1])
         np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
-        return cols
-    xc = _channel_major(x)
-    return np.matmul(a.reshape(groups, -1, a.shape[1]), xc.reshape(groups, -1, xc.shape[1])).reshape(m, -1)
+    else:
+        xc = _cols_order(x, bl)
+        np.matmul(a.reshape(groups, -1, a.shape[1]), xc.reshape(groups, -1, xc.shape[1]), out=cols)
+    return cols.reshape(m, -1)
 
 
 class Conv2d(Function):
@@ -59,14 +64,20 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         n, co = x.shape[0], w.shape[0]
-        cols = im2col_array(x, _win(w.shape, stride, padding, dilation, out))  # (C*KH*KW, N*OH*OW)
-        y = np.empty((n, co, *out), dtype=x.dtype)
-        # y[n] = W @ cols[:, n], written straight into NCHW (cols viewed as (K, N, L) -> per image)
+        keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
+        win = _win(w.shape, stride, padding, dilation, out)
+        bl = batch_last(win, co, x.shape[1] * win.kernel[0] * win.kernel[1])
+        cols = im2col_array(x, win, bl)  # (C*KH*KW, N*OH*OW)
         wg = w.reshape(groups, co // groups, -1)
-        np.matmul(wg, cols.reshape(groups, wg.shape[2], n, -1).transpose(2, 0, 1, 3), out=y.reshape(n, groups, co // groups, -1))
+        y = pooled_empty((n, co, *out), x.dtype)
+        if bl:  # one GEMM per group, then (C_out, OH, OW, N) -> NCHW
+            y2 = np.matmul(wg, cols.reshape(groups, wg.shape[2], -1)).reshape(co, *out, n)
+            np.copyto(y, y2.transpose(3, 0, 1, 2))
+        else:  # y[n] = W @ cols[:, n], written straight into NCHW
+            np.matmul(wg, cols.reshape(groups, wg.shape[2], n, -1).transpose(2, 0, 1, 3), out=y.reshape(n, groups, co // groups, -1))
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
-        ctx.save_for_backward(x, w, cols if ctx.needs_input_grad and ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(x, w, cols if keep else None)
         return y
 
     @staticmethod
@@ -89,8 +100,10 @@ class ConvTranspose2d(Function):
         n, c, h, wd = x.shape
         # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them.
         wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KH*KW, C_in/G)
-        cols = _cols_gemm(wt.reshape(-1, c // groups), x, groups)
-        y = col2im_array(cols, (n, w.shape[1] * groups, *out), _win(w.shape, stride, padding, dilation, (h, wd)))
+        win = _win(w.shape, stride, padding, dilation, (h, wd))
+        bl = batch_last(win, c, wt.shape[0] * wt.shape[1])
+        cols = _cols_gemm(wt.reshape(-1, c // groups), x, groups, bl)
+        y = col2im_array(cols, (n, w.shape[1] * groups, *out), win, bl)
         ctx.save_for_backward(x, w)
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
@@ -115,13 +128,15 @@ class ConvWeightGrad(Function):
 
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=()):
-        cols = cache.pop() if cache else im2col_array(a, Window(tuple(kernel), stride, padding, dilation, b.shape[2:]))
-        n, l, k = b.shape[0], b[0, 0].size, cols.shape[0]
-        if k <= l:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
+        win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
+        n, l, k = b.shape[0], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
+        bl = batch_last(win, b.shape[1], k)  # the same choice as the forward conv that filled the cache
+        cols = cache.pop() if cache else im2col_array(a, win, bl)
+        if k <= l and not bl:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
             cg = cols.reshape(groups, k // groups, n, l).transpose(2, 0, 1, 3)
             gwt = np.matmul(cg, b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
-        else:  # one GEMM on b in channel-major layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
-            bm = _channel_major(b)
+        else:  # one GEMM on b in column layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
+            bm = _cols_order(b, bl)
             gwt = np.matmul(cols.reshape(groups, k // groups, -1), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
         ctx.save_for_backward(a, b)
         return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(b.shape[1], a.shape[1] // groups, *kernel)

@@ -17,6 +17,8 @@ every column entry back to the input element it came from, so overlapping window
 """
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -68,6 +70,40 @@ class Window(NamedTuple):
         return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
 
 
+_POOL: dict[tuple, list[np.ndarray]] = {}
+_POOL_PER_SHAPE = 4
+_POOL_MIN_BYTES = 1 << 18
+
+
+def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)`` that reuses the memory of an earlier buffer of the same shape and
+    dtype once nothing refers to it any more (no array viewing it is alive).
+
+    Why: a fresh multi-megabyte buffer page-faults on first touch, which cost 30-50% of LeNet
+    conv2's forward+backward on these VMs; a training loop asks for the same shapes every step.
+    The result is a view of a pool-owned buffer, so the buffer counts as in use exactly as long
+    as the caller (or any array derived from it) lives. Up to ``_POOL_PER_SHAPE`` buffers are kept
+    per shape; :func:`clear_pool` frees them. Small requests skip the pool. Not thread-safe: run
+    the conv/pool ops of one process from one thread at a time.
+    """
+    key = (tuple(int(v) for v in shape), np.dtype(dtype))
+    if math.prod(key[0]) * key[1].itemsize < _POOL_MIN_BYTES:
+        return np.empty(key[0], dtype=key[1])
+    bufs = _POOL.setdefault(key, [])
+    for buf in bufs:
+        if sys.getrefcount(buf) == 3:  # the list, the loop variable and getrefcount's argument: free
+            return buf[...]
+    buf = np.empty(key[0], dtype=key[1])
+    if len(bufs) < _POOL_PER_SHAPE:
+        bufs.append(buf)
+    return buf[...]
+
+
+def clear_pool() -> None:
+    """Forget the pooled buffers of the conv/pool ops (memory in use stays valid; the rest is freed)."""
+    _POOL.clear()
+
+
 def pad_input(x: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
     """``x`` (N, C, H, W) padded for ``win`` with ``value``; ``x`` itself when no padding is needed."""
     h, w = x.shape[-2:]
@@ -88,34 +124,66 @@ def unpad(xp: np.ndarray, win: Window, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(xp[..., ph : ph + h, pw : pw + w])
 
 
-def im2col_array(x: np.ndarray, win: Window) -> np.ndarray:
-    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding.
+def batch_last(win: Window, c_out: int, rows: int) -> bool:
+    """Whether a conv's columns are ordered (oh, ow, n) instead of (n, oh, ow).
+
+    With stride 1 along the width and the batch as the fastest axis, each kernel position's copy
+    runs over OW*N contiguous elements instead of OW (4x faster im2col at LeNet conv2, OW = 10),
+    at the price of transposing x, the output and its gradient. That paid when the columns
+    (``rows`` = C*KH*KW high) outweigh the output (``c_out`` channels) and the rows are short
+    (LeNet conv2); at AlexNet conv2 (OW = 27) it made im2col slower and the total no faster."""
+    return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
+
+
+def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False) -> np.ndarray:
+    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
+    ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
 
     Filled by KH*KW strided slice copies, one per kernel position."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = win.kernel, win.out
-    xt = pad_input(x, win).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-    cols = np.empty((c, kh * kw, n, oh, ow), dtype=x.dtype)
-    for k, (rows, cs) in win.positions():
-        cols[:, k] = xt[:, :, rows, cs]
+    xp = pad_input(x, win)
+    if batch_last:
+        xt = pooled_empty((c,) + xp.shape[2:] + (n,), x.dtype)  # (C, Hp, Wp, N)
+        np.copyto(xt, xp.transpose(1, 2, 3, 0))
+        cols = pooled_empty((c, kh * kw, oh, ow, n), x.dtype)
+        for k, (rows, cs) in win.positions():
+            cols[:, k] = xt[:, rows, cs]
+    else:
+        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+        cols = pooled_empty((c, kh * kw, n, oh, ow), x.dtype)
+        for k, (rows, cs) in win.positions():
+            cols[:, k] = xt[:, :, rows, cs]
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
-def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window) -> np.ndarray:
+def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_last: bool = False) -> np.ndarray:
     """Internal layout adjoint of :func:`im2col_array`: columns (C*KH*KW, N*OH*OW) -> (N, C, H, W),
     adding every entry into the input element it came from (overlaps accumulate)."""
     n, c, h, w = shape
     (kh, kw), (oh, ow) = win.kernel, win.out
-    cols = cols.reshape(c, kh * kw, n, oh, ow)
     hn, wn = win.padded_hw(h, w)
-    xp = np.zeros((n, c, hn, wn), dtype=cols.dtype)
-    xt = xp.transpose(1, 0, 2, 3)
+    if batch_last:
+        cols = cols.reshape(c, kh * kw, oh, ow, n)
+        xt = pooled_empty((c, hn, wn, n), cols.dtype)
+        xp = xt.transpose(3, 0, 1, 2)
+    else:
+        cols = cols.reshape(c, kh * kw, n, oh, ow)
+        xp = pooled_empty((n, c, hn, wn), cols.dtype)
+        xt = xp.transpose(1, 0, 2, 3)
+    xt.fill(0)
     assign = win.disjoint
     for k, (rows, cs) in win.positions():
+        dst = xt[:, rows, cs] if batch_last else xt[:, :, rows, cs]
         if assign:
-            xt[:, :, rows, cs] = cols[:, k]
+            dst[...] = cols[:, k]
         else:
-            xt[:, :, rows, cs] += cols[:, k]
+            dst += cols[:, k]
+    if batch_last:  # back to NCHW, cropping the padding in the same copy
+        ph, pw = win.padding
+        out = np.empty(shape, dtype=cols.dtype)
+        np.copyto(out, xp[:, :, ph : ph + h, pw : pw + w])
+        return out
     return unpad(xp, win, h, w)
 
 
