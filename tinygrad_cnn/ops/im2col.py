@@ -70,9 +70,10 @@ class Window(NamedTuple):
         return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
 
 
-_POOL: dict[tuple, list[np.ndarray]] = {}
+_POOL: dict[tuple, list[np.ndarray]] = {}  # least recently used shape first
 _POOL_PER_SHAPE = 4
 _POOL_MIN_BYTES = 1 << 18
+_POOL_MAX_BYTES = 1 << 30
 
 
 def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -82,25 +83,32 @@ def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     Why: a fresh multi-megabyte buffer page-faults on first touch, which cost 30-50% of LeNet
     conv2's forward+backward on these VMs; a training loop asks for the same shapes every step.
     The result is a view of a pool-owned buffer, so the buffer counts as in use exactly as long
-    as the caller (or any array derived from it) lives. Up to ``_POOL_PER_SHAPE`` buffers are kept
-    per shape; :func:`clear_pool` frees them. Small requests skip the pool. Not thread-safe: run
-    the conv/pool ops of one process from one thread at a time.
+    as the caller (or any array derived from it) lives. Up to ``_POOL_PER_SHAPE`` buffers per shape
+    and ``_POOL_MAX_BYTES`` in all are kept (least recently used shapes are dropped first);
+    :func:`clear_pool` frees them. Small requests skip the pool. Not thread-safe: run the conv
+    ops of one process from one thread at a time.
     """
     key = (tuple(int(v) for v in shape), np.dtype(dtype))
-    if math.prod(key[0]) * key[1].itemsize < _POOL_MIN_BYTES:
+    nbytes = math.prod(key[0]) * key[1].itemsize
+    if nbytes < _POOL_MIN_BYTES:
         return np.empty(key[0], dtype=key[1])
-    bufs = _POOL.setdefault(key, [])
+    bufs = _POOL.pop(key, [])
+    _POOL[key] = bufs  # most recently used last
     for buf in bufs:
         if sys.getrefcount(buf) == 3:  # the list, the loop variable and getrefcount's argument: free
             return buf[...]
     buf = np.empty(key[0], dtype=key[1])
-    if len(bufs) < _POOL_PER_SHAPE:
+    if len(bufs) < _POOL_PER_SHAPE and nbytes <= _POOL_MAX_BYTES:
         bufs.append(buf)
+        total = sum(b.nbytes for v in _POOL.values() for b in v)
+        while total > _POOL_MAX_BYTES:  # drop whole shapes, least recently used first
+            old = next(iter(_POOL))
+            total -= sum(b.nbytes for b in _POOL.pop(old))
     return buf[...]
 
 
 def clear_pool() -> None:
-    """Forget the pooled buffers of the conv/pool ops (memory in use stays valid; the rest is freed)."""
+    """Forget the pooled buffers of the conv ops (arrays in use stay valid; the rest is freed)."""
     _POOL.clear()
 
 
