@@ -141,7 +141,8 @@ def plot_training_curves(
             best = int(np.argmax(ys))
             ax_a.annotate(
                 f"best test {ys[best]:.4f}", (xs[best], ys[best]),
-                textcoords="offset points", xytext=(-4, 8), ha="right", color="tab:orange",
+                textcoords="offset points", xytext=(0, -16), ha="center", color="tab:orange", fontsize=9,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
             )
     ax_l.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_a.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
