@@ -25,7 +25,7 @@ def test_attributes_and_conversions():
     d = t.detach()
     assert not d.requires_grad and d.data is t.data
     assert t.double().dtype == np.float64 and t.double().float().dtype == np.float32
-    y = t * 2
+    y = t * t
     assert not y.is_leaf and y.requires_grad
     r = repr(y)
     assert "float32" in r and "MulBackward" in r

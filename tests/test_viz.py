@@ -129,7 +129,7 @@ def test_op_attributes_constants_and_multi_outputs_are_labelled():
 
     x = tg.Tensor(np.arange(5, dtype=np.float32), requires_grad=True, name="x")
     a, b = Split.apply(x, at=2, stride=(3, 3))
-    y = a.sum() + (b * 2.0).sum()
+    y = a.sum() + (b * tg.tensor(2.0)).sum()
     g = to_dot(y)
     nodes, edges, _ = parse(g)
     assert "at=2" in plain(nodes["Split_1"]) and "stride=3" in plain(nodes["Split_1"])
@@ -138,8 +138,10 @@ def test_op_attributes_constants_and_multi_outputs_are_labelled():
     # a scalar constant is unknown without keep_inputs, shown inline with it
     assert "b=const" in plain(nodes["Mul_1"])
     with keep_inputs():
-        y2 = (x * 2.0).sum()
+        y2 = (x * tg.tensor(2.0)).sum()
     assert "b=2" in plain(parse(to_dot(y2))[0]["Mul_1"])
+    # a Python number is a parameter of the scalar op, always shown
+    assert "c=2" in plain(parse(to_dot((x * 2.0).sum()))[0]["MulScalar_1"])
 
 
 def test_non_grad_tensor_inputs_appear_when_inputs_are_kept():
@@ -288,15 +290,15 @@ def test_draw_model_names_input_loss_and_shows_values_and_gradient_norms():
 def test_nan_and_inf_are_flagged_red():
     x = tg.Tensor(np.array([np.nan, 1.0, np.inf], np.float32), requires_grad=True, name="x")
     y = (x * 2.0).sum()
-    assert "value not kept" in plain(parse(to_dot(y, show_values=True))[0]["Mul_1"])  # intermediates are held weakly
+    assert "value not kept" in plain(parse(to_dot(y, show_values=True))[0]["MulScalar_1"])  # intermediates are held weakly
     with keep_inputs():
         y = (x * 2.0).sum()
     nodes, _, _ = parse(to_dot(y, show_values=True))
     assert "NaN x1 Inf x1" in plain(nodes["x"]) and f'color="{vg.BAD}"' in nodes["x"]
-    assert f'color="{vg.BAD}"' in nodes["Mul_1"]
+    assert f'color="{vg.BAD}"' in nodes["MulScalar_1"]
     ok = tg.Tensor(np.ones(3, np.float32), requires_grad=True, name="ok")
     nodes, _, _ = parse(to_dot((ok * 2.0).sum(), show_values=True))
-    assert vg.BAD not in nodes["ok"] and vg.BAD not in nodes["Mul_1"]
+    assert vg.BAD not in nodes["ok"] and vg.BAD not in nodes["MulScalar_1"]
 
 
 def test_highlight_accepts_nodes_tensors_and_gradcheck_results():
@@ -373,8 +375,8 @@ def test_hundred_thousand_op_chain_makes_dot_without_recursion():
     for _ in range(100_000):
         y = y * 1.0
     g = to_dot(y)
-    assert g.source.count("Mul_") >= 100_000 and "Mul_100000" in g.source
-    assert g.node_id(y.grad_fn) == "Mul_100000" and g.node_id(y) == "output" and g.node_id(x) == "x"
+    assert g.source.count("MulScalar_") >= 100_000 and "MulScalar_100000" in g.source
+    assert g.node_id(y.grad_fn) == "MulScalar_100000" and g.node_id(y) == "output" and g.node_id(x) == "x"
 
 
 # ---- Graphviz programs: rendering, Jupyter, missing dot ---------------------------------------

@@ -265,22 +265,34 @@ class Tensor:
         return self._inplace("fill_", lambda d: d.fill(value))
 
     # ---- operators ---------------------------------------------------------------------
+    # A Python number goes to the scalar ops as a parameter (numpy keeps the tensor's dtype for
+    # it); anything else becomes a graph input of the general broadcasting op.
     def __add__(self, o: Any) -> Tensor:
+        if type(o) is float or type(o) is int:
+            return E.AddScalar.apply(self, c=o)
         return E.Add.apply(self, o)
 
     def __radd__(self, o: Any) -> Tensor:
+        if type(o) is float or type(o) is int:
+            return E.AddScalar.apply(self, c=o)
         return E.Add.apply(o, self)
 
     def __sub__(self, o: Any) -> Tensor:
+        if type(o) is float or type(o) is int:
+            return E.AddScalar.apply(self, c=-o)
         return E.Sub.apply(self, o)
 
     def __rsub__(self, o: Any) -> Tensor:
         return E.Sub.apply(o, self)
 
     def __mul__(self, o: Any) -> Tensor:
+        if type(o) is float or type(o) is int:
+            return E.MulScalar.apply(self, c=o)
         return E.Mul.apply(self, o)
 
     def __rmul__(self, o: Any) -> Tensor:
+        if type(o) is float or type(o) is int:
+            return E.MulScalar.apply(self, c=o)
         return E.Mul.apply(o, self)
 
     def __truediv__(self, o: Any) -> Tensor:

@@ -38,6 +38,31 @@ class Add(Function):
         return (sum_to(g, sa) if na else None), (sum_to(g, sb) if nb else None)
 
 
+class AddScalar(Function):
+    """x + c for a Python number c: a parameter of the op, not a graph input (cheaper per op)."""
+
+    @staticmethod
+    def forward(ctx, x, c):
+        return x + c
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class MulScalar(Function):
+    """x * c for a Python number c."""
+
+    @staticmethod
+    def forward(ctx, x, c):
+        ctx.c = c
+        return x * c
+
+    @staticmethod
+    def backward(ctx, g):
+        return MulScalar.apply(g, c=ctx.c)
+
+
 class Sub(Function):
     broadcasts = True
 
