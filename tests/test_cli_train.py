@@ -127,3 +127,19 @@ def test_demo_graph_falls_back_to_dot_source_without_graphviz(tmp_path, monkeypa
     path = _draw_graph(SimpleConvNet(seed=0), tg.randn(1, 1, 28, 28, seed=0), tmp_path, said.append)
     assert path == tmp_path / "model_graph.dot" and "conv1.weight" in path.read_text()
     assert "not installed" in said[0] and "DOT source" in said[0]
+
+
+def test_inputs_prepared_per_model():
+    from tinygrad_cnn.train import input_transform, make_optimizer, model_options
+
+    x = np.full((2, 1, 28, 28), 255, np.uint8)
+    assert input_transform("simpleconvnet")(x).shape == (2, 1, 28, 28)
+    lenet = input_transform("lenet")(x)
+    assert lenet.shape == (2, 1, 32, 32) and lenet[0, 0, 0, 0] == 0 and lenet[0, 0, 2, 2] == 1
+    alex = input_transform("alexnet", normalize=True, mean=0.5, std=0.5)(x)
+    assert alex.shape == (2, 1, 227, 227) and np.allclose(alex, 1.0)
+    assert model_options("alexnet") == {"num_classes": 10, "in_channels": 1}
+    assert model_options("lenet", activation="tanh") == {"activation": "tanh"}
+    for bad in (lambda: input_transform("vgg"), lambda: model_options("vgg"), lambda: make_optimizer("lbfgs", [])):
+        with pytest.raises(ValueError, match="choose one of"):
+            bad()
