@@ -54,22 +54,26 @@ class Tensor:
         x.grad            # Tensor([2., 4., 6.], dtype=float32)
     """
 
-    # _base: for a tensor whose data is a view of another tensor's (reshape, permute, expand,
-    # basic slicing), that tensor; views share its version counter, as in PyTorch. Unset otherwise.
-    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "_output_nr", "name", "_version", "_saved_count", "_base", "__weakref__")
+    # Slots for what every op sets; the rarely-set attributes live in a lazily created __dict__
+    # with class-level defaults, so building an op's output touches four fields, not nine.
+    __slots__ = ("data", "grad_fn", "_output_nr", "_requires_grad", "__dict__", "__weakref__")
+    grad: Tensor | None = None
+    name: str | None = None
+    _version = 0  # bumped by in-place updates; backward compares it with the saved version
+    _saved_count = 0  # how many live nodes saved this leaf (it is read-only while > 0)
+    # For a tensor whose data is a view of another tensor's (reshape, permute, expand, basic
+    # slicing, detach), that tensor: views share its version counter, as in PyTorch.
+    _base: Tensor | None = None
     # Let numpy hand `ndarray <op> Tensor` to our reflected operators.
     __array_ufunc__ = None
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> None:
         self.data = _to_array(data, dtype)
-        self.grad: Tensor | None = None
         self.grad_fn = None
         self._output_nr = 0
-        self.name = name
-        self._version = 0
-        self._saved_count = 0
-        self._base = None
         self._requires_grad = False
+        if name is not None:
+            self.name = name
         if requires_grad:
             self.requires_grad_(True)
 
@@ -78,14 +82,9 @@ class Tensor:
         # The hot path of every op: skip __init__'s conversions.
         t = object.__new__(cls)
         t.data = data
-        t.grad = None
         t.grad_fn = grad_fn
         t._output_nr = output_nr
-        t.name = None
-        t._version = 0
-        t._saved_count = 0
         t._requires_grad = grad_fn is not None
-        t._base = None
         return t
 
     # ---- attributes ------------------------------------------------------------------
