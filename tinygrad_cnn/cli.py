@@ -255,6 +255,10 @@ COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: sys.argv[1:]); return the exit status.
+
+    Example: ``main(["graph", "lenet", "--format", "dot", "-o", "lenet.dot"])``.
+    """
     parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

@@ -25,6 +25,7 @@ def _bad(a: np.ndarray) -> str | None:
 
 
 def check_forward(ctx: Any, name: str, outputs: list) -> None:
+    """Raise FloatingPointError if an op's forward outputs hold NaN/Inf (called by Function.apply)."""
     if STATE.in_backward:
         return
     for i, t in enumerate(outputs):
@@ -38,6 +39,7 @@ def check_forward(ctx: Any, name: str, outputs: list) -> None:
 
 
 def check_backward(node: Any, grads: tuple) -> None:
+    """Raise FloatingPointError if a node's backward returned NaN/Inf (called by the engine)."""
     for i, g in enumerate(grads):
         if g is None:
             continue

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.grad_mode import STATE
 from ..ops.conv import conv2d, conv_transpose2d  # noqa: F401  (re-exported)
 from ..ops.functions import (  # noqa: F401  (re-exported)
     abs,
@@ -236,7 +235,3 @@ def local_response_norm(x: Any, size: int, alpha: float = 1e-4, beta: float = 0.
     for i in range(1, size):
         s = s + sq[:, i : i + c]
     return x / (s * (alpha / size) + k) ** beta
-
-
-def is_grad_enabled() -> bool:
-    return STATE.enabled

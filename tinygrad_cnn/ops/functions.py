@@ -25,77 +25,150 @@ def _t(x: Any, like: Any = None) -> Any:
 
 # ---- elementwise ---------------------------------------------------------------------------
 def add(a: Any, b: Any) -> Any:
-    """a + b with broadcasting."""
+    """a + b with broadcasting; shapes follow numpy (e.g. (N, C) + (C,) -> (N, C)).
+
+    >>> add(tensor([1.0, 2.0]), 1.0).tolist()
+    [2.0, 3.0]
+    """
     return E.Add.apply(a, b)
 
 
 def sub(a: Any, b: Any) -> Any:
-    """a - b with broadcasting."""
+    """a - b with broadcasting.
+
+    >>> sub(tensor([1.0, 2.0]), tensor([[1.0], [2.0]])).shape
+    (2, 2)
+    """
     return E.Sub.apply(a, b)
 
 
 def mul(a: Any, b: Any) -> Any:
-    """a * b with broadcasting."""
+    """a * b with broadcasting.
+
+    >>> mul(tensor([1.0, 2.0]), 3.0).tolist()
+    [3.0, 6.0]
+    """
     return E.Mul.apply(a, b)
 
 
 def div(a: Any, b: Any) -> Any:
-    """a / b with broadcasting."""
+    """a / b with broadcasting.
+
+    >>> div(tensor([1.0, 2.0]), 4.0).tolist()
+    [0.25, 0.5]
+    """
     return E.Div.apply(a, b)
 
 
 def neg(x: Any) -> Any:
+    """-x, same shape.
+
+    >>> neg(tensor([1.0, -2.0])).tolist()
+    [-1.0, 2.0]
+    """
     return E.Neg.apply(x)
 
 
 def pow(x: Any, exponent: Any) -> Any:  # noqa: A001
-    """x ** exponent; a Python-number exponent is a constant, a Tensor exponent is differentiated."""
+    """x ** exponent; a Python-number exponent is a constant, a Tensor exponent is differentiated
+    too (d/db a**b = a**b log a, taken as 0 where a <= 0). Same broadcasting as ``mul``.
+
+    >>> pow(tensor([2.0, 3.0]), 2).tolist()
+    [4.0, 9.0]
+    """
     if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
         return E.PowScalar.apply(x, exponent=exponent)
     return E.Pow.apply(x, exponent)
 
 
 def exp(x: Any) -> Any:
+    """e ** x elementwise, same shape.
+
+    >>> round(exp(tensor([1.0])).item(), 4)
+    2.7183
+    """
     return E.Exp.apply(x)
 
 
 def log(x: Any) -> Any:
+    """Natural logarithm elementwise, same shape.
+
+    >>> log(tensor([1.0])).item()
+    0.0
+    """
     return E.Log.apply(x)
 
 
 def sqrt(x: Any) -> Any:
+    """Square root elementwise, same shape.
+
+    >>> sqrt(tensor([4.0, 9.0])).tolist()
+    [2.0, 3.0]
+    """
     return E.Sqrt.apply(x)
 
 
 def abs(x: Any) -> Any:  # noqa: A001
+    """|x| elementwise; gradient 0 at x == 0 (as in PyTorch).
+
+    >>> abs(tensor([-1.5, 2.0])).tolist()
+    [1.5, 2.0]
+    """
     return E.Abs.apply(x)
 
 
 def tanh(x: Any) -> Any:
+    """Hyperbolic tangent elementwise, same shape.
+
+    >>> tanh(tensor([0.0])).item()
+    0.0
+    """
     return E.Tanh.apply(x)
 
 
 def sigmoid(x: Any) -> Any:
+    """1 / (1 + e ** -x) elementwise, computed without overflow for large |x|.
+
+    >>> sigmoid(tensor([0.0, 1000.0])).tolist()
+    [0.5, 1.0]
+    """
     return E.Sigmoid.apply(x)
 
 
 def relu(x: Any) -> Any:
-    """max(x, 0) elementwise; gradient 0 at x == 0."""
+    """max(x, 0) elementwise; gradient 0 at x == 0.
+
+    >>> relu(tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
     return E.ReLU.apply(x)
 
 
 def maximum(a: Any, b: Any) -> Any:
-    """Elementwise maximum; ties split the gradient equally."""
+    """Elementwise maximum with broadcasting; ties split the gradient equally (0.5 each).
+
+    >>> maximum(tensor([1.0, 5.0]), 3.0).tolist()
+    [3.0, 5.0]
+    """
     return E.Maximum.apply(a, b)
 
 
 def minimum(a: Any, b: Any) -> Any:
-    """Elementwise minimum; ties split the gradient equally."""
+    """Elementwise minimum with broadcasting; ties split the gradient equally (0.5 each).
+
+    >>> minimum(tensor([1.0, 5.0]), 3.0).tolist()
+    [1.0, 3.0]
+    """
     return E.Minimum.apply(a, b)
 
 
 def where(cond: Any, a: Any, b: Any) -> Any:
-    """Elementwise ``cond ? a : b`` (cond is a boolean Tensor or array; not differentiated)."""
+    """Elementwise ``cond ? a : b`` with broadcasting; ``cond`` (a boolean Tensor or array) is not
+    differentiated.
+
+    >>> where(tensor([1.0, -1.0]) > 0, 1.0, tensor([0.0, 0.0])).tolist()
+    [1.0, 0.0]
+    """
     c = cond.data if hasattr(cond, "data") and not isinstance(cond, np.ndarray) else np.asarray(cond)
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
@@ -103,7 +176,12 @@ def where(cond: Any, a: Any, b: Any) -> Any:
 
 
 def clip(x: Any, min: float | None = None, max: float | None = None) -> Any:  # noqa: A002
-    """Clamp to [min, max] (either may be None); gradient passes inside the interval."""
+    """Clamp to [min, max] (either may be None), same shape; the gradient passes where
+    min <= x <= max.
+
+    >>> clip(tensor([-2.0, 0.5, 2.0]), -1.0, 1.0).tolist()
+    [-1.0, 0.5, 1.0]
+    """
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max.")
     if min is not None and max is not None and min > max:
@@ -113,7 +191,11 @@ def clip(x: Any, min: float | None = None, max: float | None = None) -> Any:  # 
 
 # ---- reductions ---------------------------------------------------------------------------
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Sum over ``axis`` (None: all). Example: ``sum(x, axis=(0, 2), keepdims=True)``."""
+    """Sum over ``axis`` (None: all; an int or a tuple), dropping those axes unless ``keepdims``.
+
+    >>> sum(ones(2, 3, 4), axis=(0, 2), keepdims=True).shape
+    (1, 3, 1)
+    """
     x = _t(x)
     return Sum.apply(x, axis=normalize_axis("sum", axis, x.ndim), keepdims=keepdims)
 
@@ -123,7 +205,11 @@ def _count(x: Any, axes: tuple[int, ...] | None) -> int:
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Mean over ``axis``."""
+    """Mean over ``axis`` (None: all), dropping those axes unless ``keepdims``.
+
+    >>> mean(tensor([[1.0, 3.0]]), axis=1).tolist()
+    [2.0]
+    """
     x = _t(x)
     axes = normalize_axis("mean", axis, x.ndim)
     n = _count(x, axes)
@@ -133,7 +219,11 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
-    """Variance over ``axis`` with ``ddof`` delta degrees of freedom (0: population variance)."""
+    """Variance over ``axis`` with ``ddof`` delta degrees of freedom (0: population variance).
+
+    >>> var(tensor([1.0, 3.0])).item()
+    1.0
+    """
     x = _t(x)
     axes = normalize_axis("var", axis, x.ndim)
     n = _count(x, axes)
@@ -144,20 +234,32 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Maximum over ``axis``; tied maxima share the gradient equally (1/k each)."""
+    """Maximum over ``axis`` (None: all); tied maxima share the gradient equally (1/k each).
+
+    >>> max(tensor([[1.0, 4.0], [3.0, 2.0]]), axis=0).tolist()
+    [3.0, 4.0]
+    """
     x = _t(x)
     return Max.apply(x, axis=normalize_axis("max", axis, x.ndim), keepdims=keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Minimum over ``axis``; tied minima share the gradient equally (1/k each)."""
+    """Minimum over ``axis`` (None: all); tied minima share the gradient equally (1/k each).
+
+    >>> min(tensor([[1.0, 4.0], [3.0, 2.0]]), axis=1).tolist()
+    [1.0, 2.0]
+    """
     x = _t(x)
     return Min.apply(x, axis=normalize_axis("min", axis, x.ndim), keepdims=keepdims)
 
 
 # ---- shapes ---------------------------------------------------------------------------------
 def reshape(x: Any, shape: Sequence[int]) -> Any:
-    """Reshape (one dimension may be -1). Example: ``reshape(x, (2, -1))``."""
+    """Reshape to ``shape`` with the same number of elements (one dimension may be -1).
+
+    >>> reshape(ones(2, 6), (3, -1)).shape
+    (3, 4)
+    """
     x = _t(x)
     shape = tuple(int(s) for s in shape)
     if shape == x.shape:
@@ -180,7 +282,11 @@ def reshape(x: Any, shape: Sequence[int]) -> Any:
 
 
 def permute(x: Any, axes: Sequence[int]) -> Any:
-    """Reorder axes. Example: ``permute(x, (0, 2, 3, 1))`` (NCHW -> NHWC)."""
+    """Reorder axes: output axis i is input axis ``axes[i]``.
+
+    >>> permute(ones(8, 3, 5, 7), (0, 2, 3, 1)).shape  # NCHW -> NHWC
+    (8, 5, 7, 3)
+    """
     x = _t(x)
     axes = tuple(int(a) for a in axes)
     if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
@@ -192,7 +298,11 @@ def permute(x: Any, axes: Sequence[int]) -> Any:
 
 
 def transpose(x: Any, dim0: int = -2, dim1: int = -1) -> Any:
-    """Swap two axes."""
+    """Swap two axes (default: the last two).
+
+    >>> transpose(ones(2, 3, 4), 0, 2).shape
+    (4, 3, 2)
+    """
     x = _t(x)
     if x.ndim < 2:
         raise ValueError(f"transpose: needs at least 2 dimensions, got shape {x.shape}.")
@@ -203,7 +313,11 @@ def transpose(x: Any, dim0: int = -2, dim1: int = -1) -> Any:
 
 
 def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
-    """Merge dimensions start_dim..end_dim into one. Example: (N, C, H, W) -> (N, C*H*W) with start_dim=1."""
+    """Merge dimensions start_dim..end_dim into one.
+
+    >>> flatten(ones(10, 3, 4, 4), 1).shape  # (N, C, H, W) -> (N, C*H*W)
+    (10, 48)
+    """
     x = _t(x)
     if x.ndim == 0:
         return reshape(x, (1,))
@@ -215,7 +329,11 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
 
 
 def squeeze(x: Any, axis: Any = None) -> Any:
-    """Drop size-1 axes (all of them, or those in ``axis``)."""
+    """Drop size-1 axes (all of them, or those in ``axis``).
+
+    >>> squeeze(ones(1, 3, 1)).shape
+    (3,)
+    """
     x = _t(x)
     if axis is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
@@ -227,7 +345,11 @@ def squeeze(x: Any, axis: Any = None) -> Any:
 
 
 def unsqueeze(x: Any, axis: int) -> Any:
-    """Insert a size-1 axis at ``axis`` (negative counts from the end of the result)."""
+    """Insert a size-1 axis at ``axis`` (negative counts from the end of the result).
+
+    >>> unsqueeze(ones(3), 0).shape
+    (1, 3)
+    """
     x = _t(x)
     n = x.ndim + 1
     if not -n <= axis < n:
@@ -237,7 +359,11 @@ def unsqueeze(x: Any, axis: int) -> Any:
 
 
 def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
-    """Broadcast to ``shape`` (numpy rules); the gradient is summed back."""
+    """Broadcast to ``shape`` (numpy rules); the gradient is summed back to the input shape.
+
+    >>> broadcast_to(ones(3, 1), (2, 3, 4)).shape
+    (2, 3, 4)
+    """
     x = _t(x)
     shape = tuple(int(s) for s in shape)
     if shape == x.shape:
@@ -257,8 +383,12 @@ expand = broadcast_to
 
 
 def getitem(x: Any, index: Any) -> Any:
-    """``x[index]``: ints, slices, None, Ellipsis, integer arrays (repeats accumulate in the
-    gradient) and boolean masks."""
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays (repeated indices accumulate
+    in the gradient) and boolean masks; the result shape follows numpy.
+
+    >>> getitem(arange(6.0).reshape(2, 3), (slice(None), 1)).tolist()
+    [1.0, 4.0]
+    """
     x = _t(x)
     index = normalize_index(index)
     try:
@@ -269,7 +399,11 @@ def getitem(x: Any, index: Any) -> Any:
 
 
 def cat(tensors: Sequence[Any], axis: int = 0) -> Any:
-    """Concatenate along an existing axis. Example: ``cat([a, b], axis=1)``."""
+    """Concatenate along an existing axis; other dimensions must match.
+
+    >>> cat([ones(2, 3), ones(2, 1)], axis=1).shape
+    (2, 4)
+    """
     ts = [_t(t) for t in tensors]
     if not ts:
         raise ValueError("cat: needs at least one tensor.")
@@ -288,7 +422,11 @@ concatenate = cat
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Any:
-    """Stack along a new axis. Example: ``stack([a, b])`` of two (3,) tensors is (2, 3)."""
+    """Stack equal-shaped tensors along a new axis.
+
+    >>> stack([ones(3), zeros(3)]).shape
+    (2, 3)
+    """
     ts = [_t(t) for t in tensors]
     if not ts:
         raise ValueError("stack: needs at least one tensor.")
@@ -299,7 +437,12 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Any:
 
 
 def pad(x: Any, pad_width: Any, value: float = 0.0) -> Any:
-    """Constant padding with numpy's ``pad_width`` (an int, a (before, after) pair, or one pair per axis)."""
+    """Constant padding with numpy's ``pad_width``: an int, a (before, after) pair, or one pair per
+    axis.
+
+    >>> pad(ones(1, 2, 2), ((0, 0), (1, 1), (1, 1))).shape
+    (1, 4, 4)
+    """
     x = _t(x)
     pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2)) if np.ndim(pad_width) < 2 else np.asarray(pad_width, dtype=int)
     if pw.shape != (x.ndim, 2) or (pw < 0).any():
@@ -310,7 +453,11 @@ def pad(x: Any, pad_width: Any, value: float = 0.0) -> Any:
 # ---- linear algebra -------------------------------------------------------------------------
 def matmul(a: Any, b: Any) -> Any:
     """Matrix product with numpy's rules: 1-D operands are promoted (and the added axis removed);
-    leading dimensions broadcast. Example: (B, n, k) @ (k, m) -> (B, n, m)."""
+    leading dimensions broadcast, e.g. (B, n, k) @ (k, m) -> (B, n, m).
+
+    >>> matmul(ones(5, 2, 3), ones(3, 4)).shape
+    (5, 2, 4)
+    """
     from ..tensor import Tensor
 
     a = _t(a, b if isinstance(b, Tensor) else None)
