@@ -28,12 +28,18 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 
 
 # Column order (see im2col.batch_last): (n, oh, ow) by default, (oh, ow, n) for stride-1 convs with
-# short rows and tall columns (LeNet conv2). In the default order the GEMMs take NCHW arrays as they
-# are, as a batch of per-image matrices (strided views), instead of copying them to channel-major
-# (C, N*H*W) first: that saves a copy but turns one GEMM into N smaller ones. Measured: the forward
-# GEMM written straight into NCHW won at all four benchmark shapes; the backward GEMMs won per
-# image when the column height K = C*KH*KW is at most the pixels per image L (SimpleConvNet,
-# AlexNet conv1) and lost when K > L, which then use one GEMM on a channel-major copy.
+# short rows and tall columns (LeNet conv2). In the default order, convs whose per-image GEMMs are
+# small take NCHW arrays as they are, as a batch of per-image matrices (strided views, no transpose
+# copies); big ones copy to channel-major (C, N*H*W) and run one GEMM. Measured with numpy's
+# OpenBLAS on 2 threads: SimpleConvNet's (30x25)@(25x576) per image x100 ran 8-10x faster than one
+# (25 x 57,600) GEMM, while AlexNet conv2's (256x2400)@(2400x729) x8 ran 4x slower than one GEMM
+# (on 1 thread the two were within 20% at every shape).
+_PER_IMAGE_MAX_FLOPS = 1e7
+
+
+def _per_image(m: int, k: int, l: int) -> bool:
+    """Per-image GEMMs for an (m x k) @ (k x l) product per image (see above)."""
+    return 2.0 * m * k * l < _PER_IMAGE_MAX_FLOPS
 
 
 def _cols_order(x: np.ndarray, bl: bool) -> np.ndarray:
@@ -49,7 +55,7 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool) -> np.ndarra
     n, l = x.shape[0], x[0, 0].size
     m = a.shape[0]
     cols = pooled_empty((groups, m // groups, n * l), x.dtype)
-    if m <= l and not bl:  # written straight into the column layout, image by image
+    if not bl and _per_image(m, x.shape[1] // groups, l):  # written straight into the column layout, image by image
         ag = a.reshape(groups, -1, a.shape[1])
         np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
     else:
@@ -70,11 +76,12 @@ class Conv2d(Function):
         cols = im2col_array(x, win, bl)  # (C*KH*KW, N*OH*OW)
         wg = w.reshape(groups, co // groups, -1)
         y = pooled_empty((n, co, *out), x.dtype)
-        if bl:  # one GEMM per group, then (C_out, OH, OW, N) -> NCHW
-            y2 = np.matmul(wg, cols.reshape(groups, wg.shape[2], -1)).reshape(co, *out, n)
-            np.copyto(y, y2.transpose(3, 0, 1, 2))
-        else:  # y[n] = W @ cols[:, n], written straight into NCHW
+        if not bl and _per_image(co // groups, wg.shape[2], out[0] * out[1]):  # y[n] = W @ cols[:, n], straight into NCHW
             np.matmul(wg, cols.reshape(groups, wg.shape[2], n, -1).transpose(2, 0, 1, 3), out=y.reshape(n, groups, co // groups, -1))
+        else:  # one GEMM per group, then (C_out, N, OH, OW) or (C_out, OH, OW, N) -> NCHW
+            y2 = pooled_empty((groups, co // groups, cols.shape[1]), x.dtype)
+            np.matmul(wg, cols.reshape(groups, wg.shape[2], -1), out=y2)
+            np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, w, cols if keep else None)
@@ -132,7 +139,7 @@ class ConvWeightGrad(Function):
         n, l, k = b.shape[0], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
         bl = batch_last(win, b.shape[1], k)  # the same choice as the forward conv that filled the cache
         cols = cache.pop() if cache else im2col_array(a, win, bl)
-        if k <= l and not bl:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
+        if not bl and _per_image(b.shape[1] // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
             cg = cols.reshape(groups, k // groups, n, l).transpose(2, 0, 1, 3)
             gwt = np.matmul(cg, b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
         else:  # one GEMM on b in column layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
