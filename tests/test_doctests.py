@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn
+from tinygrad_cnn.nn import functional
 from tinygrad_cnn.ops import functions
 
-MODULES = [functions]
+MODULES = [functions, functional]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
