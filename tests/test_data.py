@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.atomic import default_file_mode
 from tinygrad_cnn.data import (
     ENV_VAR,
     MNIST,
@@ -131,7 +132,7 @@ def test_write_idx_is_atomic(tmp_path, monkeypatch):
     assert read_idx(p).tolist() == [0, 1, 2, 3, 4]
     assert [f.name for f in tmp_path.iterdir()] == ["keep.gz"]
     # Not mkstemp's private 0600: the mode a plain open() would give.
-    assert p.stat().st_mode & 0o777 == idx_mod.default_file_mode()
+    assert p.stat().st_mode & 0o777 == default_file_mode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path):
     dest.write_bytes(b"old")
     out = download_file(["https://a/f.gz"], dest, hashlib.sha256(payload).hexdigest(), opener=lambda u, timeout: io.BytesIO(payload))
     assert out.read_bytes() == payload and [p.name for p in dest.parent.iterdir()] == ["f.gz"]
-    assert out.stat().st_mode & 0o777 == idx_mod.default_file_mode()
+    assert out.stat().st_mode & 0o777 == default_file_mode()
 
 
 @pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")

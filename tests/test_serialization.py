@@ -110,7 +110,7 @@ def test_save_writes_through_a_temp_file_in_the_same_directory(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append((a, b)), real(a, b)))
     tg.save({"w": np.ones(2)}, tmp_path / "c.npz")
     ((src, dst),) = calls
-    assert os.path.dirname(src) == str(tmp_path) and dst == str(tmp_path / "c.npz") and src != dst
+    assert os.path.dirname(src) == str(tmp_path) and str(dst) == str(tmp_path / "c.npz") and str(src) != str(dst)
 
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99, -1])

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open
 from .tensor import Tensor
 
 __all__ = ["load", "save"]
@@ -101,20 +101,8 @@ def save(obj: Any, path: str | os.PathLike, compressed: bool = False) -> None:
         "arrays": {k: [list(a.shape), a.dtype.str] for k, a in arrays.items()},
     }
     arrays[MANIFEST] = np.array(json.dumps(manifest))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path) as f:
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
 def _decode(node: Any, arrays: dict[str, np.ndarray], path: str) -> Any:

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open
 from .autograd.grad_mode import no_grad
-from .data.idx import default_file_mode
 from .nn import functional as F
 from .tensor import Tensor, manual_seed
 
@@ -214,15 +213,8 @@ def checkpoints(out_dir: str | os.PathLike) -> list[Path]:
 
 # ---- the metrics log -----------------------------------------------------------------------------
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 class MetricsLog:

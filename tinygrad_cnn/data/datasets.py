@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .idx import default_file_mode, read_idx
+from ..atomic import atomic_open
+from .idx import read_idx
 
 ENV_VAR = "TINYGRAD_CNN_DATA"
 
@@ -68,24 +68,19 @@ def download_file(
     open_url = opener or urllib.request.urlopen
     failures = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, open_url(url, timeout=timeout) as resp:
+            with atomic_open(dest) as out, open_url(url, timeout=timeout) as resp:
+                h = hashlib.sha256()
                 for chunk in iter(lambda: resp.read(1 << 16), b""):  # noqa: B023 - consumed in this iteration
                     h.update(chunk)
                     out.write(chunk)
-            digest = h.hexdigest()
-            if digest != sha256:
-                failures.append(f"{url}: SHA-256 mismatch (got {digest}, expected {sha256})")
-                continue
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, dest)
+                if h.hexdigest() != sha256:  # raising inside the block discards the temporary file
+                    raise ValueError(f"SHA-256 mismatch (got {h.hexdigest()}, expected {sha256})")
             return dest
+        except ValueError as e:
+            failures.append(f"{url}: {e}")
         except Exception as e:  # every mirror is tried; the error below lists each failure
             failures.append(f"{url}: {type(e).__name__}: {e}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     raise OSError(f"download_file: could not download {dest.name}:\n  " + "\n  ".join(failures))
 
 

@@ -1189,7 +1189,7 @@ def render(outputs: Any, path: str | os.PathLike, format: str | None = None, **k
 
 def _write_atomic(p: pathlib.Path, data: bytes) -> None:
     """Temporary file in the same folder, then ``os.replace``: never a half-written picture."""
-    from ..data.idx import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     atomic_write_bytes(p, data)
 

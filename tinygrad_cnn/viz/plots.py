@@ -14,15 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_open
 from ..autograd.grad_mode import no_grad
-from ..data.idx import default_file_mode
 from ..tensor import Tensor
 
 
@@ -50,16 +49,8 @@ def _save(fig: Any, path: str | os.PathLike | None) -> None:
         return
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 would make the picture private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight")
 
 
 def _array(x: Any, what: str) -> np.ndarray:
