@@ -271,8 +271,8 @@ class Function:
             if cls.is_view:
                 _link_view(result, tensors[0], out)
             ctx._seq = next(_sequence)
-            ctx._outputs = [weakref.ref(result)]
-            ctx._out_meta = [(out.shape, out.dtype)]
+            ctx._outputs = (weakref.ref(result),)
+            ctx._out_meta = ((out.shape, out.dtype),)
             if STATE.scope:
                 ctx.scope = STATE.scope
             if STATE.keep_inputs:
