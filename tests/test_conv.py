@@ -9,6 +9,7 @@ import tinygrad_cnn as tg
 from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.ops.conv import Conv2d, ConvTranspose2d, ConvWeightGrad
+from tinygrad_cnn.testing import conv2d_configs
 
 
 # ---- brute-force references (loops over output pixels; independent of im2col) -------------------
@@ -55,22 +56,13 @@ def ref_conv_transpose2d(x, w, b=None, stride=(1, 1), padding=(0, 0), output_pad
 
 
 # ---- drawn configurations --------------------------------------------------------------------
-@st.composite
-def conv_configs(draw, max_hw=6):
-    groups = draw(st.sampled_from([1, 1, 2]))
-    cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    # the input must hold at least one dilated kernel after padding
-    lo_h, lo_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
-    h, w = draw(st.integers(lo_h, max(lo_h, max_hw))), draw(st.integers(lo_w, max(lo_w, max_hw)))
-    n = draw(st.integers(1, 2))
-    bias = draw(st.booleans())
-    return dict(
-        n=n, c=cg * groups, co=og * groups, groups=groups, k=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
-        hw=(h, w), bias=bias,
+def conv_configs(max_hw=6):
+    """The shared strategy (tinygrad_cnn.testing.conv2d_configs) in the dict form these tests use."""
+    return conv2d_configs(max_channels=4, max_size=max_hw, max_stride=3).map(
+        lambda c: dict(
+            n=c.input_shape[0], c=c.input_shape[1], co=c.out_channels, groups=c.groups, k=c.kernel_size, stride=c.stride,
+            padding=c.padding, dilation=c.dilation, hw=c.input_shape[2:], bias=c.bias,
+        )
     )
 
 

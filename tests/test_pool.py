@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.testing import pool2d_configs
 
 
 def out_size(size, k, s, p, d, ceil_mode):
@@ -74,16 +75,14 @@ def tie_free(rng, shape):
     return v.reshape(shape)
 
 
-@st.composite
-def pool_configs(draw, max_hw=7, dilation=True):
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
-    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
-    lo_h, lo_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
-    h, w = draw(st.integers(lo_h, max(lo_h, max_hw))), draw(st.integers(lo_w, max(lo_w, max_hw)))
-    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 2)), hw=(h, w), k=(kh, kw), s=(sh, sw), p=(ph, pw), d=(dh, dw),
-                ceil_mode=draw(st.booleans()))
+def pool_configs(max_hw=7, dilation=True):
+    """The shared strategy (tinygrad_cnn.testing.pool2d_configs) in the dict form these tests use."""
+    return pool2d_configs("max" if dilation else "avg", max_channels=2, max_size=max_hw).map(
+        lambda c: dict(
+            n=c.input_shape[0], c=c.input_shape[1], hw=c.input_shape[2:], k=c.kernel_size, s=c.stride, p=c.padding, d=c.dilation,
+            ceil_mode=c.ceil_mode,
+        )
+    )
 
 
 @given(pool_configs(max_hw=9), st.integers(0, 2**16))
