@@ -76,16 +76,7 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_repr(self, padding=(0, 0), dilation=(1, 1), groups=1)
 
 
 class ConvTranspose2d(Module):
@@ -132,15 +123,11 @@ class ConvTranspose2d(Module):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_repr(self, padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1)
+
+
+def _conv_repr(m: Any, **defaults: Any) -> str:
+    """``in, out, kernel_size=.., stride=..`` plus every option that differs from its default."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    s += "".join(f", {k}={getattr(m, k)}" for k, v in defaults.items() if getattr(m, k) != v)
+    return s + (", bias=False" if m.bias is None else "")
