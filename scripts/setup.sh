@@ -55,3 +55,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -e ".[all]"
   touch "$stamp"
 fi
+
+# 4. Optional: PyTorch CPU for the reference tests and benchmarks, only from a wheel already on
+#    this disk (never a download: PyPI's default torch is a multi-GB CUDA build). Without it the
+#    torch comparisons are skipped.
+wheels=${TORCH_WHEEL_DIR:-/opt/wheels}
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  pyver=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+  wheel=$(ls "$wheels"/torch-*+cpu-"$pyver"-*.whl 2>/dev/null | head -n 1)
+  if [ -n "$wheel" ]; then
+    echo "setup: installing PyTorch CPU from $wheel (for the reference tests and benchmarks)"
+    log=$(mktemp)
+    "$VENV/bin/python" -m pip install -q "$wheel" >"$log" 2>&1 ||
+      { cat "$log"; echo "setup: could not install $wheel; torch comparisons will be skipped."; }
+    rm -f "$log"
+  fi
+fi
