@@ -2,11 +2,12 @@
 right node in check_graph), and correct ops are never flagged across many drawn examples."""
 import numpy as np
 import pytest
+from custom_ops import CubeOnce, WrongSignTanh
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.autograd import Function, keep_inputs, once_differentiable
+from tinygrad_cnn.autograd import Function, keep_inputs
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.testing import assert_gradients, broadcastable_shapes, conv2d_configs, conv2d_inputs, shapes, tensors
 
@@ -24,19 +25,6 @@ def only_failing(graph_result, name):
 
 
 # ---- 1. wrong sign -----------------------------------------------------------------------------
-class WrongSignTanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = np.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return g * (y * y - 1.0)  # should be 1 - y^2
-
-
 def test_wrong_sign_is_caught_everywhere_and_pinned_to_its_node():
     x = tg.randn(3, 4, seed=0, dtype=np.float64, requires_grad=True)
     res = tg.gradcheck(WrongSignTanh.apply, (x,), raise_exception=False)
@@ -247,19 +235,6 @@ class CubeRawNumpy(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return tg.Tensor(g.data * 3 * x.data**2)  # entirely outside the graph
-
-
-class CubeOnce(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x**3
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        (x,) = ctx.saved_arrays
-        return 3 * x**2 * g
 
 
 def test_backward_right_once_but_not_twice_is_caught_by_gradgradcheck():

@@ -1,0 +1,35 @@
+"""Custom ops shared by several test files (importable because pytest puts tests/ on sys.path)."""
+
+import numpy as np
+
+from tinygrad_cnn.autograd import Function, once_differentiable
+
+
+class WrongSignTanh(Function):
+    """tanh with a backward of the wrong sign."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (y * y - 1.0)  # should be 1 - y^2
+
+
+class CubeOnce(Function):
+    """x^3 with a right first derivative written in raw numpy (@once_differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_arrays
+        return 3 * x**2 * g
