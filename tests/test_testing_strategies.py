@@ -40,7 +40,11 @@ def test_tensors_dtype_fixed_shape_and_unique(a, b):
 def test_integer_tensors_cannot_require_grad():
     with pytest.raises(ValueError, match="cannot require grad"):
         tensors(dtype=np.int64)
-    assert tensors(shape=(2,), dtype=np.int64, requires_grad=False, min_value=0, max_value=3).example().dtype == np.int64
+
+
+@given(tensors(shape=(2,), dtype=np.int64, requires_grad=False, min_value=0, max_value=3))
+def test_integer_tensors_without_grad(t):
+    assert t.dtype == np.int64 and ((0 <= t.data) & (t.data <= 3)).all()
 
 
 @given(broadcastable_shapes(max_dims=4))
