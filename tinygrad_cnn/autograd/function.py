@@ -204,6 +204,8 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         # The hot path of every op: kept lean (no imports, no wrappers for constants, a
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
+        if not STATE.enabled and not STATE.anomaly:
+            return _apply_untracked(cls, inputs, params)
         tensors: list = []
         arrays: list = []
         edges: list = []
@@ -282,6 +284,38 @@ class Function:
         if STATE.anomaly:
             anomaly.check_forward(ctx, cls.__name__, [result])
         return result
+
+
+def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
+    """``apply`` with grad mode off (backward passes, evaluation): nothing to record."""
+    arrays = []
+    ref = None
+    constants = False
+    for x in inputs:
+        if type(x) is Tensor or isinstance(x, Tensor):
+            arrays.append(x.data)
+            if ref is None:
+                ref = x
+        else:
+            arrays.append(x)
+            constants = True
+    if constants:
+        arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for x, a in zip(inputs, arrays)]
+    ctx = _new_node(Node)
+    ctx._fn = cls
+    ctx.params = params
+    try:
+        out = cls.forward(ctx, *arrays, **params)
+    except ValueError as e:
+        if cls.broadcasts and len(arrays) == 2:
+            _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
+        raise
+    if type(out) is tuple:
+        return tuple(Tensor._make(o if type(o) is np.ndarray else np.asarray(o), None, 0) for o in out)
+    result = Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, 0)
+    if cls.is_view and isinstance(inputs[0], Tensor):
+        _link_view(result, inputs[0], result.data)
+    return result
 
 
 def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: list, out: tuple) -> tuple:
