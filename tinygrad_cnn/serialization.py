@@ -143,7 +143,13 @@ def load(path: str | os.PathLike) -> Any:
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise fail(f"is not a readable .npz archive (truncated, corrupted, or another format): {e}") from None
+        # numpy says "pickled data ... allow_pickle" for anything that is not .npy/.npz: never
+        # pass that advice on for a weight file (unpickling runs code).
+        why = "" if "pickle" in str(e) else f": {e}"
+        raise fail(
+            f"is not a readable .npz archive (truncated, corrupted, or another format){why}. "
+            "Checkpoints are written by tinygrad_cnn.save; they never need allow_pickle."
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise fail("is a single .npy array, not a tinygrad_cnn checkpoint (.npz written by tinygrad_cnn.save).")
     with archive:
