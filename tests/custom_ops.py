@@ -2,6 +2,7 @@
 
 import numpy as np
 
+import tinygrad_cnn as tg
 from tinygrad_cnn.autograd import Function, once_differentiable
 
 
@@ -33,3 +34,18 @@ class CubeOnce(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_arrays
         return 3 * x**2 * g
+
+
+class CubeConstantDerivative(Function):
+    """x^3 whose backward is right once but builds its derivative from raw numpy, so a second
+    derivative cannot see its dependence on x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * tg.Tensor(3 * x.data**2)  # raw numpy: the dependence on x is lost to a second derivative

@@ -2,7 +2,7 @@
 right node in check_graph), and correct ops are never flagged across many drawn examples."""
 import numpy as np
 import pytest
-from custom_ops import CubeOnce, WrongSignTanh
+from custom_ops import CubeConstantDerivative, CubeOnce, WrongSignTanh
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -213,18 +213,6 @@ def test_float32_only_backward_is_caught_at_the_one_unrepresentable_element():
 
 
 # ---- 6. right once, not differentiable twice -------------------------------------------------------
-class CubeConstantDerivative(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x**3
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * tg.Tensor(3 * x.data**2)  # raw numpy: the dependence on x is lost to a second derivative
-
-
 class CubeRawNumpy(Function):
     @staticmethod
     def forward(ctx, x):
