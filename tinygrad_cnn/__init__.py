@@ -13,6 +13,7 @@ from .autograd import (
     set_grad_enabled,
 )
 from .ops.im2col import col2im, im2col
+from .ops.parallel import get_num_threads, set_num_threads
 from .serialization import load, save
 from .tensor import (
     Tensor,
@@ -45,6 +46,7 @@ __all__ = [
     "enable_grad",
     "eye",
     "full",
+    "get_num_threads",
     "gradcheck",
     "gradgradcheck",
     "im2col",
@@ -58,6 +60,7 @@ __all__ = [
     "randn",
     "save",
     "set_grad_enabled",
+    "set_num_threads",
     "tensor",
     "zeros",
     "zeros_like",

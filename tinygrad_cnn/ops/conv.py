@@ -21,6 +21,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty
+from .parallel import parallel_chunks
 
 
 def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
@@ -73,15 +74,35 @@ class Conv2d(Function):
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
         win = _win(w.shape, stride, padding, dilation, out)
         bl = batch_last(win, co, x.shape[1] * win.kernel[0] * win.kernel[1])
-        cols = im2col_array(x, win, bl)  # (C*KH*KW, N*OH*OW)
         wg = w.reshape(groups, co // groups, -1)
+        k, l = wg.shape[2] * groups, out[0] * out[1]
         y = pooled_empty((n, co, *out), x.dtype)
-        if not bl and _per_image(co // groups, wg.shape[2], out[0] * out[1]):  # y[n] = W @ cols[:, n], straight into NCHW
-            np.matmul(wg, cols.reshape(groups, wg.shape[2], n, -1).transpose(2, 0, 1, 3), out=y.reshape(n, groups, co // groups, -1))
-        else:  # one GEMM per group, then (C_out, N, OH, OW) or (C_out, OH, OW, N) -> NCHW
-            y2 = pooled_empty((groups, co // groups, cols.shape[1]), x.dtype)
-            np.matmul(wg, cols.reshape(groups, wg.shape[2], -1), out=y2)
-            np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
+        if not bl and _per_image(co // groups, k // groups, l):  # y[n] = W @ cols[:, n], straight into NCHW
+            # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
+            # GEMM then yields the bias grad too): two passes over the output fewer.
+            fuse = bool(bias) and groups == 1
+            rows = k + fuse
+            cols = pooled_empty((rows, n * l), x.dtype)
+            if fuse:
+                wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1).reshape(1, co, rows)
+                cols[k] = 1
+            per_image = cols.reshape(groups, rows // groups, n, l).transpose(2, 0, 1, 3)
+            y_per_image = y.reshape(n, groups, co // groups, l)
+
+            def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
+                im2col_array(x[a:b], win, out=cols[:k].reshape(x.shape[1], -1, n, *out)[:, :, a:b])
+                np.matmul(wg, per_image[a:b], out=y_per_image[a:b])
+                if bias and not fuse:
+                    y[a:b] += bias[0].reshape(1, -1, 1, 1)
+
+            parallel_chunks(chunk, n, 2.0 * co * k * l * n / groups)
+            ctx.save_for_backward(x, w, cols if keep else None)
+            return y
+        # one GEMM per group (OpenBLAS threads it), then (C_out, N, OH, OW) or (C_out, OH, OW, N) -> NCHW
+        cols = im2col_array(x, win, bl)  # (C*KH*KW, N*OH*OW)
+        y2 = pooled_empty((groups, co // groups, cols.shape[1]), x.dtype)
+        np.matmul(wg, cols.reshape(groups, wg.shape[2], -1), out=y2)
+        np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, w, cols if keep else None)
@@ -94,6 +115,9 @@ class Conv2d(Function):
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
         cache = [cols.data] if cols is not None else []
+        if nw and nb and nb[0] and cols is not None and cols.shape[0] > x.shape[1] * w.shape[2] * w.shape[3]:  # forward fused the bias
+            gwb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)  # (C_out, C_in*KH*KW + 1)
+            return gx, gwb[:, :-1].reshape(w.shape), gwb[:, -1]
         gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
         gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
         return (gx, gw, gb) if nb else (gx, gw)
@@ -128,24 +152,41 @@ class ConvTranspose2d(Function):
 
 
 class ConvWeightGrad(Function):
-    """Weight gradient of ``conv2d(a, w)`` for output gradient b: (C_b, C_a/G, KH, KW).
+    """Weight gradient of ``conv2d(a, w)`` for output gradient b: (C_b, C_a/G, KH, KW); with
+    ``bias`` (groups 1 only) the weight and bias gradients side by side, (C_b, C_a*KH*KW + 1).
 
-    ``cache`` is an optional one-element list holding im2col(a) from the forward conv; the op
-    empties it so the column buffer is not kept by this node."""
+    ``cache`` is an optional one-element list holding im2col(a) from the forward conv (with the
+    row of ones when the forward fused its bias); the op empties it so the column buffer is not
+    kept by this node."""
 
     @staticmethod
-    def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=()):
+    def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
         n, l, k = b.shape[0], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
         bl = batch_last(win, b.shape[1], k)  # the same choice as the forward conv that filled the cache
-        cols = cache.pop() if cache else im2col_array(a, win, bl)
+        cached = bool(cache)
         if not bl and _per_image(b.shape[1] // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
-            cg = cols.reshape(groups, k // groups, n, l).transpose(2, 0, 1, 3)
-            gwt = np.matmul(cg, b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
+            cols = cache.pop()[: k + bias] if cached else pooled_empty((k + bias, n * l), a.dtype)
+            if bias and not cached:
+                cols[k] = 1
+            cg = cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3)
+            bt = b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)
+
+            def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of the sum
+                if not cached:
+                    im2col_array(a[i:j], win, out=cols[:k].reshape(a.shape[1], -1, n, *b.shape[2:])[:, :, i:j])
+                return np.matmul(cg[i:j], bt[i:j]).sum(axis=0)
+
+            gwt = sum(parallel_chunks(chunk, n, 2.0 * b.shape[1] * k * l * n / groups))
         else:  # one GEMM on b in column layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
+            cols = cache.pop()[:k] if cached else im2col_array(a, win, bl)
             bm = _cols_order(b, bl)
             gwt = np.matmul(cols.reshape(groups, k // groups, -1), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
+            if bias:
+                gwt = np.concatenate((gwt, bm.sum(axis=1).reshape(1, 1, -1)), axis=1)
         ctx.save_for_backward(a, b)
+        if bias:
+            return np.ascontiguousarray(gwt[0].T)
         return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(b.shape[1], a.shape[1] // groups, *kernel)
 
     @staticmethod
@@ -153,8 +194,11 @@ class ConvWeightGrad(Function):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        vb = ()
+        if ctx.params.get("bias"):  # v = [v_w | v_b]: the bias part reaches b as Conv2d's bias does
+            v, vb = v[:, :-1].reshape(b.shape[1], a.shape[1], *ctx.params["kernel"]), (v[:, -1],)
         ga = ConvTranspose2d.apply(b, v, out=a.shape[2:], **p) if na else None
-        gb = Conv2d.apply(a, v, out=b.shape[2:], **p) if nb else None
+        gb = Conv2d.apply(a, v, *vb, out=b.shape[2:], **p) if nb else None
         return ga, gb
 
 

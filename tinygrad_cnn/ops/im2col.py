@@ -143,11 +143,12 @@ def batch_last(win: Window, c_out: int, rows: int) -> bool:
     return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
 
 
-def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False) -> np.ndarray:
+def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
     ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
 
-    Filled by KH*KW strided slice copies, one per kernel position."""
+    Filled by KH*KW strided slice copies, one per kernel position. ``out``, a (C, KH*KW, N, OH, OW)
+    view (default order only), is filled instead and returned: a batch chunk of a bigger buffer."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = win.kernel, win.out
     xp = pad_input(x, win)
@@ -157,12 +158,12 @@ def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False) -> np.nda
         cols = pooled_empty((c, kh * kw, oh, ow, n), x.dtype)
         for k, (rows, cs) in win.positions():
             cols[:, k] = xt[:, rows, cs]
-    else:
-        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-        cols = pooled_empty((c, kh * kw, n, oh, ow), x.dtype)
-        for k, (rows, cs) in win.positions():
-            cols[:, k] = xt[:, :, rows, cs]
-    return cols.reshape(c * kh * kw, n * oh * ow)
+        return cols.reshape(c * kh * kw, n * oh * ow)
+    cols = pooled_empty((c, kh * kw, n, oh, ow), x.dtype) if out is None else out
+    xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+    for k, (rows, cs) in win.positions():
+        cols[:, k] = xt[:, :, rows, cs]
+    return cols.reshape(c * kh * kw, n * oh * ow) if out is None else out
 
 
 def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_last: bool = False) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""The batch-chunked thread pool of the conv ops (ops/parallel.py): forced on for small inputs, the
+chunked paths must give the brute-force results and pass gradcheck, errors in a worker must
+reach the caller, and OpenBLAS's thread count must be restored."""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_conv import _conv_inputs, _kw, conv_configs, ref_conv2d
+
+import tinygrad_cnn as tg
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.ops import parallel
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Every conv big enough for two chunks takes the threaded path, in chunks of one image or more."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_FLOPS", 1e-9)
+    old = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(old)
+
+
+def test_chunks_cover_the_range_in_order():
+    for n in range(1, 12):
+        for parts in range(1, 6):
+            got = parallel.chunks(n, parts)
+            assert [i for a, b in got for i in range(a, b)] == list(range(n))
+            assert len(got) == min(n, parts) and all(b > a for a, b in got)
+
+
+def test_numpy_openblas_is_found():
+    cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    if "openblas" not in cfg.get("name", "").lower():
+        pytest.skip(f"numpy is built on {cfg.get('name')}, not OpenBLAS: the conv ops run serially")
+    assert parallel._blas_libs(), "numpy uses OpenBLAS but ops/parallel.py did not find its thread-count functions"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is a setting
+@given(conv_configs(max_hw=6), st.integers(0, 2**16))
+def test_threaded_conv2d_matches_brute_force_and_gradchecks(forced, cfg, seed):
+    cfg = dict(cfg, n=max(cfg["n"], 3))  # at least three images: chunks of one image and more
+    x, w, b = _conv_inputs(cfg, seed)
+    y = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **_kw(cfg))
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, **_kw(cfg)), rtol=1e-10, atol=1e-10)
+    args = [tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)]
+    if b is not None:
+        args.append(tg.Tensor(b, requires_grad=True))
+    assert tg.gradcheck(lambda *a: F.conv2d(*a, **_kw(cfg)), args)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is a setting
+@given(conv_configs(max_hw=4), st.integers(0, 2**16))
+def test_threaded_conv2d_gradgradcheck(forced, cfg, seed):
+    cfg = dict(cfg, n=max(cfg["n"], 2), bias=True)
+    x, w, b = _conv_inputs(cfg, seed)
+    args = [tg.Tensor(v, requires_grad=True) for v in (x, w, b)]
+    assert tg.gradgradcheck(lambda *a: F.conv2d(*a, **_kw(cfg)), args)
+
+
+def test_threaded_float32_matches_serial(forced, rng):
+    x = rng.standard_normal((7, 3, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    g = rng.standard_normal((7, 5, 10, 10)).astype(np.float32)
+
+    def run():
+        X, W, B = (tg.Tensor(v, requires_grad=True) for v in (x, w, b))
+        y = F.conv2d(X, W, B)
+        y.backward(tg.Tensor(g))
+        return [y.data.copy(), X.grad.data, W.grad.data, B.grad.data]
+
+    threaded = run()
+    parallel.set_num_threads(1)
+    serial = run()
+    for a, s in zip(threaded, serial):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, s, rtol=1e-5, atol=1e-4)
+
+
+def test_worker_errors_reach_the_caller_and_blas_threads_are_restored(forced):
+    if not parallel._blas_libs():
+        pytest.skip("no OpenBLAS found: parallel_chunks runs serially")
+    before = [get() for get, _ in parallel._blas_libs()]
+    seen = []
+
+    def fn(a, b):
+        seen.append(threading.get_ident())
+        if a > 0:
+            raise RuntimeError(f"chunk {a}:{b} failed")
+        return a
+
+    with pytest.raises(RuntimeError, match="chunk .* failed"):
+        parallel.parallel_chunks(fn, 8, flops=1e12)
+    assert [get() for get, _ in parallel._blas_libs()] == before
+    assert parallel.parallel_chunks(lambda a, b: (a, b), 8, flops=1e12) == parallel.chunks(8, 2 * parallel.CHUNKS_PER_THREAD)
+
+
+def test_set_num_threads_rejects_bad_values():
+    with pytest.raises(ValueError, match="set_num_threads: n must be a positive int, got 0"):
+        tg.set_num_threads(0)
+    assert tg.get_num_threads() >= 1
