@@ -257,8 +257,8 @@ def test_one_gemm_path_matches_brute_force_and_gradchecks(cfg, seed):
     # Tiny convs take per-image GEMMs; force the one-big-GEMM path used for large ones (AlexNet).
     import tinygrad_cnn.ops.conv as conv_ops
 
-    saved = conv_ops._PER_IMAGE_MAX_FLOPS
-    conv_ops._PER_IMAGE_MAX_FLOPS = 0
+    saved = conv_ops._CHUNKED_MAX_FLOPS
+    conv_ops._CHUNKED_MAX_FLOPS = 0
     try:
         x, w, b = _conv_inputs(cfg, seed)
         y = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **_kw(cfg))
@@ -267,4 +267,4 @@ def test_one_gemm_path_matches_brute_force_and_gradchecks(cfg, seed):
         ws = tg.Tensor(w, requires_grad=True)
         assert tg.gradcheck(lambda a, c: F.conv2d(a, c, **_kw(cfg)), (xs, ws))
     finally:
-        conv_ops._PER_IMAGE_MAX_FLOPS = saved
+        conv_ops._CHUNKED_MAX_FLOPS = saved

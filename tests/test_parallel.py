@@ -94,9 +94,41 @@ def test_worker_errors_reach_the_caller_and_blas_threads_are_restored(forced):
         return a
 
     with pytest.raises(RuntimeError, match="chunk .* failed"):
-        parallel.parallel_chunks(fn, 8, flops=1e12)
+        parallel.parallel_chunks(fn, parallel.plan(8, flops=1e12))
     assert [get() for get, _ in parallel._blas_libs()] == before
-    assert parallel.parallel_chunks(lambda a, b: (a, b), 8, flops=1e12) == parallel.chunks(8, 2 * parallel.CHUNKS_PER_THREAD)
+    parts = parallel.plan(8, flops=1e12)
+    assert parts == parallel.chunks(8, 2 * parallel.CHUNKS_PER_THREAD)
+    assert parallel.parallel_chunks(lambda a, b: (a, b), parts) == parts
+
+
+def test_plan_keeps_small_work_in_one_chunk():
+    assert parallel.plan(100, flops=parallel.MIN_PARALLEL_FLOPS / 4) == [(0, 100)]
+    parallel.set_num_threads(1)
+    try:
+        assert parallel.plan(100, flops=1e12) == [(0, 100)]
+    finally:
+        parallel.set_num_threads(parallel._default_threads())
+
+
+@pytest.mark.parametrize(
+    "xs, ws, layout",
+    [((5, 3, 7, 7), (4, 3, 3, 3), "batch-last columns (short rows, columns taller than C_out)"),
+     ((5, 2, 20, 20), (6, 2, 3, 3), "image-by-image columns"),
+     ((5, 4, 9, 9), (6, 2, 3, 3), "batch-last columns, groups"),
+     ((5, 4, 20, 20), (6, 2, 3, 3), "image-by-image columns, groups")],
+)
+def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
+    from tinygrad_cnn.ops.im2col import Window, batch_last
+
+    groups = xs[1] // ws[1]
+    out = (xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)
+    bl = batch_last(Window(ws[2:], (1, 1), (0, 0), (1, 1), out), ws[0], xs[1] * ws[2] * ws[3])
+    assert bl == layout.startswith("batch-last")
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    X, W, B = (tg.Tensor(v, requires_grad=True) for v in (x, w, b))
+    y = F.conv2d(X, W, B, groups=groups)
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, groups=groups), rtol=1e-10, atol=1e-10)
+    assert tg.gradcheck(lambda *a: F.conv2d(*a, groups=groups), (X, W, B))
 
 
 def test_set_num_threads_rejects_bad_values():

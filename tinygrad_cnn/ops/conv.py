@@ -20,49 +20,66 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
-from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty
-from .parallel import parallel_chunks
+from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as
+from .parallel import parallel_chunks, plan
 
 
 def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
-# Column order (see im2col.batch_last): (n, oh, ow) by default, (oh, ow, n) for stride-1 convs with
-# short rows and tall columns (LeNet conv2). In the default order, convs whose per-image GEMMs are
-# small take NCHW arrays as they are, as a batch of per-image matrices (strided views, no transpose
-# copies); big ones copy to channel-major (C, N*H*W) and run one GEMM. Measured with numpy's
-# OpenBLAS on 2 threads: SimpleConvNet's (30x25)@(25x576) per image x100 ran 8-10x faster than one
-# (25 x 57,600) GEMM, while AlexNet conv2's (256x2400)@(2400x729) x8 ran 4x slower than one GEMM
-# (on 1 thread the two were within 20% at every shape).
-_PER_IMAGE_MAX_FLOPS = 1e7
+# Two ways to run a conv:
+# - by batch chunks on the thread pool (ops/parallel.py), when its GEMM per image (and group),
+#   (m x k) @ (k x l), is small and its columns are ordered (n, oh, ow) (SimpleConvNet): each
+#   chunk unfolds its images into its block of the column buffer and multiplies them image by
+#   image, straight into NCHW (no transposes), while the block is still in cache.
+# - whole-batch otherwise: im2col, one GEMM per group (threaded by OpenBLAS), the transposes
+#   and col2im single-threaded. Batch-last columns (im2col.batch_last: LeNet conv2) stay
+#   whole-batch: batch chunks shorten their contiguous runs (OW*N), and numpy's passes over
+#   them ran 1.3-1.6x slower in 4 chunks; sharing those passes among threads by channel
+#   instead made each op 11-15% slower (thread hand-offs cost 50-90 us, the passes 0.1-0.8 ms).
+# Measured with OpenBLAS on 2 threads: AlexNet conv2's (256x2400)@(2400x729) x8 ran 4x slower
+# image by image than as one GEMM.
+_CHUNKED_MAX_FLOPS = 1e7
 
 
-def _per_image(m: int, k: int, l: int) -> bool:
-    """Per-image GEMMs for an (m x k) @ (k x l) product per image (see above)."""
-    return 2.0 * m * k * l < _PER_IMAGE_MAX_FLOPS
+def _chunked(bl: bool, m: int, k: int, l: int) -> bool:
+    """Whether a conv with an (m x k) @ (k x l) GEMM per image and group runs by batch chunks."""
+    return not bl and 2.0 * m * k * l < _CHUNKED_MAX_FLOPS
 
 
 def _cols_order(x: np.ndarray, bl: bool) -> np.ndarray:
     """(N, C, H, W) -> (C, N*H*W), or (C, H*W*N) with ``bl``: the columns' GEMM operand layout."""
-    shape = (x.shape[1],) + (x.shape[2:] + x.shape[:1] if bl else x.shape[:1] + x.shape[2:])
-    out = pooled_empty(shape, x.dtype)
+    out = pooled_empty((x.shape[1],) + (x.shape[2:] + x.shape[:1] if bl else x.shape[:1] + x.shape[2:]), x.dtype)
     np.copyto(out, x.transpose((1, 2, 3, 0) if bl else (1, 0, 2, 3)))
     return out.reshape(x.shape[1], -1)
 
 
-def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool) -> np.ndarray:
-    """Per group, a (G*m, k) @ x in column layout -> columns (G*m, N*L), x (N, G*k, ...)."""
+def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool, chunk: bool = False) -> np.ndarray:
+    """Per group, a (G*m, k) @ x in column layout -> columns (G*m, N*L), x (N, G*k, ...).
+    ``chunk``: x is a batch chunk, multiplied image by image."""
     n, l = x.shape[0], x[0, 0].size
     m = a.shape[0]
     cols = pooled_empty((groups, m // groups, n * l), x.dtype)
-    if not bl and _per_image(m, x.shape[1] // groups, l):  # written straight into the column layout, image by image
-        ag = a.reshape(groups, -1, a.shape[1])
+    ag = a.reshape(groups, -1, a.shape[1])
+    if chunk:  # written straight into the column layout
         np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
     else:
         xc = _cols_order(x, bl)
-        np.matmul(a.reshape(groups, -1, a.shape[1]), xc.reshape(groups, -1, xc.shape[1]), out=cols)
+        np.matmul(ag, xc.reshape(groups, -1, xc.shape[1]), out=cols)
     return cols.reshape(m, -1)
+
+
+def _columns(x: np.ndarray, win: Window, bl: bool, rows: int, cached: np.ndarray | None) -> np.ndarray:
+    """The (rows, N*OH*OW) column buffer of x: ``cached`` (from the forward conv, filled) or a new
+    one for the caller to fill; ``rows`` one more than C*KH*KW adds a row of ones (fused bias)."""
+    k = x.shape[1] * win.kernel[0] * win.kernel[1]
+    if cached is not None:
+        return cached[:rows]
+    cols = pooled_empty((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
+    if rows > k:
+        cols[k] = 1
+    return cols
 
 
 class Conv2d(Function):
@@ -73,38 +90,32 @@ class Conv2d(Function):
         n, co = x.shape[0], w.shape[0]
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
         win = _win(w.shape, stride, padding, dilation, out)
-        bl = batch_last(win, co, x.shape[1] * win.kernel[0] * win.kernel[1])
-        wg = w.reshape(groups, co // groups, -1)
-        k, l = wg.shape[2] * groups, out[0] * out[1]
+        k, l = x.shape[1] * win.kernel[0] * win.kernel[1], out[0] * out[1]
+        bl = batch_last(win, co, k)
+        # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
+        # GEMM then yields the bias grad too): two passes over the output fewer.
+        fuse = bool(bias) and groups == 1
+        wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
+        cols = _columns(x, win, bl, k + fuse, None)
         y = pooled_empty((n, co, *out), x.dtype)
-        if not bl and _per_image(co // groups, k // groups, l):  # y[n] = W @ cols[:, n], straight into NCHW
-            # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
-            # GEMM then yields the bias grad too): two passes over the output fewer.
-            fuse = bool(bias) and groups == 1
-            rows = k + fuse
-            cols = pooled_empty((rows, n * l), x.dtype)
-            if fuse:
-                wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1).reshape(1, co, rows)
-                cols[k] = 1
-            per_image = cols.reshape(groups, rows // groups, n, l).transpose(2, 0, 1, 3)
-            y_per_image = y.reshape(n, groups, co // groups, l)
+        if _chunked(bl, co // groups, k // groups, l):
 
             def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
-                im2col_array(x[a:b], win, out=cols[:k].reshape(x.shape[1], -1, n, *out)[:, :, a:b])
-                np.matmul(wg, per_image[a:b], out=y_per_image[a:b])
+                block = cols[:, a * l : b * l]
+                im2col_array(x[a:b], win, out=block[:k])
+                per_image = block.reshape(groups, -1, b - a, l).transpose(2, 0, 1, 3)
+                np.matmul(wg, per_image, out=view_as(y[a:b], (b - a, groups, co // groups, l)))
                 if bias and not fuse:
                     y[a:b] += bias[0].reshape(1, -1, 1, 1)
 
-            parallel_chunks(chunk, n, 2.0 * co * k * l * n / groups)
-            ctx.save_for_backward(x, w, cols if keep else None)
-            return y
-        # one GEMM per group (OpenBLAS threads it), then (C_out, N, OH, OW) or (C_out, OH, OW, N) -> NCHW
-        cols = im2col_array(x, win, bl)  # (C*KH*KW, N*OH*OW)
-        y2 = pooled_empty((groups, co // groups, cols.shape[1]), x.dtype)
-        np.matmul(wg, cols.reshape(groups, wg.shape[2], -1), out=y2)
-        np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
-        if bias:
-            y += bias[0].reshape(1, -1, 1, 1)
+            parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups))
+        else:  # one GEMM per group, then (C_out, N|OH, OW|N) -> NCHW
+            im2col_array(x, win, bl, out=cols[:k])
+            y2 = pooled_empty((groups, co // groups, n * l), x.dtype)
+            np.matmul(wg, cols.reshape(groups, -1, n * l), out=y2)
+            np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
+            if bias and not fuse:
+                y += bias[0].reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, w, cols if keep else None)
         return y
 
@@ -115,7 +126,7 @@ class Conv2d(Function):
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
         cache = [cols.data] if cols is not None else []
-        if nw and nb and nb[0] and cols is not None and cols.shape[0] > x.shape[1] * w.shape[2] * w.shape[3]:  # forward fused the bias
+        if nw and nb and nb[0] and cols is not None and cols.shape[0] > x.shape[1] * w.shape[2] * w.shape[3]:  # bias fused
             gwb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)  # (C_out, C_in*KH*KW + 1)
             return gx, gwb[:, :-1].reshape(w.shape), gwb[:, -1]
         gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
@@ -130,11 +141,19 @@ class ConvTranspose2d(Function):
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         n, c, h, wd = x.shape
         # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them.
-        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1)  # (G, C_out/G*KH*KW, C_in/G)
+        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1).reshape(-1, c // groups)  # (C_out*KH*KW, C_in/G)
         win = _win(w.shape, stride, padding, dilation, (h, wd))
-        bl = batch_last(win, c, wt.shape[0] * wt.shape[1])
-        cols = _cols_gemm(wt.reshape(-1, c // groups), x, groups, bl)
-        y = col2im_array(cols, (n, w.shape[1] * groups, *out), win, bl)
+        bl = batch_last(win, c, wt.shape[0])
+        shape = (n, w.shape[1] * groups, *out)
+        if _chunked(bl, c // groups, wt.shape[0] // groups, h * wd):
+
+            def chunk(a: int, b: int) -> None:  # images a..b: multiply, fold into y[a:b]
+                col2im_array(_cols_gemm(wt, x[a:b], groups, bl, chunk=True), (b - a,) + shape[1:], win, out=y[a:b])
+
+            y = pooled_empty(shape, x.dtype)
+            parallel_chunks(chunk, plan(n, 2.0 * c * wt.shape[0] * h * wd / groups))
+        else:
+            y = col2im_array(_cols_gemm(wt, x, groups, bl), shape, win, bl)
         ctx.save_for_backward(x, w)
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
@@ -162,32 +181,29 @@ class ConvWeightGrad(Function):
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
-        n, l, k = b.shape[0], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
-        bl = batch_last(win, b.shape[1], k)  # the same choice as the forward conv that filled the cache
-        cached = bool(cache)
-        if not bl and _per_image(b.shape[1] // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
-            cols = cache.pop()[: k + bias] if cached else pooled_empty((k + bias, n * l), a.dtype)
-            if bias and not cached:
-                cols[k] = 1
-            cg = cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3)
-            bt = b.reshape(n, groups, -1, l).transpose(0, 1, 3, 2)
+        n, co, l, k = b.shape[0], b.shape[1], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
+        bl = batch_last(win, co, k)  # the same choice as the forward conv that filled the cache
+        cached = cache.pop() if cache else None
+        cols = _columns(a, win, bl, k + bias, cached)
+        if _chunked(bl, co // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
 
             def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of the sum
-                if not cached:
-                    im2col_array(a[i:j], win, out=cols[:k].reshape(a.shape[1], -1, n, *b.shape[2:])[:, :, i:j])
-                return np.matmul(cg[i:j], bt[i:j]).sum(axis=0)
+                block = cols[:, i * l : j * l]
+                if cached is None:
+                    im2col_array(a[i:j], win, out=block[:k])
+                per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
+                return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
 
-            gwt = sum(parallel_chunks(chunk, n, 2.0 * b.shape[1] * k * l * n / groups))
+            gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups)))
         else:  # one GEMM on b in column layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
-            cols = cache.pop()[:k] if cached else im2col_array(a, win, bl)
+            if cached is None:
+                im2col_array(a, win, bl, out=cols[:k])
             bm = _cols_order(b, bl)
-            gwt = np.matmul(cols.reshape(groups, k // groups, -1), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
-            if bias:
-                gwt = np.concatenate((gwt, bm.sum(axis=1).reshape(1, 1, -1)), axis=1)
+            gwt = np.matmul(cols.reshape(groups, -1, cols.shape[1]), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
         ctx.save_for_backward(a, b)
         if bias:
             return np.ascontiguousarray(gwt[0].T)
-        return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(b.shape[1], a.shape[1] // groups, *kernel)
+        return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
 
     @staticmethod
     def backward(ctx, v):

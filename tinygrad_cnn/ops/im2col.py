@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -74,6 +75,7 @@ _POOL: dict[tuple, list[np.ndarray]] = {}  # least recently used shape first
 _POOL_PER_SHAPE = 4
 _POOL_MIN_BYTES = 1 << 18
 _POOL_MAX_BYTES = 1 << 30
+_POOL_LOCK = threading.Lock()
 
 
 def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -85,13 +87,18 @@ def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     The result is a view of a pool-owned buffer, so the buffer counts as in use exactly as long
     as the caller (or any array derived from it) lives. Up to ``_POOL_PER_SHAPE`` buffers per shape
     and ``_POOL_MAX_BYTES`` in all are kept (least recently used shapes are dropped first);
-    :func:`clear_pool` frees them. Small requests skip the pool. Not thread-safe: run the conv
-    ops of one process from one thread at a time.
+    :func:`clear_pool` frees them. Small requests skip the pool. Thread-safe: the conv ops'
+    batch chunks (ops/parallel.py) ask for buffers from several threads.
     """
     key = (tuple(int(v) for v in shape), np.dtype(dtype))
     nbytes = math.prod(key[0]) * key[1].itemsize
     if nbytes < _POOL_MIN_BYTES:
         return np.empty(key[0], dtype=key[1])
+    with _POOL_LOCK:
+        return _pooled_empty_locked(key, nbytes)
+
+
+def _pooled_empty_locked(key: tuple, nbytes: int) -> np.ndarray:
     bufs = _POOL.pop(key, [])
     _POOL[key] = bufs  # most recently used last
     for buf in bufs:
@@ -143,32 +150,43 @@ def batch_last(win: Window, c_out: int, rows: int) -> bool:
     return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
 
 
+def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a.reshape(shape)`` that must be a view (writes through it reach ``a``); AttributeError if
+    the strides do not allow one, where reshape would silently copy."""
+    v = a.view()
+    v.shape = shape
+    return v
+
+
 def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
     ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
 
-    Filled by KH*KW strided slice copies, one per kernel position. ``out``, a (C, KH*KW, N, OH, OW)
-    view (default order only), is filled instead and returned: a batch chunk of a bigger buffer."""
+    Filled by KH*KW strided slice copies, one per kernel position. With ``out``, a
+    (C*KH*KW, N*OH*OW) view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
     n, c = x.shape[:2]
     (kh, kw), (oh, ow) = win.kernel, win.out
     xp = pad_input(x, win)
+    if out is None:
+        out = pooled_empty((c * kh * kw, n * oh * ow), x.dtype)
     if batch_last:
         xt = pooled_empty((c,) + xp.shape[2:] + (n,), x.dtype)  # (C, Hp, Wp, N)
         np.copyto(xt, xp.transpose(1, 2, 3, 0))
-        cols = pooled_empty((c, kh * kw, oh, ow, n), x.dtype)
-        for k, (rows, cs) in win.positions():
-            cols[:, k] = xt[:, rows, cs]
-        return cols.reshape(c * kh * kw, n * oh * ow)
-    cols = pooled_empty((c, kh * kw, n, oh, ow), x.dtype) if out is None else out
-    xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+        cols = view_as(out, (c, kh * kw, oh, ow, n))
+    else:
+        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+        cols = view_as(out, (c, kh * kw, n, oh, ow))
     for k, (rows, cs) in win.positions():
-        cols[:, k] = xt[:, :, rows, cs]
-    return cols.reshape(c * kh * kw, n * oh * ow) if out is None else out
+        cols[:, k] = xt[:, rows, cs] if batch_last else xt[:, :, rows, cs]
+    return out
 
 
-def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_last: bool = False) -> np.ndarray:
+def col2im_array(
+    cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_last: bool = False, out: np.ndarray | None = None
+) -> np.ndarray:
     """Internal layout adjoint of :func:`im2col_array`: columns (C*KH*KW, N*OH*OW) -> (N, C, H, W),
-    adding every entry into the input element it came from (overlaps accumulate)."""
+    adding every entry into the input element it came from (overlaps accumulate). With ``out``, an
+    (N, C, H, W) view, writes there."""
     n, c, h, w = shape
     (kh, kw), (oh, ow) = win.kernel, win.out
     hn, wn = win.padded_hw(h, w)
@@ -178,7 +196,7 @@ def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_la
         xp = xt.transpose(3, 0, 1, 2)
     else:
         cols = cols.reshape(c, kh * kw, n, oh, ow)
-        xp = pooled_empty((n, c, hn, wn), cols.dtype)
+        xp = pooled_empty((n, c, hn, wn), cols.dtype) if out is None or (hn, wn) != (h, w) else out
         xt = xp.transpose(1, 0, 2, 3)
     xt.fill(0)
     assign = win.disjoint
@@ -188,12 +206,14 @@ def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_la
             dst[...] = cols[:, k]
         else:
             dst += cols[:, k]
-    if batch_last:  # back to NCHW, cropping the padding in the same copy
-        ph, pw = win.padding
-        out = np.empty(shape, dtype=cols.dtype)
-        np.copyto(out, xp[:, :, ph : ph + h, pw : pw + w])
+    if xp is out:
         return out
-    return unpad(xp, win, h, w)
+    if out is None and not batch_last:
+        return unpad(xp, win, h, w)
+    out = np.empty(shape, dtype=cols.dtype) if out is None else out  # to NCHW, cropping the padding in the same copy
+    ph, pw = win.padding
+    np.copyto(out, xp[:, :, ph : ph + h, pw : pw + w])
+    return out
 
 
 class Im2Col(Function):

@@ -25,7 +25,7 @@ from typing import Any
 
 # A chunk must be worth more than the ~50 us a thread hand-off costs: about 1 ms of work.
 MIN_PARALLEL_FLOPS = 2e7
-CHUNKS_PER_THREAD = 4
+CHUNKS_PER_THREAD = 2
 
 
 def _default_threads() -> int:
@@ -110,23 +110,31 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def parallel_chunks(fn: Callable[[int, int], Any], n: int, flops: float) -> list[Any]:
-    """``[fn(start, stop) for start, stop in chunks(n, k)]``, the chunks run concurrently when
-    ``flops`` (the work of all of them) is worth it. ``fn`` must touch only its own chunk of any
-    shared output.
+def plan(n: int, flops: float) -> list[tuple[int, int]]:
+    """The chunks of ``range(n)`` (images, channels, ...) that work worth ``flops`` runs as: one
+    when it is too small to share (or inside another parallel region), else up to
+    ``CHUNKS_PER_THREAD`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``."""
+    if _num_threads < 2 or _lock.locked() or not _blas_libs():
+        return [(0, n)]
+    return chunks(n, min(n, _num_threads * CHUNKS_PER_THREAD, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
 
-    The calling thread works too, and each thread takes the next chunk when it finishes one
-    (``CHUNKS_PER_THREAD`` per thread): a core shared with another busy thread (another
-    library's spinning OpenMP workers, say) then does less of the work instead of holding the
-    others up."""
-    threads = min(_num_threads, n, int(flops // MIN_PARALLEL_FLOPS) + 1)
+
+def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]]) -> list[Any]:
+    """``[fn(start, stop) for start, stop in parts]``, the chunks run concurrently on the pool.
+    ``fn`` must touch only its own chunk of any shared output.
+
+    The calling thread works too, and each thread takes the next chunk when it finishes one: a
+    core shared with another busy thread (another library's spinning OpenMP workers, say) then
+    does less of the work instead of holding the others up. While the chunks run, OpenBLAS is
+    pinned to one thread (each chunk's GEMMs run on their own core; two threads calling a
+    multi-threaded OpenBLAS GEMM at once would serialise on its lock)."""
+    threads = min(_num_threads, len(parts))
     if threads < 2 or not _blas_libs() or not _lock.acquire(blocking=False):  # nested or concurrent call: serial
-        return [fn(0, n)]
+        return [fn(a, b) for a, b in parts]
     global _executor
     try:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinygrad_cnn")
-        parts = chunks(n, threads * CHUNKS_PER_THREAD)
         results: list[Any] = [None] * len(parts)
         tickets = itertools.count()  # next() is atomic under the GIL
 
