@@ -33,9 +33,26 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def alternate(a: Callable[[], object], b: Callable[[], object] | None, pairs: int = 15, warmup: int = 2) -> PairResult:
+def settle(fn: Callable[[], object], settle_ms: float) -> None:
+    """Call ``fn``, untimed, for ``settle_ms`` milliseconds (not at all for 0).
+
+    Why: PyTorch's OpenMP workers spin for about 13 ms after each parallel region here (libgomp's
+    default spin count), OpenBLAS's for a while after each threaded GEMM. Timed back to back, the
+    next library's threads share the cores with those spinners: a two-thread SimpleConvNet conv
+    of ours ran 2.5 ms alone and 4-5 ms right after PyTorch's. Settled, each library is timed on
+    the machine as it leaves it for itself, as in its own training loop; alternating the timed
+    calls still cancels the machine's drift."""
+    end = time.perf_counter() + settle_ms / 1e3
+    while time.perf_counter() < end:
+        fn()
+
+
+def alternate(
+    a: Callable[[], object], b: Callable[[], object] | None, pairs: int = 15, warmup: int = 2, settle_ms: float = 0.0
+) -> PairResult:
     """Time ``a`` and ``b`` alternately ``pairs`` times after ``warmup`` untimed rounds of each.
-    ``b`` may be None (then only ``a`` is timed)."""
+    ``b`` may be None (then only ``a`` is timed). With ``settle_ms``, each timed call follows
+    ``settle_ms`` of untimed calls of the same callable (see :func:`settled`)."""
     for _ in range(warmup):
         a()
         if b is not None:
@@ -47,9 +64,15 @@ def alternate(a: Callable[[], object], b: Callable[[], object] | None, pairs: in
             ta.append(timed(a))
             continue
         if i % 2:
-            x, y = timed(b), timed(a)
+            settle(b, settle_ms)
+            x = timed(b)
+            settle(a, settle_ms)
+            y = timed(a)
         else:
-            y, x = timed(a), timed(b)
+            settle(a, settle_ms)
+            y = timed(a)
+            settle(b, settle_ms)
+            x = timed(b)
         ta.append(y)
         tb.append(x)
         ratios.append(y / x)

@@ -1,10 +1,13 @@
 """Convolution and pooling speed: tinygrad_cnn vs PyTorch CPU, and vs numpy's bare GEMMs.
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--pairs 15]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--pairs 15] [--settle-ms 20]
 
 For each shape, forward and forward+backward of ours and of torch.nn.functional are timed
 alternately in one process on the same float32 inputs (median ms, median of per-pair ratios
-ours/torch). For the convs it also times the bare numpy GEMMs on matrices of the im2col shapes
+ours/torch). Each timed call follows --settle-ms of untimed calls of the same side, so neither
+library's spinning worker threads (PyTorch's OpenMP pool spins ~13 ms after each parallel
+region) run into the other's timing (_timing.settle); the forward+backward ratio timed back to
+back, without settling, is printed too. For the convs it also times the bare numpy GEMMs on matrices of the im2col shapes
 (forward W(C_out, C*KH*KW) @ cols(C*KH*KW, N*OH*OW); backward the weight-gradient GEMM and,
 when the input needs a gradient, the column-gradient GEMM) and prints GFLOP/s of both: ours is
 the GEMM flops divided by our forward+backward time. The first layer of a network (SimpleConvNet
@@ -48,7 +51,7 @@ POOLS = [
 ]
 
 
-def conv_cases(rng, pairs):
+def conv_cases(rng, pairs, settle_ms):
     rows = []
     for name, xs, ws, s, p, x_grad in CONVS:
         x = rng.standard_normal(xs).astype(np.float32)
@@ -96,14 +99,15 @@ def conv_cases(rng, pairs):
 
         flops_f = 2.0 * m * k * n
         flops_fb = flops_f * len(gemms)
-        f = alternate(ours_f, theirs_f, pairs)
-        fb = alternate(ours_fb, theirs_fb, pairs)
-        bare = alternate(ours_fb, bare_fb, pairs)
-        rows.append((name, f, fb, bare, flops_fb))
+        f = alternate(ours_f, theirs_f, pairs, settle_ms=settle_ms)
+        fb = alternate(ours_fb, theirs_fb, pairs, settle_ms=settle_ms)
+        b2b = alternate(ours_fb, theirs_fb, pairs)
+        bare = alternate(ours_fb, bare_fb, pairs, settle_ms=settle_ms)
+        rows.append((name, f, fb, b2b, bare, flops_fb))
     return rows
 
 
-def pool_cases(rng, pairs):
+def pool_cases(rng, pairs, settle_ms):
     rows = []
     for name, xs, k, s in POOLS:
         x = rng.standard_normal(xs).astype(np.float32)
@@ -132,13 +136,16 @@ def pool_cases(rng, pairs):
                 tx.grad = None
                 torch.nn.functional.max_pool2d(tx, k, s).backward(tgr)
 
-        rows.append((name, alternate(ours_f, theirs_f, pairs), alternate(ours_fb, theirs_fb, pairs)))
+        f = alternate(ours_f, theirs_f, pairs, settle_ms=settle_ms)
+        fb = alternate(ours_fb, theirs_fb, pairs, settle_ms=settle_ms)
+        rows.append((name, f, fb, alternate(ours_fb, theirs_fb, pairs)))
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument("--settle-ms", type=float, default=20.0, help="untimed calls of the same side before each timed one (0: back to back)")
     ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     ap.add_argument("--threads", type=int, default=0, help="limit BLAS (numpy) and torch to this many threads (0: their defaults)")
     args = ap.parse_args()
@@ -149,17 +156,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} cpus, "
-          f"threads {args.threads or 'default'}, {args.pairs} pairs, load average {os.getloadavg()[0]:.1f}")
+          f"threads {args.threads or 'default'}, {args.pairs} pairs, settle {args.settle_ms:g} ms, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print("\n| conv (float32) | fwd ours ms | fwd torch ms | fwd ratio | fwd+bwd ours ms | fwd+bwd torch ms | fwd+bwd ratio "
-          "| ours GFLOP/s | bare GEMM GFLOP/s | ours / bare GEMM time |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, f, fb, bare, flops in conv_cases(rng, args.pairs):
+          "| fwd+bwd ratio back to back | ours GFLOP/s | bare GEMM GFLOP/s | ours / bare GEMM time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, f, fb, b2b, bare, flops in conv_cases(rng, args.pairs, args.settle_ms):
         print(f"| {name} | {f.a_ms:.2f} | {f.b_ms:.2f} | {f.ratio:.2f} | {fb.a_ms:.2f} | {fb.b_ms:.2f} | {fb.ratio:.2f} "
-              f"| {flops / bare.a_ms / 1e6:.1f} | {flops / bare.b_ms / 1e6:.1f} | {bare.ratio:.2f} |")
-    print("\n| pool (float32) | fwd ours ms | fwd torch ms | fwd ratio | fwd+bwd ours ms | fwd+bwd torch ms | fwd+bwd ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for name, f, fb in pool_cases(rng, args.pairs):
-        print(f"| {name} | {f.a_ms:.2f} | {f.b_ms:.2f} | {f.ratio:.2f} | {fb.a_ms:.2f} | {fb.b_ms:.2f} | {fb.ratio:.2f} |")
+              f"| {b2b.ratio:.2f} | {flops / bare.a_ms / 1e6:.1f} | {flops / bare.b_ms / 1e6:.1f} | {bare.ratio:.2f} |")
+    print("\n| pool (float32) | fwd ours ms | fwd torch ms | fwd ratio | fwd+bwd ours ms | fwd+bwd torch ms | fwd+bwd ratio "
+          "| fwd+bwd ratio back to back |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, f, fb, b2b in pool_cases(rng, args.pairs, args.settle_ms):
+        print(f"| {name} | {f.a_ms:.2f} | {f.b_ms:.2f} | {f.ratio:.2f} | {fb.a_ms:.2f} | {fb.b_ms:.2f} | {fb.ratio:.2f} "
+              f"| {b2b.ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_conv import _conv_inputs, _kw, conv_configs, ref_conv2d
+from test_pool import pool_configs, ref_avg_pool2d, ref_max_pool2d, tie_free
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.nn import functional as F
@@ -16,8 +17,10 @@ from tinygrad_cnn.ops import parallel
 
 @pytest.fixture
 def forced(monkeypatch):
-    """Every conv big enough for two chunks takes the threaded path, in chunks of one image or more."""
+    """Every conv and pool big enough for two chunks takes the threaded path: convs in chunks of
+    one image or more, pools in blocks of a few planes."""
     monkeypatch.setattr(parallel, "MIN_PARALLEL_FLOPS", 1e-9)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 64)
     old = parallel.get_num_threads()
     parallel.set_num_threads(2)
     yield
@@ -135,3 +138,23 @@ def test_set_num_threads_rejects_bad_values():
     with pytest.raises(ValueError, match="set_num_threads: n must be a positive int, got 0"):
         tg.set_num_threads(0)
     assert tg.get_num_threads() >= 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is a setting
+@given(pool_configs(max_hw=7), st.integers(0, 2**16))
+def test_threaded_pools_match_brute_force_and_gradcheck(forced, cfg, seed):
+    shape = (max(cfg["n"], 2), max(cfg["c"], 2)) + cfg["hw"]  # at least four planes to share out
+    args = (cfg["k"], cfg["s"], cfg["p"], cfg["d"], cfg["ceil_mode"])
+    x = tie_free(np.random.default_rng(seed), shape)
+    ry, ridx = ref_max_pool2d(x, *args)
+    y, idx = F.max_pool2d(tg.Tensor(x), *args, return_indices=True)
+    real = np.isfinite(ry)
+    np.testing.assert_allclose(y.data, ry, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(idx.data[real], ridx[real])
+    if real.all():  # finite differences need every window to see the input
+        X = tg.Tensor(x, requires_grad=True)
+        assert tg.gradgradcheck(lambda a: F.max_pool2d(a, *args), (X,))
+    if cfg["d"] == (1, 1):
+        avg = (cfg["k"], cfg["s"], cfg["p"], cfg["ceil_mode"], False)
+        np.testing.assert_allclose(F.avg_pool2d(tg.Tensor(x), *avg).data, ref_avg_pool2d(x, *avg), rtol=1e-10, atol=1e-10)
+        assert tg.gradgradcheck(lambda a: F.avg_pool2d(a, *avg), (tg.Tensor(x, requires_grad=True),))

@@ -22,6 +22,18 @@ import numpy as np
 
 from ..autograd.function import Function
 from .im2col import Window, pad_input, pair, unpad
+from .parallel import blocks, parallel_chunks
+
+
+def _planes(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N*C, H, W): the pooling ops run over blocks of planes (see parallel.blocks)."""
+    return a.reshape((-1,) + a.shape[2:])
+
+
+def _over_planes(fn, a: np.ndarray) -> None:
+    """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
+    thread pool; each block stays in cache through all KH*KW passes."""
+    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.nbytes))
 
 
 class MaxPool2d(Function):
@@ -29,18 +41,29 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, win, return_indices=False):
-        xp = pad_input(x, win, -np.inf)
-        views = [xp[:, :, r, c] for _, (r, c) in win.positions()]
-        out = views[0].copy()
-        if not (ctx.needs_input_grad or return_indices):  # inference: no argmax needed
-            for v in views[1:]:
-                np.maximum(out, v, out=out)
+        xp = _planes(pad_input(x, win, -np.inf))
+        out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
+        need_idx = bool(ctx.needs_input_grad) or return_indices
+        idx = np.empty(out.shape, dtype=np.min_scalar_type(win.kernel[0] * win.kernel[1] - 1)) if need_idx else None
+
+        def block(p0: int, p1: int) -> None:
+            views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
+            o = _planes(out)[p0:p1]
+            np.copyto(o, views[0])
+            if idx is None:  # inference: no argmax needed
+                for v in views[1:]:
+                    np.maximum(o, v, out=o)
+                return
+            ix = _planes(idx)[p0:p1]
+            ix.fill(0)
+            for k, v in enumerate(views[1:], 1):
+                m = v > o  # strict: an equal later value does not take over, so the first maximum wins
+                np.maximum(o, v, out=o)
+                ix += m * (k - ix)  # ix = k where m; unsigned wrap-around makes this exact, and cheaper than np.where
+
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
+        if idx is None:
             return out
-        idx = np.zeros(out.shape, dtype=np.min_scalar_type(len(views) - 1))
-        for k, v in enumerate(views[1:], 1):
-            m = v > out  # strict: an equal later value does not take over, so the first maximum wins
-            np.maximum(out, v, out=out)
-            idx += m * (k - idx)  # idx = k where m; unsigned wrap-around makes this exact, and cheaper than np.where
         ctx.idx, ctx.shape = idx, x.shape
         if not return_indices:
             return out
@@ -57,14 +80,20 @@ class MaxPoolScatter(Function):
 
     @staticmethod
     def forward(ctx, g, idx, shape, win):
-        gp = np.zeros(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
-        part = np.empty_like(g)
-        for k, (r, c) in win.positions():
-            np.multiply(g, idx == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
-            if win.disjoint:
-                gp[:, :, r, c] = part
-            else:
-                gp[:, :, r, c] += part
+        gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
+        g3, idx3, gp3 = _planes(g), _planes(idx), _planes(gp)
+
+        def block(p0: int, p1: int) -> None:
+            gp3[p0:p1].fill(0)
+            part = np.empty_like(g3[p0:p1])
+            for k, (r, c) in win.positions():
+                np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
+                if win.disjoint:
+                    gp3[p0:p1, r, c] = part
+                else:
+                    gp3[p0:p1, r, c] += part
+
+        _over_planes(block, gp)
         return unpad(gp, win, *shape[2:])
 
     @staticmethod
@@ -78,10 +107,17 @@ class MaxPoolGather(Function):
     @staticmethod
     def forward(ctx, x, idx, win):
         ctx.shape = x.shape
-        xp = pad_input(x, win)
-        out = np.zeros(idx.shape, dtype=x.dtype)
-        for k, (r, c) in win.positions():
-            out += xp[:, :, r, c] * (idx == k)
+        xp = _planes(pad_input(x, win))
+        out = np.empty(idx.shape, dtype=x.dtype)
+        idx3, out3 = _planes(idx), _planes(out)
+
+        def block(p0: int, p1: int) -> None:
+            o = out3[p0:p1]
+            o.fill(0)
+            for k, (r, c) in win.positions():
+                o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
+
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
         return out
 
     @staticmethod
@@ -108,12 +144,18 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, win, inv):
         ctx.shape = x.shape
-        xp = pad_input(x, win)
-        views = [xp[:, :, r, c] for _, (r, c) in win.positions()]
-        out = views[0].copy()
-        for v in views[1:]:
-            out += v
-        out *= inv
+        xp = _planes(pad_input(x, win))
+        out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
+
+        def block(p0: int, p1: int) -> None:
+            o = _planes(out)[p0:p1]
+            views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
+            np.copyto(o, views[0])
+            for v in views[1:]:
+                o += v
+            o *= inv
+
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
         return out
 
     @staticmethod
@@ -126,13 +168,19 @@ class AvgPoolSpread(Function):
 
     @staticmethod
     def forward(ctx, g, shape, win, inv):
-        gs = g * inv
-        gp = np.zeros(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
-        for _, (r, c) in win.positions():
-            if win.disjoint:
-                gp[:, :, r, c] = gs
-            else:
-                gp[:, :, r, c] += gs
+        gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
+        g3, gp3 = _planes(g), _planes(gp)
+
+        def block(p0: int, p1: int) -> None:
+            gs = g3[p0:p1] * inv
+            gp3[p0:p1].fill(0)
+            for _, (r, c) in win.positions():
+                if win.disjoint:
+                    gp3[p0:p1, r, c] = gs
+                else:
+                    gp3[p0:p1, r, c] += gs
+
+        _over_planes(block, gp)
         return unpad(gp, win, *shape[2:])
 
     @staticmethod
