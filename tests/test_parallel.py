@@ -158,3 +158,4 @@ def test_threaded_pools_match_brute_force_and_gradcheck(forced, cfg, seed):
         avg = (cfg["k"], cfg["s"], cfg["p"], cfg["ceil_mode"], False)
         np.testing.assert_allclose(F.avg_pool2d(tg.Tensor(x), *avg).data, ref_avg_pool2d(x, *avg), rtol=1e-10, atol=1e-10)
         assert tg.gradgradcheck(lambda a: F.avg_pool2d(a, *avg), (tg.Tensor(x, requires_grad=True),))
+

@@ -28,10 +28,10 @@ MIN_PARALLEL_FLOPS = 2e7
 CHUNKS_PER_THREAD = 2
 # Pooling passes run over blocks of about 1 MB (a core's L2 here): max_pool2d 3x3/2 on
 # 8x96x55x55 forward+backward took 0.49-0.57x the unblocked time on 2 threads; blocks of 128 or
-# 256 KB were slower than none (per-block numpy call overhead and GIL hand-offs). A pass over
-# one byte costs about as long as 4 GEMM flops.
+# 256 KB were slower than none (per-block numpy call overhead and GIL hand-offs).
 BLOCK_BYTES = 1 << 20
-COPY_FLOPS_PER_BYTE = 4
+# A memory pass (a strided copy or add) costs about as long per element as 4 GEMM flops.
+PASS_FLOPS_PER_ELEMENT = 4
 
 
 def _default_threads() -> int:
@@ -125,12 +125,20 @@ def plan(n: int, flops: float) -> list[tuple[int, int]]:
     return chunks(n, min(n, _num_threads * CHUNKS_PER_THREAD, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
 
 
-def blocks(n: int, nbytes: int) -> list[tuple[int, int]]:
-    """Chunks of ``range(n)`` for memory-bound passes over ``nbytes`` (the pooling ops): about
-    ``BLOCK_BYTES`` each, so one block stays in a core's cache through all its passes, and at
-    least one per thread when that is worth a hand-off."""
-    parts = min(n, max(1, nbytes // BLOCK_BYTES))
-    if plan(n, nbytes * COPY_FLOPS_PER_BYTE) != [(0, n)]:  # worth sharing among the threads
+def plan_pass(n: int, elements: int, passes: int = 1) -> list[tuple[int, int]]:
+    """:func:`plan` for ``passes`` memory passes (copies, adds) over ``elements`` numbers, split
+    along an axis of length ``n``. Only the pooling ops share out their passes: the convs'
+    im2col and col2im passes ran no faster shared (AlexNet conv2's, 9-17 ms each, are bound by
+    memory bandwidth) or slower (LeNet's, 0.1-0.8 ms: hand-offs cost 50-90 us)."""
+    return plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT)
+
+
+def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int, int]]:
+    """Chunks of ``range(n)`` for ``passes`` memory-bound passes over ``elements`` numbers (the
+    pooling ops): about ``BLOCK_BYTES`` each, so one block stays in a core's cache through all its
+    passes, and at least one per thread when that is worth the hand-offs."""
+    parts = min(n, max(1, elements * itemsize // BLOCK_BYTES))
+    if plan_pass(n, elements, passes) != [(0, n)]:
         parts = max(parts, min(n, _num_threads))
     return chunks(n, parts)
 

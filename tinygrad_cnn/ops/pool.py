@@ -30,10 +30,10 @@ def _planes(a: np.ndarray) -> np.ndarray:
     return a.reshape((-1,) + a.shape[2:])
 
 
-def _over_planes(fn, a: np.ndarray) -> None:
+def _over_planes(fn, a: np.ndarray, win: Window) -> None:
     """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
     thread pool; each block stays in cache through all KH*KW passes."""
-    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.nbytes))
+    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize))
 
 
 class MaxPool2d(Function):
@@ -61,7 +61,7 @@ class MaxPool2d(Function):
                 np.maximum(o, v, out=o)
                 ix += m * (k - ix)  # ix = k where m; unsigned wrap-around makes this exact, and cheaper than np.where
 
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         if idx is None:
             return out
         ctx.idx, ctx.shape = idx, x.shape
@@ -93,7 +93,7 @@ class MaxPoolScatter(Function):
                 else:
                     gp3[p0:p1, r, c] += part
 
-        _over_planes(block, gp)
+        _over_planes(block, gp, win)
         return unpad(gp, win, *shape[2:])
 
     @staticmethod
@@ -117,7 +117,7 @@ class MaxPoolGather(Function):
             for k, (r, c) in win.positions():
                 o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
 
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         return out
 
     @staticmethod
@@ -155,7 +155,7 @@ class AvgPool2d(Function):
                 o += v
             o *= inv
 
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]))
+        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         return out
 
     @staticmethod
@@ -180,7 +180,7 @@ class AvgPoolSpread(Function):
                 else:
                     gp3[p0:p1, r, c] += gs
 
-        _over_planes(block, gp)
+        _over_planes(block, gp, win)
         return unpad(gp, win, *shape[2:])
 
     @staticmethod
