@@ -6,9 +6,9 @@ import pytest
 
 import tinygrad_cnn
 from tinygrad_cnn.nn import functional
-from tinygrad_cnn.ops import functions
+from tinygrad_cnn.ops import functions, parallel
 
-MODULES = [functions, functional]
+MODULES = [functions, functional, parallel]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -1,17 +1,18 @@
-"""Intra-op parallelism for the conv and pool kernels: split the batch into contiguous chunks and
-run them on a small thread pool (numpy releases the GIL inside its copies, ufuncs and GEMMs).
+"""Intra-op parallelism for the conv and pool kernels: cut the batch (or the channel planes) into
+contiguous chunks and run them on a small thread pool; numpy releases the GIL inside its copies,
+ufuncs and GEMMs.
 
-Why: the small convolutions of SimpleConvNet and LeNet are a hundred per-image GEMMs plus
-im2col, bias and reduction passes, each single-threaded in numpy; PyTorch runs them on every
-core. OpenBLAS cannot help: GEMMs that small barely gain from its threads, and two threads
-calling a multi-threaded OpenBLAS GEMM at once serialise on its lock. So while the chunks run,
-OpenBLAS is pinned to one thread (process-wide, restored afterwards) and each chunk's GEMMs run
-single-threaded on their own core. Measured on 2 cores: SimpleConvNet conv forward+backward
-4.5 ms serial, 3.0 ms on two chunks.
+Why: the small convolutions of SimpleConvNet are a hundred per-image GEMMs plus im2col passes,
+each single-threaded in numpy, while PyTorch runs them on every core. OpenBLAS cannot help:
+GEMMs that small barely gain from its threads, and two threads calling a threaded OpenBLAS
+GEMM at once serialise on its lock. So while chunks run, OpenBLAS is pinned to one thread
+(process-wide, restored afterwards) and each chunk's GEMMs run on their own core. Measured on
+2 cores: SimpleConvNet conv forward+backward 4.5 ms serial, 2.2-2.5 ms in chunks; max_pool2d
+3x3/2 on 8x96x55x55 forward+backward 0.5-0.6x its unblocked serial time.
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
-``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set (as numpy's BLAS is). Where the
-OpenBLAS library cannot be found (numpy built on another BLAS), chunks run serially.
+``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where no OpenBLAS library is
+found in the process (numpy built on another BLAS), chunks run serially.
 """
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def set_num_threads(n: int) -> None:
     """Use up to ``n`` threads inside the conv and pool ops (1: run them serially). As
     ``torch.set_num_threads``; numpy's own BLAS threads are left alone outside these ops.
 
-    Example::
-
-        tinygrad_cnn.set_num_threads(1)     # deterministic single-core timings
+    >>> before = get_num_threads()
+    >>> set_num_threads(1)                  # single-core timings, say
+    >>> get_num_threads()
+    1
+    >>> set_num_threads(before)
     """
     global _num_threads, _executor
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -70,7 +73,11 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads the conv and pool ops may use (see :func:`set_num_threads`)."""
+    """The number of threads the conv and pool ops may use (see :func:`set_num_threads`).
+
+    >>> get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
@@ -110,7 +117,11 @@ def _blas_libs() -> list:
 
 
 def chunks(n: int, parts: int) -> list[tuple[int, int]]:
-    """``range(n)`` cut into ``parts`` contiguous, nearly equal (start, stop) pieces."""
+    """``range(n)`` cut into ``parts`` contiguous, nearly equal (start, stop) pieces.
+
+    >>> chunks(10, 3)
+    [(0, 3), (3, 6), (6, 10)]
+    """
     parts = max(1, min(parts, n))
     bounds = [n * i // parts for i in range(parts + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
@@ -119,7 +130,11 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
 def plan(n: int, flops: float) -> list[tuple[int, int]]:
     """The chunks of ``range(n)`` (images, channels, ...) that work worth ``flops`` runs as: one
     when it is too small to share (or inside another parallel region), else up to
-    ``CHUNKS_PER_THREAD`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``."""
+    ``CHUNKS_PER_THREAD`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
+
+    >>> plan(100, flops=1e5)                # too little work to share
+    [(0, 100)]
+    """
     if _num_threads < 2 or _lock.locked() or not _blas_libs():
         return [(0, n)]
     return chunks(n, min(n, _num_threads * CHUNKS_PER_THREAD, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
@@ -129,14 +144,22 @@ def plan_pass(n: int, elements: int, passes: int = 1) -> list[tuple[int, int]]:
     """:func:`plan` for ``passes`` memory passes (copies, adds) over ``elements`` numbers, split
     along an axis of length ``n``. Only the pooling ops share out their passes: the convs'
     im2col and col2im passes ran no faster shared (AlexNet conv2's, 9-17 ms each, are bound by
-    memory bandwidth) or slower (LeNet's, 0.1-0.8 ms: hand-offs cost 50-90 us)."""
+    memory bandwidth) or slower (LeNet's, 0.1-0.8 ms: hand-offs cost 50-90 us).
+
+    >>> plan_pass(8, elements=1000)
+    [(0, 8)]
+    """
     return plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT)
 
 
 def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int, int]]:
     """Chunks of ``range(n)`` for ``passes`` memory-bound passes over ``elements`` numbers (the
     pooling ops): about ``BLOCK_BYTES`` each, so one block stays in a core's cache through all its
-    passes, and at least one per thread when that is worth the hand-offs."""
+    passes, and at least one per thread when that is worth the hand-offs.
+
+    >>> blocks(8, elements=1000, passes=9, itemsize=4)     # 4 KB in all: one block
+    [(0, 8)]
+    """
     parts = min(n, max(1, elements * itemsize // BLOCK_BYTES))
     if plan_pass(n, elements, passes) != [(0, n)]:
         parts = max(parts, min(n, _num_threads))
@@ -151,7 +174,15 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]])
     core shared with another busy thread (another library's spinning OpenMP workers, say) then
     does less of the work instead of holding the others up. While the chunks run, OpenBLAS is
     pinned to one thread (each chunk's GEMMs run on their own core; two threads calling a
-    multi-threaded OpenBLAS GEMM at once would serialise on its lock)."""
+    multi-threaded OpenBLAS GEMM at once would serialise on its lock).
+
+    >>> out = np.zeros(10)
+    >>> def fill(a, b):
+    ...     out[a:b] = a
+    ...     return b - a
+    >>> parallel_chunks(fill, chunks(10, 3)), out.tolist()
+    ([3, 3, 4], [0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 6.0, 6.0, 6.0, 6.0])
+    """
     threads = min(_num_threads, len(parts))
     if threads < 2 or not _blas_libs() or not _lock.acquire(blocking=False):  # nested or concurrent call: serial
         return [fn(a, b) for a, b in parts]
