@@ -159,3 +159,30 @@ def test_threaded_pools_match_brute_force_and_gradcheck(forced, cfg, seed):
         np.testing.assert_allclose(F.avg_pool2d(tg.Tensor(x), *avg).data, ref_avg_pool2d(x, *avg), rtol=1e-10, atol=1e-10)
         assert tg.gradgradcheck(lambda a: F.avg_pool2d(a, *avg), (tg.Tensor(x, requires_grad=True),))
 
+
+
+def _threaded_conv_in_child(q):
+    x = tg.randn(8, 1, 20, 20, seed=0)  # image-ordered columns: batch chunks on the pool
+    w = tg.randn(6, 1, 3, 3, seed=1, requires_grad=True)
+    F.conv2d(x, w).sum().backward()
+    q.put(float(w.grad.data.sum()))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_can_use_the_thread_pool(forced):
+    import multiprocessing as mp
+
+    x = tg.randn(8, 1, 20, 20, seed=0)
+    w = tg.randn(6, 1, 3, 3, seed=1, requires_grad=True)
+    F.conv2d(x, w).sum().backward()  # the parent's pool exists at fork time; its threads do not in the child
+    assert parallel._executor is not None
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_threaded_conv_in_child, args=(q,))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in the conv thread pool")
+    assert child.exitcode == 0
+    assert q.get(timeout=5) == pytest.approx(float(w.grad.data.sum()))

@@ -18,6 +18,7 @@ every column entry back to the input element it came from, so overlapping window
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -77,6 +78,15 @@ _POOL_PER_SHAPE = 4
 _POOL_MIN_BYTES = 1 << 18
 _POOL_MAX_BYTES = 1 << 30
 _POOL_LOCK = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()  # another thread of the parent may have held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
 
 
 def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -52,6 +52,17 @@ _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()  # one parallel region at a time (OpenBLAS's thread count is process-wide)
 
 
+def _reset_after_fork() -> None:
+    # A forked child has none of the parent's worker threads, and the lock may have been held
+    # by one of them: start from scratch (the pool is made again on first use).
+    global _executor, _lock
+    _executor, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def set_num_threads(n: int) -> None:
     """Use up to ``n`` threads inside the conv and pool ops (1: run them serially). As
     ``torch.set_num_threads``; numpy's own BLAS threads are left alone outside these ops.
