@@ -221,3 +221,19 @@ def test_pool_bad_input_errors():
         F.adaptive_avg_pool2d(x, 0)
     with pytest.raises(ValueError, match="adaptive_avg_pool2d: input must be 4-D"):
         F.adaptive_avg_pool2d(tg.zeros(3, 8, 8), 2)
+
+
+def test_max_pool2d_nan_wins_its_window_and_gets_the_gradient():
+    # As PyTorch: NaN propagates to the output, and the index (and so the gradient) points at
+    # the NaN, the last one when a window holds several.
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    x[0, 0, 2, 2] = x[0, 0, 3, 2] = np.nan
+    t = tg.Tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(t, 2, return_indices=True)
+    assert np.isnan(y.data[0, 0, 0, 0]) and np.isnan(y.data[0, 0, 1, 1]) and y.data[0, 0, 0, 1] == 7.0
+    np.testing.assert_array_equal(idx.data[0, 0], [[0, 7], [13, 14]])
+    y.backward(tg.ones_like(y))
+    expected = np.zeros((4, 4))
+    expected.flat[[0, 7, 13, 14]] = 1.0
+    np.testing.assert_array_equal(t.grad.data[0, 0], expected)

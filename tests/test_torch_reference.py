@@ -115,6 +115,26 @@ def test_max_pool2d_tie_rule_matches_torch():
                                       TF.max_pool2d(torch.tensor(x), return_indices=True, **kw)[1].numpy())
 
 
+@given(pool_cfg(), st.integers(0, 2**16))
+def test_max_pool2d_nan_indices_and_gradients_match_torch(c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, (c["n"], c["c"]) + c["hw"]).astype(np.float64)  # ties, too
+    x[rng.random(x.shape) < 0.2] = np.nan
+    kw = dict(kernel_size=c["k"], stride=c["s"], padding=c["p"], dilation=c["d"], ceil_mode=c["ceil_mode"])
+    t = torch.tensor(x, requires_grad=True)
+    ty, tidx = TF.max_pool2d(t, return_indices=True, **kw)
+    if torch.isneginf(ty).any():
+        return  # a dilated window wholly in the padding (tested in test_pool)
+    xs = tg.Tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(xs, return_indices=True, **kw)
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    g = rng.standard_normal(y.shape)
+    y.backward(tg.Tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(xs.grad.data, t.grad.numpy(), rtol=1e-12)
+
+
 @given(pool_cfg(dilation=False), st.booleans(), st.integers(0, 2**16))
 def test_avg_pool2d_matches_torch(c, cip, seed):
     x = np.random.default_rng(seed).standard_normal((c["n"], c["c"]) + c["hw"])

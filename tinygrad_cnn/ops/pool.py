@@ -60,6 +60,10 @@ class MaxPool2d(Function):
                 m = v > o  # strict: an equal later value does not take over, so the first maximum wins
                 np.maximum(o, v, out=o)
                 ix += m * (k - ix)  # ix = k where m; unsigned wrap-around makes this exact, and cheaper than np.where
+            nan = np.isnan(o)  # np.maximum propagated a NaN: like PyTorch, point at it (the last NaN in the window)
+            if nan.any():
+                for k, v in enumerate(views):
+                    ix[nan & np.isnan(v)] = k
 
         _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         if idx is None:
