@@ -8,10 +8,13 @@ The three ops are each other's backward, so every derivative is again an op of t
 - ``ConvWeightGrad(a, b)`` (bilinear: <gw, v> = <Conv2d(a, v), b>): grad a = ``ConvTranspose2d(b, v)``,
   grad b = ``Conv2d(a, v)``.
 
-Bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the graph input of
-the weight-grad op) and, only when the weight needs a gradient, its one im2col column buffer
-(C*KH*KW, N*OH*OW), handed to ``ConvWeightGrad`` so backward does not unfold x again; the
-buffer is freed with the node's saved values after backward.
+With groups 1 the bias rides in the GEMMs as a row of ones under the columns: the forward GEMM
+adds it, and ``ConvWeightGrad(x, g, bias=True)`` returns the weight and bias gradients side by
+side from one GEMM; otherwise the bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a
+reference, as the graph input of the weight-grad op) and, only when the weight needs a
+gradient, its one im2col column buffer (C*KH*KW (+1), N*OH*OW), handed to ``ConvWeightGrad``
+so backward does not unfold x again; the buffer is freed with the node's saved values after
+backward.
 """
 from __future__ import annotations
 
@@ -35,9 +38,10 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 #   image, straight into NCHW (no transposes), while the block is still in cache.
 # - whole-batch otherwise: im2col, one GEMM per group (threaded by OpenBLAS), the transposes
 #   and col2im single-threaded. Batch-last columns (im2col.batch_last: LeNet conv2) stay
-#   whole-batch: batch chunks shorten their contiguous runs (OW*N), and numpy's passes over
-#   them ran 1.3-1.6x slower in 4 chunks; sharing those passes among threads by channel
-#   instead made each op 11-15% slower (thread hand-offs cost 50-90 us, the passes 0.1-0.8 ms).
+#   whole-batch: batch chunks shorten their contiguous runs (OW*N), and LeNet conv2 ran
+#   1.35-1.45x slower in 2 or 4 chunks; sharing its passes among threads by channel instead
+#   made it 11-17% slower (thread hand-offs cost 50-90 us, the passes 0.1-0.8 ms). See
+#   docs/benchmarks.md for these and the other trials that were not kept.
 # Measured with OpenBLAS on 2 threads: AlexNet conv2's (256x2400)@(2400x729) x8 ran 4x slower
 # image by image than as one GEMM.
 _CHUNKED_MAX_FLOPS = 1e7
