@@ -427,7 +427,33 @@ def test_fast_mode_tolerance_does_not_grow_with_the_layer(monkeypatch):
     p = res.pair("w")
     assert p.mode == "located" and p.output == "sum(v * outputs)" and p.worst is not None
     gc = importlib.import_module("tinygrad_cnn.autograd.gradcheck")  # the module, not the function
-    monkeypatch.setattr(gc, "_LOCATE_MAX_ELEMENTS", 100)  # w has 288 elements: report without locating
+    monkeypatch.setattr(gc, "_LOCATE_MAX_ELEMENTS", 100)  # w has 288 elements: located by bisection
     res = tg.gradcheck(conv_weight_grad_off, (x, w), fast_mode=True, raise_exception=False, seed=4)
     p = res.pair("w")
-    assert not p.ok and p.worst is None and "too many to locate" in p.note and "v^T J u differs" in str(res)
+    # Every element is 1% off: bisection reports the first eight and says there may be more.
+    assert not p.ok and p.mode == "located" and p.mismatches == gc._BISECT_MAX_FOUND == int(p.wrong.sum())
+    assert "there may be more" in p.note and p.worst.analytical == pytest.approx(1.01 * p.worst.numerical, rel=1e-4)
+
+
+class WrongAtTwo(Function):
+    """Identity whose backward is wrong at flat elements 1234 and 40000 only."""
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        scale = np.ones(g.shape)
+        scale.flat[[1234, 40000]] = 50.0, -30.0
+        return g * tg.Tensor(scale)
+
+
+def test_fast_mode_bisects_a_large_input_down_to_its_wrong_elements():
+    w = tg.randn(300, 200, seed=23, dtype=np.float64, requires_grad=True)  # 60,000 > _LOCATE_MAX_ELEMENTS
+    res = tg.gradcheck(lambda w: WrongAtTwo.apply(w).sum(axis=1), (w,), fast_mode=True, raise_exception=False, seed=4)
+    p = res.pair("w")
+    assert p.mode == "located" and p.mismatches == 2 and "bisection" in p.note and "may be more" not in p.note
+    assert np.flatnonzero(p.wrong).tolist() == [1234, 40000]
+    assert p.worst.index == (6, 34)  # 1234 = 6 * 200 + 34: reported in the input's shape
+    assert p.worst.analytical == pytest.approx(50 * p.worst.numerical, rel=1e-6)
