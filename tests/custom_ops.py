@@ -49,3 +49,16 @@ class CubeConstantDerivative(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         return g * tg.Tensor(3 * x.data**2)  # raw numpy: the dependence on x is lost to a second derivative
+
+
+class ScaledBackward(Function):
+    """Identity whose backward multiplies the gradient by ``scale`` (a number, or an array of the
+    input's shape): a gradient wrong by a known factor, everywhere or at chosen elements."""
+
+    @staticmethod
+    def forward(ctx, w, scale):
+        return w.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * tg.Tensor(np.broadcast_to(np.asarray(ctx.params["scale"], dtype=g.dtype), g.shape).copy())

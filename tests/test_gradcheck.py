@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from custom_ops import WrongSignTanh
+from custom_ops import ScaledBackward, WrongSignTanh
 
 import tinygrad_cnn as tg
 from tinygrad_cnn.autograd import Function, GradcheckWarning
@@ -402,21 +402,9 @@ def test_gradgradcheck_fast_mode():
     assert tg.gradgradcheck(lambda x: F.avg_pool2d(x.tanh(), 2), (x,), fast_mode=True, seed=3)
 
 
-class GradTooLarge(Function):
-    """Identity whose backward is 1% too large."""
-
-    @staticmethod
-    def forward(ctx, w):
-        return w.copy()
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * 1.01
-
-
 def conv_weight_grad_off(x, w):
     """conv2d whose weight gradient is 1% too large: small enough to hide in a sum over a layer."""
-    return F.conv2d(x, GradTooLarge.apply(w), padding=1)
+    return F.conv2d(x, ScaledBackward.apply(w, scale=1.01), padding=1)
 
 
 def test_fast_mode_tolerance_does_not_grow_with_the_layer(monkeypatch):
@@ -435,23 +423,11 @@ def test_fast_mode_tolerance_does_not_grow_with_the_layer(monkeypatch):
     assert "there may be more" in p.note and p.worst.analytical == pytest.approx(1.01 * p.worst.numerical, rel=1e-4)
 
 
-class WrongAtTwo(Function):
-    """Identity whose backward is wrong at flat elements 1234 and 40000 only."""
-
-    @staticmethod
-    def forward(ctx, w):
-        return w.copy()
-
-    @staticmethod
-    def backward(ctx, g):
-        scale = np.ones(g.shape)
-        scale.flat[[1234, 40000]] = 50.0, -30.0
-        return g * tg.Tensor(scale)
-
-
 def test_fast_mode_bisects_a_large_input_down_to_its_wrong_elements():
     w = tg.randn(300, 200, seed=23, dtype=np.float64, requires_grad=True)  # 60,000 > _LOCATE_MAX_ELEMENTS
-    res = tg.gradcheck(lambda w: WrongAtTwo.apply(w).sum(axis=1), (w,), fast_mode=True, raise_exception=False, seed=4)
+    scale = np.ones(w.shape)
+    scale.flat[[1234, 40000]] = 50.0, -30.0  # backward wrong at these two elements only
+    res = tg.gradcheck(lambda w: ScaledBackward.apply(w, scale=scale).sum(axis=1), (w,), fast_mode=True, raise_exception=False, seed=4)
     p = res.pair("w")
     assert p.mode == "located" and p.mismatches == 2 and "bisection" in p.note and "may be more" not in p.note
     assert np.flatnonzero(p.wrong).tolist() == [1234, 40000]
