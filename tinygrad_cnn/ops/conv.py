@@ -74,7 +74,7 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool, chunk: bool 
     return cols.reshape(m, -1)
 
 
-def _columns(x: np.ndarray, win: Window, bl: bool, rows: int, cached: np.ndarray | None) -> np.ndarray:
+def _columns(x: np.ndarray, win: Window, rows: int, cached: np.ndarray | None) -> np.ndarray:
     """The (rows, N*OH*OW) column buffer of x: ``cached`` (from the forward conv, filled) or a new
     one for the caller to fill; ``rows`` one more than C*KH*KW adds a row of ones (fused bias)."""
     k = x.shape[1] * win.kernel[0] * win.kernel[1]
@@ -100,7 +100,7 @@ class Conv2d(Function):
         # GEMM then yields the bias grad too): two passes over the output fewer.
         fuse = bool(bias) and groups == 1
         wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
-        cols = _columns(x, win, bl, k + fuse, None)
+        cols = _columns(x, win, k + fuse, None)
         y = pooled_empty((n, co, *out), x.dtype)
         if _chunked(bl, co // groups, k // groups, l):
 
@@ -188,7 +188,7 @@ class ConvWeightGrad(Function):
         n, co, l, k = b.shape[0], b.shape[1], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
         bl = batch_last(win, co, k)  # the same choice as the forward conv that filled the cache
         cached = cache.pop() if cache else None
-        cols = _columns(a, win, bl, k + bias, cached)
+        cols = _columns(a, win, k + bias, cached)
         if _chunked(bl, co // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
 
             def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of the sum
