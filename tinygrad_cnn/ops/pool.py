@@ -16,6 +16,8 @@ position (KH*KW views, no Python loop over the batch or output pixels) and reduc
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,25 @@ def _over_planes(fn, a: np.ndarray, win: Window) -> None:
     """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
     thread pool; each block stays in cache through all KH*KW passes."""
     parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize))
+
+
+def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
+    """The (N, C, H, W) array that is zero but for, at each kernel position k in turn, the k-th
+    array of ``values(p0, p1)`` (planes p0..p1, (p1-p0, OH, OW)) added into the window slots
+    (assigned when windows do not overlap). The backward of the pools."""
+    gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
+    gp3 = _planes(gp)
+
+    def block(p0: int, p1: int) -> None:
+        gp3[p0:p1].fill(0)
+        for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
+            if win.disjoint:
+                gp3[p0:p1, r, c] = v
+            else:
+                gp3[p0:p1, r, c] += v
+
+    _over_planes(block, gp, win)
+    return unpad(gp, win, *shape[2:])
 
 
 class MaxPool2d(Function):
@@ -84,21 +105,14 @@ class MaxPoolScatter(Function):
 
     @staticmethod
     def forward(ctx, g, idx, shape, win):
-        gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
-        g3, idx3, gp3 = _planes(g), _planes(idx), _planes(gp)
+        g3, idx3 = _planes(g), _planes(idx)
 
-        def block(p0: int, p1: int) -> None:
-            gp3[p0:p1].fill(0)
+        def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
             part = np.empty_like(g3[p0:p1])
-            for k, (r, c) in win.positions():
-                np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
-                if win.disjoint:
-                    gp3[p0:p1, r, c] = part
-                else:
-                    gp3[p0:p1, r, c] += part
+            for k in range(win.kernel[0] * win.kernel[1]):
+                yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
 
-        _over_planes(block, gp, win)
-        return unpad(gp, win, *shape[2:])
+        return _fold_windows(shape, win, g.dtype, at_argmax)
 
     @staticmethod
     def backward(ctx, gg):
@@ -172,20 +186,8 @@ class AvgPoolSpread(Function):
 
     @staticmethod
     def forward(ctx, g, shape, win, inv):
-        gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=g.dtype)
-        g3, gp3 = _planes(g), _planes(gp)
-
-        def block(p0: int, p1: int) -> None:
-            gs = g3[p0:p1] * inv
-            gp3[p0:p1].fill(0)
-            for _, (r, c) in win.positions():
-                if win.disjoint:
-                    gp3[p0:p1, r, c] = gs
-                else:
-                    gp3[p0:p1, r, c] += gs
-
-        _over_planes(block, gp, win)
-        return unpad(gp, win, *shape[2:])
+        g3 = _planes(g)
+        return _fold_windows(shape, win, g.dtype, lambda p0, p1: itertools.repeat(g3[p0:p1] * inv))
 
     @staticmethod
     def backward(ctx, gg):
