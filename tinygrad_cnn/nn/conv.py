@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from ..ops.im2col import pair
-from ..tensor import Tensor, get_rng
+from ..tensor import Tensor
 from . import functional as F
-from . import init
-from .module import Module, Parameter
+from .layers import add_weight_and_bias
+from .module import Module
 
 
 def _check_channels(op: str, in_channels: int, out_channels: int, groups: int) -> None:
@@ -22,15 +21,6 @@ def _check_channels(op: str, in_channels: int, out_channels: int, groups: int) -
         raise ValueError(
             f"{op}: groups={groups} must be positive and divide in_channels ({in_channels}) and out_channels ({out_channels})."
         )
-
-
-def _default_init(weight: Parameter, bias: Parameter | None, rng: Any) -> None:
-    # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)) for the weight, the same
-    # bound for the bias.
-    bound = 1.0 / math.sqrt(init.fan_in_and_fan_out(weight.shape)[0])
-    init.uniform_(weight, -bound, bound, seed=rng)
-    if bias is not None:
-        init.uniform_(bias, -bound, bound, seed=rng)
 
 
 class Conv2d(Module):
@@ -66,11 +56,8 @@ class Conv2d(Module):
         self.stride = pair("Conv2d", "stride", stride)
         self.padding = padding if isinstance(padding, str) else pair("Conv2d", "padding", padding)
         self.dilation = pair("Conv2d", "dilation", dilation)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
-        if not bias:
-            self.register_parameter("bias", None)
-        _default_init(self.weight, self.bias, get_rng(seed))
+        weight_shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        add_weight_and_bias(self, weight_shape, self.out_channels if bias else None, dtype, seed)
 
     def forward(self, x: Any) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -113,11 +100,8 @@ class ConvTranspose2d(Module):
         self.padding = pair("ConvTranspose2d", "padding", padding)
         self.output_padding = pair("ConvTranspose2d", "output_padding", output_padding)
         self.dilation = pair("ConvTranspose2d", "dilation", dilation)
-        self.weight = Parameter(np.empty((in_channels, out_channels // groups, *self.kernel_size), dtype=dtype))
-        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
-        if not bias:
-            self.register_parameter("bias", None)
-        _default_init(self.weight, self.bias, get_rng(seed))
+        weight_shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+        add_weight_and_bias(self, weight_shape, self.out_channels if bias else None, dtype, seed)
 
     def forward(self, x: Any) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation)

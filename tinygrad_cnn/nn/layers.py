@@ -13,6 +13,21 @@ from . import init
 from .module import Module, Parameter
 
 
+def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias_size: int | None, dtype: Any, seed: Any) -> None:
+    """Give ``module`` a ``weight`` of ``weight_shape`` and a ``bias`` of ``bias_size`` (None: a
+    ``None`` bias), initialised as PyTorch does for Linear and Conv layers: U(+-1/sqrt(fan_in))
+    for both (kaiming_uniform with a=sqrt(5)), the weight drawn first."""
+    rng = get_rng(seed)
+    bound = 1.0 / math.sqrt(init.fan_in_and_fan_out(weight_shape)[0])
+    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    init.uniform_(module.weight, -bound, bound, seed=rng)
+    if bias_size is not None:
+        module.bias = Parameter(np.empty(bias_size, dtype=dtype))
+        init.uniform_(module.bias, -bound, bound, seed=rng)
+    else:
+        module.register_parameter("bias", None)
+
+
 class Linear(Module):
     """``y = x @ weight.T + bias``: (N, *, in_features) -> (N, *, out_features).
 
@@ -30,15 +45,7 @@ class Linear(Module):
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}.")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = get_rng(seed)
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        init.uniform_(self.weight, -bound, bound, seed=rng)
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
-            init.uniform_(self.bias, -bound, bound, seed=rng)
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (self.out_features, self.in_features), self.out_features if bias else None, dtype, seed)
 
     def forward(self, x: Any) -> Tensor:
         return F.linear(x, self.weight, self.bias)
