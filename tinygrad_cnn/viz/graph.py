@@ -247,6 +247,14 @@ class _Elem:
     npar: int = 0
     dtypes: set = field(default_factory=set)  # ops: dtypes of the differentiable outputs
 
+    def add_value_lines(self, t: Tensor) -> None:
+        """The tensor's value statistics and, when it has one, its gradient's; NaN/Inf in either
+        mark the element bad."""
+        for line in (_stats(t.data), _grad_line(t)):
+            if line is not None:
+                self.lines.append((line[0], BAD if line[1] else None))
+                self.bad |= line[1]
+
 
 @dataclass(eq=False)
 class _Edge:
@@ -467,13 +475,7 @@ class _Builder:
         e.attrs = f"{_shape(t.shape)} {_dtype(t.dtype)}"
         e.sig = (kind, tuple(t.shape), str(t.dtype))
         if self.show_values:
-            s, bad = _stats(t.data)
-            e.lines.append((s, BAD if bad else None))
-            e.bad |= bad
-            g = _grad_line(t)
-            if g is not None:
-                e.lines.append((g[0], BAD if g[1] else None))
-                e.bad |= g[1]
+            e.add_value_lines(t)
         e.highlighted = id(t) in self.hl
         self.elems[key] = e
         return e
@@ -631,12 +633,7 @@ class _Builder:
             el = _Elem(("out", i), "output", (), last + 1 + i, name, objs={id(t)})
             el.attrs = f"{_shape(t.shape)} {_dtype(t.dtype)}"
             if self.show_values:
-                s, bad = _stats(t.data)
-                el.lines.append((s, BAD if bad else None))
-                el.bad |= bad
-                g = _grad_line(t)
-                if g is not None:
-                    el.lines.append((g[0], BAD if g[1] else None))
+                el.add_value_lines(t)
             el.highlighted = id(t) in self.hl
             self.elems[el.key] = el
             node_key = ("n", id(t.grad_fn))
