@@ -151,28 +151,19 @@ def plan(n: int, flops: float) -> list[tuple[int, int]]:
     return chunks(n, min(n, _num_threads * CHUNKS_PER_THREAD, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
 
 
-def plan_pass(n: int, elements: int, passes: int = 1) -> list[tuple[int, int]]:
-    """:func:`plan` for ``passes`` memory passes (copies, adds) over ``elements`` numbers, split
-    along an axis of length ``n``. Only the pooling ops share out their passes: the convs'
-    im2col and col2im passes ran no faster shared (AlexNet conv2's, 9-17 ms each, are bound by
-    memory bandwidth) or slower (LeNet's, 0.1-0.8 ms: hand-offs cost 50-90 us).
-
-    >>> plan_pass(8, elements=1000)
-    [(0, 8)]
-    """
-    return plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT)
-
-
 def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int, int]]:
     """Chunks of ``range(n)`` for ``passes`` memory-bound passes over ``elements`` numbers (the
     pooling ops): about ``BLOCK_BYTES`` each, so one block stays in a core's cache through all its
-    passes, and at least one per thread when that is worth the hand-offs.
+    passes, and at least one per thread when that is worth the hand-offs. (Only the pooling ops
+    share out memory passes: the convs' im2col and col2im passes ran no faster shared, AlexNet
+    conv2's being bound by memory bandwidth, or slower, LeNet's 0.1-0.8 ms ones costing no more
+    than a thread hand-off.)
 
     >>> blocks(8, elements=1000, passes=9, itemsize=4)     # 4 KB in all: one block
     [(0, 8)]
     """
     parts = min(n, max(1, elements * itemsize // BLOCK_BYTES))
-    if plan_pass(n, elements, passes) != [(0, n)]:
+    if plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT) != [(0, n)]:  # worth sharing
         parts = max(parts, min(n, _num_threads))
     return chunks(n, parts)
 
