@@ -104,6 +104,34 @@ def test_worker_errors_reach_the_caller_and_blas_threads_are_restored(forced):
     assert parallel.parallel_chunks(lambda a, b: (a, b), parts) == parts
 
 
+def _workers_alive() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith("tinygrad_cnn-")]
+
+
+def test_set_num_threads_replaces_the_workers(forced):
+    if not parallel._blas_libs():
+        pytest.skip("no OpenBLAS found: parallel_chunks runs serially")
+    parallel.set_num_threads(3)
+    out = np.zeros(12)
+
+    def fill(a, b):
+        out[a:b] = np.arange(a, b)
+        return threading.get_ident()
+
+    parallel.parallel_chunks(fill, parallel.chunks(12, 6))
+    np.testing.assert_array_equal(out, np.arange(12))
+    old = _workers_alive()
+    assert len(old) == 2  # the caller is the third thread
+    parallel.set_num_threads(2)  # the old workers are told to exit
+    for t in old:
+        t.join(timeout=10)
+        assert not t.is_alive()
+    out[:] = 0
+    parallel.parallel_chunks(fill, parallel.chunks(12, 4))
+    np.testing.assert_array_equal(out, np.arange(12))
+    assert len(_workers_alive()) == 1
+
+
 def test_plan_keeps_small_work_in_one_chunk():
     assert parallel.plan(100, flops=parallel.MIN_PARALLEL_FLOPS / 4) == [(0, 100)]
     parallel.set_num_threads(1)
@@ -175,7 +203,7 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
     x = tg.randn(8, 1, 20, 20, seed=0)
     w = tg.randn(6, 1, 3, 3, seed=1, requires_grad=True)
     F.conv2d(x, w).sum().backward()  # the parent's pool exists at fork time; its threads do not in the child
-    assert parallel._executor is not None
+    assert parallel._workers is not None
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     child = ctx.Process(target=_threaded_conv_in_child, args=(q,))
