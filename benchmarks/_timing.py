@@ -33,15 +33,20 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
+SETTLE_MS = 150.0  # longer than OpenBLAS's ~110 ms spin after a threaded GEMM
+
+
 def settle(fn: Callable[[], object], settle_ms: float) -> None:
     """Call ``fn``, untimed, for ``settle_ms`` milliseconds (not at all for 0).
 
     Why: PyTorch's OpenMP workers spin for about 13 ms after each parallel region here (libgomp's
-    default spin count), OpenBLAS's for a while after each threaded GEMM. Timed back to back, the
-    next library's threads share the cores with those spinners: a two-thread SimpleConvNet conv
-    of ours ran 2.5 ms alone and 4-5 ms right after PyTorch's. Settled, each library is timed on
-    the machine as it leaves it for itself, as in its own training loop; alternating the timed
-    calls still cancels the machine's drift."""
+    default spin count), and numpy's OpenBLAS worker for about 110 ms of CPU after each threaded
+    GEMM (read from /proc/self/task/*/stat). Timed back to back, the next library's threads share
+    the cores with those spinners: a two-thread SimpleConvNet conv of ours ran 2.5 ms alone and
+    4-5 ms right after PyTorch's, and PyTorch's LeNet conv2 forward ran 24 ms instead of 0.3 ms
+    20-50 ms after a numpy GEMM. Settled for longer than both spins (:data:`SETTLE_MS`), each
+    library is timed on the machine as it leaves it for itself, as in its own training loop;
+    alternating the timed calls still cancels the machine's drift."""
     end = time.perf_counter() + settle_ms / 1e3
     while time.perf_counter() < end:
         fn()

@@ -1,12 +1,13 @@
 """Convolution and pooling speed: tinygrad_cnn vs PyTorch CPU, and vs numpy's bare GEMMs.
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--pairs 15] [--settle-ms 20]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv.py [--pairs 15] [--settle-ms 150]
 
 For each shape, forward and forward+backward of ours and of torch.nn.functional are timed
 alternately in one process on the same float32 inputs (median ms, median of per-pair ratios
 ours/torch). Each timed call follows --settle-ms of untimed calls of the same side, so neither
 library's spinning worker threads (PyTorch's OpenMP pool spins ~13 ms after each parallel
-region) run into the other's timing (_timing.settle); the forward+backward ratio timed back to
+region, numpy's OpenBLAS ~110 ms after each threaded GEMM) run into the other's timing
+(_timing.settle); the forward+backward ratio timed back to
 back, without settling, is printed too. For the convs it also times the bare numpy GEMMs on matrices of the im2col shapes
 (forward W(C_out, C*KH*KW) @ cols(C*KH*KW, N*OH*OW); backward the weight-gradient GEMM and,
 when the input needs a gradient, the column-gradient GEMM) and prints GFLOP/s of both: ours is
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _timing import alternate  # noqa: E402
+from _timing import SETTLE_MS, alternate  # noqa: E402
 
 import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
@@ -145,7 +146,8 @@ def pool_cases(rng, pairs, settle_ms):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
-    ap.add_argument("--settle-ms", type=float, default=20.0, help="untimed calls of the same side before each timed one (0: back to back)")
+    ap.add_argument("--settle-ms", type=float, default=SETTLE_MS,
+                    help="untimed calls of the same side before each timed one (0: back to back)")
     ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     ap.add_argument("--threads", type=int, default=0, help="limit BLAS (numpy) and torch to this many threads (0: their defaults)")
     args = ap.parse_args()

@@ -2,11 +2,13 @@
 batch of 100 float32 images, for SimpleConvNet (1x28x28) and LeNet-5 (relu, max; 1x32x32),
 ours against the same network in PyTorch CPU, timed alternately in one process.
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py [--threads N] [--pairs P]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py [--threads N] [--pairs P] [--settle-ms 150]
 
 Prints ms per batch and images/second for each side and the median of the per-pair ratios
 ours/torch (lower is better; < 1 means ours is faster). ``--threads N`` sets both NumPy's BLAS
-threads and PyTorch's intra-op threads (default: each library's own default).
+threads and PyTorch's intra-op threads (default: each library's own default). Each timed step
+follows ``--settle-ms`` of untimed steps of the same side, so neither library's spinning worker
+threads run into the other's timing (see _timing.settle); 0 times them back to back.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="BLAS/intra-op threads for both sides")
     p.add_argument("--pairs", type=int, default=15)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--settle-ms", type=float, default=150.0, help="untimed steps of the same side before each timed one")
     return p.parse_args()
 
 
@@ -108,7 +111,8 @@ def main() -> None:
          rng.random((b, 1, 32, 32), dtype=np.float32), 1),
     ]
     threads = ARGS.threads if ARGS.threads is not None else "library default"
-    print(f"batch {b}, float32, Adam; threads: {threads}; {ARGS.pairs} alternating pairs" + ("" if torch else "; PyTorch not installed"))
+    print(f"batch {b}, float32, Adam; threads: {threads}; {ARGS.pairs} alternating pairs, settle {ARGS.settle_ms:g} ms"
+          + ("" if torch else "; PyTorch not installed"))
     for name, model, x, k in cases:
         ours = ours_step(model, x, y)
         theirs = None
@@ -119,7 +123,7 @@ def main() -> None:
                 diff = np.abs(model(tg.Tensor(x)).data - net(torch.from_numpy(x)).numpy()).max()
             assert diff < 1e-4, f"{name}: ours and torch disagree by {diff} before training"
             theirs = torch_step(net, x, y, torch)
-        r = alternate(ours, theirs, pairs=ARGS.pairs)
+        r = alternate(ours, theirs, pairs=ARGS.pairs, settle_ms=ARGS.settle_ms)
         line = f"{name:18s} ours {r.a_ms:7.1f} ms/batch ({b / r.a_ms * 1e3:6.0f} img/s)"
         if theirs is not None:
             line += f" | torch {r.b_ms:7.1f} ms/batch ({b / r.b_ms * 1e3:6.0f} img/s) | ratio ours/torch {r.ratio:.2f}"
