@@ -253,18 +253,18 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
 
 @settings(max_examples=15)
 @given(conv_configs(max_hw=5), st.integers(0, 2**16))
-def test_one_gemm_path_matches_brute_force_and_gradchecks(cfg, seed):
-    # Tiny convs take per-image GEMMs; force the one-big-GEMM path used for large ones (AlexNet).
+def test_batch_last_path_matches_brute_force_and_gradchecks(cfg, seed):
+    # Only LeNet-like convs take batch-last columns (chunks of output rows); force them everywhere.
     import tinygrad_cnn.ops.conv as conv_ops
 
-    saved = conv_ops._CHUNKED_MAX_FLOPS
-    conv_ops._CHUNKED_MAX_FLOPS = 0
+    saved = conv_ops.batch_last
+    conv_ops.batch_last = lambda *args: True
     try:
         x, w, b = _conv_inputs(cfg, seed)
         y = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **_kw(cfg))
         np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, **_kw(cfg)), rtol=1e-10, atol=1e-10)
-        xs = tg.Tensor(x[:1], requires_grad=True)
+        xs = tg.Tensor(x[:2], requires_grad=True)
         ws = tg.Tensor(w, requires_grad=True)
-        assert tg.gradcheck(lambda a, c: F.conv2d(a, c, **_kw(cfg)), (xs, ws))
+        assert tg.gradgradcheck(lambda a, c: F.conv2d(a, c, **_kw(cfg)), (xs, ws))
     finally:
-        conv_ops._CHUNKED_MAX_FLOPS = saved
+        conv_ops.batch_last = saved

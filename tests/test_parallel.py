@@ -159,7 +159,7 @@ def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
     X, W, B = (tg.Tensor(v, requires_grad=True) for v in (x, w, b))
     y = F.conv2d(X, W, B, groups=groups)
     np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, groups=groups), rtol=1e-10, atol=1e-10)
-    assert tg.gradcheck(lambda *a: F.conv2d(*a, groups=groups), (X, W, B))
+    assert tg.gradgradcheck(lambda *a: F.conv2d(*a, groups=groups), (X, W, B))
 
 
 def test_set_num_threads_rejects_bad_values():

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
-from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as
+from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as, windows
 from .parallel import parallel_chunks, plan
 
 
@@ -31,46 +31,28 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
-# Two ways to run a conv:
-# - by batch chunks on the thread pool (ops/parallel.py), when its GEMM per image (and group),
-#   (m x k) @ (k x l), is small and its columns are ordered (n, oh, ow) (SimpleConvNet): each
-#   chunk unfolds its images into its block of the column buffer and multiplies them image by
-#   image, straight into NCHW (no transposes), while the block is still in cache.
-# - whole-batch otherwise: im2col, one GEMM per group (threaded by OpenBLAS), the transposes
-#   and col2im single-threaded. Batch-last columns (im2col.batch_last: LeNet conv2) stay
-#   whole-batch: batch chunks shorten their contiguous runs (OW*N), and LeNet conv2 ran
-#   1.35-1.45x slower in 2 or 4 chunks; sharing its passes among threads by channel instead
-#   made it 11-17% slower (thread hand-offs cost 50-90 us, the passes 0.1-0.8 ms). See
-#   docs/benchmarks.md for these and the other trials that were not kept.
-# Measured with OpenBLAS on 2 threads: AlexNet conv2's (256x2400)@(2400x729) x8 ran 4x slower
-# image by image than as one GEMM.
-_CHUNKED_MAX_FLOPS = 1e7
+# Every conv runs as chunks on the thread pool (ops/parallel.py), each chunk unfolding,
+# multiplying and reordering its own share while OpenBLAS is pinned to one thread:
+# - image-ordered columns (n, oh, ow): chunks of images, multiplied image by image straight into
+#   NCHW (no transposes), while the chunk's block of columns is still in cache.
+# - batch-last columns (oh, ow, n) (im2col.batch_last: LeNet conv2): chunks of output rows, one
+#   per thread (batch chunks would shorten the contiguous runs OW*N; more row chunks ran slower,
+#   every GIL hand-off costing a thread wake-up, 10-60 us here). Its col2im (KH*KW strided adds
+#   of 10-25 us each) runs serially: shared among threads it ran no faster, for the same reason.
+# Why not one GEMM threaded by OpenBLAS: after each threaded GEMM OpenBLAS's worker spins for
+# ~110 ms, taking the core from our chunks and from anyone else (PyTorch's conv forward, timed
+# after it, ran 24 ms instead of 0.3 ms). In chunks, AlexNet conv1 forward+backward ran 0.80x
+# the time of the one-GEMM version, AlexNet conv2 0.95x and LeNet conv2 0.88-0.93x
+# (docs/benchmarks.md, third session).
 
 
-def _chunked(bl: bool, m: int, k: int, l: int) -> bool:
-    """Whether a conv with an (m x k) @ (k x l) GEMM per image and group runs by batch chunks."""
-    return not bl and 2.0 * m * k * l < _CHUNKED_MAX_FLOPS
-
-
-def _cols_order(x: np.ndarray, bl: bool) -> np.ndarray:
-    """(N, C, H, W) -> (C, N*H*W), or (C, H*W*N) with ``bl``: the columns' GEMM operand layout."""
-    out = pooled_empty((x.shape[1],) + (x.shape[2:] + x.shape[:1] if bl else x.shape[:1] + x.shape[2:]), x.dtype)
-    np.copyto(out, x.transpose((1, 2, 3, 0) if bl else (1, 0, 2, 3)))
-    return out.reshape(x.shape[1], -1)
-
-
-def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int, bl: bool, chunk: bool = False) -> np.ndarray:
-    """Per group, a (G*m, k) @ x in column layout -> columns (G*m, N*L), x (N, G*k, ...).
-    ``chunk``: x is a batch chunk, multiplied image by image."""
+def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
+    """Per group and image, a (G*m, k) @ x[n] -> columns (G*m, N*L) in image order, x (N, G*k, ...)."""
     n, l = x.shape[0], x[0, 0].size
     m = a.shape[0]
     cols = pooled_empty((groups, m // groups, n * l), x.dtype)
     ag = a.reshape(groups, -1, a.shape[1])
-    if chunk:  # written straight into the column layout
-        np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
-    else:
-        xc = _cols_order(x, bl)
-        np.matmul(ag, xc.reshape(groups, -1, xc.shape[1]), out=cols)
+    np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
     return cols.reshape(m, -1)
 
 
@@ -102,7 +84,21 @@ class Conv2d(Function):
         wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
         cols = _columns(x, win, k + fuse, None)
         y = pooled_empty((n, co, *out), x.dtype)
-        if _chunked(bl, co // groups, k // groups, l):
+        flops = 2.0 * co * k * l * n / groups
+        if bl:
+            v, r = windows(x, win, True), out[1] * n  # r columns per output row
+            y2 = pooled_empty((groups, co // groups, n * l), x.dtype)
+
+            def rows(a: int, b: int) -> None:  # output rows a..b: unfold, multiply, reorder into NCHW
+                block = cols[:, a * r : b * r]
+                np.copyto(view_as(block[:k], v.shape[:3] + (b - a,) + v.shape[4:]), v[:, :, :, a:b])
+                np.matmul(wg, block.reshape(groups, -1, block.shape[1]), out=y2[:, :, a * r : b * r])
+                np.copyto(y[:, :, a:b], y2[:, :, a * r : b * r].reshape(co, b - a, out[1], n).transpose(3, 0, 1, 2))
+                if bias and not fuse:
+                    y[:, :, a:b] += bias[0].reshape(1, -1, 1, 1)
+
+            parallel_chunks(rows, plan(out[0], flops, per_thread=1))
+        else:
 
             def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
                 block = cols[:, a * l : b * l]
@@ -112,14 +108,7 @@ class Conv2d(Function):
                 if bias and not fuse:
                     y[a:b] += bias[0].reshape(1, -1, 1, 1)
 
-            parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups))
-        else:  # one GEMM per group, then (C_out, N|OH, OW|N) -> NCHW
-            im2col_array(x, win, bl, out=cols[:k])
-            y2 = pooled_empty((groups, co // groups, n * l), x.dtype)
-            np.matmul(wg, cols.reshape(groups, -1, n * l), out=y2)
-            np.copyto(y, y2.reshape(co, *out, n).transpose(3, 0, 1, 2) if bl else y2.reshape(co, n, *out).transpose(1, 0, 2, 3))
-            if bias and not fuse:
-                y += bias[0].reshape(1, -1, 1, 1)
+            parallel_chunks(chunk, plan(n, flops))
         ctx.save_for_backward(x, w, cols if keep else None)
         return y
 
@@ -149,15 +138,25 @@ class ConvTranspose2d(Function):
         win = _win(w.shape, stride, padding, dilation, (h, wd))
         bl = batch_last(win, c, wt.shape[0])
         shape = (n, w.shape[1] * groups, *out)
-        if _chunked(bl, c // groups, wt.shape[0] // groups, h * wd):
+        flops = 2.0 * c * wt.shape[0] * h * wd * n / groups
+        if bl:  # chunks of input rows: reorder and multiply into batch-last columns; col2im serially
+            r, wg = wd * n, wt.reshape(groups, -1, c // groups)
+            xm = pooled_empty((c, h, wd, n), x.dtype)
+            cols = pooled_empty((groups, wt.shape[0] // groups, h * r), x.dtype)
+
+            def rows(a: int, b: int) -> None:
+                np.copyto(xm[:, a:b], x[:, :, a:b].transpose(1, 2, 3, 0))
+                np.matmul(wg, xm[:, a:b].reshape(groups, c // groups, -1), out=cols[:, :, a * r : b * r])
+
+            parallel_chunks(rows, plan(h, flops, per_thread=1))
+            y = col2im_array(cols.reshape(wt.shape[0], -1), shape, win, True)
+        else:
 
             def chunk(a: int, b: int) -> None:  # images a..b: multiply, fold into y[a:b]
-                col2im_array(_cols_gemm(wt, x[a:b], groups, bl, chunk=True), (b - a,) + shape[1:], win, out=y[a:b])
+                col2im_array(_cols_gemm(wt, x[a:b], groups), (b - a,) + shape[1:], win, out=y[a:b])
 
             y = pooled_empty(shape, x.dtype)
-            parallel_chunks(chunk, plan(n, 2.0 * c * wt.shape[0] * h * wd / groups))
-        else:
-            y = col2im_array(_cols_gemm(wt, x, groups, bl), shape, win, bl)
+            parallel_chunks(chunk, plan(n, flops))
         ctx.save_for_backward(x, w)
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
@@ -189,7 +188,19 @@ class ConvWeightGrad(Function):
         bl = batch_last(win, co, k)  # the same choice as the forward conv that filled the cache
         cached = cache.pop() if cache else None
         cols = _columns(a, win, k + bias, cached)
-        if _chunked(bl, co // groups, k // groups, l):  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
+        flops = 2.0 * co * k * l * n / groups
+        if bl:  # rows of b: each chunk's share of cols @ b^T (b reordered batch-last, row by row)
+            v, r = (windows(a, win, True) if cached is None else None), b.shape[3] * n
+
+            def rows(i: int, j: int) -> np.ndarray:
+                block = cols[:, i * r : j * r]
+                if v is not None:
+                    np.copyto(view_as(block[:k], v.shape[:3] + (j - i,) + v.shape[4:]), v[:, :, :, i:j])
+                bm = np.ascontiguousarray(b[:, :, i:j].transpose(1, 2, 3, 0)).reshape(groups, co // groups, -1)
+                return np.matmul(block.reshape(groups, -1, block.shape[1]), bm.transpose(0, 2, 1))
+
+            gwt = sum(parallel_chunks(rows, plan(b.shape[2], flops, per_thread=1)))
+        else:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
 
             def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of the sum
                 block = cols[:, i * l : j * l]
@@ -198,12 +209,7 @@ class ConvWeightGrad(Function):
                 per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
                 return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
 
-            gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups)))
-        else:  # one GEMM on b in column layout; cols @ b^T beat b @ cols^T up to 1.8x in OpenBLAS
-            if cached is None:
-                im2col_array(a, win, bl, out=cols[:k])
-            bm = _cols_order(b, bl)
-            gwt = np.matmul(cols.reshape(groups, -1, cols.shape[1]), bm.reshape(groups, -1, bm.shape[1]).transpose(0, 2, 1))
+            gwt = sum(parallel_chunks(chunk, plan(n, flops)))
         ctx.save_for_backward(a, b)
         if bias:
             return np.ascontiguousarray(gwt[0].T)

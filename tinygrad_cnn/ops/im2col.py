@@ -169,29 +169,33 @@ def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return v
 
 
-def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
-    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
-    ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
-
-    Filled by one copy from a strided view of the (padded) input that shows every window at
-    once, (C, KH, KW, N, OH, OW) (no Python loop at all: 12-15% faster than one slice copy per
-    kernel position, and one GIL release instead of KH*KW). With ``out``, a (C*KH*KW, N*OH*OW)
-    view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
+def windows(x: np.ndarray, win: Window, batch_last: bool = False) -> np.ndarray:
+    """A read-only strided view of every window of x (N, C, H, W), zero padded: (C, KH, KW, N, OH, OW),
+    or (C, KH, KW, OH, OW, N) with ``batch_last`` (then over a (C, Hp, Wp, N) transposed copy of x).
+    Copying it into a (C*KH*KW, N*OH*OW) buffer is im2col; slicing it first unfolds a chunk."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.stride, win.dilation, win.out
     xp = pad_input(x, win)
-    if out is None:
-        out = pooled_empty((c * kh * kw, n * oh * ow), x.dtype)
     if batch_last:
         xt = pooled_empty((c,) + xp.shape[2:] + (n,), x.dtype)  # (C, Hp, Wp, N)
         np.copyto(xt, xp.transpose(1, 2, 3, 0))
         tc, th, tw, tn = xt.strides
-        windows = as_strided(xt, (c, kh, kw, oh, ow, n), (tc, dh * th, dw * tw, sh * th, sw * tw, tn), writeable=False)
-        np.copyto(view_as(out, (c, kh, kw, oh, ow, n)), windows)
-    else:
-        sn, sc, s_h, s_w = xp.strides
-        windows = as_strided(xp, (c, kh, kw, n, oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
-        np.copyto(view_as(out, (c, kh, kw, n, oh, ow)), windows)
+        return as_strided(xt, (c, kh, kw, oh, ow, n), (tc, dh * th, dw * tw, sh * th, sw * tw, tn), writeable=False)
+    sn, sc, s_h, s_w = xp.strides
+    return as_strided(xp, (c, kh, kw, n, oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
+
+
+def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
+    ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
+
+    One copy from :func:`windows` (no Python loop at all: 12-15% faster than one slice copy per
+    kernel position, and one GIL release instead of KH*KW). With ``out``, a (C*KH*KW, N*OH*OW)
+    view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
+    v = windows(x, win, batch_last)
+    if out is None:
+        out = pooled_empty((v.shape[0] * v.shape[1] * v.shape[2], math.prod(v.shape[3:])), x.dtype)
+    np.copyto(view_as(out, v.shape), v)
     return out
 
 

@@ -183,17 +183,17 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def plan(n: int, flops: float) -> list[tuple[int, int]]:
-    """The chunks of ``range(n)`` (images, channels, ...) that work worth ``flops`` runs as: one
+def plan(n: int, flops: float, per_thread: int = CHUNKS_PER_THREAD) -> list[tuple[int, int]]:
+    """The chunks of ``range(n)`` (images, rows, ...) that work worth ``flops`` runs as: one
     when it is too small to share (or inside another parallel region), else up to
-    ``CHUNKS_PER_THREAD`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
+    ``per_thread`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
 
     >>> plan(100, flops=1e5)                # too little work to share
     [(0, 100)]
     """
     if _num_threads < 2 or _lock.locked() or not _blas_libs():
         return [(0, n)]
-    return chunks(n, min(n, _num_threads * CHUNKS_PER_THREAD, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
+    return chunks(n, min(n, _num_threads * per_thread, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
 
 
 def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int, int]]:
