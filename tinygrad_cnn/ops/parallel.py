@@ -183,16 +183,17 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def plan(n: int, flops: float, per_thread: int = CHUNKS_PER_THREAD) -> list[tuple[int, int]]:
+def plan(n: int, flops: float, per_thread: int | None = None) -> list[tuple[int, int]]:
     """The chunks of ``range(n)`` (images, rows, ...) that work worth ``flops`` runs as: one
     when it is too small to share (or inside another parallel region), else up to
-    ``per_thread`` per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
+    ``per_thread`` (default ``CHUNKS_PER_THREAD``) per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
 
     >>> plan(100, flops=1e5)                # too little work to share
     [(0, 100)]
     """
     if _num_threads < 2 or _lock.locked() or not _blas_libs():
         return [(0, n)]
+    per_thread = CHUNKS_PER_THREAD if per_thread is None else per_thread
     return chunks(n, min(n, _num_threads * per_thread, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
 
 
