@@ -214,3 +214,21 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
         pytest.fail("the forked child hung in the conv thread pool")
     assert child.exitcode == 0
     assert q.get(timeout=5) == pytest.approx(float(w.grad.data.sum()))
+
+
+@pytest.mark.parametrize("sa, sb", [((7, 5), (5, 3)), ((4, 6, 5), (5, 2)), ((2, 1, 7, 3), (4, 3, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2))])
+def test_matmul_rows_on_the_pool_match_numpy(forced, rng, sa, sb):
+    from tinygrad_cnn.ops.linalg import matmul_array
+
+    for dtype in (np.float32, np.float64):
+        a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
+        out = matmul_array(a, b)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_a_single_chunk_also_runs_with_openblas_on_one_thread():
+    if not parallel._blas_libs():
+        pytest.skip("no OpenBLAS found")
+    seen = parallel.parallel_chunks(lambda a, b: [get() for get, _ in parallel._blas_libs()], [(0, 1)])
+    assert seen == [[1] * len(parallel._blas_libs())]
