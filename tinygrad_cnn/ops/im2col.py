@@ -8,9 +8,9 @@ Two orientations of the same matrix:
 - **internal** (used by the conv ops): its transpose, ``(C*KH*KW, N*OH*OW)``, stored
   channel-major. Row ``c*KH*KW + i*KW + j`` holds, for every output pixel, the input element
   under kernel position (i, j) of channel c. It is filled by one copy from a strided view of
-  the input that shows all windows at once (no Python loop), and the whole batch is then one GEMM
-  ``W.reshape(C_out, -1) @ cols`` (and one per group). :func:`im2col` returns a transposed view
-  of this buffer, so the two share memory.
+  the input that shows all windows at once (no Python loop, :func:`windows`), and the conv is then
+  ``W.reshape(C_out, -1) @ cols`` (one GEMM per group), run by the conv ops in chunks of images or
+  of output rows. :func:`im2col` returns a transposed view of this buffer, so the two share memory.
 
 Both keep the input dtype (float32 in, float32 out). col2im is the adjoint of im2col: it adds
 every column entry back to the input element it came from, so overlapping windows accumulate.
