@@ -25,19 +25,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _timing import SETTLE_MS, alternate  # noqa: E402
+from conv import CONVS, POOLS  # noqa: E402  (the shapes of benchmarks/conv.py)
 
 import tinygrad_cnn as new  # noqa: E402
 import tinygrad_cnn.models  # noqa: E402, F401
 import tinygrad_cnn.nn.functional  # noqa: E402, F401
 import tinygrad_cnn.optim  # noqa: E402, F401
-
-CONVS = [  # name, x shape, w shape, stride, padding, input needs grad (as benchmarks/conv.py)
-    ("SimpleConvNet conv", (100, 1, 28, 28), (30, 1, 5, 5), 1, 0, False),
-    ("LeNet conv2", (100, 6, 14, 14), (16, 6, 5, 5), 1, 0, True),
-    ("AlexNet conv1", (8, 3, 227, 227), (96, 3, 11, 11), 4, 0, False),
-    ("AlexNet conv2", (8, 96, 27, 27), (256, 96, 5, 5), 1, 2, True),
-]
-POOLS = [("max_pool2d 2x2/2", (100, 30, 24, 24), 2, 2), ("max_pool2d 3x3/2", (8, 96, 55, 55), 3, 2)]
 
 
 def load_old(rev: str, into: str):
