@@ -12,7 +12,8 @@ GEMM at once serialise on its lock. So while chunks run, OpenBLAS is pinned to o
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where no OpenBLAS library is
-found in the process (numpy built on another BLAS), chunks run serially.
+found in the process (numpy built on another BLAS), chunks that call BLAS run serially (that
+BLAS threads them as it likes); the pools' passes, which call none, still run on the threads.
 """
 from __future__ import annotations
 
@@ -183,15 +184,16 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def plan(n: int, flops: float, per_thread: int | None = None) -> list[tuple[int, int]]:
+def plan(n: int, flops: float, per_thread: int | None = None, blas: bool = True) -> list[tuple[int, int]]:
     """The chunks of ``range(n)`` (images, rows, ...) that work worth ``flops`` runs as: one
-    when it is too small to share (or inside another parallel region), else up to
-    ``per_thread`` (default ``CHUNKS_PER_THREAD``) per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
+    when it is too small to share (or inside another parallel region, or, for work that calls
+    BLAS, where no OpenBLAS is found), else up to ``per_thread`` (default ``CHUNKS_PER_THREAD``)
+    per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
 
     >>> plan(100, flops=1e5)                # too little work to share
     [(0, 100)]
     """
-    if _num_threads < 2 or _lock.locked() or not _blas_libs():
+    if _num_threads < 2 or _lock.locked() or (blas and not _blas_libs()):
         return [(0, n)]
     per_thread = CHUNKS_PER_THREAD if per_thread is None else per_thread
     return chunks(n, min(n, _num_threads * per_thread, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
@@ -209,14 +211,16 @@ def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int,
     [(0, 8)]
     """
     parts = min(n, max(1, elements * itemsize // BLOCK_BYTES))
-    if plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT) != [(0, n)]:  # worth sharing
+    if plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT, blas=False) != [(0, n)]:  # worth sharing
         parts = max(parts, min(n, _num_threads))
     return chunks(n, parts)
 
 
-def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]]) -> list[Any]:
+def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]], blas: bool = True) -> list[Any]:
     """``[fn(start, stop) for start, stop in parts]``, the chunks run concurrently on the pool.
-    ``fn`` must touch only its own chunk of any shared output.
+    ``fn`` must touch only its own chunk of any shared output. ``blas=False`` promises that ``fn``
+    calls no BLAS (the pools' passes): then it runs on the threads even where numpy's BLAS is not
+    OpenBLAS, and OpenBLAS is left alone.
 
     The calling thread works too, and each thread takes the next chunk when it finishes one: a
     core shared with another busy thread (another library's spinning OpenMP workers, say) then
@@ -234,11 +238,11 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]])
     ([3, 3, 4], [0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 6.0, 6.0, 6.0, 6.0])
     """
     threads = min(_num_threads, len(parts))
-    if not _blas_libs() or not _lock.acquire(blocking=False):  # nested or concurrent call: serial
+    if (blas and not _blas_libs()) or not _lock.acquire(blocking=False):  # nested or concurrent call: serial
         return [fn(a, b) for a, b in parts]
     global _workers
     try:
-        saved = [(set_, get()) for get, set_ in _blas]
+        saved = [(set_, get()) for get, set_ in _blas_libs()] if blas else []
         for set_, _ in saved:
             set_(1)
         try:

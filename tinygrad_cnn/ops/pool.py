@@ -34,8 +34,8 @@ def _planes(a: np.ndarray) -> np.ndarray:
 
 def _over_planes(fn, a: np.ndarray, win: Window) -> None:
     """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
-    thread pool; each block stays in cache through all KH*KW passes."""
-    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize))
+    thread pool; each block stays in cache through all KH*KW passes (no BLAS in them)."""
+    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
 
 
 def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
