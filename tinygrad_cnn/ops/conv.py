@@ -56,6 +56,12 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
     return cols.reshape(m, -1)
 
 
+def _unfold_rows(v: np.ndarray, block: np.ndarray, a: int, b: int) -> None:
+    """Output rows a..b of the batch-last windows ``v`` (C, KH, KW, OH, OW, N) into ``block``,
+    (C*KH*KW, (b-a)*OW*N): one row chunk's im2col."""
+    np.copyto(view_as(block, v.shape[:3] + (b - a,) + v.shape[4:]), v[:, :, :, a:b])
+
+
 def _columns(x: np.ndarray, win: Window, rows: int, cached: np.ndarray | None) -> np.ndarray:
     """The (rows, N*OH*OW) column buffer of x: ``cached`` (from the forward conv, filled) or a new
     one for the caller to fill; ``rows`` one more than C*KH*KW adds a row of ones (fused bias)."""
@@ -91,7 +97,7 @@ class Conv2d(Function):
 
             def rows(a: int, b: int) -> None:  # output rows a..b: unfold, multiply, reorder into NCHW
                 block = cols[:, a * r : b * r]
-                np.copyto(view_as(block[:k], v.shape[:3] + (b - a,) + v.shape[4:]), v[:, :, :, a:b])
+                _unfold_rows(v, block[:k], a, b)
                 np.matmul(wg, block.reshape(groups, -1, block.shape[1]), out=y2[:, :, a * r : b * r])
                 np.copyto(y[:, :, a:b], y2[:, :, a * r : b * r].reshape(co, b - a, out[1], n).transpose(3, 0, 1, 2))
                 if bias and not fuse:
@@ -195,7 +201,7 @@ class ConvWeightGrad(Function):
             def rows(i: int, j: int) -> np.ndarray:
                 block = cols[:, i * r : j * r]
                 if v is not None:
-                    np.copyto(view_as(block[:k], v.shape[:3] + (j - i,) + v.shape[4:]), v[:, :, :, i:j])
+                    _unfold_rows(v, block[:k], i, j)
                 bm = np.ascontiguousarray(b[:, :, i:j].transpose(1, 2, 3, 0)).reshape(groups, co // groups, -1)
                 return np.matmul(block.reshape(groups, -1, block.shape[1]), bm.transpose(0, 2, 1))
 
