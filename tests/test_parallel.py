@@ -217,8 +217,11 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
 
 
 @pytest.mark.parametrize("sa, sb", [((7, 5), (5, 3)), ((4, 6, 5), (5, 2)), ((2, 1, 7, 3), (4, 3, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2))])
-def test_matmul_rows_on_the_pool_match_numpy(forced, rng, sa, sb):
+def test_matmul_rows_on_the_pool_match_numpy(forced, monkeypatch, rng, sa, sb):
+    from tinygrad_cnn.ops import linalg
     from tinygrad_cnn.ops.linalg import matmul_array
+
+    monkeypatch.setattr(linalg, "_ONE_THREAD_MNK", 0)  # even these small products take the pool
 
     for dtype in (np.float32, np.float64):
         a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)

@@ -7,12 +7,20 @@ from ..autograd.function import Function
 from .elementwise import sum_to
 from .parallel import parallel_chunks, plan
 
+# OpenBLAS runs a GEMM with m*n*k up to 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the
+# calling thread (interface/gemm.c); measured here, none up to 1e6 woke its worker.
+_ONE_THREAD_MNK = 65536 * 4
+
 
 def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` (ndim >= 2, batch dimensions broadcast) with the output's rows shared
     among the thread pool and OpenBLAS on one thread meanwhile (see ops/parallel.py: its own
-    worker would spin ~110 ms after the GEMM, taking a core from the next conv or pool)."""
+    worker would spin ~110 ms after the GEMM, taking a core from the next conv or pool). Products
+    OpenBLAS keeps on one thread anyway go straight to numpy (a tiny Linear layer's forward and
+    backward ran 1.3x slower through the pool's bookkeeping)."""
     m = a.shape[-2]
+    if m * a.shape[-1] * b.shape[-1] <= _ONE_THREAD_MNK:
+        return np.matmul(a, b)
     out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1]), np.result_type(a, b))
 
     def rows(i: int, j: int) -> None:
