@@ -79,6 +79,7 @@ class _Workers:
             try:
                 job()
             finally:
+                job = None  # hold no buffers while idle (see run)
                 done.release()
 
     def run(self, job: Callable[[], None], n: int) -> None:
@@ -91,6 +92,10 @@ class _Workers:
         finally:  # never return while a worker still writes into shared buffers
             for _, done in self.slots[:n]:
                 done.acquire()
+            # Drop the job: it holds the op's buffers, which the buffer pool (im2col.pooled_empty)
+            # would otherwise see as still in use and double at the next call (a 2x bigger working
+            # set made LeNet conv2's passes up to 2x slower). The workers read it only after `go`.
+            self.job = None
 
     def close(self) -> None:
         self.job = None
