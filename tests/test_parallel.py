@@ -257,3 +257,24 @@ def test_without_openblas_only_blas_free_chunks_share_the_threads(forced, monkey
     x = np.random.default_rng(0).standard_normal((2, 4, 6, 6))
     expect = ref_max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)[0]
     np.testing.assert_array_equal(F.max_pool2d(tg.Tensor(x), 2).data, expect)
+
+
+def test_a_finished_region_keeps_nothing_alive(forced):
+    # The buffer pool hands out a buffer again only once nothing refers to it; a worker (or the
+    # pool) still holding the last job made every conv buffer come in two copies.
+    import gc
+    import weakref
+
+    class Buffer:
+        pass
+
+    buf = Buffer()
+    ref = weakref.ref(buf)
+
+    def fn(a, b, buf=buf):
+        return a
+
+    assert parallel.parallel_chunks(fn, parallel.chunks(4, 2)) == [0, 2]
+    del fn, buf
+    gc.collect()
+    assert ref() is None
