@@ -268,3 +268,21 @@ def test_batch_last_path_matches_brute_force_and_gradchecks(cfg, seed):
         assert tg.gradgradcheck(lambda a, c: F.conv2d(a, c, **_kw(cfg)), (xs, ws))
     finally:
         conv_ops.batch_last = saved
+
+
+@pytest.mark.parametrize("xs, ws", [((0, 6, 14, 14), (16, 6, 5, 5)), ((0, 1, 28, 28), (30, 1, 5, 5)), ((0, 4, 9, 9), (6, 2, 3, 3))])
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(xs, ws):
+    # As in PyTorch: N = 0 is valid input (it used to end in a numpy reshape error).
+    groups = xs[1] // ws[1]
+    x = tg.Tensor(np.zeros(xs), requires_grad=True)
+    w = tg.Tensor(np.ones(ws), requires_grad=True)
+    b = tg.Tensor(np.ones(ws[0]), requires_grad=True)
+    y = F.conv2d(x, w, b, groups=groups)
+    assert y.shape == (0, ws[0], xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)
+    (y * 2).sum().backward()
+    assert x.grad.shape == xs and w.grad.shape == ws and b.grad.shape == (ws[0],)
+    assert not w.grad.data.any() and not b.grad.data.any()
+    t = F.conv_transpose2d(tg.Tensor(np.zeros((0, ws[0], 4, 4)), requires_grad=True), w, groups=groups)
+    assert t.shape == (0, xs[1], 4 + ws[2] - 1, 4 + ws[3] - 1)
+    t.sum().backward()
+    assert tg.gradgradcheck(lambda a, c: F.conv2d(a, c, groups=groups), (x, w))

@@ -48,7 +48,7 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 
 def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
     """Per group and image, a (G*m, k) @ x[n] -> columns (G*m, N*L) in image order, x (N, G*k, ...)."""
-    n, l = x.shape[0], x[0, 0].size
+    n, l = x.shape[0], x.shape[2] * x.shape[3]
     m = a.shape[0]
     cols = pooled_empty((groups, m // groups, n * l), x.dtype)
     ag = a.reshape(groups, -1, a.shape[1])
@@ -83,6 +83,9 @@ class Conv2d(Function):
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
         win = _win(w.shape, stride, padding, dilation, out)
         k, l = x.shape[1] * win.kernel[0] * win.kernel[1], out[0] * out[1]
+        if n == 0:  # an empty batch, as PyTorch allows: nothing to unfold
+            ctx.save_for_backward(x, w, None)
+            return np.zeros((0, co, *out), x.dtype)
         bl = batch_last(win, co, k)
         # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
         # GEMM then yields the bias grad too): two passes over the output fewer.
@@ -144,6 +147,9 @@ class ConvTranspose2d(Function):
         win = _win(w.shape, stride, padding, dilation, (h, wd))
         bl = batch_last(win, c, wt.shape[0])
         shape = (n, w.shape[1] * groups, *out)
+        if n == 0:  # an empty batch
+            ctx.save_for_backward(x, w)
+            return np.zeros(shape, x.dtype)
         flops = 2.0 * c * wt.shape[0] * h * wd * n / groups
         if bl:  # chunks of input rows: reorder and multiply into batch-last columns; col2im serially
             r, wg = wd * n, wt.reshape(groups, -1, c // groups)
@@ -190,9 +196,12 @@ class ConvWeightGrad(Function):
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
-        n, co, l, k = b.shape[0], b.shape[1], b[0, 0].size, a.shape[1] * kernel[0] * kernel[1]
+        n, co, l, k = b.shape[0], b.shape[1], b.shape[2] * b.shape[3], a.shape[1] * kernel[0] * kernel[1]
         bl = batch_last(win, co, k)  # the same choice as the forward conv that filled the cache
         cached = cache.pop() if cache else None
+        if n == 0:  # an empty batch: no term in the sum
+            ctx.save_for_backward(a, b)
+            return np.zeros((co, k + 1) if bias else (co, a.shape[1] // groups, *kernel), a.dtype)
         cols = _columns(a, win, k + bias, cached)
         flops = 2.0 * co * k * l * n / groups
         if bl:  # rows of b: each chunk's share of cols @ b^T (b reordered batch-last, row by row)
