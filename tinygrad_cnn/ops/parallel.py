@@ -1,14 +1,16 @@
-"""Intra-op parallelism for the conv and pool kernels: cut the batch (or the channel planes) into
-contiguous chunks and run them on a small thread pool; numpy releases the GIL inside its copies,
-ufuncs and GEMMs.
+"""Intra-op parallelism for the conv, pool and matmul kernels: cut the work (images, output
+rows, channel planes) into contiguous chunks and run them on a small pool of threads; numpy
+releases the GIL inside its copies, ufuncs and GEMMs.
 
-Why: the small convolutions of SimpleConvNet are a hundred per-image GEMMs plus im2col passes,
-each single-threaded in numpy, while PyTorch runs them on every core. OpenBLAS cannot help:
-GEMMs that small barely gain from its threads, and two threads calling a threaded OpenBLAS
-GEMM at once serialise on its lock. So while chunks run, OpenBLAS is pinned to one thread
-(process-wide, restored afterwards) and each chunk's GEMMs run on their own core. Measured on
-2 cores: SimpleConvNet conv forward+backward 4.5 ms serial, 2.2-2.5 ms in chunks; max_pool2d
-3x3/2 on 8x96x55x55 forward+backward 0.5-0.6x its unblocked serial time.
+Why: numpy runs im2col, col2im and the layout passes on one core while PyTorch runs them on all;
+and the small per-image GEMMs of SimpleConvNet barely gain from OpenBLAS's threads. So every
+kernel of ours runs its chunks here, with OpenBLAS pinned to one thread (process-wide, restored
+afterwards), each chunk's GEMMs on their own core. Never on OpenBLAS's own threads: after each
+threaded GEMM its worker spins for ~110 ms, holding a core that our next chunks (and any other
+library) then share. Measured on 2 cores: SimpleConvNet conv forward+backward 4.5 ms serial,
+1.9-2.5 ms in chunks; max_pool2d 3x3/2 on 8x96x55x55 forward+backward 0.5-0.6x its unblocked
+serial time. What does not pay: numpy calls shorter than ~20 us on two threads (every GIL
+hand-off then costs a thread wake-up, 10-60 us on these VMs), hence chunks of at least ~1 ms.
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where no OpenBLAS library is
