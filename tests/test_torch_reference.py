@@ -58,6 +58,7 @@ def test_conv2d_matches_torch(c, seed):
     _compare(lambda *a: F.conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), arrays, seed)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")  # PyTorch's own note on its side
 @settings(max_examples=15)
 @given(conv_cfg(), st.integers(0, 2**16))
 def test_conv2d_padding_same_matches_torch(c, seed):
