@@ -794,10 +794,8 @@ class _Checker:
                 v = vs[oi].reshape(-1)
                 n = float(v @ (fp[sl] - fm[sl]) / (2 * self.eps))
                 n2 = float(v @ (fp2[sl] - fm2[sl]) / (4 * self.eps))
-                roundoff = 64 * np.finfo(np.float64).eps * float(np.abs(v) @ (np.abs(fp[sl]) + np.abs(fm[sl]))) / (2 * self.eps)
                 a = A[j, oi]
-                tol = self.atol + self.rtol * abs(n) + 10 * abs(n - n2) + roundoff
-                ok = abs(a - n) <= tol
+                ok = self._projection_ok(a, n, n2, v, fp[sl], fm[sl])
                 failed |= not ok
                 mine.append(
                     PairReport(
@@ -815,6 +813,13 @@ class _Checker:
                 mine = self.locate(i, outs, vs)
             reports += mine
         return reports
+
+    def _projection_ok(self, a: float, n: float, n2: float, v: np.ndarray, fp: np.ndarray, fm: np.ndarray) -> bool:
+        """Fast mode's test of an analytical projection ``a`` = <v, J u> against its central
+        differences ``n`` (step eps; outputs ``fp``, ``fm`` at x +- eps*u) and ``n2`` (step 2*eps):
+        their difference estimates the truncation error, plus float64 roundoff of the difference."""
+        roundoff = 64 * np.finfo(np.float64).eps * float(np.abs(v) @ (np.abs(fp) + np.abs(fm))) / (2 * self.eps)
+        return abs(a - n) <= self.atol + self.rtol * abs(n) + 10 * abs(n - n2) + roundoff
 
     def locate(self, i: int, outs: list, vs: list) -> list[PairReport]:
         """Re-check input ``i`` element by element: against every output element when the
@@ -870,9 +875,8 @@ class _Checker:
         def check(lo: int, hi: int) -> tuple[bool, float, float]:  # the same test as fast mode's
             n, fp, fm = derivative(lo, hi, eps)
             n2 = derivative(lo, hi, 2 * eps)[0]
-            roundoff = 64 * np.finfo(np.float64).eps * float(np.abs(v) @ (np.abs(fp) + np.abs(fm))) / (2 * eps)
             a = float(ana[lo:hi] @ u[lo:hi])
-            return abs(a - n) <= self.atol + self.rtol * abs(n) + 10 * abs(n - n2) + roundoff, n, a
+            return self._projection_ok(a, n, n2, v, fp, fm), n, a
 
         found: list[ElementError] = []
         ok, n, _ = check(0, x.size)
