@@ -44,11 +44,12 @@ def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, 
     (assigned when windows do not overlap). The backward of the pools."""
     gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
     gp3 = _planes(gp)
+    assign = win.disjoint
 
     def block(p0: int, p1: int) -> None:
         gp3[p0:p1].fill(0)
         for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
-            if win.disjoint:
+            if assign:
                 gp3[p0:p1, r, c] = v
             else:
                 gp3[p0:p1, r, c] += v
