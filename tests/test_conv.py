@@ -2,7 +2,7 @@
 hypothesis-drawn configurations, the backward ops' structure, and the bad-input errors."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
@@ -182,17 +182,20 @@ def test_float32_stays_float32_and_no_float64_buffers(rng):
     assert z.dtype == np.float32
 
 
-def test_weight_grad_reuses_forward_columns_and_frees_them(rng):
+@pytest.mark.parametrize("c_out, kept", [(3, (5, 2, 3, 3, 2)), (20, (2 * 9, 2 * 9))])
+def test_weight_grad_reuses_the_forward_unfolding_and_frees_it(rng, c_out, kept):
+    # 3 output channels: by rows, the width-unfolded input (Hp, C, KW, OW, N) is kept;
+    # 20 (more than the 18 column rows): im2col, one column buffer (C*KH*KW, N*OH*OW).
     x = tg.Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
-    w = tg.Tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    w = tg.Tensor(rng.standard_normal((c_out, 2, 3, 3)), requires_grad=True)
     y = F.conv2d(x, w)
     saved = y.grad_fn.saved_arrays
-    assert saved[2].shape == (2 * 9, 2 * 9)  # one column buffer (C*KH*KW, N*OH*OW)
+    assert saved[2].shape == kept
     y.sum().backward()
     np.testing.assert_allclose(w.grad.data, ref_conv_weight_grad(x.data, np.ones(y.shape), (3, 3)), rtol=1e-10)
     with pytest.raises(RuntimeError, match="second time"):
         y.grad_fn.saved_tensors  # noqa: B018  (released after backward)
-    x2 = tg.Tensor(x.data)  # no grad for the weight: no columns kept
+    x2 = tg.Tensor(x.data)  # no grad for the weight: nothing kept
     assert F.conv2d(x2, tg.Tensor(w.data)).grad_fn is None
     y3 = F.conv2d(tg.Tensor(x.data, requires_grad=True), tg.Tensor(w.data))
     assert y3.grad_fn.saved_arrays[2] is None
@@ -251,23 +254,37 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
         F.conv_transpose2d(x, tg.zeros(3, 2, 3, 3), groups=2)
 
 
-@settings(max_examples=15)
-@given(conv_configs(max_hw=5), st.integers(0, 2**16))
-def test_batch_last_path_matches_brute_force_and_gradchecks(cfg, seed):
-    # Only LeNet-like convs take batch-last columns (chunks of output rows); force them everywhere.
+@pytest.fixture(params=["rows", "im2col"])
+def algorithm(request, monkeypatch):
+    """Force one of the two conv algorithms (ops/conv.py) wherever it applies: rows needs groups 1
+    and dilation 1 along the height; im2col takes everything."""
     import tinygrad_cnn.ops.conv as conv_ops
 
-    saved = conv_ops.batch_last
-    conv_ops.batch_last = lambda *args: True
-    try:
-        x, w, b = _conv_inputs(cfg, seed)
-        y = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **_kw(cfg))
-        np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, **_kw(cfg)), rtol=1e-10, atol=1e-10)
-        xs = tg.Tensor(x[:2], requires_grad=True)
-        ws = tg.Tensor(w, requires_grad=True)
-        assert tg.gradgradcheck(lambda a, c: F.conv2d(a, c, **_kw(cfg)), (xs, ws))
-    finally:
-        conv_ops.batch_last = saved
+    if request.param == "rows":
+        monkeypatch.setattr(conv_ops, "by_rows", lambda win, groups, *_: groups == 1 and win.dilation[0] == 1)
+    else:
+        monkeypatch.setattr(conv_ops, "by_rows", lambda *_: False)
+    return request.param
+
+
+# The fixture's patch is the same for every drawn input, so sharing it across them is intended.
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(max_hw=5), st.integers(0, 2**16), st.data())
+def test_each_algorithm_matches_brute_force_and_gradgradchecks(algorithm, cfg, seed, data):
+    x, w, b = _conv_inputs(cfg, seed)
+    y = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **_kw(cfg))
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, **_kw(cfg)), rtol=1e-10, atol=1e-10)
+    # the transposed conv on its own (the input gradient's op), with output padding
+    s, d = cfg["stride"], cfg["dilation"]
+    op = tuple(data.draw(st.integers(0, max(s[a], d[a]) - 1)) for a in range(2))
+    kw = dict(stride=s, padding=(0, 0), output_padding=op, groups=cfg["groups"], dilation=d)
+    wt = np.random.default_rng(seed).standard_normal((cfg["c"], cfg["co"] // cfg["groups"]) + cfg["k"])
+    z = F.conv_transpose2d(tg.Tensor(x), tg.Tensor(wt), **kw)
+    np.testing.assert_allclose(z.data, ref_conv_transpose2d(x, wt, **kw), rtol=1e-10, atol=1e-10)
+    xs = tg.Tensor(x[:2], requires_grad=True)
+    ws = tg.Tensor(w, requires_grad=True)
+    bs = None if b is None else tg.Tensor(b, requires_grad=True)
+    assert tg.gradgradcheck(lambda *a: F.conv2d(*a, **_kw(cfg)), (xs, ws) if bs is None else (xs, ws, bs))
 
 
 @pytest.mark.parametrize("xs, ws", [((0, 6, 14, 14), (16, 6, 5, 5)), ((0, 1, 28, 28), (30, 1, 5, 5)), ((0, 4, 9, 9), (6, 2, 3, 3))])

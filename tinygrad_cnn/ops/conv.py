@@ -8,13 +8,24 @@ The three ops are each other's backward, so every derivative is again an op of t
 - ``ConvWeightGrad(a, b)`` (bilinear: <gw, v> = <Conv2d(a, v), b>): grad a = ``ConvTranspose2d(b, v)``,
   grad b = ``Conv2d(a, v)``.
 
-With groups 1 the bias rides in the GEMMs as a row of ones under the columns: the forward GEMM
-adds it, and ``ConvWeightGrad(x, g, bias=True)`` returns the weight and bias gradients side by
-side from one GEMM; otherwise the bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a
-reference, as the graph input of the weight-grad op) and, only when the weight needs a
-gradient, its one im2col column buffer (C*KH*KW (+1), N*OH*OW), handed to ``ConvWeightGrad``
-so backward does not unfold x again; the buffer is freed with the node's saved values after
-backward.
+Two algorithms, chosen by the conv's geometry (:func:`by_rows`), the same for all three ops:
+
+- **im2col** (most convs): columns (C*KH*KW, N*OH*OW) in image order, one GEMM per group and
+  image, in chunks of images. With groups 1 the bias rides in the GEMMs as a row of ones under
+  the columns: the forward GEMM adds it, and ``ConvWeightGrad(x, g, bias=True)`` returns the
+  weight and bias gradients side by side from one GEMM. The input gradient folds the column
+  gradient back with col2im.
+- **rows** (stride 1 along the width, short output rows, more column rows than output channels,
+  groups 1, dilation 1 along the height: LeNet conv2): the input unfolded along the width only
+  and one GEMM per output row, and an input gradient computed row by row without col2im
+  (``ops/conv_rows.py``). ``ConvWeightGrad(x, g, bias=True)`` sums the bias gradient in the same
+  chunks.
+
+Otherwise the bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the
+graph input of the weight-grad op) and, only when the weight needs a gradient, its one unfolded
+buffer (the columns, C*KH*KW (+1) x N*OH*OW, or the width-unfolded input, Hp*C*KW*OW*N), handed
+to ``ConvWeightGrad`` so backward does not unfold x again; the buffer is freed with the node's
+saved values after backward.
 """
 from __future__ import annotations
 
@@ -23,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
-from .im2col import Window, batch_last, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as, windows
+from .conv_rows import by_rows, conv_rows, input_grad_rows, unfold_width, weight_grad_rows
+from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as
 from .parallel import parallel_chunks, plan
 
 
@@ -32,17 +44,12 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 
 
 # Every conv runs as chunks on the thread pool (ops/parallel.py), each chunk unfolding,
-# multiplying and reordering its own share while OpenBLAS is pinned to one thread:
-# - image-ordered columns (n, oh, ow): chunks of images, multiplied image by image straight into
-#   NCHW (no transposes), while the chunk's block of columns is still in cache.
-# - batch-last columns (oh, ow, n) (im2col.batch_last: LeNet conv2): chunks of output rows, one
-#   per thread (batch chunks would shorten the contiguous runs OW*N; more row chunks ran slower,
-#   every GIL hand-off costing a thread wake-up, 10-60 us here). Its col2im (KH*KW strided adds
-#   of 10-25 us each) runs serially: shared among threads it ran no faster, for the same reason.
-# Why not one GEMM threaded by OpenBLAS: after each threaded GEMM OpenBLAS's worker spins for
-# ~110 ms, taking the core from our chunks and from anyone else (PyTorch's conv forward, timed
-# after it, ran 24 ms instead of 0.3 ms). In chunks, AlexNet conv1 forward+backward ran 0.80x
-# the time of the one-GEMM version, AlexNet conv2 0.95x and LeNet conv2 0.88-0.93x
+# multiplying and reordering its own share while OpenBLAS is pinned to one thread: chunks of
+# images (im2col: multiplied image by image straight into NCHW while the chunk's block of columns
+# is still in cache) or of rows (conv_rows). Why not one GEMM threaded by OpenBLAS: after each
+# threaded GEMM OpenBLAS's worker spins for ~110 ms, taking the core from our chunks and from
+# anyone else (PyTorch's conv forward, timed after it, ran 24 ms instead of 0.3 ms). In chunks,
+# AlexNet conv1 forward+backward ran 0.80x the time of the one-GEMM version, AlexNet conv2 0.95x
 # (docs/benchmarks.md, third session).
 
 
@@ -54,12 +61,6 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
     ag = a.reshape(groups, -1, a.shape[1])
     np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
     return cols.reshape(m, -1)
-
-
-def _unfold_rows(v: np.ndarray, block: np.ndarray, a: int, b: int) -> None:
-    """Output rows a..b of the batch-last windows ``v`` (C, KH, KW, OH, OW, N) into ``block``,
-    (C*KH*KW, (b-a)*OW*N): one row chunk's im2col."""
-    np.copyto(view_as(block, v.shape[:3] + (b - a,) + v.shape[4:]), v[:, :, :, a:b])
 
 
 def _columns(x: np.ndarray, win: Window, rows: int, cached: np.ndarray | None) -> np.ndarray:
@@ -83,41 +84,30 @@ class Conv2d(Function):
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
         win = _win(w.shape, stride, padding, dilation, out)
         k, l = x.shape[1] * win.kernel[0] * win.kernel[1], out[0] * out[1]
+        ctx.fused = bool(bias) and groups == 1  # the weight-grad op then returns the bias grad too
         if n == 0:  # an empty batch, as PyTorch allows: nothing to unfold
             ctx.save_for_backward(x, w, None)
             return np.zeros((0, co, *out), x.dtype)
-        bl = batch_last(win, co, k)
+        if by_rows(win, groups, co, k):  # width-unfolded input, one GEMM per output row (ops/conv_rows.py)
+            xw = unfold_width(x, win)
+            ctx.save_for_backward(x, w, xw if keep else None)
+            return conv_rows(xw, w, bias[0] if bias else None, win)
         # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
         # GEMM then yields the bias grad too): two passes over the output fewer.
-        fuse = bool(bias) and groups == 1
+        fuse = ctx.fused
         wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
         cols = _columns(x, win, k + fuse, None)
         y = pooled_empty((n, co, *out), x.dtype)
-        flops = 2.0 * co * k * l * n / groups
-        if bl:
-            v, r = windows(x, win, True), out[1] * n  # r columns per output row
-            y2 = pooled_empty((groups, co // groups, n * l), x.dtype)
 
-            def rows(a: int, b: int) -> None:  # output rows a..b: unfold, multiply, reorder into NCHW
-                block = cols[:, a * r : b * r]
-                _unfold_rows(v, block[:k], a, b)
-                np.matmul(wg, block.reshape(groups, -1, block.shape[1]), out=y2[:, :, a * r : b * r])
-                np.copyto(y[:, :, a:b], y2[:, :, a * r : b * r].reshape(co, b - a, out[1], n).transpose(3, 0, 1, 2))
-                if bias and not fuse:
-                    y[:, :, a:b] += bias[0].reshape(1, -1, 1, 1)
+        def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
+            block = cols[:, a * l : b * l]
+            im2col_array(x[a:b], win, out=block[:k])
+            per_image = block.reshape(groups, -1, b - a, l).transpose(2, 0, 1, 3)
+            np.matmul(wg, per_image, out=view_as(y[a:b], (b - a, groups, co // groups, l)))
+            if bias and not fuse:
+                y[a:b] += bias[0].reshape(1, -1, 1, 1)
 
-            parallel_chunks(rows, plan(out[0], flops, per_thread=1))
-        else:
-
-            def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
-                block = cols[:, a * l : b * l]
-                im2col_array(x[a:b], win, out=block[:k])
-                per_image = block.reshape(groups, -1, b - a, l).transpose(2, 0, 1, 3)
-                np.matmul(wg, per_image, out=view_as(y[a:b], (b - a, groups, co // groups, l)))
-                if bias and not fuse:
-                    y[a:b] += bias[0].reshape(1, -1, 1, 1)
-
-            parallel_chunks(chunk, plan(n, flops))
+        parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups))
         ctx.save_for_backward(x, w, cols if keep else None)
         return y
 
@@ -128,7 +118,7 @@ class Conv2d(Function):
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
         cache = [cols.data] if cols is not None else []
-        if nw and nb and nb[0] and cols is not None and cols.shape[0] > x.shape[1] * w.shape[2] * w.shape[3]:  # bias fused
+        if nw and nb and nb[0] and ctx.fused:  # the weight-grad op returns the bias grad too
             gwb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)  # (C_out, C_in*KH*KW + 1)
             return gx, gwb[:, :-1].reshape(w.shape), gwb[:, -1]
         gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
@@ -142,33 +132,21 @@ class ConvTranspose2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         n, c, h, wd = x.shape
-        # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them.
-        wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1).reshape(-1, c // groups)  # (C_out*KH*KW, C_in/G)
         win = _win(w.shape, stride, padding, dilation, (h, wd))
-        bl = batch_last(win, c, wt.shape[0])
         shape = (n, w.shape[1] * groups, *out)
         if n == 0:  # an empty batch
             ctx.save_for_backward(x, w)
             return np.zeros(shape, x.dtype)
-        flops = 2.0 * c * wt.shape[0] * h * wd * n / groups
-        if bl:  # chunks of input rows: reorder and multiply into batch-last columns; col2im serially
-            r, wg = wd * n, wt.reshape(groups, -1, c // groups)
-            xm = pooled_empty((c, h, wd, n), x.dtype)
-            cols = pooled_empty((groups, wt.shape[0] // groups, h * r), x.dtype)
-
-            def rows(a: int, b: int) -> None:
-                np.copyto(xm[:, a:b], x[:, :, a:b].transpose(1, 2, 3, 0))
-                np.matmul(wg, xm[:, a:b].reshape(groups, c // groups, -1), out=cols[:, :, a * r : b * r])
-
-            parallel_chunks(rows, plan(h, flops, per_thread=1))
-            y = col2im_array(cols.reshape(wt.shape[0], -1), shape, win, True)
-        else:
+        if by_rows(win, groups, c, w.shape[1] * win.kernel[0] * win.kernel[1]):  # row by row (ops/conv_rows.py)
+            y = input_grad_rows(x, w, win, shape)
+        else:  # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them
+            wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1).reshape(-1, c // groups)  # (C_out*KH*KW, C_in/G)
 
             def chunk(a: int, b: int) -> None:  # images a..b: multiply, fold into y[a:b]
                 col2im_array(_cols_gemm(wt, x[a:b], groups), (b - a,) + shape[1:], win, out=y[a:b])
 
             y = pooled_empty(shape, x.dtype)
-            parallel_chunks(chunk, plan(n, flops))
+            parallel_chunks(chunk, plan(n, 2.0 * c * wt.shape[0] * h * wd * n / groups))
         ctx.save_for_backward(x, w)
         if bias:
             y += bias[0].reshape(1, -1, 1, 1)
@@ -197,34 +175,23 @@ class ConvWeightGrad(Function):
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
         n, co, l, k = b.shape[0], b.shape[1], b.shape[2] * b.shape[3], a.shape[1] * kernel[0] * kernel[1]
-        bl = batch_last(win, co, k)  # the same choice as the forward conv that filled the cache
         cached = cache.pop() if cache else None
         if n == 0:  # an empty batch: no term in the sum
             ctx.save_for_backward(a, b)
             return np.zeros((co, k + 1) if bias else (co, a.shape[1] // groups, *kernel), a.dtype)
+        if by_rows(win, groups, co, k):  # the same choice as the forward conv that filled the cache
+            ctx.save_for_backward(a, b)
+            return weight_grad_rows(unfold_width(a, win) if cached is None else cached, b, win, bias)
         cols = _columns(a, win, k + bias, cached)
-        flops = 2.0 * co * k * l * n / groups
-        if bl:  # rows of b: each chunk's share of cols @ b^T (b reordered batch-last, row by row)
-            v, r = (windows(a, win, True) if cached is None else None), b.shape[3] * n
 
-            def rows(i: int, j: int) -> np.ndarray:
-                block = cols[:, i * r : j * r]
-                if v is not None:
-                    _unfold_rows(v, block[:k], i, j)
-                bm = np.ascontiguousarray(b[:, :, i:j].transpose(1, 2, 3, 0)).reshape(groups, co // groups, -1)
-                return np.matmul(block.reshape(groups, -1, block.shape[1]), bm.transpose(0, 2, 1))
+        def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of sum_n cols[:, n] @ b[n]^T (no copy of b)
+            block = cols[:, i * l : j * l]
+            if cached is None:
+                im2col_array(a[i:j], win, out=block[:k])
+            per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
+            return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
 
-            gwt = sum(parallel_chunks(rows, plan(b.shape[2], flops, per_thread=1)))
-        else:  # per image: sum_n cols[:, n] @ b[n]^T, no copy of b
-
-            def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of the sum
-                block = cols[:, i * l : j * l]
-                if cached is None:
-                    im2col_array(a[i:j], win, out=block[:k])
-                per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
-                return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
-
-            gwt = sum(parallel_chunks(chunk, plan(n, flops)))
+        gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups)))
         ctx.save_for_backward(a, b)
         if bias:
             return np.ascontiguousarray(gwt[0].T)
