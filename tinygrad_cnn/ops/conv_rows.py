@@ -101,10 +101,11 @@ def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = Fa
 
     def rows(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:  # output rows a..b's share of the sums
         gr = _rows_of(g, a, b)
-        return np.matmul(gr, blocks[a:b].transpose(0, 2, 1)).sum(axis=0), gr.sum(axis=(0, 2))
+        # block @ G^T, (KH*C*KW, C_out): 1.8x faster here than G @ block^T (OpenBLAS on M = C_out = 16)
+        return np.matmul(blocks[a:b], gr.transpose(0, 2, 1)).sum(axis=0), gr.sum(axis=(0, 2))
 
     parts = parallel_chunks(rows, plan(oh, 2.0 * co * blocks.shape[1] * ow * n * oh, per_thread=1))
-    gw = sum(p[0] for p in parts).reshape(co, kh, c, kw).transpose(0, 2, 1, 3).reshape(co, c, kh, kw)
+    gw = sum(p[0] for p in parts).reshape(kh, c, kw, co).transpose(3, 1, 0, 2).reshape(co, c, kh, kw)
     if bias:
         return np.concatenate((gw.reshape(co, -1), sum(p[1] for p in parts)[:, None]), axis=1)
     return gw
