@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.ops.im2col import Window, batch_last, col2im_array, im2col_array
+from tinygrad_cnn.ops.conv_rows import _row_blocks, by_rows, unfold_width
+from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array
 
 
 def ref_im2col(x, k, s, p, d):
@@ -80,26 +81,32 @@ def test_internal_layout_is_the_transpose_of_the_public_one(rng):
 
 
 @given(windows(), st.integers(0, 2**16))
-def test_batch_last_column_order_is_a_reordering_and_col2im_its_adjoint(geom, seed):
+def test_row_blocks_of_the_width_unfolding_are_the_im2col_columns_of_each_output_row(geom, seed):
+    # ops/conv_rows.py: block oh of the width-unfolded input, rows ordered (i, c, j) and columns
+    # (ow, n), holds exactly im2col's columns (c, i, j) x (n, oh, ow) of output row oh.
     shape, k, s, p, d = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape)
+    if d[0] != 1:  # the rows algorithm needs dilation 1 along the height
+        d = (1, d[1])
     out = tuple((shape[2 + a] + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a in range(2))
+    if min(out) < 1:
+        return
+    x = np.random.default_rng(seed).standard_normal(shape)
     win = Window(k, s, p, d, out)
-    n, kk = shape[0], shape[1] * k[0] * k[1]
-    default = im2col_array(x, win)
-    last = im2col_array(x, win, batch_last=True)
-    np.testing.assert_array_equal(last.reshape(kk, *out, n), default.reshape(kk, n, *out).transpose(0, 2, 3, 1))
-    c = rng.standard_normal(last.shape)
-    np.testing.assert_allclose((last * c).sum(), (x * col2im_array(c, shape, win, batch_last=True)).sum(), rtol=1e-10)
+    blocks = _row_blocks(unfold_width(x, win), win)
+    cols = im2col_array(x, win).reshape(shape[1], k[0], k[1], shape[0], *out)
+    for oh in range(out[0]):
+        expected = cols[:, :, :, :, oh].transpose(1, 0, 2, 4, 3).reshape(blocks.shape[1:])
+        np.testing.assert_array_equal(blocks[oh], expected)
 
 
-def test_batch_last_is_chosen_for_lenet_conv2_only():
+def test_by_rows_is_chosen_for_lenet_convs_only():
     lenet2 = Window((5, 5), (1, 1), (0, 0), (1, 1), (10, 10))
-    assert batch_last(lenet2, 16, 6 * 25)
-    assert not batch_last(Window((5, 5), (1, 1), (0, 0), (1, 1), (24, 24)), 30, 25)  # SimpleConvNet: output taller than columns
-    assert not batch_last(Window((11, 11), (4, 4), (0, 0), (1, 1), (55, 55)), 96, 363)  # AlexNet conv1: stride 4
-    assert not batch_last(Window((5, 5), (1, 1), (2, 2), (1, 1), (27, 27)), 256, 2400)  # AlexNet conv2: rows long enough
+    assert by_rows(lenet2, 1, 16, 6 * 25)
+    assert not by_rows(lenet2, 2, 16, 6 * 25)  # groups
+    assert not by_rows(Window((5, 5), (1, 1), (0, 0), (2, 1), (6, 10)), 1, 16, 6 * 25)  # dilated rows
+    assert not by_rows(Window((5, 5), (1, 1), (0, 0), (1, 1), (24, 24)), 1, 30, 25)  # SimpleConvNet: output taller than columns
+    assert not by_rows(Window((11, 11), (4, 4), (0, 0), (1, 1), (55, 55)), 1, 96, 363)  # AlexNet conv1: stride 4
+    assert not by_rows(Window((5, 5), (1, 1), (2, 2), (1, 1), (27, 27)), 1, 256, 2400)  # AlexNet conv2: rows long enough
 
 
 def test_dtype_is_kept():

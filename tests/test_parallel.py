@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_conv import _conv_inputs, _kw, conv_configs, ref_conv2d
+from test_conv import _conv_inputs, _kw, conv_configs, ref_conv2d, ref_conv_transpose2d
 from test_pool import pool_configs, ref_avg_pool2d, ref_max_pool2d, tie_free
 
 import tinygrad_cnn as tg
@@ -143,23 +143,36 @@ def test_plan_keeps_small_work_in_one_chunk():
 
 @pytest.mark.parametrize(
     "xs, ws, layout",
-    [((5, 3, 7, 7), (4, 3, 3, 3), "batch-last columns (short rows, columns taller than C_out)"),
+    [((5, 3, 7, 7), (4, 3, 3, 3), "rows (short rows, columns taller than C_out)"),
      ((3, 1, 8, 8), (12, 1, 3, 3), "image-by-image columns"),
-     ((5, 4, 9, 9), (6, 2, 3, 3), "batch-last columns, groups"),
+     ((5, 4, 9, 9), (6, 2, 3, 3), "image-by-image columns, groups"),
      ((3, 2, 8, 8), (20, 1, 3, 3), "image-by-image columns, groups")],
 )
 def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
-    from tinygrad_cnn.ops.im2col import Window, batch_last
+    from tinygrad_cnn.ops.conv_rows import by_rows
+    from tinygrad_cnn.ops.im2col import Window
 
     groups = xs[1] // ws[1]
     out = (xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)
-    bl = batch_last(Window(ws[2:], (1, 1), (0, 0), (1, 1), out), ws[0], xs[1] * ws[2] * ws[3])
-    assert bl == layout.startswith("batch-last")
+    assert by_rows(Window(ws[2:], (1, 1), (0, 0), (1, 1), out), groups, ws[0], xs[1] * ws[2] * ws[3]) == layout.startswith("rows")
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     X, W, B = (tg.Tensor(v, requires_grad=True) for v in (x, w, b))
     y = F.conv2d(X, W, B, groups=groups)
     np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, groups=groups), rtol=1e-10, atol=1e-10)
     assert tg.gradgradcheck(lambda *a: F.conv2d(*a, groups=groups), (X, W, B))
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [((2, 1), (1, 2), (1, 1)), ((3, 1), (0, 1), (1, 2)), ((1, 1), (2, 0), (1, 3))])
+def test_threaded_rows_with_stride_padding_and_dilation_match_brute_force(forced, rng, stride, padding, dilation):
+    # Chunks of input rows of the rows algorithm's input gradient start and end mid-window.
+    x, w = rng.standard_normal((4, 3, 11, 9)), rng.standard_normal((4, 3, 4, 3))
+    X, W = tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)
+    y = F.conv2d(X, W, stride=stride, padding=padding, dilation=dilation)
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, stride=stride, padding=padding, dilation=dilation), rtol=1e-10, atol=1e-10)
+    assert tg.gradgradcheck(lambda *a: F.conv2d(*a, stride=stride, padding=padding, dilation=dilation), (X, W))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, output_padding=(stride[0] - 1, 0))
+    z = F.conv_transpose2d(y, tg.Tensor(w), **kw)
+    np.testing.assert_allclose(z.data, ref_conv_transpose2d(y.data, w, **kw), rtol=1e-10, atol=1e-10)
 
 
 def test_set_num_threads_rejects_bad_values():

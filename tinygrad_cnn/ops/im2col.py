@@ -9,8 +9,9 @@ Two orientations of the same matrix:
   channel-major. Row ``c*KH*KW + i*KW + j`` holds, for every output pixel, the input element
   under kernel position (i, j) of channel c. It is filled by one copy from a strided view of
   the input that shows all windows at once (no Python loop, :func:`windows`), and the conv is then
-  ``W.reshape(C_out, -1) @ cols`` (one GEMM per group), run by the conv ops in chunks of images or
-  of output rows. :func:`im2col` returns a transposed view of this buffer, so the two share memory.
+  ``W.reshape(C_out, -1) @ cols`` (one GEMM per group), run by the conv ops in chunks of images.
+  :func:`im2col` returns a transposed view of this buffer, so the two share memory. (Convs whose
+  columns would dwarf their input unfold it along the width only: ``ops/conv_rows.py``.)
 
 Both keep the input dtype (float32 in, float32 out). col2im is the adjoint of im2col: it adds
 every column entry back to the input element it came from, so overlapping windows accumulate.
@@ -150,17 +151,6 @@ def unpad(xp: np.ndarray, win: Window, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(xp[..., ph : ph + h, pw : pw + w])
 
 
-def batch_last(win: Window, c_out: int, rows: int) -> bool:
-    """Whether a conv's columns are ordered (oh, ow, n) instead of (n, oh, ow).
-
-    With stride 1 along the width and the batch as the fastest axis, each kernel position's copy
-    runs over OW*N contiguous elements instead of OW (4x faster im2col at LeNet conv2, OW = 10),
-    at the price of transposing x, the output and its gradient. That paid when the columns
-    (``rows`` = C*KH*KW high) outweigh the output (``c_out`` channels) and the rows are short
-    (LeNet conv2); at AlexNet conv2 (OW = 27) it made im2col slower and the total no faster."""
-    return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
-
-
 def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``a.reshape(shape)`` that must be a view (writes through it reach ``a``); AttributeError if
     the strides do not allow one, where reshape would silently copy."""
@@ -169,66 +159,49 @@ def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return v
 
 
-def windows(x: np.ndarray, win: Window, batch_last: bool = False) -> np.ndarray:
-    """A read-only strided view of every window of x (N, C, H, W), zero padded: (C, KH, KW, N, OH, OW),
-    or (C, KH, KW, OH, OW, N) with ``batch_last`` (then over a (C, Hp, Wp, N) transposed copy of x).
+def windows(x: np.ndarray, win: Window) -> np.ndarray:
+    """A read-only strided view of every window of x (N, C, H, W), zero padded: (C, KH, KW, N, OH, OW).
     Copying it into a (C*KH*KW, N*OH*OW) buffer is im2col; slicing it first unfolds a chunk."""
-    n, c = x.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.stride, win.dilation, win.out
     xp = pad_input(x, win)
-    if batch_last:
-        xt = pooled_empty((c,) + xp.shape[2:] + (n,), x.dtype)  # (C, Hp, Wp, N)
-        np.copyto(xt, xp.transpose(1, 2, 3, 0))
-        tc, th, tw, tn = xt.strides
-        return as_strided(xt, (c, kh, kw, oh, ow, n), (tc, dh * th, dw * tw, sh * th, sw * tw, tn), writeable=False)
     sn, sc, s_h, s_w = xp.strides
-    return as_strided(xp, (c, kh, kw, n, oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
+    return as_strided(xp, (x.shape[1], kh, kw, x.shape[0], oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
 
 
-def im2col_array(x: np.ndarray, win: Window, batch_last: bool = False, out: np.ndarray | None = None) -> np.ndarray:
-    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding; with
-    ``batch_last`` the columns are ordered (oh, ow, n) instead of (n, oh, ow).
+def im2col_array(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
+    """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding.
 
     One copy from :func:`windows` (no Python loop at all: 12-15% faster than one slice copy per
     kernel position, and one GIL release instead of KH*KW). With ``out``, a (C*KH*KW, N*OH*OW)
     view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
-    v = windows(x, win, batch_last)
+    v = windows(x, win)
     if out is None:
         out = pooled_empty((v.shape[0] * v.shape[1] * v.shape[2], math.prod(v.shape[3:])), x.dtype)
     np.copyto(view_as(out, v.shape), v)
     return out
 
 
-def col2im_array(
-    cols: np.ndarray, shape: tuple[int, ...], win: Window, batch_last: bool = False, out: np.ndarray | None = None
-) -> np.ndarray:
+def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, out: np.ndarray | None = None) -> np.ndarray:
     """Internal layout adjoint of :func:`im2col_array`: columns (C*KH*KW, N*OH*OW) -> (N, C, H, W),
     adding every entry into the input element it came from (overlaps accumulate). With ``out``, an
     (N, C, H, W) view, writes there."""
     n, c, h, w = shape
     (kh, kw), (oh, ow) = win.kernel, win.out
     hn, wn = win.padded_hw(h, w)
-    if batch_last:
-        cols = cols.reshape(c, kh * kw, oh, ow, n)
-        xt = pooled_empty((c, hn, wn, n), cols.dtype)
-        xp = xt.transpose(3, 0, 1, 2)
-    else:
-        cols = cols.reshape(c, kh * kw, n, oh, ow)
-        xp = pooled_empty((n, c, hn, wn), cols.dtype) if out is None or (hn, wn) != (h, w) else out
-        xt = xp.transpose(1, 0, 2, 3)
+    cols = cols.reshape(c, kh * kw, n, oh, ow)
+    xp = pooled_empty((n, c, hn, wn), cols.dtype) if out is None or (hn, wn) != (h, w) else out
+    xt = xp.transpose(1, 0, 2, 3)
     xt.fill(0)
     assign = win.disjoint
     for k, (rows, cs) in win.positions():
-        dst = xt[:, rows, cs] if batch_last else xt[:, :, rows, cs]
         if assign:
-            dst[...] = cols[:, k]
+            xt[:, :, rows, cs] = cols[:, k]
         else:
-            dst += cols[:, k]
+            xt[:, :, rows, cs] += cols[:, k]
     if xp is out:
         return out
-    if out is None and not batch_last:
+    if out is None:
         return unpad(xp, win, h, w)
-    out = np.empty(shape, dtype=cols.dtype) if out is None else out  # to NCHW, cropping the padding in the same copy
     ph, pw = win.padding
     np.copyto(out, xp[:, :, ph : ph + h, pw : pw + w])
     return out
