@@ -1,6 +1,6 @@
-"""Our code against an earlier revision of itself, in one process: conv and pool forward+backward
-and the SimpleConvNet / LeNet training steps, timed alternately (median of per-pair ratios
-new/old; below 1 the working tree is faster).
+"""Our code against an earlier revision of itself, in one process: conv forward+backward and
+forward alone (no_grad), pool forward+backward, and the SimpleConvNet / LeNet training steps,
+timed alternately (median of per-pair ratios new/old; below 1 the working tree is faster).
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet] [--pairs 21]
 
@@ -63,6 +63,16 @@ def conv_step(tg, x, w, g, s, p, x_grad):
     return step
 
 
+def conv_forward(tg, x, w, s, p):
+    X, W, B = tg.Tensor(x), tg.Tensor(w), tg.Tensor(np.zeros(w.shape[0], np.float32))
+
+    def step():
+        with tg.no_grad():
+            tg.nn.functional.conv2d(X, W, B, stride=s, padding=p)
+
+    return step
+
+
 def pool_step(tg, x, g, k, s):
     X, G = tg.Tensor(x, requires_grad=True), tg.Tensor(g)
 
@@ -106,6 +116,7 @@ def main() -> None:
             oh = (xs[2] + 2 * p - ws[2]) // s + 1
             g = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
             cases.append((name, *(conv_step(tg, x, w, g, s, p, x_grad) for tg in (new, old))))
+            cases.append((f"{name} forward", *(conv_forward(tg, x, w, s, p) for tg in (new, old))))
         for name, xs, k, s in POOLS:
             x = rng.standard_normal(xs).astype(np.float32)
             oh = (xs[2] - k) // s + 1
