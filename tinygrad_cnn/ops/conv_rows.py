@@ -10,8 +10,8 @@ KH*KW). The KH padded rows under output row ``oh`` are then one contiguous block
   ordered (C_out, KH*C*KW);
 - weight gradient: ``dWr = sum_oh G[oh] @ xw[oh*sh : oh*sh + KH]^T``;
 - input gradient, per padded input row h: ``dxw[h] = sum_{i, oh: oh*sh + i = h} W_i^T @ G[oh]``, one
-  GEMM over the valid kernel rows i (consecutive output rows of G, so again one block), then
-  KW adds fold ``dxw`` back along the width. No column buffer, no col2im over KH*KW positions,
+  GEMM over the valid kernel rows i (consecutive output rows of G, so again one block), then one
+  batched GEMM with a 0/1 matrix folds ``dxw`` back along the width. No column buffer, no col2im over KH*KW positions,
   and every row of the input gradient is written by one chunk only, so the whole input gradient
   (fold included) runs in chunks of rows on the thread pool.
 
@@ -117,13 +117,22 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
     n, co, oh, ow = g.shape
     c, h, wd = shape[1:]
     (kh, kw), (sh, sw), (ph, pw), dw = win.kernel, win.stride, win.padding, win.dilation[1]
-    wp = win.padded_hw(h, wd)[1]
     # Padded row hp gets kernel rows i = r, r + sh, ... (r = hp mod sh) from output rows
     # (hp - i) / sh: with i descending those are consecutive, so the kernel rows for one residue
     # r, stacked in that order, make one (C*KW, rows*C_out) operand whose valid part is a slice.
     wt = w.transpose(1, 3, 2, 0)  # (C, KW, KH, C_out)
     kernel_rows = [list(range(r, kh, sh))[::-1] for r in range(sh)]
     stacked = [np.ascontiguousarray(wt[:, :, ks]).reshape(c * kw, -1) for ks in kernel_rows]
+    # The fold along the width as a 0/1 matrix, (W, KW*OW): entry (w, j*OW + o) is 1 where kernel
+    # column j of output column o reads input column w = o*sw + j*dw - pw (padding cropped). One
+    # batched GEMM per chunk instead of KW strided adds: 0.89-0.94x the input gradient's time
+    # alone, 0.98x the whole LeNet conv2 (31 pairs).
+    fold = np.zeros((wd, kw, ow), g.dtype)
+    kj, ko = np.meshgrid(np.arange(kw), np.arange(ow), indexing="ij")
+    col = ko * sw + kj * dw - pw
+    inside = (col >= 0) & (col < wd)
+    fold[col[inside], kj[inside], ko[inside]] = 1
+    fold = fold.reshape(wd, kw * ow)
     dx = pooled_empty(shape, g.dtype)
 
     def rows(a: int, b: int) -> None:  # input rows a..b: multiply row by row, fold along the width
@@ -140,11 +149,9 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
             (j0, o0), j1 = src[0], src[-1][0] + 1
             g_rows = gr[(o0 - lo) * co : (o0 - lo + j1 - j0) * co]  # output rows o0.. stacked, (rows*C_out, OW*N)
             np.matmul(stacked[hp % sh][:, j0 * co : j1 * co], g_rows, out=dxw[r - a].reshape(c * kw, -1))
-        dxt = pooled_empty((c, b - a, wp, n), g.dtype)  # the rows' padded gradient, batch last
-        dxt.fill(0)
-        for j in range(kw):
-            dxt[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw] += dxw[:, :, j].transpose(1, 0, 2, 3)
-        np.copyto(dx[:, :, a:b], dxt[:, :, pw : pw + wd].transpose(3, 0, 1, 2))
+        folded = pooled_empty((b - a, c, wd, n), g.dtype)
+        np.matmul(fold, dxw.reshape(-1, kw * ow, n), out=folded.reshape(-1, wd, n))
+        np.copyto(dx[:, :, a:b], folded.transpose(3, 1, 0, 2))
 
     parallel_chunks(rows, plan(h, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1))
     return dx
