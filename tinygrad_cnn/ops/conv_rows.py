@@ -8,12 +8,12 @@ KH*KW). The KH padded rows under output row ``oh`` are then one contiguous block
 
 - forward: ``Y[oh] = Wr @ xw[oh*sh : oh*sh + KH]``, one GEMM per output row, ``Wr`` the weight
   ordered (C_out, KH*C*KW);
-- weight gradient: ``dWr = sum_oh G[oh] @ xw[oh*sh : oh*sh + KH]^T``;
-- input gradient, per padded input row h: ``dxw[h] = sum_{i, oh: oh*sh + i = h} W_i^T @ G[oh]``, one
-  GEMM over the valid kernel rows i (consecutive output rows of G, so again one block), then one
-  batched GEMM with a 0/1 matrix folds ``dxw`` back along the width. No column buffer, no col2im over KH*KW positions,
-  and every row of the input gradient is written by one chunk only, so the whole input gradient
-  (fold included) runs in chunks of rows on the thread pool.
+- weight gradient: ``dWr^T = sum_oh xw[oh*sh : oh*sh + KH] @ G[oh]^T``;
+- input gradient, per padded input row h: ``dxw[h] = sum_{i, oh: oh*sh + i = h} W_i^T @ G[oh]``,
+  one GEMM over the valid kernel rows i (consecutive output rows of G, so again one block);
+  then one batched GEMM with a 0/1 matrix folds ``dxw`` back along the width. No column
+  buffer, no col2im over KH*KW positions, and every row of the input gradient is written by one
+  chunk only, so the whole input gradient (fold included) runs in chunks of rows on the threads.
 
 ``G[oh]`` is the output gradient of row oh, (C_out, OW*N). Needs dilation 1 along the height (so
 a block of kernel rows is a block of input rows) and groups 1.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Window, pooled_empty
+from .im2col import Window, pooled_empty, view_as
 from .parallel import parallel_chunks, plan
 
 
@@ -95,7 +95,7 @@ def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = Fa
     """Weight gradient: xw (Hp, C, KW, OW, N), output gradient g (N, C_out, OH, OW) -> (C_out, C, KH, KW),
     or with ``bias`` the weight and bias gradients side by side, (C_out, C*KH*KW + 1)."""
     co, oh = g.shape[1], g.shape[2]
-    hp, c, kw, ow, n = xw.shape
+    _, c, kw, ow, n = xw.shape
     kh = win.kernel[0]
     blocks = _row_blocks(xw, win)
 
@@ -148,7 +148,7 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
                 continue
             (j0, o0), j1 = src[0], src[-1][0] + 1
             g_rows = gr[(o0 - lo) * co : (o0 - lo + j1 - j0) * co]  # output rows o0.. stacked, (rows*C_out, OW*N)
-            np.matmul(stacked[hp % sh][:, j0 * co : j1 * co], g_rows, out=dxw[r - a].reshape(c * kw, -1))
+            np.matmul(stacked[hp % sh][:, j0 * co : j1 * co], g_rows, out=view_as(dxw[r - a], (c * kw, ow * n)))
         folded = pooled_empty((b - a, c, wd, n), g.dtype)
         np.matmul(fold, dxw.reshape(-1, kw * ow, n), out=folded.reshape(-1, wd, n))
         np.copyto(dx[:, :, a:b], folded.transpose(3, 1, 0, 2))
