@@ -33,10 +33,11 @@ def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     (``rows`` = C*KH*KW) than output channels, groups 1 and dilation 1 along the height.
 
     Why those: the unfolded input is KW copies of x instead of KH*KW, and its copies run over
-    OW*N contiguous numbers (at stride 1) instead of OW; the input gradient needs no col2im. At
-    LeNet conv2 (OW = 10, 150 rows vs 16 channels) forward+backward ran 0.7x the time of im2col
-    with batch-last columns; on long rows (SimpleConvNet, OW = 24) the row GEMMs ran 2.4x slower
-    than im2col's per-image ones, and on AlexNet conv2 (OW = 27) no faster."""
+    OW*N contiguous numbers (at stride 1) instead of OW; the input gradient needs no col2im.
+    Forward+backward by rows against im2col (``benchmarks/conv_algorithms.py``): LeNet conv2
+    0.59x, LeNet conv3 (1x1 outputs: im2col's per-image GEMMs are matrix-vector products) 0.10x,
+    3x3 convs on 8x8 to 7x7 maps 0.89-1.05x; where it does not pick rows, SimpleConvNet's conv
+    (OW = 24, output bigger than input) 2.07x, AlexNet conv2 (OW = 27) 1.01x."""
     return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out and groups == 1 and win.dilation[0] == 1
 
 
