@@ -170,12 +170,13 @@ def test_backward_is_built_from_conv_ops_and_double_backward_works(rng):
     assert ggw.shape == w.shape and np.isfinite(ggw.data).all()
 
 
-def test_float32_stays_float32_and_no_float64_buffers(rng):
+def test_float32_stays_float32_and_no_float64_buffers(rng, algorithm):
     x = tg.Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
     w = tg.Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
     b = tg.Tensor(np.zeros(4, np.float32), requires_grad=True)
     y = F.conv2d(x, w, b, padding=1)
     assert y.dtype == np.float32
+    assert y.grad_fn.saved_arrays[2].dtype == np.float32  # the columns or the width-unfolded input
     y.sum().backward()
     assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
     z = F.conv_transpose2d(x, tg.Tensor(w.data.transpose(1, 0, 2, 3).copy()), stride=2)
