@@ -147,3 +147,35 @@ def test_avg_pool2d_matches_torch(c, cip, seed):
 def test_adaptive_avg_pool2d_matches_torch(h, w, oh, ow, seed):
     x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
     _compare(lambda a: F.adaptive_avg_pool2d(a, (oh, ow)), lambda a: TF.adaptive_avg_pool2d(a, (oh, ow)), [x], seed)
+
+
+@pytest.mark.slow
+def test_alexnet_loss_and_every_gradient_match_torch():
+    # The whole network (both conv algorithms: conv1-2 by im2col, conv3-5 by rows; LRN, pools,
+    # linear layers) against the same network in PyTorch with the same weights; dropout off.
+    from tinygrad_cnn.models import AlexNet
+
+    net = AlexNet(num_classes=10, in_channels=1, dropout=0.0, dtype=np.float64, seed=0)
+    nn = torch.nn
+    lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
+    theirs = nn.Sequential(
+        nn.Conv2d(1, 96, 11, stride=4), nn.ReLU(), nn.LocalResponseNorm(**lrn), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.LocalResponseNorm(**lrn), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(9216, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 10),
+    ).double()
+    ours = list(net.named_parameters())
+    assert [tuple(p.shape) for _, p in ours] == [tuple(p.shape) for p in theirs.parameters()]
+    with torch.no_grad():
+        for (_, p), t in zip(ours, theirs.parameters()):
+            t.copy_(torch.tensor(p.data))
+    x, y = np.random.default_rng(0).random((2, 1, 227, 227)), np.array([3, 7])
+    loss = F.cross_entropy(net(tg.Tensor(x)), y)
+    loss.backward()
+    tloss = TF.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+    tloss.backward()
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-12)
+    for (name, p), t in zip(ours, theirs.parameters()):
+        scale = np.abs(t.grad.numpy()).max()
+        np.testing.assert_allclose(p.grad.data, t.grad.numpy(), rtol=0, atol=1e-12 * scale, err_msg=name)
