@@ -139,6 +139,7 @@ def test_inputs_prepared_per_model():
     alex = input_transform("alexnet", normalize=True, mean=0.5, std=0.5)(x)
     assert alex.shape == (2, 1, 227, 227) and np.allclose(alex, 1.0)
     assert model_options("alexnet") == {"num_classes": 10, "in_channels": 1}
+    assert model_options("alexnet", init="kaiming") == {"num_classes": 10, "in_channels": 1, "init": "kaiming"}
     assert model_options("lenet", activation="tanh") == {"activation": "tanh"}
     for bad in (lambda: input_transform("vgg"), lambda: model_options("vgg"), lambda: make_optimizer("lbfgs", [])):
         with pytest.raises(ValueError, match="choose one of"):

@@ -211,6 +211,16 @@ def test_alexnet_groups_two_parameter_count(alexnet2):
         alexnet2(tg.zeros(1, 3, 224, 224))
 
 
+def test_alexnet_kaiming_init_draws_he_normal_weights_and_zero_biases():
+    net = AlexNet(num_classes=10, in_channels=1, init="kaiming", seed=0)
+    for name, fan_in in (("features.conv1", 1 * 11 * 11), ("features.conv3", 256 * 3 * 3), ("classifier.fc6", 9216)):
+        w = dict(net.named_parameters())[name + ".weight"].data
+        assert abs(w.std() / np.sqrt(2.0 / fan_in) - 1) < 0.05, name
+    assert all(not p.data.any() for n, p in net.named_parameters() if n.endswith(".bias"))
+    with pytest.raises(ValueError, match="init must be 'paper' .* or 'kaiming'"):
+        AlexNet(init="xavier")
+
+
 @pytest.mark.slow
 def test_alexnet_forward_backward_float32_batch_of_two(alexnet2):
     x = tg.randn(2, 3, 227, 227, seed=0)

@@ -14,6 +14,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-init-std", type=float, default=0.01, help="SimpleConvNet: std of the initial weights (default 0.01)")
     p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default=None, help="LeNet: activation (default: the classic)")
     p.add_argument("--pooling", choices=("avg", "max"), default=None, help="LeNet: subsampling (default: the classic)")
+    p.add_argument("--init", choices=("paper", "kaiming"), default=None,
+                   help="AlexNet: weight initialisation (default: the paper's; kaiming learns much sooner)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -28,7 +30,9 @@ def _train(args: argparse.Namespace) -> int:
     except FileNotFoundError as e:
         print(f"tinygrad-cnn train: {e}", file=sys.stderr)
         return 1
-    kwargs = model_options(args.model, weight_init_std=args.weight_init_std, activation=args.activation, pooling=args.pooling)
+    kwargs = model_options(
+        args.model, weight_init_std=args.weight_init_std, activation=args.activation, pooling=args.pooling, init=args.init
+    )
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     config = {
         "model": args.model, "model_kwargs": kwargs, "dataset": args.dataset, "normalize": args.normalize,

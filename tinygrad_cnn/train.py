@@ -446,7 +446,9 @@ def load_data(
     return ds
 
 
-def model_options(model: str, weight_init_std: float = 0.01, activation: str | None = None, pooling: str | None = None) -> dict:
+def model_options(
+    model: str, weight_init_std: float = 0.01, activation: str | None = None, pooling: str | None = None, init: str | None = None
+) -> dict:
     """The constructor keyword arguments of ``model`` from the command-line options (only those
     that apply to it; None means the model's default)."""
     if model == "simpleconvnet":
@@ -455,7 +457,7 @@ def model_options(model: str, weight_init_std: float = 0.01, activation: str | N
         opts = {"activation": activation, "pooling": pooling}
         return {k: v for k, v in opts.items() if v is not None}
     if model == "alexnet":
-        return {"num_classes": 10, "in_channels": 1}
+        return {"num_classes": 10, "in_channels": 1} | ({"init": init} if init is not None else {})
     raise ValueError(f"model_options: unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}.")
 
 
