@@ -23,6 +23,7 @@ from _timing import alternate  # noqa: E402
 import tinygrad_cnn as tg  # noqa: E402
 import tinygrad_cnn.ops.conv as conv_ops  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
+from tinygrad_cnn.ops.conv_rows import rows_apply  # noqa: E402
 from tinygrad_cnn.ops.im2col import Window, conv_output_size  # noqa: E402
 
 # name, x shape, w shape, stride, padding
@@ -56,7 +57,7 @@ def main() -> None:
 
         def step(rows: bool, X=X, W=W, G=G, s=s, p=p):
             def run() -> None:
-                conv_ops.by_rows = (lambda *a: True) if rows else (lambda *a: False)
+                conv_ops.by_rows = (lambda win, groups, *_: rows_apply(win, groups)) if rows else (lambda *a: False)
                 try:
                     X.grad = W.grad = None
                     F.conv2d(X, W, stride=s, padding=p).backward(G)

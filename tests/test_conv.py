@@ -257,12 +257,13 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
 
 @pytest.fixture(params=["rows", "im2col"])
 def algorithm(request, monkeypatch):
-    """Force one of the two conv algorithms (ops/conv.py) wherever it applies: rows needs groups 1
-    and dilation 1 along the height; im2col takes everything."""
+    """Force one of the two conv algorithms (ops/conv.py) wherever it applies (rows: where
+    conv_rows.rows_apply says it can; im2col: everywhere)."""
     import tinygrad_cnn.ops.conv as conv_ops
+    from tinygrad_cnn.ops.conv_rows import rows_apply
 
     if request.param == "rows":
-        monkeypatch.setattr(conv_ops, "by_rows", lambda win, groups, *_: groups == 1 and win.dilation[0] == 1)
+        monkeypatch.setattr(conv_ops, "by_rows", lambda win, groups, *_: rows_apply(win, groups))
     else:
         monkeypatch.setattr(conv_ops, "by_rows", lambda *_: False)
     return request.param

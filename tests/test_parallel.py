@@ -165,9 +165,13 @@ def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
 @pytest.mark.parametrize("stride, padding, dilation", [((2, 1), (1, 2), (1, 1)), ((3, 1), (0, 1), (1, 2)), ((1, 1), (2, 0), (1, 3))])
 def test_threaded_rows_with_stride_padding_and_dilation_match_brute_force(forced, rng, stride, padding, dilation):
     # Chunks of input rows of the rows algorithm's input gradient start and end mid-window.
+    from tinygrad_cnn.ops.conv_rows import by_rows
+    from tinygrad_cnn.ops.im2col import Window
+
     x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, 4, 3))
     X, W = tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)
     y = F.conv2d(X, W, stride=stride, padding=padding, dilation=dilation)
+    assert by_rows(Window(w.shape[2:], stride, padding, dilation, y.shape[2:]), 1, w.shape[0], 2 * 4 * 3)  # the rows path
     np.testing.assert_allclose(y.data, ref_conv2d(x, w, stride=stride, padding=padding, dilation=dilation), rtol=1e-10, atol=1e-10)
     assert tg.gradgradcheck(lambda *a: F.conv2d(*a, stride=stride, padding=padding, dilation=dilation), (X, W))
     kw = dict(stride=stride, padding=padding, dilation=dilation, output_padding=(stride[0] - 1, 0))

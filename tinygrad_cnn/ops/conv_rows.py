@@ -16,7 +16,7 @@ KH*KW). The KH padded rows under output row ``oh`` are then one contiguous block
   chunk only, so the whole input gradient (fold included) runs in chunks of rows on the threads.
 
 ``G[oh]`` is the output gradient of row oh, (C_out, OW*N). Needs dilation 1 along the height (so
-a block of kernel rows is a block of input rows) and groups 1.
+a block of kernel rows is a block of input rows) and groups 1: :func:`rows_apply`.
 """
 from __future__ import annotations
 
@@ -27,10 +27,16 @@ from .im2col import Window, pooled_empty, view_as
 from .parallel import parallel_chunks, plan
 
 
+def rows_apply(win: Window, groups: int) -> bool:
+    """Whether the kernels here can compute a conv at all: groups 1 (the unfolded rows mix all
+    channels) and dilation 1 along the height (so a block of kernel rows is a block of input rows)."""
+    return groups == 1 and win.dilation[0] == 1
+
+
 def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     """Whether a conv (and its transposed conv and weight gradient) runs by rows here instead of
-    on im2col columns: stride 1 along the width, output rows shorter than 16, more column rows
-    (``rows`` = C*KH*KW) than output channels, groups 1 and dilation 1 along the height.
+    on im2col columns: where :func:`rows_apply` holds, with stride 1 along the width, output rows
+    shorter than 16 and more column rows (``rows`` = C*KH*KW) than output channels.
 
     Why those: the unfolded input is KW copies of x instead of KH*KW, and its copies run over
     OW*N contiguous numbers (at stride 1) instead of OW; the input gradient needs no col2im.
@@ -38,7 +44,7 @@ def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     0.59x, LeNet conv3 (1x1 outputs: im2col's per-image GEMMs are matrix-vector products) 0.10x,
     3x3 convs on 8x8 to 7x7 maps 0.89-1.05x; where it does not pick rows, SimpleConvNet's conv
     (OW = 24, output bigger than input) 2.07x, AlexNet conv2 (OW = 27) 1.01x."""
-    return win.stride[1] == 1 and win.out[1] < 16 and rows > c_out and groups == 1 and win.dilation[0] == 1
+    return rows_apply(win, groups) and win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
 
 
 def unfold_width(x: np.ndarray, win: Window) -> np.ndarray:
