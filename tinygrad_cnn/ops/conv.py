@@ -81,7 +81,7 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         n, co = x.shape[0], w.shape[0]
-        keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # columns saved for the weight grad
+        keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # unfolded x saved for the weight grad
         win = _win(w.shape, stride, padding, dilation, out)
         k, l = x.shape[1] * win.kernel[0] * win.kernel[1], out[0] * out[1]
         ctx.fused = bool(bias) and groups == 1  # the weight-grad op then returns the bias grad too
