@@ -1,11 +1,14 @@
 """im2col / col2im: shapes of the textbook example, a brute-force reference, adjointness,
 dtype, gradients, and errors."""
+import contextlib
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
+from tinygrad_cnn.ops import im2col as im2col_module
 from tinygrad_cnn.ops.conv_rows import _row_blocks, by_rows, unfold_width
 from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array
 
@@ -41,12 +44,38 @@ def test_textbook_shapes():
     assert tg.im2col(tg.randn(10, 3, 7, 7), 5, stride=1, padding=0).shape == (90, 75)
 
 
+@contextlib.contextmanager
+def two_pass_max_ow(value):
+    """Force im2col_array's choice between one copy (0) and two passes where the stride allows (a big value)."""
+    old, im2col_module.TWO_PASS_MAX_OW = im2col_module.TWO_PASS_MAX_OW, value
+    try:
+        yield
+    finally:
+        im2col_module.TWO_PASS_MAX_OW = old
+
+
+@pytest.mark.parametrize("max_ow", [0, 10**6], ids=["one-copy", "two-passes"])
 @given(windows(), st.integers(0, 2**16))
-def test_im2col_matches_brute_force(geom, seed):
+@example(((2, 2, 7, 5), (3, 2), (1, 2), (1, 0), (2, 1)), 0)  # stride 1 and dilation 2 along the height
+def test_im2col_matches_brute_force(max_ow, geom, seed):
     shape, k, s, p, d = geom
     x = np.random.default_rng(seed).standard_normal(shape)
-    cols = tg.im2col(tg.Tensor(x), k, s, p, d)
+    with two_pass_max_ow(max_ow):
+        cols = tg.im2col(tg.Tensor(x), k, s, p, d)
     np.testing.assert_array_equal(cols.data, ref_im2col(x, k, s, p, d))
+
+
+def test_two_passes_fill_a_chunk_of_a_bigger_buffer(rng):
+    # The conv ops unfold each chunk of images into its block of one buffer (a strided view).
+    x = rng.standard_normal((5, 2, 9, 8)).astype(np.float32)
+    win = Window((3, 2), (1, 2), (1, 0), (2, 1), (7, 4))
+    with two_pass_max_ow(0):
+        whole = im2col_array(x, win).copy()
+    buf = np.full((12, 5 * 28), np.nan, np.float32)
+    with two_pass_max_ow(10**6):
+        im2col_array(x[2:4], win, out=buf[:, 2 * 28 : 4 * 28])
+    np.testing.assert_array_equal(buf[:, 2 * 28 : 4 * 28], whole[:, 2 * 28 : 4 * 28])
+    assert np.isnan(buf[:, : 2 * 28]).all() and np.isnan(buf[:, 4 * 28 :]).all()
 
 
 @given(windows(), st.integers(0, 2**16))

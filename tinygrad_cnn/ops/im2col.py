@@ -168,16 +168,38 @@ def windows(x: np.ndarray, win: Window) -> np.ndarray:
     return as_strided(xp, (x.shape[1], kh, kw, x.shape[0], oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
 
 
+# Output rows shorter than this are unfolded in two passes (:func:`im2col_array`); from 32 on the
+# one copy was as fast or faster (measured on 3x3 and 5x5 convs, 1-19 MB of columns).
+TWO_PASS_MAX_OW = 31
+
+
 def im2col_array(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
     """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding.
 
     One copy from :func:`windows` (no Python loop at all: 12-15% faster than one slice copy per
-    kernel position, and one GIL release instead of KH*KW). With ``out``, a (C*KH*KW, N*OH*OW)
-    view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
-    v = windows(x, win)
+    kernel position, and one GIL release instead of KH*KW). With stride 1 along the height and
+    output rows shorter than 32, two copies instead: first x unfolded along the width only,
+    xw (C, KW, N, Hp, OW), then from xw, where the OH rows of width OW under kernel row i are
+    consecutive, so every column row of an image is one run of OH*OW numbers instead of OH runs
+    of OW. The copies' cost is per run, not per number, at these sizes: the SimpleConvNet
+    conv's columns took 0.69x the time, 3x3 convs on 8x8-16x16 maps 0.70-0.72x. With ``out``, a
+    (C*KH*KW, N*OH*OW) view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.stride, win.dilation, win.out
+    n, c = x.shape[:2]
     if out is None:
-        out = pooled_empty((v.shape[0] * v.shape[1] * v.shape[2], math.prod(v.shape[3:])), x.dtype)
-    np.copyto(view_as(out, v.shape), v)
+        out = pooled_empty((c * kh * kw, n * oh * ow), x.dtype)
+    if sh != 1 or oh == 1 or ow > TWO_PASS_MAX_OW:
+        v = windows(x, win)
+        np.copyto(view_as(out, v.shape), v)
+        return out
+    xp = pad_input(x, win)
+    hp = xp.shape[2]
+    s_n, s_c, s_h, s_w = xp.strides
+    xw = pooled_empty((c, kw, n, hp, ow), x.dtype)
+    np.copyto(xw, as_strided(xp, xw.shape, (s_c, dw * s_w, s_n, s_h, sw * s_w), writeable=False))
+    t = xw.strides
+    runs = as_strided(xw, (c, kh, kw, n, oh * ow), (t[0], dh * t[3], t[1], t[2], t[4]), writeable=False)
+    np.copyto(view_as(out, runs.shape), runs)
     return out
 
 
