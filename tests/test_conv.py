@@ -183,17 +183,18 @@ def test_float32_stays_float32_and_no_float64_buffers(rng, algorithm):
     assert z.dtype == np.float32
 
 
-@pytest.mark.parametrize("c_out, kept", [(3, (5, 2, 3, 3, 2)), (20, (2 * 9, 2 * 9))])
-def test_weight_grad_reuses_the_forward_unfolding_and_frees_it(rng, c_out, kept):
+@pytest.mark.parametrize("c_out, stride, kept", [(3, 1, (5, 2, 3, 3, 2)), (20, 1, (2 * 9, 2 * 9)), (20, 2, (2 * 9, 2 * 4))])
+def test_weight_grad_reuses_the_forward_unfolding_and_frees_it(rng, c_out, stride, kept):
     # 3 output channels: by rows, the width-unfolded input (Hp, C, KW, OW, N) is kept;
     # 20 (more than the 18 column rows): im2col, one column buffer (C*KH*KW, N*OH*OW).
     x = tg.Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
     w = tg.Tensor(rng.standard_normal((c_out, 2, 3, 3)), requires_grad=True)
-    y = F.conv2d(x, w)
+    y = F.conv2d(x, w, stride=stride)
     saved = y.grad_fn.saved_arrays
     assert saved[2].shape == kept
-    y.sum().backward()
-    np.testing.assert_allclose(w.grad.data, ref_conv_weight_grad(x.data, np.ones(y.shape), (3, 3)), rtol=1e-10)
+    g = rng.standard_normal(y.shape)
+    y.backward(tg.Tensor(g))
+    np.testing.assert_allclose(w.grad.data, ref_conv_weight_grad(x.data, g, (3, 3), stride), rtol=1e-10)
     with pytest.raises(RuntimeError, match="second time"):
         y.grad_fn.saved_tensors  # noqa: B018  (released after backward)
     x2 = tg.Tensor(x.data)  # no grad for the weight: nothing kept
@@ -202,12 +203,12 @@ def test_weight_grad_reuses_the_forward_unfolding_and_frees_it(rng, c_out, kept)
     assert y3.grad_fn.saved_arrays[2] is None
 
 
-def ref_conv_weight_grad(x, g, k):
+def ref_conv_weight_grad(x, g, k, s=1):
     n, c, h, w = x.shape
     out = np.zeros((g.shape[1], c) + k)
     for i in range(k[0]):
         for j in range(k[1]):
-            patch = x[:, :, i : i + g.shape[2], j : j + g.shape[3]]
+            patch = x[:, :, i : i + s * g.shape[2] : s, j : j + s * g.shape[3] : s]
             out[:, :, i, j] = np.einsum("nchw,nohw->oc", patch, g)
     return out
 
@@ -255,17 +256,21 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
         F.conv_transpose2d(x, tg.zeros(3, 2, 3, 3), groups=2)
 
 
-@pytest.fixture(params=["rows", "im2col"])
+@pytest.fixture(params=["rows", "im2col", "im2col-one-copy"])
 def algorithm(request, monkeypatch):
-    """Force one of the two conv algorithms (ops/conv.py) wherever it applies (rows: where
-    conv_rows.rows_apply says it can; im2col: everywhere)."""
+    """Force one of the conv algorithms (ops/conv.py) wherever it applies (rows: where
+    conv_rows.rows_apply says it can; im2col: everywhere, its columns built in two passes from the
+    width-unfolded input where im2col.two_pass says so, or, "one-copy", never)."""
     import tinygrad_cnn.ops.conv as conv_ops
+    import tinygrad_cnn.ops.im2col as im2col_ops
     from tinygrad_cnn.ops.conv_rows import rows_apply
 
     if request.param == "rows":
         monkeypatch.setattr(conv_ops, "by_rows", lambda win, groups, *_: rows_apply(win, groups))
     else:
         monkeypatch.setattr(conv_ops, "by_rows", lambda *_: False)
+    if request.param == "im2col-one-copy":
+        monkeypatch.setattr(im2col_ops, "TWO_PASS_MAX_OW", 0)
     return request.param
 
 

@@ -173,33 +173,57 @@ def windows(x: np.ndarray, win: Window) -> np.ndarray:
 TWO_PASS_MAX_OW = 31
 
 
+def two_pass(win: Window) -> bool:
+    """Whether im2col for ``win`` goes through the width-unfolded input (:func:`unfold_width_cn`):
+    stride 1 along the height (so the rows under a kernel row are consecutive) and output rows
+    shorter than 32 (where copies cost by the run, not by the number)."""
+    return win.stride[0] == 1 and win.out[0] > 1 and win.out[1] <= TWO_PASS_MAX_OW
+
+
+def unfold_width_cn(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
+    """x (N, C, H, W) -> xw (C, KW, N, Hp, OW), zero padded: ``xw[c, j, n, h, ow] = xpad[n, c, h, ow*sw + j*dw]``.
+    KW copies of the input, its rows cut to the OW positions each kernel column sees. With ``out``
+    (a chunk's share of a bigger one, say), fills and returns it."""
+    sw, dw = win.stride[1], win.dilation[1]
+    xp = pad_input(x, win)
+    s_n, s_c, s_h, s_w = xp.strides
+    shape = (x.shape[1], win.kernel[1], x.shape[0], xp.shape[2], win.out[1])
+    if out is None:
+        out = pooled_empty(shape, x.dtype)
+    np.copyto(out, as_strided(xp, shape, (s_c, dw * s_w, s_n, s_h, sw * s_w), writeable=False))
+    return out
+
+
+def columns_from_width(xw: np.ndarray, win: Window, out: np.ndarray) -> np.ndarray:
+    """Columns (C*KH*KW, N*OH*OW) from xw (C, KW, N, Hp, OW) (:func:`unfold_width_cn`), into ``out``.
+    At stride 1 the OH rows under kernel row i are consecutive rows of xw, so every column row of
+    an image is one copy of OH*OW contiguous numbers."""
+    c, kw, n = xw.shape[:3]
+    (kh, dh), (oh, ow) = (win.kernel[0], win.dilation[0]), win.out
+    t = xw.strides
+    runs = as_strided(xw, (c, kh, kw, n, oh * ow), (t[0], dh * t[3], t[1], t[2], t[4]), writeable=False)
+    np.copyto(view_as(out, runs.shape), runs)
+    return out
+
+
 def im2col_array(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
     """Internal layout: x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW), zero padding.
 
     One copy from :func:`windows` (no Python loop at all: 12-15% faster than one slice copy per
-    kernel position, and one GIL release instead of KH*KW). With stride 1 along the height and
-    output rows shorter than 32, two copies instead: first x unfolded along the width only,
-    xw (C, KW, N, Hp, OW), then from xw, where the OH rows of width OW under kernel row i are
-    consecutive, so every column row of an image is one run of OH*OW numbers instead of OH runs
-    of OW. The copies' cost is per run, not per number, at these sizes: the SimpleConvNet
-    conv's columns took 0.69x the time, 3x3 convs on 8x8-16x16 maps 0.70-0.72x. With ``out``, a
+    kernel position, and one GIL release instead of KH*KW). Where :func:`two_pass` holds, two
+    copies instead: x unfolded along the width (:func:`unfold_width_cn`), then each column row of
+    an image as one run of OH*OW numbers instead of OH runs of OW (:func:`columns_from_width`).
+    The copies' cost is per run, not per number, at these sizes: the SimpleConvNet conv's columns
+    took 0.69x the time, 3x3 convs on 8x8-16x16 maps 0.70-0.72x. With ``out``, a
     (C*KH*KW, N*OH*OW) view (a batch chunk's block of a bigger buffer, say), fills and returns it."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.stride, win.dilation, win.out
+    (kh, kw), (oh, ow) = win.kernel, win.out
     n, c = x.shape[:2]
     if out is None:
         out = pooled_empty((c * kh * kw, n * oh * ow), x.dtype)
-    if sh != 1 or oh == 1 or ow > TWO_PASS_MAX_OW:
-        v = windows(x, win)
-        np.copyto(view_as(out, v.shape), v)
-        return out
-    xp = pad_input(x, win)
-    hp = xp.shape[2]
-    s_n, s_c, s_h, s_w = xp.strides
-    xw = pooled_empty((c, kw, n, hp, ow), x.dtype)
-    np.copyto(xw, as_strided(xp, xw.shape, (s_c, dw * s_w, s_n, s_h, sw * s_w), writeable=False))
-    t = xw.strides
-    runs = as_strided(xw, (c, kh, kw, n, oh * ow), (t[0], dh * t[3], t[1], t[2], t[4]), writeable=False)
-    np.copyto(view_as(out, runs.shape), runs)
+    if two_pass(win):
+        return columns_from_width(unfold_width_cn(x, win), win, out)
+    v = windows(x, win)
+    np.copyto(view_as(out, v.shape), v)
     return out
 
 
