@@ -50,7 +50,9 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 # threaded GEMM OpenBLAS's worker spins for ~110 ms, taking the core from our chunks and from
 # anyone else (PyTorch's conv forward, timed after it, ran 24 ms instead of 0.3 ms). In chunks,
 # AlexNet conv1 forward+backward ran 0.80x the time of the one-GEMM version, AlexNet conv2 0.95x
-# (docs/benchmarks.md, third session).
+# (docs/benchmarks.md, third session). The forward and weight-gradient GEMMs run one chunk per
+# thread (fewer, longer numpy calls): SimpleConvNet conv forward+backward 0.88-0.99x the time of two
+# chunks per thread, the training steps unchanged (docs/benchmarks.md, fifth session).
 
 
 def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
@@ -107,7 +109,7 @@ class Conv2d(Function):
             if bias and not fuse:
                 y[a:b] += bias[0].reshape(1, -1, 1, 1)
 
-        parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups))
+        parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1))
         ctx.save_for_backward(x, w, cols if keep else None)
         return y
 
@@ -191,7 +193,7 @@ class ConvWeightGrad(Function):
             per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
             return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
 
-        gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups)))
+        gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
         ctx.save_for_backward(a, b)
         if bias:
             return np.ascontiguousarray(gwt[0].T)
