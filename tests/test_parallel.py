@@ -295,3 +295,36 @@ def test_a_finished_region_keeps_nothing_alive(forced):
     del fn, buf
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
+def test_the_caller_returns_only_after_a_slow_worker_has_finished(forced, monkeypatch, spin):
+    # The caller waits on a C spin lock where there is one (Linux), else on a lock; either way a
+    # worker still busy when the caller's own chunks are done must be waited for.
+    import sys
+    import time
+
+    if spin and parallel._SPIN is None:
+        assert not sys.platform.startswith("linux"), "glibc and musl have pthread_spin_lock"
+        pytest.skip("no POSIX spin locks in this C library")
+    if not spin:
+        monkeypatch.setattr(parallel, "_SPIN", None)
+    parallel.set_num_threads(2)  # new workers, with the flags of this setting
+    main = threading.get_ident()
+    done, started = [], threading.Event()
+
+    def fn(a, b):
+        if threading.get_ident() == main:
+            assert started.wait(5)  # so the worker has taken the other chunk
+        else:
+            started.set()
+            time.sleep(0.05)  # and ends it long after the caller's
+        done.append(threading.get_ident() == main)
+        return a
+
+    for _ in range(3):
+        done.clear()
+        started.clear()
+        assert parallel.parallel_chunks(fn, parallel.chunks(2, 2)) == [0, 1]
+        assert sorted(done) == [False, True]
+    parallel.set_num_threads(2)  # workers made with the real setting again
