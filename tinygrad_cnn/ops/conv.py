@@ -12,8 +12,8 @@ Two algorithms, chosen by the conv's geometry (:func:`by_rows`), the same for al
 
 - **im2col** (most convs): columns (C*KH*KW, N*OH*OW) in image order, one GEMM per group and
   image, in chunks of images. With groups 1 the bias rides in the GEMMs as a row of ones under
-  the columns: the forward GEMM adds it, and ``ConvWeightGrad(x, g, bias=True)`` returns the
-  weight and bias gradients side by side from one GEMM. The input gradient folds the column
+  the columns: the forward GEMM adds it, and ``ConvWeightGrad(x, g, bias=True)`` sums the
+  weight and bias gradients in one GEMM and returns both (an op with two outputs). The input gradient folds the column
   gradient back with col2im.
 - **rows** (stride 1 along the width, short output rows, more column rows than output channels,
   groups 1, dilation 1 along the height: LeNet conv2): the input unfolded along the width only
@@ -121,8 +121,8 @@ class Conv2d(Function):
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
         cache = [cols.data] if cols is not None else []
         if nw and nb and nb[0] and ctx.fused:  # the weight-grad op returns the bias grad too
-            gwb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)  # (C_out, C_in*KH*KW + 1)
-            return gx, gwb[:, :-1].reshape(w.shape), gwb[:, -1]
+            gw, gb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)
+            return gx, gw, gb
         gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
         gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
         return (gx, gw, gb) if nb else (gx, gw)
@@ -167,7 +167,8 @@ class ConvTranspose2d(Function):
 
 class ConvWeightGrad(Function):
     """Weight gradient of ``conv2d(a, w)`` for output gradient b: (C_b, C_a/G, KH, KW); with
-    ``bias`` (groups 1 only) the weight and bias gradients side by side, (C_b, C_a*KH*KW + 1).
+    ``bias`` (groups 1 only) two outputs, the weight gradient and the bias gradient (C_b,), summed
+    in the same GEMMs (a row of ones under the columns) or the same row chunks.
 
     ``cache`` is an optional one-element list holding im2col(a) from the forward conv (with the
     row of ones when the forward fused its bias); the op empties it so the column buffer is not
@@ -180,7 +181,8 @@ class ConvWeightGrad(Function):
         cached = cache.pop() if cache else None
         if n == 0:  # an empty batch: no term in the sum
             ctx.save_for_backward(a, b)
-            return np.zeros((co, k + 1) if bias else (co, a.shape[1] // groups, *kernel), a.dtype)
+            gw = np.zeros((co, a.shape[1] // groups, *kernel), a.dtype)
+            return (gw, np.zeros(co, a.dtype)) if bias else gw
         if by_rows(win, groups, co, k):  # the same choice as the forward conv that filled the cache
             ctx.save_for_backward(a, b)
             return weight_grad_rows(unfold_width(a, win) if cached is None else cached, b, win, bias)
@@ -195,18 +197,15 @@ class ConvWeightGrad(Function):
 
         gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
         ctx.save_for_backward(a, b)
-        if bias:
-            return np.ascontiguousarray(gwt[0].T)
-        return np.ascontiguousarray(gwt.transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
+        gw = np.ascontiguousarray(gwt[:, :k].transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
+        return (gw, gwt[0, k].copy()) if bias else gw
 
     @staticmethod
-    def backward(ctx, v):
+    def backward(ctx, v, *vb):
+        # With the bias output, its gradient vb reaches b as Conv2d's bias does.
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
-        vb = ()
-        if ctx.params.get("bias"):  # v = [v_w | v_b]: the bias part reaches b as Conv2d's bias does
-            v, vb = v[:, :-1].reshape(b.shape[1], a.shape[1], *ctx.params["kernel"]), (v[:, -1],)
         ga = ConvTranspose2d.apply(b, v, out=a.shape[2:], **p) if na else None
         gb = Conv2d.apply(a, v, *vb, out=b.shape[2:], **p) if nb else None
         return ga, gb

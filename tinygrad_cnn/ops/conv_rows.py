@@ -98,9 +98,9 @@ def conv_rows(xw: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Windo
     return y
 
 
-def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = False) -> np.ndarray:
+def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Weight gradient: xw (Hp, C, KW, OW, N), output gradient g (N, C_out, OH, OW) -> (C_out, C, KH, KW),
-    or with ``bias`` the weight and bias gradients side by side, (C_out, C*KH*KW + 1)."""
+    or with ``bias`` the pair (weight gradient, bias gradient (C_out,))."""
     co, oh = g.shape[1], g.shape[2]
     _, c, kw, ow, n = xw.shape
     kh = win.kernel[0]
@@ -113,9 +113,7 @@ def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = Fa
 
     parts = parallel_chunks(rows, plan(oh, 2.0 * co * blocks.shape[1] * ow * n * oh, per_thread=1))
     gw = sum(p[0] for p in parts).reshape(kh, c, kw, co).transpose(3, 1, 0, 2).reshape(co, c, kh, kw)
-    if bias:
-        return np.concatenate((gw.reshape(co, -1), sum(p[1] for p in parts)[:, None]), axis=1)
-    return gw
+    return (gw, sum(p[1] for p in parts)) if bias else gw
 
 
 def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int, ...]) -> np.ndarray:
