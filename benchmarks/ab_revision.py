@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
+from _steps import INPUTS, build, training_step  # noqa: E402
 from _timing import SETTLE_MS, alternate  # noqa: E402
 from conv import CONVS, POOLS  # noqa: E402  (the shapes of benchmarks/conv.py)
 
@@ -83,22 +84,6 @@ def pool_step(tg, x, g, k, s):
     return step
 
 
-def train_step(tg, name, x, y):
-    if name == "SimpleConvNet":
-        model = tg.models.SimpleConvNet(seed=0)
-    else:
-        model = tg.models.LeNet(input_size=32, activation="relu", pooling="max", seed=0)
-    opt, xt = tg.optim.Adam(model.parameters(), lr=0.001), tg.Tensor(x)
-
-    def step():
-        loss = tg.nn.functional.cross_entropy(model(xt), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", default="HEAD", help="the git revision to compare the working tree with")
@@ -123,9 +108,9 @@ def main() -> None:
             g = rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
             cases.append((name, *(pool_step(tg, x, g, k, s) for tg in (new, old))))
         y = rng.integers(0, 10, 100).astype(np.int64)
-        for name, hw in (("SimpleConvNet", 28), ("LeNet", 32)):
+        for name, hw in INPUTS.items():
             x = rng.random((100, 1, hw, hw), dtype=np.float32)
-            cases.append((f"{name} training step", *(train_step(tg, name, x, y) for tg in (new, old))))
+            cases.append((f"{name} training step", *(training_step(tg, build(tg, name), x, y) for tg in (new, old))))
         for name, ours, theirs in cases:
             if args.only in name:
                 r = alternate(ours, theirs, args.pairs, settle_ms=args.settle_ms)

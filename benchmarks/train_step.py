@@ -36,25 +36,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _steps import build, training_step  # noqa: E402
 from _timing import alternate  # noqa: E402
 
 import tinygrad_cnn as tg  # noqa: E402
-from tinygrad_cnn.models import LeNet, SimpleConvNet  # noqa: E402
-from tinygrad_cnn.nn import functional as F  # noqa: E402
-from tinygrad_cnn.optim import Adam  # noqa: E402
-
-
-def ours_step(model, x: np.ndarray, y: np.ndarray):
-    opt = Adam(model.parameters(), lr=0.001)
-    xt = tg.Tensor(x)
-
-    def step() -> None:
-        loss = F.cross_entropy(model(xt), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
 
 
 def torch_nets(torch):
@@ -106,15 +91,14 @@ def main() -> None:
     b = ARGS.batch
     y = rng.integers(0, 10, b).astype(np.int64)
     cases = [
-        ("SimpleConvNet", SimpleConvNet(seed=0), rng.random((b, 1, 28, 28), dtype=np.float32), 0),
-        ("LeNet (relu, max)", LeNet(input_size=32, activation="relu", pooling="max", seed=0),
-         rng.random((b, 1, 32, 32), dtype=np.float32), 1),
+        ("SimpleConvNet", build(tg, "SimpleConvNet"), rng.random((b, 1, 28, 28), dtype=np.float32), 0),
+        ("LeNet (relu, max)", build(tg, "LeNet"), rng.random((b, 1, 32, 32), dtype=np.float32), 1),
     ]
     threads = ARGS.threads if ARGS.threads is not None else "library default"
     print(f"batch {b}, float32, Adam; threads: {threads}; {ARGS.pairs} alternating pairs, settle {ARGS.settle_ms:g} ms"
           + ("" if torch else "; PyTorch not installed"))
     for name, model, x, k in cases:
-        ours = ours_step(model, x, y)
+        ours = training_step(tg, model, x, y)
         theirs = None
         if torch is not None:
             net = torch_nets(torch)[k]()
