@@ -253,12 +253,7 @@ class Function:
                 ctx.creation_stack = anomaly.user_stack()
         else:
             record = False
-        try:
-            out = cls.forward(ctx, *arrays, **params)
-        except ValueError as e:
-            if cls.broadcasts and len(arrays) == 2:
-                _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
-            raise
+        out = _forward(cls, ctx, arrays, params)
         if type(out) is tuple:
             return _finish_multi(cls, ctx, record, tensors, arrays, out)
         raw = out
@@ -286,6 +281,16 @@ class Function:
         return result
 
 
+def _forward(cls: type, ctx: Node, arrays: list, params: dict) -> Any:
+    """``cls.forward`` on the arrays; a broadcasting op's shape error is re-raised naming the op and shapes."""
+    try:
+        return cls.forward(ctx, *arrays, **params)
+    except ValueError as e:
+        if cls.broadcasts and len(arrays) == 2:
+            _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
+        raise
+
+
 def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
     """``apply`` with grad mode off (backward passes, evaluation): nothing to record."""
     arrays = []
@@ -304,12 +309,7 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
     ctx = _new_node(Node)
     ctx._fn = cls
     ctx.params = params
-    try:
-        out = cls.forward(ctx, *arrays, **params)
-    except ValueError as e:
-        if cls.broadcasts and len(arrays) == 2:
-            _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
-        raise
+    out = _forward(cls, ctx, arrays, params)
     if type(out) is tuple:
         return tuple(Tensor._make(o if type(o) is np.ndarray else np.asarray(o), None, 0) for o in out)
     result = Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, 0)
