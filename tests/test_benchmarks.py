@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (one pair, no settling, smallest cases): they are not timed
+here, only kept from rotting; a broken import or a renamed API fails this."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize(
+    "script, args, expect",
+    [
+        ("conv.py", ["--pairs", "1", "--settle-ms", "0", "--only", "SimpleConvNet"], "| SimpleConvNet conv |"),
+        ("train_step.py", ["--pairs", "1", "--settle-ms", "0", "--batch", "4"], "LeNet (relu, max)"),
+        ("ab_revision.py", ["--pairs", "1", "--settle-ms", "0", "--only", "training"], "LeNet training step"),
+    ],
+)
+def test_benchmark_script_runs(script, args, expect):
+    if script == "ab_revision.py" and not os.path.isdir(os.path.join(ROOT, ".git")):
+        pytest.skip("ab_revision.py compares against a git revision")
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), *args], capture_output=True, text=True, timeout=240, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expect in out.stdout, out.stdout[-2000:]
