@@ -42,7 +42,9 @@ def load_old(rev: str, into: str):
     with open(path, "wb") as f:
         f.write(archive)
     with tarfile.open(path) as t:
-        t.extractall(into, filter="data")
+        # Our own git archive; the "data" filter where this Python has it (3.11.4+, 3.12+; Debian
+        # 12's 3.11.2 has not).
+        t.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     os.rename(os.path.join(into, "tinygrad_cnn"), os.path.join(into, "tg_old"))
     sys.path.insert(0, into)
     import tg_old
