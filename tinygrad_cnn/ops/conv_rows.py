@@ -56,8 +56,12 @@ def unfold_width(x: np.ndarray, win: Window) -> np.ndarray:
     (ph, pw), (sw, dw), (kw, ow) = win.padding, (win.stride[1], win.dilation[1]), (win.kernel[1], win.out[1])
     hp, wp = win.padded_hw(h, w)
     xt = pooled_empty((hp, c, wp, n), x.dtype)
-    if (hp, wp) != (h, w):
-        xt.fill(0)
+    # Zero only the padding (rows above and below, columns left and right; ceil-mode or an
+    # explicit output grid may pad more on the far sides), not the whole buffer.
+    xt[:ph] = 0
+    xt[ph + h :] = 0
+    xt[ph : ph + h, :, :pw] = 0
+    xt[ph : ph + h, :, pw + w :] = 0
     np.copyto(xt[ph : ph + h, :, pw : pw + w], x.transpose(2, 1, 3, 0))
     th, tc, tw, tn = xt.strides
     xw = pooled_empty((hp, c, kw, ow, n), x.dtype)
