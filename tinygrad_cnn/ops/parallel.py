@@ -72,7 +72,7 @@ def _c_spin_lock() -> tuple[Callable[[int], int], Callable[[int], int], Callable
 _SPIN = _c_spin_lock()
 
 
-class _Done:
+class _SpinDone:
     """A worker's "chunk work finished" flag: ``arm`` before waking the worker, ``set`` by the
     worker, ``wait`` by the caller until set (which leaves it unarmed again).
 
@@ -82,40 +82,45 @@ class _Done:
     releasing the GIL, does not hold up the worker (a Python spin would hold the GIL it needs): a
     region of two trivial chunks took 15 us instead of 52. The wait is bounded by the worker's
     own chunk. Unlocked by the worker, not by the caller that locked it: glibc's and musl's spin
-    locks are a bare int that any thread may store 0 into. A lock where there are no spin locks."""
+    locks are a bare int that any thread may store 0 into."""
 
     def __init__(self) -> None:
-        if _SPIN is None:
-            self.lock = threading.Lock()
-        else:
-            self.cell = ctypes.c_int(0)
-            self.addr = ctypes.addressof(self.cell)
-            _SPIN[2](self.addr, 0)
+        self.cell = ctypes.c_int(0)  # kept alive here: the C functions get its address
+        self.addr = ctypes.addressof(self.cell)
+        self.lock, self.unlock, init = _SPIN
+        init(self.addr, 0)
 
     def arm(self) -> None:
-        if _SPIN is None:
-            self.lock.acquire()
-        else:
-            _SPIN[0](self.addr)
+        self.lock(self.addr)
 
     def set(self) -> None:
-        if _SPIN is None:
-            self.lock.release()
-        else:
-            _SPIN[1](self.addr)
+        self.unlock(self.addr)
 
     def wait(self) -> None:
-        if _SPIN is None:
-            self.lock.acquire()
-            self.lock.release()
-        else:
-            _SPIN[0](self.addr)
-            _SPIN[1](self.addr)
+        self.lock(self.addr)
+        self.unlock(self.addr)
+
+
+class _LockDone:
+    """:class:`_SpinDone` on a lock, where the C library has no POSIX spin locks."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def arm(self) -> None:
+        self.lock.acquire()
+
+    def set(self) -> None:
+        self.lock.release()
+
+    def wait(self) -> None:
+        self.lock.acquire()
+        self.lock.release()
 
 
 class _Workers:
     """``n`` persistent daemon threads, each woken by a lock of its own and answering on a
-    :class:`_Done` flag that the caller waits on by spinning.
+    :class:`_SpinDone` flag that the caller waits on by spinning (:class:`_LockDone` without spin locks).
 
     Why not ``concurrent.futures.ThreadPoolExecutor``: its submit + wait round trip (futures, a
     queue, condition variables) cost ~80 us here, on top of the wake-ups themselves; a round trip
@@ -129,13 +134,14 @@ class _Workers:
     def __init__(self, n: int) -> None:
         self.job: Callable[[], None] | None = None
         self.slots = []
+        flag = _LockDone if _SPIN is None else _SpinDone  # chosen once per pool
         for i in range(n):
-            go, done = threading.Lock(), _Done()
+            go, done = threading.Lock(), flag()
             go.acquire()
             threading.Thread(target=self._serve, args=(go, done), name=f"tinygrad_cnn-{i}", daemon=True).start()
             self.slots.append((go, done))
 
-    def _serve(self, go: threading.Lock, done: _Done) -> None:
+    def _serve(self, go: threading.Lock, done: _SpinDone | _LockDone) -> None:
         while True:
             go.acquire()
             job = self.job
