@@ -13,8 +13,8 @@ Two algorithms, chosen by the conv's geometry (:func:`by_rows`), the same for al
 - **im2col** (most convs): columns (C*KH*KW, N*OH*OW) in image order, one GEMM per group and
   image, in chunks of images. With groups 1 the bias rides in the GEMMs as a row of ones under
   the columns: the forward GEMM adds it, and ``ConvWeightGrad(x, g, bias=True)`` sums the
-  weight and bias gradients in one GEMM and returns both (an op with two outputs). The input gradient folds the column
-  gradient back with col2im.
+  weight and bias gradients in one GEMM and returns both (an op with two outputs). The input
+  gradient folds the column gradient back with col2im.
 - **rows** (stride 1 along the width, short output rows, more column rows than output channels,
   groups 1, dilation 1 along the height: LeNet conv2): the input unfolded along the width only
   and one GEMM per output row, and an input gradient computed row by row without col2im
@@ -51,8 +51,9 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 # anyone else (PyTorch's conv forward, timed after it, ran 24 ms instead of 0.3 ms). In chunks,
 # AlexNet conv1 forward+backward ran 0.80x the time of the one-GEMM version, AlexNet conv2 0.95x
 # (docs/benchmarks.md, third session). The forward and weight-gradient GEMMs run one chunk per
-# thread (fewer, longer numpy calls): SimpleConvNet conv forward+backward 0.88-0.99x the time of two
-# chunks per thread, the training steps unchanged (docs/benchmarks.md, fifth session).
+# thread (fewer, longer numpy calls): SimpleConvNet conv forward+backward 0.875-1.03x the time of
+# two chunks per thread over five runs (median 0.89), the training steps unchanged
+# (docs/benchmarks.md, fifth session).
 
 
 def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
@@ -197,6 +198,7 @@ class ConvWeightGrad(Function):
 
         gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
         ctx.save_for_backward(a, b)
+        # gwt (G, rows, C_out/G); with the bias, row k is the ones row's product: the bias grad
         gw = np.ascontiguousarray(gwt[:, :k].transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
         return (gw, gwt[0, k].copy()) if bias else gw
 
