@@ -183,9 +183,9 @@ def test_float32_stays_float32_and_no_float64_buffers(rng, algorithm):
     assert z.dtype == np.float32
 
 
-@pytest.mark.parametrize("c_out, stride, kept", [(3, 1, (5, 2, 3, 3, 2)), (20, 1, (2 * 9, 2 * 9)), (20, 2, (2 * 9, 2 * 4))])
+@pytest.mark.parametrize("c_out, stride, kept", [(3, 1, (5 * 2 * 3 * 2 * 3,)), (20, 1, (2 * 9, 2 * 9)), (20, 2, (2 * 9, 2 * 4))])
 def test_weight_grad_reuses_the_forward_unfolding_and_frees_it(rng, c_out, stride, kept):
-    # 3 output channels: by rows, the width-unfolded input (Hp, C, KW, OW, N) is kept;
+    # 3 output channels: by rows, the width-unfolded input is kept (Hp*C*KW*N*OW numbers, chunk-major);
     # 20 (more than the 18 column rows): im2col, one column buffer (C*KH*KW, N*OH*OW).
     x = tg.Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
     w = tg.Tensor(rng.standard_normal((c_out, 2, 3, 3)), requires_grad=True)

@@ -112,7 +112,8 @@ def test_internal_layout_is_the_transpose_of_the_public_one(rng):
 @given(windows(), st.integers(0, 2**16))
 def test_row_blocks_of_the_width_unfolding_are_the_im2col_columns_of_each_output_row(geom, seed):
     # ops/conv_rows.py: block oh of the width-unfolded input, rows ordered (i, c, j) and columns
-    # (ow, n), holds exactly im2col's columns (c, i, j) x (n, oh, ow) of output row oh.
+    # (n, ow), holds exactly im2col's columns (c, i, j) x (n, oh, ow) of output row oh; so does
+    # the block of a slice of its images.
     shape, k, s, p, d = geom
     if d[0] != 1:  # the rows algorithm needs dilation 1 along the height
         d = (1, d[1])
@@ -123,9 +124,12 @@ def test_row_blocks_of_the_width_unfolding_are_the_im2col_columns_of_each_output
     win = Window(k, s, p, d, out)
     blocks = _row_blocks(unfold_width(x, win), win)
     cols = im2col_array(x, win).reshape(shape[1], k[0], k[1], shape[0], *out)
+    a, b = shape[0] // 2, shape[0]
+    part = _row_blocks(unfold_width(x, win)[:, :, :, a:b], win)
     for oh in range(out[0]):
-        expected = cols[:, :, :, :, oh].transpose(1, 0, 2, 4, 3).reshape(blocks.shape[1:])
-        np.testing.assert_array_equal(blocks[oh], expected)
+        expected = cols[:, :, :, :, oh].transpose(1, 0, 2, 3, 4)  # (i, c, j, n, ow)
+        np.testing.assert_array_equal(blocks[oh], expected.reshape(blocks.shape[1:]))
+        np.testing.assert_array_equal(part[oh], expected[:, :, :, a:b].reshape(part.shape[1:]))
 
 
 def test_by_rows_is_chosen_for_lenet_convs_only():

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
-from .conv_rows import by_rows, conv_rows, input_grad_rows, unfold_width, weight_grad_rows
+from .conv_rows import by_rows, conv_rows, input_grad_rows, weight_grad_rows
 from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as
 from .parallel import parallel_chunks, plan
 
@@ -92,11 +92,12 @@ class Conv2d(Function):
             ctx.save_for_backward(x, w, None)
             return np.zeros((0, co, *out), x.dtype)
         if by_rows(win, groups, co, k):  # width-unfolded input, one GEMM per output row (ops/conv_rows.py)
-            xw = unfold_width(x, win)
+            y, xw, ctx.parts = conv_rows(x, w, bias[0] if bias else None, win)
             ctx.save_for_backward(x, w, xw if keep else None)
-            return conv_rows(xw, w, bias[0] if bias else None, win)
+            return y
         # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
         # GEMM then yields the bias grad too): two passes over the output fewer.
+        ctx.parts = None
         fuse = ctx.fused
         wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
         cols = _columns(x, win, k + fuse, None)
@@ -120,7 +121,8 @@ class Conv2d(Function):
         nx, nw, *nb = ctx.needs_input_grad
         p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
-        cache = [cols.data] if cols is not None else []
+        # the forward's unfolded x for the weight grad: the columns, or by rows (xw, its chunks)
+        cache = [] if cols is None else [cols.data if ctx.parts is None else (cols.data, ctx.parts)]
         if nw and nb and nb[0] and ctx.fused:  # the weight-grad op returns the bias grad too
             gw, gb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)
             return gx, gw, gb
@@ -171,9 +173,9 @@ class ConvWeightGrad(Function):
     ``bias`` (groups 1 only) two outputs, the weight gradient and the bias gradient (C_b,), summed
     in the same GEMMs (a row of ones under the columns) or the same row chunks.
 
-    ``cache`` is an optional one-element list holding im2col(a) from the forward conv (with the
-    row of ones when the forward fused its bias); the op empties it so the column buffer is not
-    kept by this node."""
+    ``cache`` is an optional one-element list holding the forward conv's unfolded a: im2col(a)
+    (with the row of ones when the forward fused its bias) or, by rows, the (xw, chunks) pair of
+    ``conv_rows``; the op empties it so the buffer is not kept by this node."""
 
     @staticmethod
     def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
@@ -186,7 +188,7 @@ class ConvWeightGrad(Function):
             return (gw, np.zeros(co, a.dtype)) if bias else gw
         if by_rows(win, groups, co, k):  # the same choice as the forward conv that filled the cache
             ctx.save_for_backward(a, b)
-            return weight_grad_rows(unfold_width(a, win) if cached is None else cached, b, win, bias)
+            return weight_grad_rows(a, b, win, bias, unfolded=cached)
         cols = _columns(a, win, k + bias, cached)
 
         def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of sum_n cols[:, n] @ b[n]^T (no copy of b)

@@ -1,10 +1,11 @@
 """Convolution by output rows over a width-unfolded input: the kernels the conv ops use where
 im2col's columns would be many times bigger than the input (LeNet conv2: short rows, few channels).
 
-The input is unfolded along the width only, batch last: ``xw`` (Hp, C, KW, OW, N) with
-``xw[h, c, j, ow, n] = xpad[n, c, h, ow*sw + j*dw]`` (KW copies of the input instead of im2col's
-KH*KW). The KH padded rows under output row ``oh`` are then one contiguous block of it, a
-(KH*C*KW, OW*N) matrix: the im2col columns of that output row, without copying them. So
+The input is unfolded along the width only: ``xw`` (Hp, C, KW, N, OW) with
+``xw[h, c, j, n, ow] = xpad[n, c, h, ow*sw + j*dw]`` (KW copies of the input instead of im2col's
+KH*KW). The KH padded rows under output row ``oh`` are then one block of it, a (KH*C*KW, N*OW)
+matrix with contiguous (n, ow) columns: the im2col columns of that output row, without copying
+them; the same holds for the images a..b of a slice. So
 
 - forward: ``Y[oh] = Wr @ xw[oh*sh : oh*sh + KH]``, one GEMM per output row, ``Wr`` the weight
   ordered (C_out, KH*C*KW);
@@ -12,18 +13,21 @@ KH*KW). The KH padded rows under output row ``oh`` are then one contiguous block
 - input gradient, per padded input row h: ``dxw[h] = sum_{i, oh: oh*sh + i = h} W_i^T @ G[oh]``,
   one GEMM over the valid kernel rows i (consecutive output rows of G, so again one block);
   then one batched GEMM with a 0/1 matrix folds ``dxw`` back along the width. No column
-  buffer, no col2im over KH*KW positions, and every row of the input gradient is written by one
-  chunk only, so the whole input gradient (fold included) runs in chunks of rows on the threads.
+  buffer, no col2im over KH*KW positions.
 
-``G[oh]`` is the output gradient of row oh, (C_out, OW*N). Needs dilation 1 along the height (so
+All three run in chunks of images on the threads, each chunk unfolding, multiplying and writing
+only its own images (and the forward's unfolded input in its own piece, :func:`conv_rows`).
+``G[oh]`` is the output gradient of row oh, (C_out, N*OW) or (C_out, OW*N). Needs dilation 1 along the height (so
 a block of kernel rows is a block of input rows) and groups 1: :func:`rows_apply`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Window, pooled_empty, view_as
+from .im2col import Window, pad_input, pooled_empty, view_as
 from .parallel import parallel_chunks, plan
 
 
@@ -47,77 +51,94 @@ def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     return rows_apply(win, groups) and win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
 
 
-def unfold_width(x: np.ndarray, win: Window) -> np.ndarray:
-    """x (N, C, H, W) -> xw (Hp, C, KW, OW, N), zero padded: ``xw[h, c, j, ow, n] = xpad[n, c, h, ow*sw + j*dw]``.
+def unfold_width(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
+    """x (N, C, H, W) -> xw (Hp, C, KW, N, OW), zero padded: ``xw[h, c, j, n, ow] = xpad[n, c, h, ow*sw + j*dw]``.
 
-    Two copies: x transposed to (Hp, C, Wp, N) (padding included), then the KW shifted windows
-    of each row, whose runs are OW*N contiguous numbers at stride 1."""
-    n, c, h, w = x.shape
-    (ph, pw), (sw, dw), (kw, ow) = win.padding, (win.stride[1], win.dilation[1]), (win.kernel[1], win.out[1])
-    hp, wp = win.padded_hw(h, w)
-    xt = pooled_empty((hp, c, wp, n), x.dtype)
-    # Zero only the padding (rows above and below, columns left and right; ceil-mode or an
-    # explicit output grid may pad more on the far sides), not the whole buffer.
-    xt[:ph] = 0
-    xt[ph + h :] = 0
-    xt[ph : ph + h, :, :pw] = 0
-    xt[ph : ph + h, :, pw + w :] = 0
-    np.copyto(xt[ph : ph + h, :, pw : pw + w], x.transpose(2, 1, 3, 0))
-    th, tc, tw, tn = xt.strides
-    xw = pooled_empty((hp, c, kw, ow, n), x.dtype)
-    np.copyto(xw, as_strided(xt, xw.shape, (th, tc, dw * tw, sw * tw, tn), writeable=False))
-    return xw
+    One copy (its runs are OW numbers). With ``out`` (a chunk's images of a bigger one,
+    ``xw[:, :, :, a:b]``), fills and returns it."""
+    sw, dw = win.stride[1], win.dilation[1]
+    xp = pad_input(x, win)
+    s_n, s_c, s_h, s_w = xp.strides
+    shape = (xp.shape[2], x.shape[1], win.kernel[1], x.shape[0], win.out[1])
+    if out is None:
+        out = pooled_empty(shape, x.dtype)
+    np.copyto(out, as_strided(xp, shape, (s_h, s_c, dw * s_w, s_n, sw * s_w), writeable=False))
+    return out
 
 
 def _row_blocks(xw: np.ndarray, win: Window) -> np.ndarray:
-    """(OH, KH*C*KW, OW*N) read-only view: block oh is xw[oh*sh : oh*sh + KH], the columns of output row oh."""
-    hp, c, kw, ow, n = xw.shape
-    rs, item = xw.strides[0], xw.itemsize
-    return as_strided(xw, (win.out[0], win.kernel[0] * c * kw, ow * n), (win.stride[0] * rs, ow * n * item, item), writeable=False)
+    """(OH, KH*C*KW, M*OW) read-only view of xw (Hp, C, KW, M, OW), or of a slice of its images
+    whose (M, OW) part is contiguous: block oh is xw[oh*sh : oh*sh + KH], the columns of output row oh."""
+    hp, c, kw, m, ow = xw.shape
+    s_h, _, s_j, _, s_w = xw.strides
+    return as_strided(xw, (win.out[0], win.kernel[0] * c * kw, m * ow), (win.stride[0] * s_h, s_j, s_w), writeable=False)
 
 
-def _rows_of(g: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Output gradient rows a..b of g (N, C_out, OH, OW), reordered to (b-a, C_out, OW*N)."""
-    n, co, _, ow = g.shape
-    gr = pooled_empty((b - a, co, ow, n), g.dtype)
-    np.copyto(gr, g[:, :, a:b].transpose(2, 1, 3, 0))
-    return gr.reshape(b - a, co, ow * n)
+def _rows_of(g: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """g (M, C_out, OH, OW) reordered to (OH, C_out, M*OW) (``order`` (2, 1, 0, 3): columns (n, ow))
+    or (OH, C_out, OW*M) (``order`` (2, 1, 3, 0): columns (ow, n))."""
+    gr = pooled_empty(tuple(g.shape[i] for i in order), g.dtype)
+    np.copyto(gr, g.transpose(order))
+    return gr.reshape(g.shape[2], g.shape[1], -1)
 
 
-def conv_rows(xw: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window) -> np.ndarray:
-    """Forward: xw (Hp, C, KW, OW, N) from :func:`unfold_width`, w (C_out, C, KH, KW) -> y (N, C_out, OH, OW)."""
-    co, n, (oh, ow) = w.shape[0], xw.shape[4], win.out
+def _images(xw: np.ndarray, per_image: tuple[int, int, int, int], a: int, b: int) -> np.ndarray:
+    """Images a..b of a chunk-major unfolded input (:func:`conv_rows`): ``xw[a*S : b*S]`` as
+    (Hp, C, KW, b-a, OW), ``per_image`` = (Hp, C, KW, OW) and S its product."""
+    hp, c, kw, ow = per_image
+    size = hp * c * kw * ow
+    return xw[a * size : b * size].reshape(hp, c, kw, b - a, ow)
+
+
+def conv_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window) -> tuple[np.ndarray, np.ndarray, list]:
+    """Forward: x (N, C, H, W), w (C_out, C, KH, KW) -> (y (N, C_out, OH, OW), xw, parts), the
+    width-unfolded input kept for the weight gradient: the images a..b of each chunk in ``parts``
+    unfold into their own contiguous piece of the 1-D ``xw`` (:func:`_images`).
+
+    Why chunk-major: each thread writes only its own memory. Image slices of one
+    (Hp, C, KW, N, OW) buffer interleave the threads' writes every few KB, and where the two vCPUs
+    sit far apart (a cache-line round trip of ~500 ns instead of ~150) that made LeNet conv2's
+    forward 2.2x slower; in the pieces it ran as fast as ever there (docs/benchmarks.md, sixth session)."""
+    n, co, (oh, ow) = x.shape[0], w.shape[0], win.out
     wr = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(co, -1)  # (C_out, KH*C*KW)
-    blocks = _row_blocks(xw, win)
-    t = pooled_empty((oh, co, ow * n), xw.dtype)
-    y = pooled_empty((n, co, oh, ow), xw.dtype)
+    per_image = (win.padded_hw(*x.shape[2:])[0], x.shape[1], win.kernel[1], ow)
+    xw = pooled_empty((n * math.prod(per_image),), x.dtype)
+    y = pooled_empty((n, co, oh, ow), x.dtype)
 
-    def rows(a: int, b: int) -> None:  # output rows a..b: multiply, add the bias, reorder into NCHW
-        np.matmul(wr, blocks[a:b], out=t[a:b])
+    def images(a: int, b: int) -> None:  # unfold, multiply row by row, add the bias, reorder into NCHW
+        part = unfold_width(x[a:b], win, out=_images(xw, per_image, a, b))
+        t = pooled_empty((oh, co, (b - a) * ow), x.dtype)
+        np.matmul(wr, _row_blocks(part, win), out=t)
         if bias is not None:
-            t[a:b] += bias[:, None]
-        np.copyto(y[:, :, a:b], t[a:b].reshape(b - a, co, ow, n).transpose(3, 1, 0, 2))
+            t += bias[:, None]
+        np.copyto(y[a:b], t.reshape(oh, co, b - a, ow).transpose(2, 1, 0, 3))
 
-    parallel_chunks(rows, plan(oh, 2.0 * wr.size * ow * n * oh, per_thread=1))
-    return y
+    parts = plan(n, 2.0 * wr.size * ow * n * oh, per_thread=1)
+    parallel_chunks(images, parts)
+    return y, xw, parts
 
 
-def weight_grad_rows(xw: np.ndarray, g: np.ndarray, win: Window, bias: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Weight gradient: xw (Hp, C, KW, OW, N), output gradient g (N, C_out, OH, OW) -> (C_out, C, KH, KW),
-    or with ``bias`` the pair (weight gradient, bias gradient (C_out,))."""
-    co, oh = g.shape[1], g.shape[2]
-    _, c, kw, ow, n = xw.shape
-    kh = win.kernel[0]
-    blocks = _row_blocks(xw, win)
+def weight_grad_rows(
+    x: np.ndarray, g: np.ndarray, win: Window, bias: bool = False, unfolded: tuple[np.ndarray, list] | None = None
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Weight gradient: x (N, C, H, W), output gradient g (N, C_out, OH, OW) -> (C_out, C, KH, KW),
+    or with ``bias`` the pair (weight gradient, bias gradient (C_out,)). ``unfolded``: the
+    (xw, parts) of :func:`conv_rows` (its chunks are taken again), else each chunk unfolds its images."""
+    n, c = x.shape[:2]
+    co, oh, ow = g.shape[1:]
+    kh, kw = win.kernel
+    per_image = (win.padded_hw(*x.shape[2:])[0], c, kw, ow)
 
-    def rows(a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:  # output rows a..b's share of the sums
-        gr = _rows_of(g, a, b)
+    def images(a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:  # images a..b's share of the sums
+        part = unfold_width(x[a:b], win) if unfolded is None else _images(unfolded[0], per_image, a, b)
+        gr = _rows_of(g[a:b], (2, 1, 0, 3))
         # block @ G^T, (KH*C*KW, C_out): 1.8x faster here than G @ block^T (OpenBLAS on M = C_out = 16)
-        return np.matmul(blocks[a:b], gr.transpose(0, 2, 1)).sum(axis=0), gr.sum(axis=(0, 2)) if bias else None
+        return np.matmul(_row_blocks(part, win), gr.transpose(0, 2, 1)).sum(axis=0), gr.sum(axis=(0, 2)) if bias else None
 
-    parts = parallel_chunks(rows, plan(oh, 2.0 * co * blocks.shape[1] * ow * n * oh, per_thread=1))
-    gw = sum(p[0] for p in parts).reshape(kh, c, kw, co).transpose(3, 1, 0, 2).reshape(co, c, kh, kw)
-    return (gw, sum(p[1] for p in parts)) if bias else gw
+    parts = plan(n, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1) if unfolded is None else unfolded[1]
+    sums = parallel_chunks(images, parts)
+    gw = sum(p[0] for p in sums).reshape(kh, c, kw, co).transpose(3, 1, 0, 2).reshape(co, c, kh, kw)
+    return (gw, sum(p[1] for p in sums)) if bias else gw
 
 
 def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int, ...]) -> np.ndarray:
@@ -132,6 +153,12 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
     wt = w.transpose(1, 3, 2, 0)  # (C, KW, KH, C_out)
     kernel_rows = [list(range(r, kh, sh))[::-1] for r in range(sh)]
     stacked = [np.ascontiguousarray(wt[:, :, ks]).reshape(c * kw, -1) for ks in kernel_rows]
+    # Per input row: the kernel rows that reach it and the first output row they read, or None.
+    sources = []
+    for r in range(h):
+        hp = r + ph
+        src = [(j, (hp - i) // sh) for j, i in enumerate(kernel_rows[hp % sh]) if 0 <= (hp - i) // sh < oh]
+        sources.append((hp % sh, src[0][0], src[-1][0] + 1, src[0][1]) if src else None)
     # The fold along the width as a 0/1 matrix, (W, KW*OW): entry (w, j*OW + o) is 1 where kernel
     # column j of output column o reads input column w = o*sw + j*dw - pw (padding cropped). One
     # batched GEMM per chunk instead of KW strided adds: 0.89-0.94x the input gradient's time
@@ -144,23 +171,19 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
     fold = fold.reshape(wd, kw * ow)
     dx = pooled_empty(shape, g.dtype)
 
-    def rows(a: int, b: int) -> None:  # input rows a..b: multiply row by row, fold along the width
-        lo, hi = max(0, -(-(a + ph - kh + 1) // sh)), min(oh, (b - 1 + ph) // sh + 1)  # output rows they get
-        gr = _rows_of(g, lo, max(lo, hi)).reshape(-1, ow * n)
-        dxw = pooled_empty((b - a, c, kw, ow, n), g.dtype)
-        for r in range(a, b):
-            hp = r + ph
-            ks = kernel_rows[hp % sh]
-            src = [(j, (hp - i) // sh) for j, i in enumerate(ks) if lo <= (hp - i) // sh < hi]
-            if not src:  # no window reads this row
-                dxw[r - a] = 0
+    def images(a: int, b: int) -> None:  # images a..b: multiply row by row, fold along the width
+        m = b - a
+        gr = _rows_of(g[a:b], (2, 1, 3, 0)).reshape(-1, ow * m)  # output rows stacked, (OH*C_out, OW*M)
+        dxw = pooled_empty((h, c, kw, ow, m), g.dtype)
+        for r, source in enumerate(sources):
+            if source is None:  # no window reads this row
+                dxw[r] = 0
                 continue
-            (j0, o0), j1 = src[0], src[-1][0] + 1
-            g_rows = gr[(o0 - lo) * co : (o0 - lo + j1 - j0) * co]  # output rows o0.. stacked, (rows*C_out, OW*N)
-            np.matmul(stacked[hp % sh][:, j0 * co : j1 * co], g_rows, out=view_as(dxw[r - a], (c * kw, ow * n)))
-        folded = pooled_empty((b - a, c, wd, n), g.dtype)
-        np.matmul(fold, dxw.reshape(-1, kw * ow, n), out=folded.reshape(-1, wd, n))
-        np.copyto(dx[:, :, a:b], folded.transpose(3, 1, 0, 2))
+            res, j0, j1, o0 = source
+            np.matmul(stacked[res][:, j0 * co : j1 * co], gr[o0 * co : (o0 + j1 - j0) * co], out=view_as(dxw[r], (c * kw, ow * m)))
+        folded = pooled_empty((h, c, wd, m), g.dtype)
+        np.matmul(fold, dxw.reshape(-1, kw * ow, m), out=folded.reshape(-1, wd, m))
+        np.copyto(dx[a:b], folded.transpose(3, 1, 0, 2))
 
-    parallel_chunks(rows, plan(h, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1))
+    parallel_chunks(images, plan(n, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1))
     return dx
