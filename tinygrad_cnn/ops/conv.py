@@ -46,7 +46,7 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 # Every conv runs as chunks on the thread pool (ops/parallel.py), each chunk unfolding,
 # multiplying and reordering its own share while OpenBLAS is pinned to one thread: chunks of
 # images (im2col: multiplied image by image straight into NCHW while the chunk's block of columns
-# is still in cache) or of rows (conv_rows). Why not one GEMM threaded by OpenBLAS: after each
+# is still in cache; conv_rows: row by row). Why not one GEMM threaded by OpenBLAS: after each
 # threaded GEMM OpenBLAS's worker spins for ~110 ms, taking the core from our chunks and from
 # anyone else (PyTorch's conv forward, timed after it, ran 24 ms instead of 0.3 ms). In chunks,
 # AlexNet conv1 forward+backward ran 0.80x the time of the one-GEMM version, AlexNet conv2 0.95x

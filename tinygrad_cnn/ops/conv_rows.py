@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Window, pad_input, pooled_empty, view_as
+from .im2col import Window, pooled_empty, view_as, width_windows
 from .parallel import parallel_chunks, plan
 
 
@@ -56,13 +56,10 @@ def unfold_width(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> n
 
     One copy (its runs are OW numbers). With ``out`` (a chunk's images of a bigger one,
     ``xw[:, :, :, a:b]``), fills and returns it."""
-    sw, dw = win.stride[1], win.dilation[1]
-    xp = pad_input(x, win)
-    s_n, s_c, s_h, s_w = xp.strides
-    shape = (xp.shape[2], x.shape[1], win.kernel[1], x.shape[0], win.out[1])
+    v = width_windows(x, win).transpose(2, 1, 3, 0, 4)
     if out is None:
-        out = pooled_empty(shape, x.dtype)
-    np.copyto(out, as_strided(xp, shape, (s_h, s_c, dw * s_w, s_n, sw * s_w), writeable=False))
+        out = pooled_empty(v.shape, x.dtype)
+    np.copyto(out, v)
     return out
 
 

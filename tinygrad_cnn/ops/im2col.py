@@ -180,17 +180,26 @@ def two_pass(win: Window) -> bool:
     return win.stride[0] == 1 and win.out[0] > 1 and win.out[1] <= TWO_PASS_MAX_OW
 
 
+def width_windows(x: np.ndarray, win: Window) -> np.ndarray:
+    """A read-only strided view of x (N, C, H, W), zero padded and cut along the width only:
+    (N, C, Hp, KW, OW) with ``[n, c, h, j, ow] = xpad[n, c, h, ow*sw + j*dw]``. Copying a transpose
+    of it unfolds x along the width, in the layout a kernel needs (:func:`unfold_width_cn`,
+    ``conv_rows.unfold_width``)."""
+    sw, dw = win.stride[1], win.dilation[1]
+    xp = pad_input(x, win)
+    s_n, s_c, s_h, s_w = xp.strides
+    shape = (x.shape[0], x.shape[1], xp.shape[2], win.kernel[1], win.out[1])
+    return as_strided(xp, shape, (s_n, s_c, s_h, dw * s_w, sw * s_w), writeable=False)
+
+
 def unfold_width_cn(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
     """x (N, C, H, W) -> xw (C, KW, N, Hp, OW), zero padded: ``xw[c, j, n, h, ow] = xpad[n, c, h, ow*sw + j*dw]``.
     KW copies of the input, its rows cut to the OW positions each kernel column sees. With ``out``
     (a chunk's share of a bigger one, say), fills and returns it."""
-    sw, dw = win.stride[1], win.dilation[1]
-    xp = pad_input(x, win)
-    s_n, s_c, s_h, s_w = xp.strides
-    shape = (x.shape[1], win.kernel[1], x.shape[0], xp.shape[2], win.out[1])
+    v = width_windows(x, win).transpose(1, 3, 0, 2, 4)
     if out is None:
-        out = pooled_empty(shape, x.dtype)
-    np.copyto(out, as_strided(xp, shape, (s_c, dw * s_w, s_n, s_h, sw * s_w), writeable=False))
+        out = pooled_empty(v.shape, x.dtype)
+    np.copyto(out, v)
     return out
 
 
