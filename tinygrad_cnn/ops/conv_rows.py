@@ -42,9 +42,9 @@ def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     on im2col columns: where :func:`rows_apply` holds, with stride 1 along the width, output rows
     shorter than 16 and more column rows (``rows`` = C*KH*KW) than output channels.
 
-    Why those: the unfolded input is KW copies of x instead of KH*KW, and its copies run over
-    OW*N contiguous numbers (at stride 1) instead of OW; the input gradient needs no col2im.
-    Forward+backward by rows against im2col (``benchmarks/conv_algorithms.py``): LeNet conv2
+    Why those: the unfolded input is KW copies of x instead of KH*KW, and the input gradient
+    needs no col2im. Forward+backward by rows against im2col (``benchmarks/conv_algorithms.py``,
+    fourth session, with the earlier batch-last, row-chunked kernels; not re-measured): LeNet conv2
     0.59x, LeNet conv3 (1x1 outputs: im2col's per-image GEMMs are matrix-vector products) 0.10x,
     3x3 convs on 8x8 to 7x7 maps 0.89-1.05x; where it does not pick rows, SimpleConvNet's conv
     (OW = 24, output bigger than input) 2.07x, AlexNet conv2 (OW = 27) 1.01x."""
@@ -54,8 +54,8 @@ def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
 def unfold_width(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
     """x (N, C, H, W) -> xw (Hp, C, KW, N, OW), zero padded: ``xw[h, c, j, n, ow] = xpad[n, c, h, ow*sw + j*dw]``.
 
-    One copy (its runs are OW numbers). With ``out`` (a chunk's images of a bigger one,
-    ``xw[:, :, :, a:b]``), fills and returns it."""
+    One copy (its runs are OW numbers). With ``out`` (a chunk's own piece of a bigger buffer,
+    :func:`_images`), fills and returns it."""
     v = width_windows(x, win).transpose(2, 1, 3, 0, 4)
     if out is None:
         out = pooled_empty(v.shape, x.dtype)
@@ -95,7 +95,7 @@ def conv_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window
     Why chunk-major: each thread writes only its own memory. Image slices of one
     (Hp, C, KW, N, OW) buffer interleave the threads' writes every few KB, and where the two vCPUs
     sit far apart (a cache-line round trip of ~500 ns instead of ~150) that made LeNet conv2's
-    forward 2.2x slower; in the pieces it ran as fast as ever there (docs/benchmarks.md, sixth session)."""
+    forward 2.1x slower; in the pieces it ran as fast as ever there (docs/benchmarks.md, sixth session)."""
     n, co, (oh, ow) = x.shape[0], w.shape[0], win.out
     wr = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(co, -1)  # (C_out, KH*C*KW)
     per_image = (win.padded_hw(*x.shape[2:])[0], x.shape[1], win.kernel[1], ow)
