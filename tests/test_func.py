@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.autograd.grad_mode import STATE
+from tinygrad_cnn.autograd.grad_mode import state
 from tinygrad_cnn.func import _active, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.pytree import tree_leaves, tree_structure
@@ -183,7 +183,7 @@ def test_pure_grad_untouched_state_restored_and_no_aliasing():
     x.grad = tg.tensor([7.0, 7.0])
     with tg.no_grad():
         g = grad(lambda a, b: (a + b).sum(), argnums=(0, 1))(x, x)
-    assert STATE.enabled is True
+    assert state().enabled is True
     np.testing.assert_array_equal(x.grad.data, [7.0, 7.0])  # never touched
     assert not g[0].requires_grad  # under no_grad nothing is recorded
     # Add hands one gradient array to both inputs, and sum's backward is a read-only broadcast: results are
@@ -201,14 +201,14 @@ def test_pure_grad_untouched_state_restored_and_no_aliasing():
     ga = grad(lambda t: t.sum())(a)
     ga += 1
     np.testing.assert_array_equal(a, np.ones(3))
-    assert STATE.enabled and STATE.scope == ()
+    assert state().enabled and state().scope == ()
 
     def boom(x):
         raise RuntimeError("inside f")
 
     with pytest.raises(RuntimeError, match="inside f"):
         grad(lambda x: grad(boom)(x))(x)
-    assert _active() == [] and STATE.enabled
+    assert _active() == [] and state().enabled
 
 
 def test_nesting_with_closures_and_plain_backward():

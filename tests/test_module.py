@@ -109,9 +109,9 @@ def test_call_runs_forward_in_module_scope_and_records_output_shape():
     # The scope is restored after an exception inside forward.
     with pytest.raises(ValueError):
         net(tg.randn(2, 7, seed=0))
-    from tinygrad_cnn.autograd.grad_mode import STATE
+    from tinygrad_cnn.autograd.grad_mode import state
 
-    assert STATE.scope == ()
+    assert state().scope == ()
 
 
 def test_train_eval_switch_dropout_recursively():

@@ -36,7 +36,7 @@ import numpy as np
 
 from .autograd.engine import grad as _autograd_grad
 from .autograd.function import Function, Node
-from .autograd.grad_mode import STATE, enable_grad
+from .autograd.grad_mode import enable_grad, state
 from .ops.functions import stack as _stack
 from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
 from .tensor import Tensor, as_tensor
@@ -166,7 +166,7 @@ class _Args:
         if isinstance(leaf, Tensor):
             if leaf.dtype.kind != "f":
                 raise TypeError
-            if leaf.requires_grad and STATE.enabled:  # under no_grad nobody differentiates further
+            if leaf.requires_grad and state().enabled:  # under no_grad nobody differentiates further
                 return _TENSOR, _Input.apply(leaf)
             return _TENSOR, _Leaf._make(leaf.data, None, 0).requires_grad_(True)
         if isinstance(leaf, np.ndarray):
@@ -331,7 +331,7 @@ def _call(f: Callable, a: _Args, kwargs: dict) -> Any:
 def _value_and_grad(f: Callable, argnums: Any, has_aux: bool, op: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
     nums, single = _normalize_argnums(argnums, op)
     nums = _resolve_argnums(nums, len(args), op, argnums)
-    outer = STATE.enabled
+    outer = state().enabled
     a = _Args(f, args, nums, op)
     out, aux = _split_aux(_call(f, a, kwargs), has_aux, op)
     if not isinstance(out, Tensor):
@@ -406,7 +406,7 @@ def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False)
 
 # ---- vjp / jvp -----------------------------------------------------------------------------
 def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_name: str) -> tuple:
-    outer = STATE.enabled
+    outer = state().enabled
     a = _Args(f, primals, tuple(range(len(primals))), op)
     out, aux = _split_aux(_call(f, a, kwargs), has_aux, op)
     out_leaves, out_def = _out_leaves(out, op)
@@ -414,7 +414,7 @@ def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_
 
     def vjp_fn(cotangent: Any) -> tuple:
         cots = _check_cotangents(out_def, out_leaves, cotangent, cot_name, op)
-        create = STATE.enabled and (foreign or any(c.requires_grad for c in cots))
+        create = state().enabled and (foreign or any(c.requires_grad for c in cots))
         gs = _engine_grads(out_leaves, cots, a.flat, create, True)
         conv = _Results(a.input_ids | _bases(cots))
         trees, k = [], 0
@@ -463,7 +463,7 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
         )
     if len(primals) != len(tangents):
         raise ValueError(f"{op}: got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one tangent per primal.")
-    outer = STATE.enabled
+    outer = state().enabled
     a = _Args(f, tuple(primals), tuple(range(len(primals))), op)
     tans: list[Tensor] = []
     for i, (treedef, fresh) in enumerate(zip(a.defs, a.fresh)):

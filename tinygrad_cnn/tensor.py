@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd.grad_mode import STATE
+from .autograd.grad_mode import state
 
 DEFAULT_DTYPE = np.float32
 _rng = np.random.default_rng()
@@ -171,8 +171,13 @@ class Tensor:
         t._base = self if self._base is None else self._base
         return t
 
+    def clone(self) -> Tensor:
+        """A copy with memory of its own, recorded in the graph (gradients flow back to self)."""
+        return E.Clone.apply(self)
+
     def astype(self, dtype: Any) -> Tensor:
-        """Cast (differentiable; the gradient is cast back)."""
+        """Cast to ``dtype``. A cast between floating types is differentiable (the gradient is cast
+        back); a cast to an integer or bool dtype gives a tensor that does not require grad."""
         if np.dtype(dtype) == self.dtype:
             return self
         from .ops.elementwise import Cast
@@ -218,14 +223,69 @@ class Tensor:
 
         run_backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
 
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` each time a gradient for this tensor is computed, before it is
+        accumulated into ``.grad`` (a leaf) or passed on to the op that made it (a non-leaf); a
+        non-None return replaces the gradient. Returns a handle whose ``remove()`` unregisters it.
+
+        Example::
+
+            x = tensor([1.0, 2.0], requires_grad=True)
+            h = x.register_hook(lambda g: g * 2)
+            (x * x).sum().backward()     # x.grad == 2 * (2 x) == [4., 8.]
+            h.remove()
+        """
+        from .autograd.hooks import RemovableHandle
+
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"register_hook: this tensor (shape {self.shape}) does not require grad, so no gradient "
+                "will ever reach the hook. Call requires_grad_() on the leaf first."
+            )
+        if self.grad_fn is None:
+            hooks = self.__dict__.setdefault("_hooks", {})
+        else:
+            hooks = self.grad_fn.tensor_hooks(self._output_nr)
+        return RemovableHandle(hooks).add(hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf's gradient in ``.grad`` during backward (leaves always keep theirs).
+
+        Example::
+
+            h = x * 2
+            h.retain_grad()
+            h.sum().backward()           # h.grad is ones
+        """
+        if self.grad_fn is None:
+            if not self.requires_grad:
+                raise RuntimeError("retain_grad: the tensor does not require grad; no gradient would reach it.")
+            return
+        if self.retains_grad:
+            return
+        import weakref
+
+        ref = weakref.ref(self)  # the graph must not keep its output alive
+
+        def keep(g: Any) -> None:
+            t = ref()
+            if t is not None:
+                t.grad = Tensor._make(np.array(g.data, copy=True), None, 0) if t.grad is None else t.grad + g.detach()
+
+        self.grad_fn.retain_hook(self._output_nr, keep)
+        self.__dict__["retains_grad"] = True
+
+    retains_grad = False  # set by retain_grad() on a non-leaf
+
     # ---- in-place updates (never recorded; they bump the version counter) --------------
     def _inplace(self, op: str, fn: Any) -> Tensor:
-        if STATE.enabled and self.requires_grad:
+        if state().enabled and self.requires_grad:
             raise RuntimeError(
                 f"{op}: in-place update of a tensor that requires grad while grad mode is on would "
                 "not be differentiated. Do it under `with no_grad():` (as optimizers do) or use the "
                 "out-of-place op."
             )
+        _check_no_overlap(op, self.data)
         writeable = self.data.flags.writeable
         if not writeable:
             self.data.flags.writeable = True
@@ -411,6 +471,17 @@ class Tensor:
     broadcast_to = expand
 
 
+def _check_no_overlap(op: str, a: np.ndarray) -> None:
+    """An in-place write into a tensor whose elements share memory (an ``expand``ed tensor) would
+    write each location several times: refuse it, as PyTorch does."""
+    if any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
+        raise RuntimeError(
+            f"{op}: unsupported operation: more than one element of the written-to tensor (shape "
+            f"{a.shape}, strides {a.strides}) refers to a single memory location, as after expand() "
+            "or broadcast_to(). Clone it first (t.clone() or t * 1) and write into the clone."
+        )
+
+
 def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """``x`` as a Tensor (no copy for arrays). A Python scalar takes the dtype of ``like`` when
     that is floating (so ``float32_tensor * 2.0`` stays float32), else float32."""
@@ -433,8 +504,35 @@ def _shape(shape: tuple) -> tuple[int, ...]:
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
-    """Create a tensor; see :class:`Tensor`. Example: ``tensor([[1., 2.]], requires_grad=True)``."""
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+    """A new tensor holding a copy of ``data`` (a number, nested lists, an ndarray or a Tensor),
+    like ``torch.tensor``: later changes to ``data`` do not reach it. :func:`from_numpy` shares
+    memory instead. Python floats give float32; arrays keep their dtype.
+
+    Example: ``tensor([[1., 2.]], requires_grad=True)``.
+    """
+    arr = _to_array(data, dtype)
+    if arr is data or (isinstance(data, Tensor) and arr is data.data):
+        arr = arr.copy()
+    return Tensor(arr, requires_grad=requires_grad, name=name)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and dtype, like ``torch.from_numpy``: writes to either
+    show in both. While a recorded graph saves it for backward, the array is read-only (a write
+    would silently corrupt that gradient); :func:`tensor` copies instead.
+
+    Example::
+
+        a = np.zeros(3, np.float32)
+        t = from_numpy(a)
+        a[0] = 1.0          # t is now [1., 0., 0.]
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}. Use tensor(data) to "
+            "build a tensor from numbers or lists."
+        )
+    return Tensor._make(array, None, 0)
 
 
 def zeros(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:

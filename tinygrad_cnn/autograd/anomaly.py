@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .grad_mode import STATE
+from .grad_mode import ModeSwitch, state
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +26,7 @@ def _bad(a: np.ndarray) -> str | None:
 
 def check_forward(ctx: Any, name: str, outputs: list) -> None:
     """Raise FloatingPointError if an op's forward outputs hold NaN/Inf (called by Function.apply)."""
-    if STATE.in_backward:
+    if state().in_backward:
         return
     for i, t in enumerate(outputs):
         kind = _bad(t.data)
@@ -51,7 +51,7 @@ def check_backward(node: Any, grads: tuple) -> None:
             )
 
 
-class detect_anomaly:
+class detect_anomaly(ModeSwitch):
     """Context manager / decorator: raise at the first op whose forward or backward gives NaN/Inf,
     naming the op and the line of user code that created it. Slow: for debugging only.
 
@@ -62,24 +62,7 @@ class detect_anomaly:
             loss.backward()
     """
 
+    attribute = "anomaly"
+
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.prev: list[bool] = []
-
-    def __enter__(self) -> detect_anomaly:
-        self.prev.append(STATE.anomaly)
-        STATE.anomaly = self.enabled
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        STATE.anomaly = self.prev.pop()
-
-    def __call__(self, fn: Any) -> Any:
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*a: Any, **k: Any) -> Any:
-            with detect_anomaly(self.enabled):
-                return fn(*a, **k)
-
-        return wrapper
+        super().__init__(enabled)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from .function import Node
-from .grad_mode import STATE, set_grad_enabled
+from .hooks import run_hooks
+from .grad_mode import set_grad_enabled, state
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (see function.py).
 Tensor: Any = None
@@ -77,22 +78,19 @@ def run_backward(
     # numbers are unique, so the heap never compares two nodes.)
     buffers: dict[Node, list] = {}
     heap: list = []
-    owned: set[int] = set()  # arrays already handed to a .grad: copy before sharing them again
 
     def deliver_leaf(t: Any, g: Any) -> None:
+        hooks = t.__dict__.get("_hooks")
+        if hooks:
+            g = run_hooks(hooks, g)
         if capture is not None:
             for i in capture.get(id(t), ()):
                 captured[i] = g if captured[i] is None else captured[i] + g
             return
         if t.grad is None:
-            if not create_graph:
-                base = g.data if g.data.base is None else g.data.base
-                if id(base) in owned:
-                    g = Tensor._make(g.data.copy(), None, 0)
-                else:
-                    owned.add(id(base))
-                    g = g.detach() if g.requires_grad else g
-            t.grad = g
+            # A .grad is modified in place by users and optimizers, so it gets memory of its own: a
+            # backward may hand on a broadcast view, the seed gradient or an array another leaf got.
+            t.grad = g if create_graph else Tensor._make(np.array(g.data, copy=True), None, 0)
         else:
             t.grad = t.grad + g if create_graph else Tensor._make(t.grad.data + g.data, None, 0)
 
@@ -108,11 +106,15 @@ def run_backward(
         k = r._output_nr
         buf[k] = g if buf[k] is None else buf[k] + g
 
-    anomaly_mode = STATE.anomaly
+    anomaly_mode = state().anomaly
     with set_grad_enabled(create_graph):
         while heap:
             node = heappop(heap)[1]
             buf = buffers.pop(node)
+            if node._released:
+                _consumed(node)
+            if node.hooks is not None or node.retain_hooks is not None:
+                _run_tensor_hooks(node, buf)
             if capture is not None:
                 for k, g in enumerate(buf):
                     for i in capture.get((node, k), ()):
@@ -161,20 +163,38 @@ def run_backward(
 
 
 def _call_backward(node: Node, buf: list) -> tuple:
-    # Released or modified saved arrays are reported by ctx.saved_tensors when backward reads them
-    # (an op that saved nothing can run backward again, as in PyTorch).
+    # Modified saved values are reported by ctx.saved_tensors when backward reads them.
     if len(buf) == 1:
-        res = node._fn.backward(node, buf[0]) if not STATE.anomaly else _backward_checked(node, buf)
+        res = node._fn.backward(node, buf[0]) if not state().anomaly else _backward_checked(node, buf)
     else:
         grads_out = [
             g if g is not None else Tensor._make(np.zeros(s, dtype=d), None, 0) for g, (s, d) in zip(buf, node._out_meta)
         ]
-        res = node._fn.backward(node, *grads_out) if not STATE.anomaly else _backward_checked(node, grads_out)
+        res = node._fn.backward(node, *grads_out) if not state().anomaly else _backward_checked(node, grads_out)
     if type(res) is not tuple:
         res = (res,)
     if len(res) != len(node.next_edges):
         _wrong_count(node, res)
     return res
+
+
+def _run_tensor_hooks(node: Node, buf: list) -> None:
+    """The gradients of the node's outputs through their ``register_hook`` hooks, then ``retain_grad``."""
+    for k, g in enumerate(buf):
+        if g is None:
+            continue
+        if node.hooks and node.hooks.get(k):
+            buf[k] = g = run_hooks(node.hooks[k], g)
+        if node.retain_hooks and k in node.retain_hooks:
+            node.retain_hooks[k](g)
+
+
+def _consumed(node: Node) -> None:
+    raise RuntimeError(
+        f"{node.name}: trying to backward through the graph a second time: the first backward() "
+        "consumed it (and freed its saved arrays). Pass retain_graph=True to the first backward() "
+        "(or autograd.grad) if you need to backward twice."
+    )
 
 
 def _wrong_count(node: Node, res: tuple) -> None:
@@ -187,11 +207,11 @@ def _wrong_count(node: Node, res: tuple) -> None:
 def _backward_checked(node: Node, grads_out: list) -> Any:
     from .anomaly import check_backward
 
-    STATE.in_backward = True
+    state().in_backward = True
     try:
         res = node._fn.backward(node, *grads_out)
     finally:
-        STATE.in_backward = False
+        state().in_backward = False
     check_backward(node, res if type(res) is tuple else (res,))
     return res
 

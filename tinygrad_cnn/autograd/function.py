@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import anomaly
-from .grad_mode import STATE
+from .grad_mode import PER_THREAD, state
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (it imports this module first).
 Tensor: Any = None
@@ -64,12 +64,15 @@ class Node:
     _mark: tuple = ()
     _locked: tuple | list = ()
     _outputs: list = []
+    _view_version = 0  # a saved output's version when saved: 0, or its base's for a view op
     _out_meta: list = []
     needs_input_grad: tuple = ()
     next_edges: list = []
     creation_stack: str | None = None
     scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
     input_tensors: tuple | None = None  # only under autograd.keep_inputs()
+    hooks: dict | None = None  # output index -> {handle id: hook}, from Tensor.register_hook
+    retain_hooks: dict | None = None  # output index -> hook, from Tensor.retain_grad
 
     def __init__(self, fn: type, params: dict) -> None:
         self._fn = fn
@@ -108,6 +111,8 @@ class Node:
                     self._check_saved()
                 out.append(a)
             elif kind == _OUTPUT:
+                if self._output_version(a) != self._view_version:
+                    self._check_saved()
                 out.append(Tensor._make(b, self, a))
             else:
                 out.append(Tensor._make(np.asarray(b), None, 0) if isinstance(b, (np.ndarray, np.generic)) else b)
@@ -146,6 +151,13 @@ class Node:
                 "backward() (or create_graph=True) if you need to backward twice."
             )
         for kind, t, version in self._saved or ():
+            if kind == _OUTPUT and self._output_version(t) != self._view_version:
+                raise RuntimeError(
+                    f"{self.name}: output {t} of {self.name} (shape {version.shape}), which this op saved for "
+                    f"backward, was modified in place (version {self._view_version} when saved, now "
+                    f"{self._output_version(t)}), so its gradient would be wrong.{self._where()} Modify a clone "
+                    "instead (y.detach().copy() or an out-of-place op), or run backward first."
+                )
             if kind == _INPUT and _version_owner(t)._version != version:
                 owner = _version_owner(t)
                 label = f"'{owner.name}'" if owner.name else "a tensor"
@@ -156,6 +168,24 @@ class Node:
                     f"gradient would be wrong.{self._where()} Do not modify inputs in place between "
                     "forward and backward: use an out-of-place op, or run backward first."
                 )
+
+    def tensor_hooks(self, k: int) -> dict:
+        """The hooks registered (``Tensor.register_hook``) on output k of this op; they run on its
+        gradient before this op's backward."""
+        if self.hooks is None:
+            self.hooks = {}
+        return self.hooks.setdefault(k, {})
+
+    def retain_hook(self, k: int, hook: Callable) -> None:
+        """A hook on output k that runs after the ``register_hook`` ones (``Tensor.retain_grad``)."""
+        if self.retain_hooks is None:
+            self.retain_hooks = {}
+        self.retain_hooks[k] = hook
+
+    def _output_version(self, k: int) -> int:
+        """The version of output k (its view base's for a view op); a dead output cannot have changed."""
+        t = self._outputs[k]()
+        return self._view_version if t is None else _version_owner(t)._version
 
     def _where(self) -> str:
         return f" The op was created at:\n{self.creation_stack}" if self.creation_stack else ""
@@ -204,7 +234,9 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         # The hot path of every op: kept lean (no imports, no wrappers for constants, a
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
-        if not STATE.enabled and not STATE.anomaly:
+        state = PER_THREAD.modes  # this thread's modes, each read once
+        enabled, anomaly_mode = state.enabled, state.anomaly
+        if not enabled and not anomaly_mode:
             return _apply_untracked(cls, inputs, params)
         tensors: list = []
         arrays: list = []
@@ -243,13 +275,15 @@ class Function:
                     arrays.append(_constant(x, ref))
         if deferred:  # a constant came before the first Tensor: convert it now that ref is known
             arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
+        if cls.broadcasts and arrays[0].dtype is not arrays[1].dtype and arrays[0].dtype != arrays[1].dtype:
+            return _apply_promoted(cls, inputs, arrays, params)
         ctx = _new_node(Node)  # inline Node(cls, params): this runs for every op
         ctx._fn = cls
         ctx.params = params
-        if record and STATE.enabled:
+        if record and enabled:
             ctx.needs_input_grad = tuple(needs)
             ctx.next_edges = edges
-            if STATE.anomaly:
+            if anomaly_mode:
                 ctx.creation_stack = anomaly.user_stack()
         else:
             record = False
@@ -259,6 +293,8 @@ class Function:
         raw = out
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # numpy returns scalars for 0-d results
+        if record and (out.dtype.kind not in "fc" or ctx._mark):
+            record = _differentiable(ctx, raw, out)
         if not record:
             result = Tensor._make(out, None, 0)
             if cls.is_view:
@@ -270,13 +306,13 @@ class Function:
             ctx._seq = next(_sequence)
             ctx._outputs = (weakref.ref(result),)
             ctx._out_meta = ((out.shape, out.dtype),)
-            if STATE.scope:
-                ctx.scope = STATE.scope
-            if STATE.keep_inputs:
+            if state.scope:
+                ctx.scope = state.scope
+            if state.keep_inputs:
                 ctx.input_tensors = _input_tensors(tensors, arrays)
             if ctx._saved is not None:
                 _resolve_saved(ctx, tensors, arrays, (out,), (raw,))
-        if STATE.anomaly:
+        if anomaly_mode:
             anomaly.check_forward(ctx, cls.__name__, [result])
         return result
 
@@ -306,6 +342,8 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
             constants = True
     if constants:
         arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for x, a in zip(inputs, arrays)]
+    if cls.broadcasts and arrays[0].dtype is not arrays[1].dtype and arrays[0].dtype != arrays[1].dtype:
+        return _apply_promoted(cls, inputs, arrays, params)
     ctx = _new_node(Node)
     ctx._fn = cls
     ctx.params = params
@@ -324,18 +362,60 @@ def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: lis
         results = [Tensor._make(o, None, i) for i, o in enumerate(outs)]
     else:
         marked = ctx._mark
-        results = [Tensor._make(o, None if id(o) in marked else ctx, i) for i, o in enumerate(outs)]
+        results = [
+            Tensor._make(o, ctx if id(o) not in marked and id(r) not in marked and o.dtype.kind in "fc" else None, i)
+            for i, (o, r) in enumerate(zip(outs, out))
+        ]
         ctx._seq = next(_sequence)
         ctx._outputs = [weakref.ref(t) for t in results]
         ctx._out_meta = [(o.shape, o.dtype) for o in outs]
-        ctx.scope = STATE.scope
-        if STATE.keep_inputs:
+        modes = state()
+        ctx.scope = modes.scope
+        if modes.keep_inputs:
             ctx.input_tensors = _input_tensors(tensors, arrays)
         if ctx._saved is not None:
             _resolve_saved(ctx, tensors, arrays, outs, out)
-    if STATE.anomaly:
+    if state().anomaly:
         anomaly.check_forward(ctx, cls.__name__, results)
     return tuple(results)
+
+
+def _differentiable(ctx: Node, raw: Any, out: np.ndarray) -> bool:
+    """Whether a single output carries gradient: not when it is of an integer or bool dtype (as in
+    PyTorch, only floating-point tensors require grad) or forward marked it non-differentiable."""
+    return out.dtype.kind in "fc" and id(raw) not in ctx._mark and id(out) not in ctx._mark
+
+
+# PyTorch's type categories: a higher category wins whatever the sizes (float32 * int64 -> float32).
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def result_type(a: Any, b: Any) -> np.dtype:
+    """The dtype of a binary elementwise op on arrays ``a`` and ``b`` by PyTorch's promotion rules:
+    the higher category (bool < integer < floating < complex) wins; within a category sizes promote;
+    a 0-d operand (a scalar) only decides the dtype when its category is higher than the other's.
+
+    >>> result_type(np.zeros(2, np.float32), np.zeros(2, np.int64))
+    dtype('float32')
+    >>> result_type(np.zeros(2, np.float32), np.float64(1.0))
+    dtype('float32')
+    """
+    ca, cb = _CATEGORY[a.dtype.kind], _CATEGORY[b.dtype.kind]
+    if (a.ndim > 0) == (b.ndim > 0):
+        return np.promote_types(a.dtype, b.dtype) if ca == cb else (a.dtype if ca > cb else b.dtype)
+    dim, zero = (a, b) if a.ndim > 0 else (b, a)
+    return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dim.dtype.kind] else dim.dtype
+
+
+def _apply_promoted(cls: type, inputs: tuple, arrays: list, params: dict) -> Any:
+    """A binary op on operands of different dtypes: cast each to the promoted dtype (a recorded,
+    differentiable cast for a Tensor), then apply the op."""
+    dtype = result_type(arrays[0], arrays[1])
+    cast = [
+        x if a.dtype == dtype else (x.astype(dtype) if isinstance(x, Tensor) else np.asarray(a, dtype=dtype))
+        for x, a in zip(inputs, arrays)
+    ]
+    return cls.apply(*cast, **params)
 
 
 def _link_view(result: Any, src: Any, out: np.ndarray) -> None:
@@ -352,13 +432,16 @@ def _input_tensors(tensors: list, arrays: list) -> tuple:
 
 
 def _constant(x: Any, ref: Any) -> Any:
-    """A non-Tensor input as an array: a Python number takes the dtype of the first Tensor input
-    when that is floating (so ``float32_tensor * 2.0`` stays float32), else float32."""
+    """A non-Tensor input as an array. A Python number never widens a tensor's dtype: it takes the
+    first Tensor input's dtype when that is floating (``float32_tensor * 2.0`` stays float32) or an
+    integer type and the number an int; otherwise float32 for a float and int64 for an int, as PyTorch."""
     if type(x) is float or type(x) is int:
         if ref is not None:
             dt = ref.data.dtype
             if dt.kind in "fc" or (dt.kind in "iu" and type(x) is int):
                 return dt.type(x)
+            if dt.kind == "b" and type(x) is int:
+                return np.int64(x)
         return np.float32(x)
     if isinstance(x, np.ndarray):
         return x
@@ -409,6 +492,7 @@ def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tup
             for j, o in enumerate(outs):
                 if v is o or v is raw[j]:
                     saved.append((_OUTPUT, j, o))
+                    ctx._view_version = ctx._output_version(j)
                     break
             else:
                 saved.append((_CONST, None, v))
@@ -453,7 +537,7 @@ def once_differentiable(backward: Callable) -> Callable:
     def wrapper(ctx: Node, *grads: Any) -> Any:
         # Everything the result depends on: a further derivative must reach the error node.
         sources = [g for g in grads if isinstance(g, Tensor) and g.requires_grad]
-        if STATE.enabled:
+        if state().enabled:
             sources += [t for t in ctx.saved_tensors if isinstance(t, Tensor) and t.requires_grad]
         res = backward(ctx, *[g.data if isinstance(g, Tensor) else g for g in grads])
         single = not isinstance(res, tuple)

@@ -1,18 +1,23 @@
 """Gradient recording switches: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
 
-Each works as a context manager and as a function decorator, as in PyTorch.
+Each works as a context manager and as a function decorator, as in PyTorch; ``set_grad_enabled``
+also works as a plain call. Every mode is per thread: one thread evaluating under ``no_grad``
+does not stop another from training, and a new thread starts with grad mode on.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _GradState:
-    # One process-wide flag, read on every op: a plain attribute is the cheapest lookup.
+class Modes:
+    """One thread's modes, read on every op; the class attributes are a new thread's defaults."""
+
     enabled: bool = True
     anomaly: bool = False
     in_backward: bool = False  # anomaly checks attribute ops run inside a backward to that node
@@ -25,47 +30,88 @@ class _GradState:
     keep_inputs: bool = False
 
 
-STATE = _GradState()
+class _PerThread(threading.local):
+    # One thread-local lookup gives the thread's Modes, whose attributes are then plain reads.
+    def __init__(self) -> None:
+        self.modes = Modes()
+
+
+PER_THREAD = _PerThread()
+
+
+def state() -> Modes:
+    """The calling thread's modes (hot paths read ``PER_THREAD.modes`` inline)."""
+    return PER_THREAD.modes
 
 
 def is_grad_enabled() -> bool:
-    """Return whether ops currently record the graph."""
-    return STATE.enabled
+    """Return whether ops currently record the graph (in this thread)."""
+    return PER_THREAD.modes.enabled
 
 
-class set_grad_enabled:
-    """Turn graph recording on or off, inside a ``with`` block or a decorated function.
+class ModeSwitch:
+    """Sets one attribute of the per-thread state inside a ``with`` block or a decorated function
+    and restores it on exit. Subclasses name the attribute; the value is given to ``__init__``."""
+
+    attribute = "enabled"
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.prev: list = []
+
+    def __enter__(self) -> Any:
+        self.prev.append(getattr(state(), self.attribute))
+        setattr(state(), self.attribute, self.value)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(state(), self.attribute, self.prev.pop())
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():  # a switch per call: calls may nest or run in several threads
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def _fresh(self) -> ModeSwitch:
+        switch = copy.copy(self)
+        switch.prev = []
+        return switch
+
+
+class set_grad_enabled(ModeSwitch):
+    """Turn graph recording on or off: as a plain call, inside a ``with`` block, or on a
+    decorated function, as ``torch.set_grad_enabled``.
 
     Example::
 
         with set_grad_enabled(False):
             y = x * 2          # y.requires_grad is False
+        set_grad_enabled(False)  # off from here on, in this thread
     """
 
     def __init__(self, mode: bool = True) -> None:
-        self.mode = bool(mode)
-        self.prev: list[bool] = []
+        super().__init__(bool(mode))
+        # Takes effect at once (a plain call works); ``with`` then restores the mode from before the call.
+        self._before = state().enabled
+        state().enabled = self.value
 
     def __enter__(self) -> set_grad_enabled:
-        self.prev.append(STATE.enabled)
-        STATE.enabled = self.mode
+        self.prev.append(self._before)
+        state().enabled = self.value
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        STATE.enabled = self.prev.pop()
-
     def __call__(self, fn: F) -> F:
-        mode = self.mode
+        state().enabled = self._before  # used as a decorator: only calls of fn change the mode
+        return super().__call__(fn)
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+    def _fresh(self) -> set_grad_enabled:
+        return set_grad_enabled(self.value)
 
 
-class no_grad(set_grad_enabled):
+class no_grad(ModeSwitch):
     """Context manager / decorator that stops graph recording.
 
     Example::
@@ -78,52 +124,33 @@ class no_grad(set_grad_enabled):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(ModeSwitch):
     """Context manager / decorator that turns graph recording back on inside ``no_grad``."""
 
     def __init__(self) -> None:
         super().__init__(True)
 
 
-class module_scope:
+class module_scope(ModeSwitch):
     """Context manager marking ops recorded inside it as belonging to ``module`` (for graph
     rendering). ``nn.Module.__call__`` uses it; nested scopes stack."""
 
+    attribute = "scope"
+
     def __init__(self, module: Any) -> None:
-        self.module = module
-        self.prev: tuple = ()
+        super().__init__(module)
 
     def __enter__(self) -> module_scope:
-        self.prev = STATE.scope
-        STATE.scope = self.prev + (self.module,)
+        self.prev.append(state().scope)
+        state().scope = state().scope + (self.value,)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        STATE.scope = self.prev
 
-
-class keep_inputs(set_grad_enabled):
-    """Context manager: nodes recorded inside keep references to their input Tensors
+class keep_inputs(ModeSwitch):
+    """Context manager / decorator: nodes recorded inside keep references to their input Tensors
     (``node.input_tensors``), for tools that re-run each op on its own inputs."""
 
+    attribute = "keep_inputs"
+
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.prev_keep: list[bool] = []
-
-    def __enter__(self) -> keep_inputs:
-        self.prev_keep.append(STATE.keep_inputs)
-        STATE.keep_inputs = self.enabled
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        STATE.keep_inputs = self.prev_keep.pop()
-
-    def __call__(self, fn: F) -> F:
-        enabled = self.enabled
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with keep_inputs(enabled):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+        super().__init__(enabled)

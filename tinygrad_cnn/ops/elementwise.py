@@ -43,6 +43,8 @@ class AddScalar(Function):
 
     @staticmethod
     def forward(ctx, x, c):
+        if x.dtype.kind in "biu" and type(c) is float:  # a float scalar makes an integer tensor float32, as in PyTorch
+            x = x.astype(np.float32)
         return x + c
 
     @staticmethod
@@ -56,6 +58,8 @@ class MulScalar(Function):
     @staticmethod
     def forward(ctx, x, c):
         ctx.c = c
+        if x.dtype.kind in "biu" and type(c) is float:  # as in AddScalar
+            x = x.astype(np.float32)
         return x * c
 
     @staticmethod
@@ -331,13 +335,25 @@ class Clip(Function):
         return g * ctx.mask
 
 
+class Clone(Function):
+    """A copy with memory of its own (``Tensor.clone``); the gradient passes unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.array(x, copy=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
 class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
 
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.in_dtype = x.dtype
-        return x.astype(dtype)
+        return x.astype(dtype)  # an integer or bool result carries no gradient (Function.apply)
 
     @staticmethod
     def backward(ctx, g):
