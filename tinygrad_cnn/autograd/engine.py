@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from .function import Node
-from .hooks import run_hooks
 from .grad_mode import set_grad_enabled, state
+from .hooks import run_hooks
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (see function.py).
 Tensor: Any = None
@@ -79,13 +79,24 @@ def run_backward(
     buffers: dict[Node, list] = {}
     heap: list = []
 
+    # Each leaf's gradients are summed first, then its hooks see the sum once (as PyTorch's
+    # AccumulateGrad does) and it is accumulated into .grad or captured.
+    leaves: dict[int, list] = {}
+
+    def to_leaf(t: Any, g: Any) -> None:
+        entry = leaves.get(id(t))
+        if entry is None:
+            leaves[id(t)] = [t, g]
+        else:
+            entry[1] = entry[1] + g
+
     def deliver_leaf(t: Any, g: Any) -> None:
         hooks = t.__dict__.get("_hooks")
         if hooks:
             g = run_hooks(hooks, g)
         if capture is not None:
             for i in capture.get(id(t), ()):
-                captured[i] = g if captured[i] is None else captured[i] + g
+                captured[i] = g
             return
         if t.grad is None:
             # A .grad is modified in place by users and optimizers, so it gets memory of its own: a
@@ -97,7 +108,7 @@ def run_backward(
     for r, g in seeds:
         node = r.grad_fn
         if node is None:
-            deliver_leaf(r, g)
+            to_leaf(r, g)
             continue
         buf = buffers.get(node)
         if buf is None:
@@ -149,7 +160,9 @@ def run_backward(
                     else:
                         b[k] = g if b[k] is None else b[k] + g
                 else:
-                    deliver_leaf(m, _conform(node, idx, g, (m.shape, m.dtype)))
+                    to_leaf(m, _conform(node, idx, g, (m.shape, m.dtype)))
+        for t, g in leaves.values():
+            deliver_leaf(t, g)
 
     if inputs is None:
         return None
