@@ -190,15 +190,18 @@ def save_checkpoint(path: str | os.PathLike, model: Any, optimizer: Any = None, 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`: ``{"model", "optimizer"?, "epoch", "config"}``
     with ``config`` decoded back into a dict."""
-    from .serialization import load
+    from .serialization import CheckpointError, load
 
     path = Path(path)
     obj = load(path)
     if not isinstance(obj, dict) or "model" not in obj or "epoch" not in obj:
-        raise ValueError(f"load_checkpoint: {path} is not a training checkpoint (it has no 'model' and 'epoch' entries).")
+        raise CheckpointError(f"load_checkpoint: {path} is not a training checkpoint (it has no 'model' and 'epoch' entries).")
     cfg = obj.get("config", "{}")
-    obj["config"] = json.loads(str(cfg)) if not isinstance(cfg, dict) else cfg
-    obj["epoch"] = int(obj["epoch"])
+    try:
+        obj["config"] = json.loads(str(cfg)) if not isinstance(cfg, dict) else cfg
+        obj["epoch"] = int(obj["epoch"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"load_checkpoint: {path} has an unreadable config or epoch ({e}).") from None
     return obj
 
 
