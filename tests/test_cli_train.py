@@ -37,7 +37,7 @@ def test_train_then_resume_then_eval(tmp_path, data, capsys):
             "--optimizer", "adam", "--lr", "0.002", "--seed", "3", "--out", str(out), "--data-root", str(data), "--no-progress"]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "training simpleconvnet (433,890 parameters) on fashion-mnist: 300 train / 100 test" in text
+    assert f"training simpleconvnet (433,890 parameters) on fashion-mnist: 300 train / 100 test images from {data}," in text
     assert "epoch 1/1" in text and "final test accuracy" in text
     assert [p.name for p in checkpoints(out)] == ["epoch_001.npz"]
     ck = load_checkpoint(out / "epoch_001.npz")
@@ -85,6 +85,20 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "nowhere") in err and "apt-get install dataset-fashion-mnist" in err and ENV_VAR in err
     assert main(["train", "--out", str(tmp_path / "t"), "--no-progress"]) == 1
     assert "Looked in, in order" in capsys.readouterr().err
+
+
+def test_data_root_without_the_data_is_an_error_not_the_system_copy(tmp_path, data, monkeypatch, capsys):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(data),))  # a system copy that must not be used
+    monkeypatch.setattr(FashionMNIST, "mirrors", ("file://" + str(tmp_path / "no-mirror") + "/",))
+    empty = tmp_path / "typo"
+    empty.mkdir()
+    rc = main(["train", "--data-root", str(empty), "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and not checkpoints(tmp_path / "run")
+    assert f"{empty} (missing train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])" in err
+    assert "--data-root) is the only place searched" in err and str(data) not in err
 
 
 def test_eval_rejects_foreign_checkpoint(tmp_path, capsys):

@@ -45,7 +45,8 @@ def _train(args: argparse.Namespace) -> int:
     train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test_set, args.eval_batch_size)
     print(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: {len(train_set)} train / "
-          f"{len(test_set)} test images, {args.optimizer} lr={lr}, batch {args.batch_size}, seed {args.seed} -> {args.out}")
+          f"{len(test_set)} test images from {_data_folders(train_set, test_set)}, {args.optimizer} lr={lr}, "
+          f"batch {args.batch_size}, seed {args.seed} -> {args.out}")
     try:
         history = fit(model, opt, train_loader, test_loader, epochs=args.epochs, out_dir=args.out, resume=args.resume,
                       seed=args.seed, progress=not args.no_progress, log_every=args.log_every, config=config,
@@ -58,6 +59,12 @@ def _train(args: argparse.Namespace) -> int:
         print(f"final test accuracy {last['test_acc']:.4f} after {last['epoch']} epoch(s); checkpoints and metrics.jsonl in {args.out}")
     _plot_curves(pathlib.Path(args.out), title=f"{args.model} on {args.dataset}")
     return 0
+
+
+def _data_folders(train_set: object, test_set: object) -> str:
+    """Where the data came from: one folder, or both when the splits were found in different places."""
+    train, test = getattr(train_set, "folder", None), getattr(test_set, "folder", None)
+    return str(train) if train == test else f"{train} (train) and {test} (test)"
 
 
 def _plot_curves(out: pathlib.Path, title: str) -> None:
@@ -88,7 +95,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds checkpoints")
     p.add_argument("--normalize", action="store_true", help="subtract the dataset mean and divide by its std")
-    p.add_argument("--data-root", default=None, help="folder with the IDX files (else: $TINYGRAD_CNN_DATA, cache, system package)")
+    p.add_argument("--data-root", default=None, help="folder with the IDX files, the only place searched (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
     p.add_argument("--log-every", type=int, default=10, help="batches per step record in metrics.jsonl")
