@@ -1,7 +1,10 @@
 """`tinygrad-cnn train`, `eval` and `demo` end to end on small IDX files written by the test."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +161,40 @@ def test_inputs_prepared_per_model():
     for bad in (lambda: input_transform("vgg"), lambda: model_options("vgg"), lambda: make_optimizer("lbfgs", [])):
         with pytest.raises(ValueError, match="choose one of"):
             bad()
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "2.5"), ("--batch-size", "-3"), ("--eval-batch-size", "0"), ("--limit-train", "0"),
+    ("--limit-test", "-1"), ("--log-every", "0"), ("--keep-checkpoints", "-1"), ("--keep-checkpoints", "0"),
+    ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"), ("--lr", "inf"), ("--momentum", "1.5"), ("--seed", "-1"),
+])
+def test_bad_numbers_are_usage_errors(tmp_path, monkeypatch, capsys, option, value):
+    monkeypatch.setattr(FashionMNIST, "mirrors", ("file://" + str(tmp_path / "no-mirror") + "/",))
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "1", option, value, "--data-root", str(tmp_path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: tinygrad-cnn train" in err
+    assert f"argument {option}: expected" in err and repr(value) in err
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, data):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tinygrad_cnn", "train", "--epochs", "1000", "--batch-size", "50", "--limit-train", "100",
+           "--limit-test", "50", "--data-root", str(data), "--out", str(out), "--no-progress"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checkpoints(out), "no checkpoint within 120 s"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    last = checkpoints(out)[-1]
+    assert f"interrupted; the last checkpoint is {last} (continue with --resume)." in err
+    load_checkpoint(last)  # whole: an interrupted save leaves the previous file
+    assert not list(out.glob("*.part"))

@@ -146,6 +146,8 @@ def test_fit_refuses_to_mix_runs_and_keeps_newest(tmp_path):
     assert len([r for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "epoch"]) == 1
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fit(model, opt, train, test, epochs=0)
+    with pytest.raises(ValueError, match=r"keep_checkpoints must be >= 1 \(or None to keep all\), got 0"):
+        fit(model, opt, train, test, epochs=1, out_dir=tmp_path / "k", keep_checkpoints=0, progress=False, print_fn=None)
 
 
 def test_evaluate_matches_direct_computation_and_restores_mode():

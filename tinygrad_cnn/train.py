@@ -306,6 +306,8 @@ def fit(
         raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
     if log_every < 1:
         raise ValueError(f"fit: log_every must be >= 1, got {log_every}.")
+    if keep_checkpoints is not None and keep_checkpoints < 1:
+        raise ValueError(f"fit: keep_checkpoints must be >= 1 (or None to keep all), got {keep_checkpoints}.")
     say = print_fn or (lambda s: None)
     out = Path(out_dir) if out_dir is not None else None
     log = MetricsLog(out / METRICS_FILE if out is not None else None)
@@ -375,7 +377,7 @@ def fit(
         if out is not None:
             save_checkpoint(out / f"epoch_{epoch:03d}.npz", model, optimizer, epoch, config)
             if keep_checkpoints is not None:
-                for old in checkpoints(out)[:-keep_checkpoints] if keep_checkpoints > 0 else []:
+                for old in checkpoints(out)[:-keep_checkpoints]:
                     old.unlink()
     return history
 
