@@ -198,3 +198,42 @@ def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, data):
     assert f"interrupted; the last checkpoint is {last} (continue with --resume)." in err
     load_checkpoint(last)  # whole: an interrupted save leaves the previous file
     assert not list(out.glob("*.part"))
+
+
+def test_resume_with_other_settings_refuses_or_follows_override(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--batch-size", "50", "--limit-train", "100", "--limit-test", "50", "--data-root", str(data),
+            "--out", str(out), "--no-progress"]
+    assert main([*base, "--epochs", "1", "--lr", "0.002", "--seed", "3"]) == 0
+    capsys.readouterr()
+    # Other lr, batch size and seed: refused, each difference named, nothing trained.
+    resume = [*base, "--epochs", "2", "--resume", "--lr", "0.005", "--seed", "4"]
+    resume[resume.index("--batch-size") + 1] = "25"
+    assert main(resume) == 1
+    err = capsys.readouterr().err
+    for part in ("lr: 0.002 in the checkpoint, 0.005 now", "batch_size: 50 in the checkpoint, 25 now",
+                 "seed: 3 in the checkpoint, 4 now", "--override batch_size,lr,seed"):
+        assert part in err, (part, err)
+    assert [p.name for p in checkpoints(out)] == ["epoch_001.npz"]
+    assert main([*base, "--epochs", "2", "--resume", "--lr", "0.002", "--seed", "3", "--model", "lenet"]) == 1
+    assert "model: 'simpleconvnet' in the checkpoint, 'lenet' now" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*resume, "--override", "model"])
+    assert e.value.code == 2
+    assert main([*base, "--epochs", "2", "--lr", "0.005", "--override", "lr"]) == 2  # --override needs --resume
+    capsys.readouterr()
+    # With --override the new values train and are what the checkpoint records.
+    assert main([*resume, "--override", "lr,batch-size,seed"]) == 0
+    assert "lr 0.002 -> 0.005" in capsys.readouterr().out
+    ck = load_checkpoint(out / "epoch_002.npz")
+    assert ck["config"]["lr"] == 0.005 and ck["config"]["batch_size"] == 25 and ck["config"]["seed"] == 4
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 0.005
+    assert ck["config"]["overrides"] == [
+        {"from_epoch": 2, "changed": {"batch_size": [50, 25], "lr": [0.002, 0.005], "seed": [3, 4]}}
+    ]
+    # A new optimizer starts afresh; the earlier override stays on record.
+    sgd = [*resume, "--epochs", "3", "--optimizer", "sgd", "--override", "optimizer"]
+    assert main(sgd) == 0
+    ck = load_checkpoint(out / "epoch_003.npz")
+    assert ck["config"]["optimizer"] == "sgd" and ck["optimizer"]["param_groups"][0]["lr"] == 0.005
+    assert [o["from_epoch"] for o in ck["config"]["overrides"]] == [2, 3]

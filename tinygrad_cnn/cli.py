@@ -39,6 +39,18 @@ def _momentum(text: str) -> float:
     return _number(float, text, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
+# Settings a resumed run may change with --override; the model and its options never (the
+# checkpoint's weights belong to them).
+OVERRIDABLE = ("lr", "batch_size", "seed", "optimizer", "momentum", "dataset", "normalize", "limit_train", "limit_test")
+
+
+def _override_keys(text: str) -> tuple[str, ...]:
+    keys = tuple(k.strip().lstrip("-").replace("-", "_") for k in text.split(",") if k.strip())
+    if not keys or any(k not in OVERRIDABLE for k in keys):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(OVERRIDABLE)}; got {text!r}")
+    return keys
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     from tinygrad_cnn.train import MODEL_NAMES
 
@@ -67,7 +79,12 @@ def _run_train(args: argparse.Namespace) -> int:
     """Build model, data and optimizer from the options, then fit()."""
     import tinygrad_cnn as tg
     from tinygrad_cnn.data import DataLoader
-    from tinygrad_cnn.train import DEFAULT_LR, build_model, fit, load_data, make_optimizer, model_options
+    from tinygrad_cnn.serialization import CheckpointError
+    from tinygrad_cnn.train import DEFAULT_LR, ResumeConfigError, build_model, fit, load_data, make_optimizer, model_options
+
+    if args.override and not args.resume:
+        print("tinygrad-cnn train: --override only applies with --resume (a new run takes the options as given).", file=sys.stderr)
+        return 2
 
     try:
         train_set = load_data(args.dataset, args.model, args.data_root, True, args.limit_train, args.normalize)
@@ -95,8 +112,8 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         history = fit(model, opt, train_loader, test_loader, epochs=args.epochs, out_dir=args.out, resume=args.resume,
                       seed=args.seed, progress=not args.no_progress, log_every=args.log_every, config=config,
-                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite)
-    except (FileExistsError, FileNotFoundError) as e:
+                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite, override=args.override)
+    except (FileExistsError, FileNotFoundError, ResumeConfigError, CheckpointError) as e:
         print(f"tinygrad-cnn train: {e}", file=sys.stderr)
         return 1
     if history:
@@ -139,6 +156,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/train", help="output folder: checkpoints, metrics.jsonl, curves.png")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--override", type=_override_keys, default=(), metavar="KEY[,KEY...]",
+                   help=f"with --resume: continue with these new settings instead of the checkpoint's ({', '.join(OVERRIDABLE)})")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds checkpoints")
     p.add_argument("--normalize", action="store_true", help="subtract the dataset mean and divide by its std")
     p.add_argument("--data-root", default=None,
