@@ -1,7 +1,10 @@
 """`tinygrad-cnn train`, `eval` and `demo` end to end on small IDX files written by the test."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,7 @@ def test_train_then_resume_then_eval(tmp_path, data, capsys):
             "--optimizer", "adam", "--lr", "0.002", "--seed", "3", "--out", str(out), "--data-root", str(data), "--no-progress"]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "training simpleconvnet (433,890 parameters) on fashion-mnist: 300 train / 100 test" in text
+    assert f"training simpleconvnet (433,890 parameters) on fashion-mnist: 300 train / 100 test images from {data}," in text
     assert "epoch 1/1" in text and "final test accuracy" in text
     assert [p.name for p in checkpoints(out)] == ["epoch_001.npz"]
     ck = load_checkpoint(out / "epoch_001.npz")
@@ -85,6 +88,20 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "nowhere") in err and "apt-get install dataset-fashion-mnist" in err and ENV_VAR in err
     assert main(["train", "--out", str(tmp_path / "t"), "--no-progress"]) == 1
     assert "Looked in, in order" in capsys.readouterr().err
+
+
+def test_data_root_without_the_data_is_an_error_not_the_system_copy(tmp_path, data, monkeypatch, capsys):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(data),))  # a system copy that must not be used
+    monkeypatch.setattr(FashionMNIST, "mirrors", ("file://" + str(tmp_path / "no-mirror") + "/",))
+    empty = tmp_path / "typo"
+    empty.mkdir()
+    rc = main(["train", "--data-root", str(empty), "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and not checkpoints(tmp_path / "run")
+    assert f"{empty} (missing train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])" in err
+    assert "--data-root) is the only place searched" in err and str(data) not in err
 
 
 def test_eval_rejects_foreign_checkpoint(tmp_path, capsys):
@@ -144,3 +161,79 @@ def test_inputs_prepared_per_model():
     for bad in (lambda: input_transform("vgg"), lambda: model_options("vgg"), lambda: make_optimizer("lbfgs", [])):
         with pytest.raises(ValueError, match="choose one of"):
             bad()
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "2.5"), ("--batch-size", "-3"), ("--eval-batch-size", "0"), ("--limit-train", "0"),
+    ("--limit-test", "-1"), ("--log-every", "0"), ("--keep-checkpoints", "-1"), ("--keep-checkpoints", "0"),
+    ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"), ("--lr", "inf"), ("--momentum", "1.5"), ("--seed", "-1"),
+])
+def test_bad_numbers_are_usage_errors(tmp_path, monkeypatch, capsys, option, value):
+    monkeypatch.setattr(FashionMNIST, "mirrors", ("file://" + str(tmp_path / "no-mirror") + "/",))
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "1", option, value, "--data-root", str(tmp_path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: tinygrad-cnn train" in err
+    assert f"argument {option}: expected" in err and repr(value) in err
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, data):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tinygrad_cnn", "train", "--epochs", "1000", "--batch-size", "50", "--limit-train", "100",
+           "--limit-test", "50", "--data-root", str(data), "--out", str(out), "--no-progress"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checkpoints(out), "no checkpoint within 120 s"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    last = checkpoints(out)[-1]
+    assert f"interrupted; the last checkpoint is {last} (continue with --resume)." in err
+    load_checkpoint(last)  # whole: an interrupted save leaves the previous file
+    assert not list(out.glob("*.part"))
+
+
+def test_resume_with_other_settings_refuses_or_follows_override(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--batch-size", "50", "--limit-train", "100", "--limit-test", "50", "--data-root", str(data),
+            "--out", str(out), "--no-progress"]
+    assert main([*base, "--epochs", "1", "--lr", "0.002", "--seed", "3"]) == 0
+    capsys.readouterr()
+    # Other lr, batch size and seed: refused, each difference named, nothing trained.
+    resume = [*base, "--epochs", "2", "--resume", "--lr", "0.005", "--seed", "4"]
+    resume[resume.index("--batch-size") + 1] = "25"
+    assert main(resume) == 1
+    err = capsys.readouterr().err
+    for part in ("lr: 0.002 in the checkpoint, 0.005 now", "batch_size: 50 in the checkpoint, 25 now",
+                 "seed: 3 in the checkpoint, 4 now", "--override batch_size,lr,seed"):
+        assert part in err, (part, err)
+    assert [p.name for p in checkpoints(out)] == ["epoch_001.npz"]
+    assert main([*base, "--epochs", "2", "--resume", "--lr", "0.002", "--seed", "3", "--model", "lenet"]) == 1
+    assert "model: 'simpleconvnet' in the checkpoint, 'lenet' now" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*resume, "--override", "model"])
+    assert e.value.code == 2
+    assert main([*base, "--epochs", "2", "--lr", "0.005", "--override", "lr"]) == 2  # --override needs --resume
+    capsys.readouterr()
+    # With --override the new values train and are what the checkpoint records.
+    assert main([*resume, "--override", "lr,batch-size,seed"]) == 0
+    assert "lr 0.002 -> 0.005" in capsys.readouterr().out
+    ck = load_checkpoint(out / "epoch_002.npz")
+    assert ck["config"]["lr"] == 0.005 and ck["config"]["batch_size"] == 25 and ck["config"]["seed"] == 4
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 0.005
+    assert ck["config"]["overrides"] == [
+        {"from_epoch": 2, "changed": {"batch_size": [50, 25], "lr": [0.002, 0.005], "seed": [3, 4]}}
+    ]
+    # A new optimizer starts afresh; the earlier override stays on record.
+    sgd = [*resume, "--epochs", "3", "--optimizer", "sgd", "--override", "optimizer"]
+    assert main(sgd) == 0
+    ck = load_checkpoint(out / "epoch_003.npz")
+    assert ck["config"]["optimizer"] == "sgd" and ck["optimizer"]["param_groups"][0]["lr"] == 0.005
+    assert [o["from_epoch"] for o in ck["config"]["overrides"]] == [2, 3]

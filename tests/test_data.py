@@ -85,6 +85,8 @@ def test_write_read_roundtrip(tmp_path_factory, dtype, shape, gz):
         (_idx_bytes(0x08, (2, 3), b"\x01" * 5), "truncated data"),
         (_idx_bytes(0x0D, (2,), b"\x00" * 4), "need 8 bytes, found 4"),
         (_idx_bytes(0x08, (2,), b"\x01" * 5), "3 unexpected trailing byte"),
+        # 2**64 elements: an int64 product wraps to 0 and would match the empty data.
+        (_idx_bytes(0x08, (65536,) * 4, b""), "need 18446744073709551616 bytes, found 0"),
     ],
 )
 def test_read_idx_errors_name_file_and_problem(tmp_path, content, needle):
@@ -175,20 +177,35 @@ def test_lookup_order(isolated, monkeypatch):
     assert ds.targets.tolist() == [1] * 3 and ds.folder == t / "root"
     # The training split is looked for independently: only the system folder has it.
     _write_split(t / "system", "train", 5, label=7)
-    tr = FashionMNIST(root=t / "root", train=True, download=False)
+    monkeypatch.delenv(ENV_VAR)
+    (t / "cache").rename(t / "old-cache")
+    tr = FashionMNIST(train=True, download=False)
     assert len(tr) == 5 and tr.data.shape == (5, 1, 28, 28) and tr.data.dtype == np.uint8
-    assert tr.targets.dtype == np.int64
+    assert tr.targets.dtype == np.int64 and tr.folder == t / "system"
+
+
+def test_explicit_root_without_the_files_never_falls_back(isolated, monkeypatch):
+    t = isolated
+    _write_split(t / "system", "train", 5, label=7)
+    _write_split(t / "cache" / "tinygrad_cnn" / "fashion-mnist", "train", 5, label=3)
+    _write_split(t / "root", "test", 3, label=1)  # root holds only the test split
+    with pytest.raises(FileNotFoundError) as e:
+        FashionMNIST(root=t / "root", train=True, download=False)
+    msg = str(e.value)
+    for part in ["train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]", str(t / "root"),
+                 str(t / "root" / "fashion-mnist"), "only place searched", "not tried (download=False)"]:
+        assert part in msg, (part, msg)
+    assert str(t / "system") not in msg and str(t / "cache") not in msg
 
 
 def test_missing_everywhere_lists_every_place(isolated):
     with pytest.raises(FileNotFoundError) as e:
-        FashionMNIST(root=isolated / "r", train=True, download=False)
+        FashionMNIST(train=True, download=False)
     msg = str(e.value)
     for part in [
         "Fashion-MNIST (train)",
         "train-images-idx3-ubyte",
-        str(isolated / "r"),
-        str(isolated / "r" / "fashion-mnist"),
+        "root argument: not given",
         f"${ENV_VAR}: not set",
         str(isolated / "cache" / "tinygrad_cnn" / "fashion-mnist"),
         str(isolated / "system"),
@@ -215,7 +232,13 @@ def test_mismatched_files_are_rejected(isolated):
     with pytest.raises(ValueError, match="do not belong together"):
         MNIST(root=r, train=False, download=False)
     write_idx(r / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 12], np.uint8))
-    with pytest.raises(ValueError, match="label 12"):
+    with pytest.raises(ValueError, match="label 12 at index 2"):
+        MNIST(root=r, train=False, download=False)
+    write_idx(r / "t10k-labels-idx1-ubyte.gz", np.array([0, -1, 3], np.int8))
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz has label -1 at index 1 \(1 label\(s\) outside 0\.\.9\)"):
+        MNIST(root=r, train=False, download=False)
+    write_idx(r / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 3], np.float32))
+    with pytest.raises(ValueError, match="float32 labels"):
         MNIST(root=r, train=False, download=False)
 
 

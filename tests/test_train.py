@@ -12,6 +12,7 @@ from tinygrad_cnn.data import DataLoader, TensorDataset
 from tinygrad_cnn.optim import SGD, Adam
 from tinygrad_cnn.train import (
     Progress,
+    ResumeConfigError,
     checkpoints,
     epoch_seed,
     evaluate,
@@ -146,6 +147,8 @@ def test_fit_refuses_to_mix_runs_and_keeps_newest(tmp_path):
     assert len([r for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "epoch"]) == 1
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         fit(model, opt, train, test, epochs=0)
+    with pytest.raises(ValueError, match=r"keep_checkpoints must be >= 1 \(or None to keep all\), got 0"):
+        fit(model, opt, train, test, epochs=1, out_dir=tmp_path / "k", keep_checkpoints=0, progress=False, print_fn=None)
 
 
 def test_evaluate_matches_direct_computation_and_restores_mode():
@@ -219,3 +222,25 @@ def test_epoch_seed_and_checkpoint_roundtrip(tmp_path):
     tg.save({"weights": np.zeros(3)}, tmp_path / "other.npz")
     with pytest.raises(ValueError, match="not a training checkpoint"):
         load_checkpoint(tmp_path / "other.npz")
+
+
+def test_resume_with_another_config_refuses_or_records_the_override(tmp_path):
+    train, test = _loaders()
+    quiet = {"progress": False, "print_fn": None, "out_dir": tmp_path, "seed": 0}
+    model = _model()
+    fit(model, SGD(model.parameters(), lr=0.1), train, test, epochs=1, config={"lr": 0.1, "epochs": 1}, **quiet)
+    m2 = _model()
+    with pytest.raises(ResumeConfigError, match=r"lr: 0.1 in the checkpoint, 0.05 now\n.*override=\['lr'\]"):
+        fit(m2, SGD(m2.parameters(), lr=0.05), train, test, epochs=2, resume=True, config={"lr": 0.05, "epochs": 2}, **quiet)
+    assert len(checkpoints(tmp_path)) == 1
+    opt = SGD(m2.parameters(), lr=0.05)
+    fit(m2, opt, train, test, epochs=2, resume=True, config={"lr": 0.05, "epochs": 2}, override=["lr"], **quiet)
+    assert opt.param_groups[0]["lr"] == 0.05  # not the checkpoint's 0.1: the config tells the truth
+    ck = load_checkpoint(tmp_path / "epoch_002.npz")
+    assert ck["config"] == {"lr": 0.05, "epochs": 2, "overrides": [{"from_epoch": 2, "changed": {"lr": [0.1, 0.05]}}]}
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 0.05
+    # Without a config the checkpoint's carries on, and so does the optimizer state's lr.
+    m3 = _model()
+    opt = SGD(m3.parameters(), lr=1.0)
+    fit(m3, opt, train, test, epochs=3, resume=True, **quiet)
+    assert opt.param_groups[0]["lr"] == 0.05 and load_checkpoint(tmp_path / "epoch_003.npz")["config"] == ck["config"]

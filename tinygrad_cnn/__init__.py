@@ -14,7 +14,7 @@ from .autograd import (
 )
 from .ops.im2col import col2im, im2col
 from .ops.parallel import get_num_threads, set_num_threads
-from .serialization import load, save
+from .serialization import CheckpointError, load, save
 from .tensor import (
     Tensor,
     arange,
@@ -35,6 +35,7 @@ from .tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "Function",
     "GradcheckError",
     "GradcheckResult",

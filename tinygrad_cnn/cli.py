@@ -2,16 +2,60 @@
 from __future__ import annotations
 
 import argparse
+import math
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+
+def _number(kind: type, text: str, what: str, ok: Callable[[float], bool]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+# argparse types: a bad number is a usage error (exit 2) naming the option, never a traceback later.
+def _positive_int(text: str) -> int:
+    return int(_number(int, text, "a positive integer", lambda v: v >= 1))
+
+
+def _seed(text: str) -> int:
+    return int(_number(int, text, "a non-negative integer", lambda v: v >= 0))
+
+
+def _positive_float(text: str) -> float:
+    return _number(float, text, "a finite positive number", lambda v: v > 0)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(float, text, "a finite number >= 0", lambda v: v >= 0)
+
+
+def _momentum(text: str) -> float:
+    return _number(float, text, "a number in [0, 1)", lambda v: 0 <= v < 1)
+
+
+# Settings a resumed run may change with --override; the model and its options never (the
+# checkpoint's weights belong to them).
+OVERRIDABLE = ("lr", "batch_size", "seed", "optimizer", "momentum", "dataset", "normalize", "limit_train", "limit_test")
+
+
+def _override_keys(text: str) -> tuple[str, ...]:
+    keys = tuple(k.strip().lstrip("-").replace("-", "_") for k in text.split(",") if k.strip())
+    if not keys or any(k not in OVERRIDABLE for k in keys):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(OVERRIDABLE)}; got {text!r}")
+    return keys
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     from tinygrad_cnn.train import MODEL_NAMES
 
     p.add_argument("--model", choices=MODEL_NAMES, default="simpleconvnet", help="network to train (default: simpleconvnet)")
-    p.add_argument("--weight-init-std", type=float, default=0.01, help="SimpleConvNet: std of the initial weights (default 0.01)")
+    p.add_argument("--weight-init-std", type=_positive_float, default=0.01, help="SimpleConvNet: std of the initial weights (default 0.01)")
     p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default=None, help="LeNet: activation (default: the classic)")
     p.add_argument("--pooling", choices=("avg", "max"), default=None, help="LeNet: subsampling (default: the classic)")
     p.add_argument("--init", choices=("paper", "kaiming"), default=None,
@@ -19,10 +63,28 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """tinygrad-cnn train: build model, data and optimizer from the options, then fit()."""
+    """tinygrad-cnn train; Ctrl-C ends it with one line naming the checkpoint to resume from (exit 130)."""
+    try:
+        return _run_train(args)
+    except KeyboardInterrupt:
+        from tinygrad_cnn.train import checkpoints
+
+        found = checkpoints(args.out)
+        saved = f"the last checkpoint is {found[-1]} (continue with --resume)" if found else f"no checkpoint in {args.out} yet"
+        print(f"tinygrad-cnn train: interrupted; {saved}.", file=sys.stderr)
+        return 130
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """Build model, data and optimizer from the options, then fit()."""
     import tinygrad_cnn as tg
     from tinygrad_cnn.data import DataLoader
-    from tinygrad_cnn.train import DEFAULT_LR, build_model, fit, load_data, make_optimizer, model_options
+    from tinygrad_cnn.serialization import CheckpointError
+    from tinygrad_cnn.train import DEFAULT_LR, ResumeConfigError, build_model, fit, load_data, make_optimizer, model_options
+
+    if args.override and not args.resume:
+        print("tinygrad-cnn train: --override only applies with --resume (a new run takes the options as given).", file=sys.stderr)
+        return 2
 
     try:
         train_set = load_data(args.dataset, args.model, args.data_root, True, args.limit_train, args.normalize)
@@ -45,12 +107,13 @@ def _train(args: argparse.Namespace) -> int:
     train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test_set, args.eval_batch_size)
     print(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: {len(train_set)} train / "
-          f"{len(test_set)} test images, {args.optimizer} lr={lr}, batch {args.batch_size}, seed {args.seed} -> {args.out}")
+          f"{len(test_set)} test images from {_data_folders(train_set, test_set)}, {args.optimizer} lr={lr}, "
+          f"batch {args.batch_size}, seed {args.seed} -> {args.out}")
     try:
         history = fit(model, opt, train_loader, test_loader, epochs=args.epochs, out_dir=args.out, resume=args.resume,
                       seed=args.seed, progress=not args.no_progress, log_every=args.log_every, config=config,
-                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite)
-    except (FileExistsError, FileNotFoundError) as e:
+                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite, override=args.override)
+    except (FileExistsError, FileNotFoundError, ResumeConfigError, CheckpointError) as e:
         print(f"tinygrad-cnn train: {e}", file=sys.stderr)
         return 1
     if history:
@@ -58,6 +121,12 @@ def _train(args: argparse.Namespace) -> int:
         print(f"final test accuracy {last['test_acc']:.4f} after {last['epoch']} epoch(s); checkpoints and metrics.jsonl in {args.out}")
     _plot_curves(pathlib.Path(args.out), title=f"{args.model} on {args.dataset}")
     return 0
+
+
+def _data_folders(train_set: object, test_set: object) -> str:
+    """Where the data came from: one folder, or both when the splits were found in different places."""
+    train, test = getattr(train_set, "folder", None), getattr(test_set, "folder", None)
+    return str(train) if train == test else f"{train} (train) and {test} (test)"
 
 
 def _plot_curves(out: pathlib.Path, title: str) -> None:
@@ -77,22 +146,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a CNN on MNIST or Fashion-MNIST", description="Train a CNN; see docs/training.md.")
     _add_model_options(p)
     p.add_argument("--dataset", choices=tuple(DATASETS), default="fashion-mnist")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--eval-batch-size", type=int, default=500)
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--eval-batch-size", type=_positive_int, default=500)
     p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 sgd/momentum/adagrad, 0.001 rmsprop/adam)")
-    p.add_argument("--momentum", type=float, default=0.9, help="for --optimizer momentum (default 0.9)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 0.01 sgd/momentum/adagrad, 0.001 rmsprop/adam)")
+    p.add_argument("--momentum", type=_momentum, default=0.9, help="for --optimizer momentum (default 0.9)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/train", help="output folder: checkpoints, metrics.jsonl, curves.png")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--override", type=_override_keys, default=(), metavar="KEY[,KEY...]",
+                   help=f"with --resume: continue with these new settings instead of the checkpoint's ({', '.join(OVERRIDABLE)})")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds checkpoints")
     p.add_argument("--normalize", action="store_true", help="subtract the dataset mean and divide by its std")
-    p.add_argument("--data-root", default=None, help="folder with the IDX files (else: $TINYGRAD_CNN_DATA, cache, system package)")
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
-    p.add_argument("--log-every", type=int, default=10, help="batches per step record in metrics.jsonl")
-    p.add_argument("--keep-checkpoints", type=int, default=None, help="keep only the newest K checkpoints")
+    p.add_argument("--data-root", default=None,
+                   help="folder with the IDX files, the only place searched (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
+    p.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=_positive_int, default=None, help="use only the first N test images")
+    p.add_argument("--log-every", type=_positive_int, default=10, help="batches per step record in metrics.jsonl")
+    p.add_argument("--keep-checkpoints", type=_positive_int, default=None, help="keep only the newest K checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
@@ -115,7 +188,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="test accuracy of a training checkpoint")
     p.add_argument("checkpoint", help="an epoch_NNN.npz written by `tinygrad-cnn train`")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=_positive_int, default=500)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_eval)
 
@@ -136,11 +209,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the README's main job: train SimpleConvNet on Fashion-MNIST, draw what it learned")
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=_positive_int, default=1)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--limit-train", type=_positive_int, default=None)
+    p.add_argument("--limit-test", type=_positive_int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_demo)
 
@@ -231,10 +304,10 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the random inputs (checked in float64)")
     p.add_argument("--range", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
                    help="draw inputs uniformly from [LO, HI] instead of a standard normal (e.g. 0.1,2 for log)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eps", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-5)
-    p.add_argument("--rtol", type=float, default=1e-3)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--eps", type=_positive_float, default=1e-6)
+    p.add_argument("--atol", type=_non_negative_float, default=1e-5)
+    p.add_argument("--rtol", type=_non_negative_float, default=1e-3)
     p.add_argument("--fail-on-kinks", action="store_true", help="count non-differentiable points as errors")
     p.set_defaults(func=_gradcheck)
 
@@ -268,7 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in COMMANDS:
         add(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C is the user's choice, not an error: one line, the shell's 128 + SIGINT
+        print(f"tinygrad-cnn {args.command}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

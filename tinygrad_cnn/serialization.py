@@ -13,11 +13,13 @@ Safety and robustness:
 - Loading uses ``allow_pickle=False``: a weight file can hold only plain numeric arrays and a JSON
   manifest, never code.
 - Writing is atomic: the archive is written to a temporary file in the target's directory, synced,
-  then renamed over the target (``os.replace``), so a crash leaves the previous file intact.
+  then renamed over the target (``os.replace``), so a crash leaves the previous file intact; the
+  temporary file of a writer killed mid-write is removed by the next save into that folder.
 - Each array is stored under its slash-joined path (``model/conv1.weight``, readable with plain
   ``numpy.load``); the manifest entry ``__tinygrad_cnn__`` records the tree, the Python values and
-  every array's shape and dtype. A truncated, foreign or mismatched file raises a ValueError that
-  names the file and the problem.
+  every array's shape and dtype. A truncated, corrupted, foreign or mismatched file raises
+  :class:`CheckpointError` (a ValueError) that names the file and the problem; zip's CRC-32 of
+  every entry catches flipped bytes in the data.
 
 ``load`` returns numpy arrays where Tensors or arrays were saved, dicts, lists and tuples as saved.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,12 +37,17 @@ import numpy as np
 from .atomic import atomic_open
 from .tensor import Tensor
 
-__all__ = ["load", "save"]
+__all__ = ["CheckpointError", "load", "save"]
 
 MANIFEST = "__tinygrad_cnn__"
 FORMAT = "tinygrad_cnn-checkpoint"
 VERSION = 1
 _MAX_DEPTH = 64
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupted, foreign or does not match its manifest (the
+    message names the file and the problem)."""
 
 
 def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray], depth: int) -> Any:
@@ -127,7 +135,8 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
 
 def load(path: str | os.PathLike) -> Any:
     """Read a checkpoint written by :func:`save` (with ``allow_pickle=False``). Returns the saved
-    tree with numpy arrays at the array leaves.
+    tree with numpy arrays at the array leaves. Raises :class:`CheckpointError` naming the file
+    when it is not an intact checkpoint.
 
     Example::
 
@@ -136,9 +145,19 @@ def load(path: str | os.PathLike) -> Any:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}.")
+    try:
+        return _read(path)
+    except CheckpointError:
+        raise
+    except Exception as e:  # damaged bytes can fail anywhere in zipfile, zlib or numpy's header parser
+        raise CheckpointError(
+            f"load: {path!r} is corrupted ({type(e).__name__}: {e}). Restore it from a copy or use an older checkpoint."
+        ) from None
 
-    def fail(problem: str) -> ValueError:
-        return ValueError(f"load: {path!r} {problem}")
+
+def _read(path: str) -> Any:
+    def fail(problem: str) -> CheckpointError:
+        return CheckpointError(f"load: {path!r} {problem}")
 
     try:
         archive = np.load(path, allow_pickle=False)
@@ -153,37 +172,46 @@ def load(path: str | os.PathLike) -> Any:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise fail("is a single .npy array, not a tinygrad_cnn checkpoint (.npz written by tinygrad_cnn.save).")
     with archive:
-        names = list(archive.files)
-        if MANIFEST not in names:
-            raise fail(
-                f"is a .npz archive but not a tinygrad_cnn checkpoint (no {MANIFEST!r} manifest; entries: {names[:8]}). "
-                "Read plain archives with numpy.load(path, allow_pickle=False)."
-            )
-        try:
-            manifest = json.loads(str(archive[MANIFEST]))
-        except Exception as e:  # any failure here means the manifest itself is damaged
-            raise fail(f"has an unreadable manifest (truncated or corrupted): {e}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise fail(f"has a {MANIFEST!r} entry that is not a tinygrad_cnn checkpoint manifest.")
-        if manifest.get("version") != VERSION:
-            raise fail(f"is checkpoint format version {manifest.get('version')!r}; this tinygrad_cnn reads version {VERSION}.")
-        expected = manifest.get("arrays", {})
-        missing = sorted(set(expected) - set(names))
-        extra = sorted(set(names) - set(expected) - {MANIFEST})
-        if missing or extra:
-            raise fail(f"does not match its manifest: missing entries {missing}, unexpected entries {extra}.")
-        arrays: dict[str, np.ndarray] = {}
-        for name, (shape, dtype) in expected.items():
-            try:
-                a = archive[name]
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-                raise fail(f"entry {name!r} could not be read (truncated or corrupted): {e}") from None
-            if list(a.shape) != list(shape) or a.dtype.str != dtype:
-                raise fail(
-                    f"entry {name!r} has shape {a.shape} and dtype {a.dtype}, but the manifest records {tuple(shape)} {np.dtype(dtype)}."
-                )
-            arrays[name] = a
+        manifest = _read_manifest(archive, fail)
+        arrays = _read_arrays(archive, manifest.get("arrays", {}), fail)
     try:
         return _decode(manifest["tree"], arrays, "")
     except (KeyError, ValueError, TypeError) as e:
         raise fail(f"has a malformed manifest: {e}") from None
+
+
+def _read_manifest(archive: Any, fail: Callable[[str], CheckpointError]) -> dict:
+    names = list(archive.files)
+    if MANIFEST not in names:
+        raise fail(
+            f"is a .npz archive but not a tinygrad_cnn checkpoint (no {MANIFEST!r} manifest; entries: {names[:8]}). "
+            "Read plain archives with numpy.load(path, allow_pickle=False)."
+        )
+    try:
+        manifest = json.loads(str(archive[MANIFEST]))
+    except Exception as e:  # any failure here means the manifest itself is damaged
+        raise fail(f"has an unreadable manifest (truncated or corrupted): {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise fail(f"has a {MANIFEST!r} entry that is not a tinygrad_cnn checkpoint manifest.")
+    if manifest.get("version") != VERSION:
+        raise fail(f"is checkpoint format version {manifest.get('version')!r}; this tinygrad_cnn reads version {VERSION}.")
+    missing = sorted(set(manifest.get("arrays", {})) - set(names))
+    extra = sorted(set(names) - set(manifest.get("arrays", {})) - {MANIFEST})
+    if missing or extra:
+        raise fail(f"does not match its manifest: missing entries {missing}, unexpected entries {extra}.")
+    return manifest
+
+
+def _read_arrays(archive: Any, expected: dict, fail: Callable[[str], CheckpointError]) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for name, (shape, dtype) in expected.items():
+        try:
+            a = archive[name]
+        except Exception as e:  # a damaged entry fails in zipfile (CRC, compression) or numpy's header parser
+            raise fail(f"entry {name!r} could not be read (truncated or corrupted): {type(e).__name__}: {e}") from None
+        if list(a.shape) != list(shape) or a.dtype.str != dtype:
+            raise fail(
+                f"entry {name!r} has shape {a.shape} and dtype {a.dtype}, but the manifest records {tuple(shape)} {np.dtype(dtype)}."
+            )
+        arrays[name] = a
+    return arrays

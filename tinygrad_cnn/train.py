@@ -190,15 +190,18 @@ def save_checkpoint(path: str | os.PathLike, model: Any, optimizer: Any = None, 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`: ``{"model", "optimizer"?, "epoch", "config"}``
     with ``config`` decoded back into a dict."""
-    from .serialization import load
+    from .serialization import CheckpointError, load
 
     path = Path(path)
     obj = load(path)
     if not isinstance(obj, dict) or "model" not in obj or "epoch" not in obj:
-        raise ValueError(f"load_checkpoint: {path} is not a training checkpoint (it has no 'model' and 'epoch' entries).")
+        raise CheckpointError(f"load_checkpoint: {path} is not a training checkpoint (it has no 'model' and 'epoch' entries).")
     cfg = obj.get("config", "{}")
-    obj["config"] = json.loads(str(cfg)) if not isinstance(cfg, dict) else cfg
-    obj["epoch"] = int(obj["epoch"])
+    try:
+        obj["config"] = json.loads(str(cfg)) if not isinstance(cfg, dict) else cfg
+        obj["epoch"] = int(obj["epoch"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"load_checkpoint: {path} has an unreadable config or epoch ({e}).") from None
     return obj
 
 
@@ -261,6 +264,62 @@ class _StepLogger:
             self.window.clear()
 
 
+# ---- resuming: the new settings against the checkpoint's ---------------------------------------------
+FIXED_ON_RESUME = ("model", "model_kwargs")  # the checkpoint's weights belong to that architecture
+_NOT_COMPARED = ("epochs", "overrides")  # epochs is the new total; overrides is the record kept below
+
+
+class ResumeConfigError(ValueError):
+    """``fit(resume=...)`` got a ``config`` that differs from the checkpoint's without ``override``."""
+
+
+def resume_config(saved: dict, new: dict | None, override: Iterable[str], epoch: int, source: Any) -> tuple[dict, dict]:
+    """The config to record when resuming from checkpoint ``source`` (at ``epoch``, config ``saved``)
+    with the settings ``new``, and the changes ``{key: [old, new]}`` that ``override`` allows.
+
+    Keys other than ``epochs`` must match unless named in ``override`` (:data:`FIXED_ON_RESUME`
+    never may); the allowed changes are appended to ``config["overrides"]`` as
+    ``{"from_epoch": epoch + 1, "changed": {...}}``. ``new=None`` keeps the checkpoint's config.
+    Raises :class:`ResumeConfigError` naming every refused difference.
+    """
+    if new is None or not saved:
+        return (saved if new is None else dict(new)), {}
+    keys = [k for k in dict.fromkeys([*saved, *new]) if k not in _NOT_COMPARED]
+    changed = {k: [saved.get(k), new.get(k)] for k in keys if saved.get(k) != new.get(k)}
+    refused = {k: v for k, v in changed.items() if k not in set(override) or k in FIXED_ON_RESUME}
+    if refused:
+        raise ResumeConfigError(_refusal(refused, source))
+    record = [*saved.get("overrides", []), *([{"from_epoch": epoch + 1, "changed": changed}] if changed else [])]
+    return ({**new, "overrides": record} if record else dict(new)), changed
+
+
+def _refusal(refused: dict, source: Any) -> str:
+    lines = "".join(f"\n  {k}: {old!r} in the checkpoint, {new!r} now" for k, (old, new) in refused.items())
+    fixed = [k for k in refused if k in FIXED_ON_RESUME]
+    if fixed:
+        fix = (f"{', '.join(fixed)} cannot change on resume (the weights belong to the checkpoint's architecture): start a new "
+               "run in another out_dir (--out) or with overwrite=True (--overwrite).")
+    else:
+        names = list(refused)
+        fix = (f"Resume with the checkpoint's settings, or pass override={names!r} (command line: --override {','.join(names)}) "
+               "to continue with the new ones; the change is recorded in the config of later checkpoints.")
+    return f"fit: {source} was trained with other settings than the ones given to resume it:{lines}\n{fix}"
+
+
+def _restore_optimizer(optimizer: Any, ck: dict, changed: dict, say: Callable[[str], Any]) -> None:
+    """Load the checkpoint's optimizer state; for overridden hyperparameters (lr, momentum) the given
+    optimizer's values win, so what trains is what the config records. A new optimizer starts afresh."""
+    if "optimizer" not in ck:
+        return
+    if "optimizer" in changed:
+        say(f"optimizer changed from {changed['optimizer'][0]} to {changed['optimizer'][1]}: its state starts afresh")
+        return
+    given = [dict(g) for g in optimizer.param_groups]
+    optimizer.load_state_dict(ck["optimizer"])
+    for group, mine in zip(optimizer.param_groups, given):
+        group.update({k: mine[k] for k in changed if k in mine and k != "params"})
+
+
 # ---- fit -----------------------------------------------------------------------------------------
 def epoch_seed(seed: int, epoch: int) -> int:
     """The global-generator seed used during ``epoch`` of a run seeded with ``seed``."""
@@ -284,6 +343,7 @@ def fit(
     keep_checkpoints: int | None = None,
     overwrite: bool = False,
     print_fn: Callable[[str], Any] | None = _say,
+    override: Iterable[str] = (),
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs; returns the per-epoch records.
 
@@ -293,7 +353,10 @@ def fit(
     ``metrics.jsonl`` with an epoch record per epoch and a step record (``progress`` in epochs,
     ``loss``, ``acc``) every ``log_every`` batches. ``resume=True`` continues from the newest
     checkpoint in ``out_dir`` (or ``resume=<path>`` from that file) up to ``epochs`` in total;
-    starting afresh in a folder that holds checkpoints needs ``overwrite=True``.
+    starting afresh in a folder that holds checkpoints needs ``overwrite=True``. On resume a
+    ``config`` that differs from the checkpoint's (other than ``epochs``) is refused unless the
+    keys are named in ``override`` (see :func:`resume_config`); ``config=None`` keeps the
+    checkpoint's.
 
     Example::
 
@@ -303,6 +366,8 @@ def fit(
         raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
     if log_every < 1:
         raise ValueError(f"fit: log_every must be >= 1, got {log_every}.")
+    if keep_checkpoints is not None and keep_checkpoints < 1:
+        raise ValueError(f"fit: keep_checkpoints must be >= 1 (or None to keep all), got {keep_checkpoints}.")
     say = print_fn or (lambda s: None)
     out = Path(out_dir) if out_dir is not None else None
     log = MetricsLog(out / METRICS_FILE if out is not None else None)
@@ -318,12 +383,13 @@ def fit(
                 raise FileNotFoundError(f"fit: resume=True but {out} holds no epoch_NNN.npz checkpoint to resume from.")
             ckpt_path = found[-1]
         ck = load_checkpoint(ckpt_path)
+        config, changed = resume_config(ck["config"], config, override, ck["epoch"], ckpt_path)
         model.load_state_dict(ck["model"])
-        if "optimizer" in ck:
-            optimizer.load_state_dict(ck["optimizer"])
+        _restore_optimizer(optimizer, ck, changed, say)
         start_epoch = ck["epoch"] + 1
         log.truncate_after(ck["epoch"])
-        say(f"resumed from {ckpt_path} (epoch {ck['epoch']})")
+        overridden = "".join(f"; {k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        say(f"resumed from {ckpt_path} (epoch {ck['epoch']}){overridden}")
     elif out is not None:
         if checkpoints(out) and not overwrite:
             raise FileExistsError(
@@ -372,7 +438,7 @@ def fit(
         if out is not None:
             save_checkpoint(out / f"epoch_{epoch:03d}.npz", model, optimizer, epoch, config)
             if keep_checkpoints is not None:
-                for old in checkpoints(out)[:-keep_checkpoints] if keep_checkpoints > 0 else []:
+                for old in checkpoints(out)[:-keep_checkpoints]:
                     old.unlink()
     return history
 

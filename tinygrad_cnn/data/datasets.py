@@ -1,14 +1,15 @@
 """MNIST and Fashion-MNIST: found on disk (or downloaded) and read with the checked IDX reader.
 
-Where the files are looked for, in order (the first folder holding a split's two files wins):
+With a ``root`` argument the files are looked for only there (the folder itself, then
+``root/<name>``), then downloaded into ``root/<name>``: an explicit folder never silently gives
+way to another copy. Without one, in order (the first folder holding a split's two files wins):
 
-1. the ``root`` argument (the folder itself, then ``root/<name>``);
-2. the ``TINYGRAD_CNN_DATA`` environment variable (the same two places);
-3. the user cache, ``~/.cache/tinygrad_cnn/<name>`` (``$XDG_CACHE_HOME`` is honoured);
-4. the system's dataset packages (Debian's ``dataset-fashion-mnist`` installs
+1. the ``TINYGRAD_CNN_DATA`` environment variable (the folder itself, then ``<folder>/<name>``);
+2. the user cache, ``~/.cache/tinygrad_cnn/<name>`` (``$XDG_CACHE_HOME`` is honoured);
+3. the system's dataset packages (Debian's ``dataset-fashion-mnist`` installs
    ``/usr/share/datasets/fashion-mnist``);
-5. a download from the published mirrors into ``root/<name>`` (or the cache when no root is
-   given), checked against the published SHA-256 and written atomically.
+4. a download from the published mirrors into the cache, checked against the published SHA-256
+   and written atomically.
 
 Each file may be gzip-compressed (``.gz``) or raw. When nothing works the error lists every
 place looked and how to provide the files.
@@ -179,10 +180,21 @@ class MNIST(TensorDataset):
                 f"{self.title}: {labels_path} holds labels of shape {labels.shape} for {len(images)} images in {images_path}; "
                 "the two files do not belong together."
             )
-        if labels.size and labels.max() >= len(self.classes):
-            raise ValueError(f"{self.title}: {labels_path} has label {int(labels.max())}, but there are only {len(self.classes)} classes.")
+        self._check_labels(labels, labels_path)
         self.folder = folder
         super().__init__(images[:, None], labels.astype(np.int64), transform)
+
+    def _check_labels(self, labels: np.ndarray, path: Path) -> None:
+        n = len(self.classes)
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"{self.title}: {path} holds {labels.dtype} labels; class labels are integers 0..{n - 1}.")
+        bad = np.flatnonzero((labels < 0) | (labels >= n))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{self.title}: {path} has label {int(labels[i])} at index {i} ({bad.size} label(s) outside 0..{n - 1}); "
+                f"{self.title} has {n} classes. The file is corrupt or belongs to another dataset."
+            )
 
     # ---- finding the files ---------------------------------------------------------------
     @staticmethod
@@ -195,11 +207,9 @@ class MNIST(TensorDataset):
 
     def _candidates(self) -> list[tuple[str, Path | None, str]]:
         """(label, folder or None, why it is unusable when None) in lookup order."""
-        out: list[tuple[str, Path | None, str]] = []
-        if self.root is None:
-            out.append(("root argument", None, "not given"))
-        else:
-            out += [("root argument", self.root, ""), ("root argument", self.root / self.name, "")]
+        if self.root is not None:
+            return [("root argument", self.root, ""), ("root argument", self.root / self.name, "")]
+        out: list[tuple[str, Path | None, str]] = [("root argument", None, "not given")]
         env = os.environ.get(ENV_VAR)
         if not env:
             out.append((f"${ENV_VAR}", None, "not set"))
@@ -239,11 +249,21 @@ class MNIST(TensorDataset):
                 looked.append(f"download into {dest}: failed:\n      " + str(e).replace("\n", "\n      "))
         else:
             looked.append(f"download into {dest}: not tried (download=False)")
+        raise FileNotFoundError(self._not_found(stems, looked))
+
+    def _not_found(self, stems: Sequence[str], looked: list[str]) -> str:
         places = "\n  ".join(f"{i}. {s}" for i, s in enumerate(looked, 1))
-        raise FileNotFoundError(
-            f"{self.title} ({self.split}): could not find {stems[0]}[.gz] and {stems[1]}[.gz]. Looked in, in order:\n  {places}\n"
+        head = f"{self.title} ({self.split}): could not find {stems[0]}[.gz] and {stems[1]}[.gz]. Looked in, in order:\n  {places}\n"
+        if self.root is not None:
+            return head + (
+                f"root={str(self.root)!r} (command line: --data-root) is the only place searched when given. Put the files "
+                f"there or in {self.root / self.name}, pass download=True to fetch them into it, or leave root out to search "
+                f"${ENV_VAR}, the user cache and the system dataset package."
+            )
+        return head + (
             f"To provide the files: {self.install_hint}; or put them in a folder of your choice and pass "
-            f"root=<folder> (command line: set {ENV_VAR}=<folder>); or connect to the internet and pass download=True."
+            f"root=<folder> (command line: --data-root <folder> or {ENV_VAR}=<folder>); or connect to the internet "
+            "and pass download=True."
         )
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ wrong array or a numpy traceback.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -85,7 +86,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
     dtype = _TYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a product of four uint32 can overflow int64
     found = len(buf) - header
     if found < expected:
         raise IDXError(
