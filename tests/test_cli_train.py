@@ -182,7 +182,10 @@ def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, data):
     cmd = [sys.executable, "-m", "tinygrad_cnn", "train", "--epochs", "1000", "--batch-size", "50", "--limit-train", "100",
            "--limit-test", "50", "--data-root", str(data), "--out", str(out), "--no-progress"]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored; the
+    # child gets the default disposition back so Python installs its Ctrl-C handler.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not checkpoints(out) and proc.poll() is None and time.monotonic() < deadline:
@@ -198,6 +201,22 @@ def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, data):
     assert f"interrupted; the last checkpoint is {last} (continue with --resume)." in err
     load_checkpoint(last)  # whole: an interrupted save leaves the previous file
     assert not list(out.glob("*.part"))
+
+
+def test_ctrl_c_lost_in_a_finalizer_is_delivered_again():
+    from tinygrad_cnn.cli import _interrupts_delivered
+
+    class Unraisable:
+        exc_type, exc_value, exc_traceback, err_msg, object = KeyboardInterrupt, KeyboardInterrupt(), None, None, None
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the runner ignores SIGINT
+    try:
+        with pytest.raises(KeyboardInterrupt), _interrupts_delivered():
+            sys.unraisablehook(Unraisable())  # what Python does with a KeyboardInterrupt raised in a finalizer
+            for _ in range(1000):  # the re-raised signal lands at the next bytecode boundary
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_resume_with_other_settings_refuses_or_follows_override(tmp_path, data, capsys):

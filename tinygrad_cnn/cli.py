@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import pathlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 
 def _number(kind: type, text: str, what: str, ok: Callable[[float], bool]) -> float:
@@ -62,10 +65,30 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="AlexNet: weight initialisation (default: the paper's; kaiming learns much sooner)")
 
 
+@contextlib.contextmanager
+def _interrupts_delivered() -> Iterator[None]:
+    """Python drops an exception raised inside a finalizer (reporting it to ``sys.unraisablehook``),
+    and a Ctrl-C's KeyboardInterrupt can land there: raise the signal again so it reaches the loop."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def _train(args: argparse.Namespace) -> int:
     """tinygrad-cnn train; Ctrl-C ends it with one line naming the checkpoint to resume from (exit 130)."""
     try:
-        return _run_train(args)
+        with _interrupts_delivered():
+            return _run_train(args)
     except KeyboardInterrupt:
         from tinygrad_cnn.train import checkpoints
 
