@@ -203,7 +203,9 @@ def test_python_scalars_never_widen(dtype):
 def test_integer_tensor_with_float_scalar_gives_float32():
     i = tg.tensor(np.array([1, 2]))
     assert (i * 2.5).dtype == np.float32 and (i + 0.5).dtype == np.float32
-    assert (i * 2).dtype == np.int64
+    assert (i * 2).dtype == np.int64 and (i**2).dtype == np.int64
+    assert (i / 2).dtype == np.float32 and (i / i).dtype == np.float32 and (i**2.5).dtype == np.float32
+    assert (i / 2).tolist() == [0.5, 1.0]
     assert (tg.tensor(np.array([True, False])) + 1).dtype == np.int64
 
 

@@ -103,6 +103,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        if a.dtype.kind in "biu":  # true division of integers gives float32, as in PyTorch (not numpy's float64)
+            return np.true_divide(a, b, dtype=np.float32)
         return a / b
 
     @staticmethod
@@ -131,6 +133,8 @@ class PowScalar(Function):
     def forward(ctx, x, exponent):
         ctx.save_for_backward(x)
         ctx.exponent = exponent
+        if x.dtype.kind in "biu" and isinstance(exponent, float):  # as in AddScalar
+            x = x.astype(np.float32)
         return x**exponent
 
     @staticmethod
