@@ -173,28 +173,3 @@ def test_errors():
         tg.col2im(tg.zeros(9, 74), (1, 3, 7, 7), 5)
     with pytest.raises(ValueError, match=r"col2im: input_shape must be \(N, C, H, W\)"):
         tg.col2im(tg.zeros(9, 75), (3, 7, 7), 5)
-
-
-def test_pooled_buffers_are_reused_only_once_free():
-    from tinygrad_cnn.ops import im2col as m
-
-    m.clear_pool()
-    a = m.pooled_empty((512, 512), np.float32)
-    b = m.pooled_empty((512, 512), np.float32)
-    assert not np.shares_memory(a, b)  # a is alive: never handed out twice
-    a[...] = 1.0
-    view = a.T
-    del a
-    c = m.pooled_empty((512, 512), np.float32)
-    assert not np.shares_memory(c, view)  # a view of it is still alive
-    del view
-    d = m.pooled_empty((512, 512), np.float32)
-    e = m.pooled_empty((512, 512), np.float32)
-    assert np.shares_memory(d, b) is False and (np.shares_memory(d, e) is False)
-    base_ids = {id(x.base) for x in (b, c, d, e)}
-    assert len(base_ids) == 4
-    del d
-    f = m.pooled_empty((512, 512), np.float32)
-    assert id(f.base) in base_ids  # d's memory came back
-    assert m.pooled_empty((4,), np.float32).base is None  # small requests skip the pool
-    m.clear_pool()

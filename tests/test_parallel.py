@@ -277,8 +277,8 @@ def test_without_openblas_only_blas_free_chunks_share_the_threads(forced, monkey
 
 
 def test_a_finished_region_keeps_nothing_alive(forced):
-    # The buffer pool hands out a buffer again only once nothing refers to it; a worker (or the
-    # pool) still holding the last job made every conv buffer come in two copies.
+    # A worker (or the pool) still holding the last job would keep every conv buffer of the last
+    # region allocated until the next one.
     import gc
     import weakref
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from .conv_rows import by_rows, conv_rows, input_grad_rows, weight_grad_rows
-from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair, pooled_empty, view_as
+from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair, view_as
 from .parallel import parallel_chunks, plan
 
 
@@ -60,7 +60,7 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
     """Per group and image, a (G*m, k) @ x[n] -> columns (G*m, N*L) in image order, x (N, G*k, ...)."""
     n, l = x.shape[0], x.shape[2] * x.shape[3]
     m = a.shape[0]
-    cols = pooled_empty((groups, m // groups, n * l), x.dtype)
+    cols = np.empty((groups, m // groups, n * l), x.dtype)
     ag = a.reshape(groups, -1, a.shape[1])
     np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
     return cols.reshape(m, -1)
@@ -72,7 +72,7 @@ def _columns(x: np.ndarray, win: Window, rows: int, cached: np.ndarray | None) -
     k = x.shape[1] * win.kernel[0] * win.kernel[1]
     if cached is not None:
         return cached[:rows]
-    cols = pooled_empty((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
+    cols = np.empty((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
     if rows > k:
         cols[k] = 1
     return cols
@@ -101,7 +101,7 @@ class Conv2d(Function):
         fuse = ctx.fused
         wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
         cols = _columns(x, win, k + fuse, None)
-        y = pooled_empty((n, co, *out), x.dtype)
+        y = np.empty((n, co, *out), x.dtype)
 
         def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
             block = cols[:, a * l : b * l]
@@ -150,7 +150,7 @@ class ConvTranspose2d(Function):
             def chunk(a: int, b: int) -> None:  # images a..b: multiply, fold into y[a:b]
                 col2im_array(_cols_gemm(wt, x[a:b], groups), (b - a,) + shape[1:], win, out=y[a:b])
 
-            y = pooled_empty(shape, x.dtype)
+            y = np.empty(shape, x.dtype)
             parallel_chunks(chunk, plan(n, 2.0 * c * wt.shape[0] * h * wd * n / groups))
         ctx.save_for_backward(x, w)
         if bias:

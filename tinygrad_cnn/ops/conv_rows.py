@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Window, pooled_empty, view_as, width_windows
+from .im2col import Window, view_as, width_windows
 from .parallel import parallel_chunks, plan
 
 
@@ -58,7 +58,7 @@ def unfold_width(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> n
     :func:`_images`), fills and returns it."""
     v = width_windows(x, win).transpose(2, 1, 3, 0, 4)
     if out is None:
-        out = pooled_empty(v.shape, x.dtype)
+        out = np.empty(v.shape, x.dtype)
     np.copyto(out, v)
     return out
 
@@ -74,7 +74,7 @@ def _row_blocks(xw: np.ndarray, win: Window) -> np.ndarray:
 def _rows_of(g: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
     """g (M, C_out, OH, OW) reordered to (OH, C_out, M*OW) (``order`` (2, 1, 0, 3): columns (n, ow))
     or (OH, C_out, OW*M) (``order`` (2, 1, 3, 0): columns (ow, n))."""
-    gr = pooled_empty(tuple(g.shape[i] for i in order), g.dtype)
+    gr = np.empty(tuple(g.shape[i] for i in order), g.dtype)
     np.copyto(gr, g.transpose(order))
     return gr.reshape(g.shape[2], g.shape[1], -1)
 
@@ -99,12 +99,12 @@ def conv_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window
     n, co, (oh, ow) = x.shape[0], w.shape[0], win.out
     wr = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(co, -1)  # (C_out, KH*C*KW)
     per_image = (win.padded_hw(*x.shape[2:])[0], x.shape[1], win.kernel[1], ow)
-    xw = pooled_empty((n * math.prod(per_image),), x.dtype)
-    y = pooled_empty((n, co, oh, ow), x.dtype)
+    xw = np.empty((n * math.prod(per_image),), x.dtype)
+    y = np.empty((n, co, oh, ow), x.dtype)
 
     def images(a: int, b: int) -> None:  # unfold, multiply row by row, add the bias, reorder into NCHW
         part = unfold_width(x[a:b], win, out=_images(xw, per_image, a, b))
-        t = pooled_empty((oh, co, (b - a) * ow), x.dtype)
+        t = np.empty((oh, co, (b - a) * ow), x.dtype)
         np.matmul(wr, _row_blocks(part, win), out=t)
         if bias is not None:
             t += bias[:, None]
@@ -166,19 +166,19 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
     inside = (col >= 0) & (col < wd)
     fold[col[inside], kj[inside], ko[inside]] = 1
     fold = fold.reshape(wd, kw * ow)
-    dx = pooled_empty(shape, g.dtype)
+    dx = np.empty(shape, g.dtype)
 
     def images(a: int, b: int) -> None:  # images a..b: multiply row by row, fold along the width
         m = b - a
         gr = _rows_of(g[a:b], (2, 1, 3, 0)).reshape(-1, ow * m)  # output rows stacked, (OH*C_out, OW*M)
-        dxw = pooled_empty((h, c, kw, ow, m), g.dtype)
+        dxw = np.empty((h, c, kw, ow, m), g.dtype)
         for r, source in enumerate(sources):
             if source is None:  # no window reads this row
                 dxw[r] = 0
                 continue
             res, j0, j1, o0 = source
             np.matmul(stacked[res][:, j0 * co : j1 * co], gr[o0 * co : (o0 + j1 - j0) * co], out=view_as(dxw[r], (c * kw, ow * m)))
-        folded = pooled_empty((h, c, wd, m), g.dtype)
+        folded = np.empty((h, c, wd, m), g.dtype)
         np.matmul(fold, dxw.reshape(-1, kw * ow, m), out=folded.reshape(-1, wd, m))
         np.copyto(dx[a:b], folded.transpose(3, 1, 0, 2))
 

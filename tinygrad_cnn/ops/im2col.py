@@ -18,10 +18,6 @@ every column entry back to the input element it came from, so overlapping window
 """
 from __future__ import annotations
 
-import math
-import os
-import sys
-import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -72,63 +68,6 @@ class Window(NamedTuple):
     def disjoint(self) -> bool:
         """True when no input element lies in two windows (then col2im may assign, not add)."""
         return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
-
-
-_POOL: dict[tuple, list[np.ndarray]] = {}  # least recently used shape first
-_POOL_PER_SHAPE = 4
-_POOL_MIN_BYTES = 1 << 18
-_POOL_MAX_BYTES = 1 << 30
-_POOL_LOCK = threading.Lock()
-
-
-def _reset_pool_after_fork() -> None:
-    global _POOL_LOCK
-    _POOL_LOCK = threading.Lock()  # another thread of the parent may have held it
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_pool_after_fork)
-
-
-def pooled_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """``np.empty(shape, dtype)`` that reuses the memory of an earlier buffer of the same shape and
-    dtype once nothing refers to it any more (no array viewing it is alive).
-
-    Why: a fresh multi-megabyte buffer page-faults on first touch, which cost 30-50% of LeNet
-    conv2's forward+backward on these VMs; a training loop asks for the same shapes every step.
-    The result is a view of a pool-owned buffer, so the buffer counts as in use exactly as long
-    as the caller (or any array derived from it) lives. Up to ``_POOL_PER_SHAPE`` buffers per shape
-    and ``_POOL_MAX_BYTES`` in all are kept (least recently used shapes are dropped first);
-    :func:`clear_pool` frees them. Small requests skip the pool. Thread-safe: the conv ops'
-    batch chunks (ops/parallel.py) ask for buffers from several threads.
-    """
-    key = (tuple(int(v) for v in shape), np.dtype(dtype))
-    nbytes = math.prod(key[0]) * key[1].itemsize
-    if nbytes < _POOL_MIN_BYTES:
-        return np.empty(key[0], dtype=key[1])
-    with _POOL_LOCK:
-        return _pooled_empty_locked(key, nbytes)
-
-
-def _pooled_empty_locked(key: tuple, nbytes: int) -> np.ndarray:
-    bufs = _POOL.pop(key, [])
-    _POOL[key] = bufs  # most recently used last
-    for buf in bufs:
-        if sys.getrefcount(buf) == 3:  # the list, the loop variable and getrefcount's argument: free
-            return buf[...]
-    buf = np.empty(key[0], dtype=key[1])
-    if len(bufs) < _POOL_PER_SHAPE and nbytes <= _POOL_MAX_BYTES:
-        bufs.append(buf)
-        total = sum(b.nbytes for v in _POOL.values() for b in v)
-        while total > _POOL_MAX_BYTES:  # drop whole shapes, least recently used first
-            old = next(iter(_POOL))
-            total -= sum(b.nbytes for b in _POOL.pop(old))
-    return buf[...]
-
-
-def clear_pool() -> None:
-    """Forget the pooled buffers of the conv ops (arrays in use stay valid; the rest is freed)."""
-    _POOL.clear()
 
 
 def pad_input(x: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
@@ -198,7 +137,7 @@ def unfold_width_cn(x: np.ndarray, win: Window, out: np.ndarray | None = None) -
     (a chunk's share of a bigger one, say), fills and returns it."""
     v = width_windows(x, win).transpose(1, 3, 0, 2, 4)
     if out is None:
-        out = pooled_empty(v.shape, x.dtype)
+        out = np.empty(v.shape, x.dtype)
     np.copyto(out, v)
     return out
 
@@ -228,7 +167,7 @@ def im2col_array(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> n
     (kh, kw), (oh, ow) = win.kernel, win.out
     n, c = x.shape[:2]
     if out is None:
-        out = pooled_empty((c * kh * kw, n * oh * ow), x.dtype)
+        out = np.empty((c * kh * kw, n * oh * ow), x.dtype)
     if two_pass(win):
         return columns_from_width(unfold_width_cn(x, win), win, out)
     v = windows(x, win)
@@ -244,7 +183,7 @@ def col2im_array(cols: np.ndarray, shape: tuple[int, ...], win: Window, out: np.
     (kh, kw), (oh, ow) = win.kernel, win.out
     hn, wn = win.padded_hw(h, w)
     cols = cols.reshape(c, kh * kw, n, oh, ow)
-    xp = pooled_empty((n, c, hn, wn), cols.dtype) if out is None or (hn, wn) != (h, w) else out
+    xp = np.empty((n, c, hn, wn), cols.dtype) if out is None or (hn, wn) != (h, w) else out
     xt = xp.transpose(1, 0, 2, 3)
     xt.fill(0)
     assign = win.disjoint

@@ -164,9 +164,8 @@ class _Workers:
         finally:  # never return while a worker still writes into shared buffers
             for _, done in self.slots[:n]:
                 done.wait()
-            # Drop the job: it holds the op's buffers, which the buffer pool (im2col.pooled_empty)
-            # would otherwise see as still in use and double at the next call (a 2x bigger working
-            # set made LeNet conv2's passes up to 2x slower). The workers read it only after `go`.
+            # Drop the job: it holds the op's buffers, which would otherwise stay allocated until
+            # the next parallel region. The workers read it only after `go`.
             self.job = None
 
     def close(self) -> None:
