@@ -124,7 +124,7 @@ def run_backward(
             buf = buffers.pop(node)
             if node._released:
                 _consumed(node)
-            if node.hooks is not None or node.retain_hooks is not None:
+            if node.hooks is not None:
                 _run_tensor_hooks(node, buf)
             if capture is not None:
                 for k, g in enumerate(buf):
@@ -193,13 +193,14 @@ def _call_backward(node: Node, buf: list) -> tuple:
 
 def _run_tensor_hooks(node: Node, buf: list) -> None:
     """The gradients of the node's outputs through their ``register_hook`` hooks, then ``retain_grad``."""
-    for k, g in enumerate(buf):
+    for k, (hooks, keep) in node.hooks.items():
+        g = buf[k]
         if g is None:
             continue
-        if node.hooks and node.hooks.get(k):
-            buf[k] = g = run_hooks(node.hooks[k], g)
-        if node.retain_hooks and k in node.retain_hooks:
-            node.retain_hooks[k](g)
+        if hooks:
+            buf[k] = g = run_hooks(hooks, g)
+        if keep is not None:
+            keep(g)
 
 
 def _consumed(node: Node) -> None:

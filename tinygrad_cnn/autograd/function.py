@@ -38,7 +38,7 @@ from .grad_mode import PER_THREAD, state
 Tensor: Any = None
 as_tensor: Any = None
 
-_new_node = object.__new__
+_new_node = _new_tensor = object.__new__
 
 # Creation order of recorded nodes: a node's consumers are always created after it, so the
 # engine can run nodes in decreasing sequence number without counting dependencies first.
@@ -71,8 +71,8 @@ class Node:
     creation_stack: str | None = None
     scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
     input_tensors: tuple | None = None  # only under autograd.keep_inputs()
-    hooks: dict | None = None  # output index -> {handle id: hook}, from Tensor.register_hook
-    retain_hooks: dict | None = None  # output index -> hook, from Tensor.retain_grad
+    # output index -> [{handle id: hook} from Tensor.register_hook, the retain_grad hook or None]
+    hooks: dict | None = None
 
     def __init__(self, fn: type, params: dict) -> None:
         self._fn = fn
@@ -172,15 +172,16 @@ class Node:
     def tensor_hooks(self, k: int) -> dict:
         """The hooks registered (``Tensor.register_hook``) on output k of this op; they run on its
         gradient before this op's backward."""
-        if self.hooks is None:
-            self.hooks = {}
-        return self.hooks.setdefault(k, {})
+        return self._hook_entry(k)[0]
 
     def retain_hook(self, k: int, hook: Callable) -> None:
         """A hook on output k that runs after the ``register_hook`` ones (``Tensor.retain_grad``)."""
-        if self.retain_hooks is None:
-            self.retain_hooks = {}
-        self.retain_hooks[k] = hook
+        self._hook_entry(k)[1] = hook
+
+    def _hook_entry(self, k: int) -> list:
+        if self.hooks is None:
+            self.hooks = {}
+        return self.hooks.setdefault(k, [{}, None])
 
     def _output_version(self, k: int) -> int:
         """The version of output k (its view base's for a view op); a dead output cannot have changed."""
@@ -287,25 +288,34 @@ class Function:
                 ctx.creation_stack = anomaly.user_stack()
         else:
             record = False
-        out = _forward(cls, ctx, arrays, params)
+        try:  # inline _forward: a call less per op
+            out = cls.forward(ctx, *arrays, **params)
+        except ValueError as e:
+            _reraise_forward(cls, arrays, e)
         if type(out) is tuple:
             return _finish_multi(cls, ctx, record, tensors, arrays, out)
         raw = out
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # numpy returns scalars for 0-d results
-        if record and (out.dtype.kind not in "fc" or ctx._mark):
+        dtype = out.dtype
+        if record and (dtype.kind not in "fc" or ctx._mark):
             record = _differentiable(ctx, raw, out)
+        result = _new_tensor(Tensor)  # inline Tensor._make
+        result.data = out
+        result._output_nr = 0
         if not record:
-            result = Tensor._make(out, None, 0)
+            result.grad_fn = None
+            result._requires_grad = False
             if cls.is_view:
                 _link_view(result, tensors[0], out)
         else:
-            result = Tensor._make(out, ctx, 0)
+            result.grad_fn = ctx
+            result._requires_grad = True
             if cls.is_view:
                 _link_view(result, tensors[0], out)
             ctx._seq = next(_sequence)
             ctx._outputs = (weakref.ref(result),)
-            ctx._out_meta = ((out.shape, out.dtype),)
+            ctx._out_meta = ((out.shape, dtype),)
             if state.scope:
                 ctx.scope = state.scope
             if state.keep_inputs:
@@ -322,9 +332,13 @@ def _forward(cls: type, ctx: Node, arrays: list, params: dict) -> Any:
     try:
         return cls.forward(ctx, *arrays, **params)
     except ValueError as e:
-        if cls.broadcasts and len(arrays) == 2:
-            _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
-        raise
+        _reraise_forward(cls, arrays, e)
+
+
+def _reraise_forward(cls: type, arrays: list, e: ValueError) -> None:
+    if cls.broadcasts and len(arrays) == 2:
+        _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
+    raise e
 
 
 def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
