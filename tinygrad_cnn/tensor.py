@@ -44,7 +44,8 @@ class Tensor:
 
     ``Tensor(data, dtype=None, requires_grad=False, name=None)``: Python numbers and lists
     become float32; numpy arrays keep their dtype (float64 stays float64; integer tensors
-    cannot require grad).
+    cannot require grad) and are wrapped without a copy, as :func:`from_numpy` does;
+    :func:`tensor` copies.
 
     Example::
 
