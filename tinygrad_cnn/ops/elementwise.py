@@ -8,6 +8,46 @@ import numpy as np
 
 from ..autograd.function import Function
 
+try:  # numpy >= 2 keeps its error state in a context variable
+    from numpy._core._ufunc_config import _extobj_contextvar as _errstate_var
+    from numpy._core._ufunc_config import _make_extobj
+
+    _IGNORE = _make_extobj(all="ignore")
+except ImportError:  # numpy 1.x: the same set/reset interface over np.seterr
+
+    class _SeterrVar:
+        @staticmethod
+        def set(_: Any) -> dict:
+            return np.seterr(all="ignore")
+
+        @staticmethod
+        def reset(old: dict) -> None:
+            np.seterr(**old)
+
+    _errstate_var, _IGNORE = _SeterrVar(), None
+
+
+class quiet:
+    """``with quiet():`` computes like ``np.errstate(all="ignore")``: overflow to inf, log(0) = -inf,
+    0/0, inf - inf and sqrt(-1) = NaN are the results PyTorch defines, not warnings. An op's numpy
+    kernels run inside it (a pool thread needs its own: the state is per thread).
+
+    Setting numpy's context variable directly costs ~0.3 us a call; ``np.errstate`` costs ~1 us,
+    a sixth of an op's whole overhead.
+
+    >>> with quiet():
+    ...     np.log(np.zeros(1)).tolist()
+    [-inf]
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _errstate_var.set(_IGNORE)
+
+    def __exit__(self, *exc: Any) -> None:
+        _errstate_var.reset(self._token)
+
 
 def sum_to(g: Any, shape: tuple) -> Any:
     """Sum a broadcast gradient back to ``shape`` (the inverse of broadcasting)."""
@@ -29,7 +69,8 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        return a + b
+        with quiet():
+            return a + b
 
     @staticmethod
     def backward(ctx, g):
@@ -43,7 +84,8 @@ class AddScalar(Function):
 
     @staticmethod
     def forward(ctx, x, c):
-        return x + c
+        with quiet():
+            return x + c
 
     @staticmethod
     def backward(ctx, g):
@@ -56,7 +98,8 @@ class MulScalar(Function):
     @staticmethod
     def forward(ctx, x, c):
         ctx.c = c
-        return x * c
+        with quiet():
+            return x * c
 
     @staticmethod
     def backward(ctx, g):
@@ -69,7 +112,8 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        return a - b
+        with quiet():
+            return a - b
 
     @staticmethod
     def backward(ctx, g):
@@ -84,7 +128,8 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a * b
+        with quiet():
+            return a * b
 
     @staticmethod
     def backward(ctx, g):
@@ -99,7 +144,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a / b
+        with quiet():
+            return a / b
 
     @staticmethod
     def backward(ctx, g):
@@ -127,7 +173,8 @@ class PowScalar(Function):
     def forward(ctx, x, exponent):
         ctx.save_for_backward(x)
         ctx.exponent = exponent
-        return x**exponent
+        with quiet():
+            return x**exponent
 
     @staticmethod
     def backward(ctx, g):
@@ -145,7 +192,8 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        y = a**b
+        with quiet():
+            y = a**b
         ctx.save_for_backward(a, b, y)
         return y
 
@@ -165,7 +213,8 @@ class Pow(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
-        y = np.exp(x)
+        with quiet():
+            y = np.exp(x)
         ctx.save_for_backward(y)
         return y
 
@@ -179,7 +228,8 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log(x)
+        with quiet():
+            return np.log(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -190,7 +240,8 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        y = np.sqrt(x)
+        with quiet():
+            y = np.sqrt(x)
         ctx.save_for_backward(y)
         return y
 
@@ -337,7 +388,8 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.in_dtype = x.dtype
-        return x.astype(dtype)
+        with quiet():
+            return x.astype(dtype)
 
     @staticmethod
     def backward(ctx, g):

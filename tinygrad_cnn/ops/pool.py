@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
+from .elementwise import quiet
 from .im2col import Window, pad_input, pair, unpad
 from .parallel import blocks, parallel_chunks
 
@@ -35,7 +36,18 @@ def _planes(a: np.ndarray) -> np.ndarray:
 def _over_planes(fn, a: np.ndarray, win: Window) -> None:
     """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
     thread pool; each block stays in cache through all KH*KW passes (no BLAS in them)."""
-    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
+    parallel_chunks(_quietly(fn), blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
+
+
+def _quietly(fn: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """``fn`` run inside ``quiet()`` on whichever thread takes the block: sums of inf and -inf, or
+    past the float range, are NaN and inf as in PyTorch, not warnings."""
+
+    def block(p0: int, p1: int) -> None:
+        with quiet():
+            fn(p0, p1)
+
+    return block
 
 
 def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
@@ -280,13 +292,27 @@ def avg_pool2d(
     return AvgPool2d.apply(x, win=win, inv=_avg_divisor(x.shape, win, count_include_pad, x.dtype))
 
 
+def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """The input range [floor(i*size/out), ceil((i+1)*size/out)) that output i averages, per i."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
 def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
-    """(out, size) averaging matrix: row i averages [floor(i*size/out), ceil((i+1)*size/out))."""
+    """(out, size) averaging matrix: row i averages the range ``_adaptive_bounds`` gives it."""
     m = np.zeros((out, size), dtype=dtype)
-    for i in range(out):  # loops over output rows only (a few), not over pixels
-        a, b = (i * size) // out, -((-(i + 1) * size) // out)
+    for i, (a, b) in enumerate(_adaptive_bounds(size, out)):  # output rows only (a few), not pixels
         m[i, a:b] = 1.0 / (b - a)
     return m
+
+
+def _adaptive_by_slices(x: Any, oh: int, ow: int) -> Any:
+    """adaptive_avg_pool2d as a mean over each window's rows, then over its columns (one slice per
+    output row and column), so an inf or NaN reaches only the windows that hold it."""
+    from .functions import cat
+
+    h, w = x.shape[2:]
+    rows = cat([x[:, :, a:b].mean(axis=2, keepdims=True) for a, b in _adaptive_bounds(h, oh)], axis=2)
+    return cat([rows[:, :, :, a:b].mean(axis=3, keepdims=True) for a, b in _adaptive_bounds(w, ow)], axis=3)
 
 
 def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
@@ -315,5 +341,8 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {(oh, ow)}.")
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(x, (h // oh, w // ow))
+    if not np.isfinite(x.data).all():
+        # The averaging matrices' zeros times an inf are NaN: every output would become NaN.
+        return _adaptive_by_slices(x, oh, ow)
     mh, mw = _adaptive_matrix(h, oh, x.dtype), _adaptive_matrix(w, ow, x.dtype)
     return as_tensor(mh) @ x @ as_tensor(np.ascontiguousarray(mw.T))

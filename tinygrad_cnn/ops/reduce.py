@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
+from .elementwise import quiet
 
 
 def normalize_axis(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
@@ -37,7 +38,8 @@ class Sum(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape = x.shape
         ctx.keep = _keep_shape(x.shape, axis)
-        return np.sum(x, axis=axis, keepdims=keepdims)
+        with quiet():  # a sum past the float range is inf, as in PyTorch
+            return np.sum(x, axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
@@ -53,7 +55,8 @@ class _Extremum(Function):
             raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}.")
         y = fn(x, axis=axis, keepdims=True)
         mask = x == y
-        ctx.weights = (mask / mask.sum(axis=axis, keepdims=True)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
+        with quiet():  # a NaN maximum equals nothing: 0/0 makes that slice's gradient NaN, as PyTorch's amax does
+            ctx.weights = (mask / mask.sum(axis=axis, keepdims=True)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
         ctx.in_shape = x.shape
         ctx.keep = y.shape
         return y if keepdims else y.reshape(tuple(s for i, s in enumerate(x.shape) if axis is not None and i not in axis))
