@@ -85,6 +85,15 @@ POOL = {
     "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, 3), lambda x: torch.nn.functional.adaptive_avg_pool2d(x, 3)),
 }
 
+_W = np.ones((1, 1, 3, 3), np.float32)
+CONV = {
+    "conv2d": (lambda x: F.conv2d(x, tg.Tensor(_W), padding=1), lambda x: torch.nn.functional.conv2d(x, torch.tensor(_W), padding=1)),
+    "conv_transpose2d": (
+        lambda x: F.conv_transpose2d(x, tg.Tensor(_W)),
+        lambda x: torch.nn.functional.conv_transpose2d(x, torch.tensor(_W)),
+    ),
+}
+
 
 def _binary_inputs():
     return np.broadcast_arrays(SPECIAL[:, None], SPECIAL[None, :])
@@ -116,14 +125,32 @@ CASES = (
     + [(f"reduce-{k}", f, g, lambda: [ROWS]) for k, (f, g) in REDUCE.items()]
     + [(f"pool-{k}", f, g, lambda: [POOL_INPUT]) for k, (f, g) in POOL.items() if k != "adaptive_avg_pool2d"]
     + [("pool-adaptive_avg_pool2d", *POOL["adaptive_avg_pool2d"], lambda: [ADAPTIVE_INPUT])]
+    + [(f"conv-{k}", f, g, lambda: [POOL_INPUT]) for k, (f, g) in CONV.items()]
 )
 # The engine adds a leaf's gradients from two paths (x - mean(x)) with a bare numpy add, outside
 # the ops: inf + (-inf) there still warns.
 ENGINE_ACCUMULATION = pytest.mark.xfail(
     strict=True, raises=RuntimeWarning, reason="autograd/engine.py accumulates leaf gradients without quiet()"
 )
-WITH_BACKWARD = [pytest.param(*c, id=c[0], marks=[ENGINE_ACCUMULATION] if c[0] == "reduce-var" else []) for c in CASES]
-CASES = [pytest.param(*c, id=c[0]) for c in CASES]
+# The conv kernels (ops/conv.py, ops/conv_rows.py) call np.matmul on the pool threads outside quiet().
+CONV_KERNELS = pytest.mark.xfail(strict=True, raises=RuntimeWarning, reason="ops/conv*.py run np.matmul outside quiet()")
+
+
+# Beyond the warning, conv_transpose2d folds its columns with a 0/1 matrix product: 0 * inf
+# makes NaN of every output row an inf or NaN touches.
+CONV_FOLD = pytest.mark.xfail(strict=True, reason="ops/conv_rows.py folds with a matmul by a 0/1 matrix (0 * inf = NaN)")
+
+
+def _marks(name, backward):
+    if name == "conv-conv_transpose2d" and not backward:
+        return [CONV_FOLD]
+    if name.startswith("conv-"):
+        return [CONV_KERNELS]
+    return [ENGINE_ACCUMULATION] if backward and name == "reduce-var" else []
+
+
+WITH_BACKWARD = [pytest.param(*c, id=c[0], marks=_marks(c[0], True)) for c in CASES]
+CASES = [pytest.param(*c, id=c[0], marks=_marks(c[0], False)) for c in CASES]
 
 
 @pytest.mark.parametrize("name, ours, theirs, inputs", WITH_BACKWARD)
