@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tg
+from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.nn import functional as F
 
 try:
@@ -199,3 +200,19 @@ def test_pools_raise_no_warning_on_their_threads():
         assert np.isnan(y.data).any() and np.isinf(t.grad.data).any()
     finally:
         tg.set_num_threads(old)
+
+
+def test_max_pool_gradients_send_inf_and_nan_to_the_argmax_only():
+    # One 4x4 plane, 2x2 windows: the maxima are at (1, 1), (1, 3), (3, 1), (3, 3).
+    x = tg.Tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), requires_grad=True)
+    g = tg.Tensor(np.array([[[[NAN, 1.0], [1.0, INF]]]], np.float32), requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    (dx,) = grad(y, x, g, create_graph=True)
+    expected = np.zeros((4, 4), np.float32)
+    expected[1::2, 1::2] = [[NAN, 1.0], [1.0, INF]]
+    np.testing.assert_array_equal(dx.data[0, 0], expected)
+    # Double backward reads the cotangent at the argmax only: an inf elsewhere in the window stays out.
+    gg = np.full((1, 1, 4, 4), INF, np.float32)
+    gg[0, 0, 1::2, 1::2] = [[1.0, 2.0], [3.0, 4.0]]
+    (dg,) = grad(dx, g, tg.Tensor(gg))
+    np.testing.assert_array_equal(dg.data, [[[[1.0, 2.0], [3.0, 4.0]]]])

@@ -119,11 +119,17 @@ class MaxPoolScatter(Function):
     @staticmethod
     def forward(ctx, g, idx, shape, win):
         g3, idx3 = _planes(g), _planes(idx)
+        finite = bool(np.isfinite(g).all())
 
         def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
             part = np.empty_like(g3[p0:p1])
             for k in range(win.kernel[0] * win.kernel[1]):
-                yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
+                if finite:
+                    yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
+                else:  # inf or NaN times the mask's zeros is NaN: copy instead, so only the argmax gets it (as in PyTorch)
+                    part.fill(0)
+                    np.copyto(part, g3[p0:p1], where=idx3[p0:p1] == k)
+                    yield part
 
         return _fold_windows(shape, win, g.dtype, at_argmax)
 
@@ -141,12 +147,16 @@ class MaxPoolGather(Function):
         xp = _planes(pad_input(x, win))
         out = np.empty(idx.shape, dtype=x.dtype)
         idx3, out3 = _planes(idx), _planes(out)
+        finite = bool(np.isfinite(x).all())
 
         def block(p0: int, p1: int) -> None:
             o = out3[p0:p1]
             o.fill(0)
             for k, (r, c) in win.positions():
-                o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
+                if finite:
+                    o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
+                else:  # the masked multiply would read inf * 0 = NaN from positions other than the argmax
+                    np.copyto(o, xp[p0:p1, r, c], where=idx3[p0:p1] == k)
 
         _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         return out
