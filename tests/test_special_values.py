@@ -216,3 +216,30 @@ def test_max_pool_gradients_send_inf_and_nan_to_the_argmax_only():
     gg[0, 0, 1::2, 1::2] = [[1.0, 2.0], [3.0, 4.0]]
     (dg,) = grad(dx, g, tg.Tensor(gg))
     np.testing.assert_array_equal(dg.data, [[[[1.0, 2.0], [3.0, 4.0]]]])
+
+
+def test_relu_maximum_minimum_gradients_pass_where_an_input_is_nan():
+    # PyTorch zeroes a side's gradient only where it lost the comparison; NaN loses no comparison.
+    a = tg.Tensor(np.array([0.0, 1.0, NAN, NAN, 2.0, 3.0], np.float32), requires_grad=True)
+    b = tg.Tensor(np.array([NAN, NAN, 0.0, NAN, 2.0, 1.0], np.float32), requires_grad=True)
+    for fn, ga, gb in ((F.maximum, [1, 1, 1, 1, 0.5, 1], [1, 1, 1, 1, 0.5, 0]), (F.minimum, [1, 1, 1, 1, 0.5, 0], [1, 1, 1, 1, 0.5, 1])):
+        a.grad = b.grad = None
+        fn(a, b).sum().backward()
+        np.testing.assert_array_equal(a.grad.data, ga)
+        np.testing.assert_array_equal(b.grad.data, gb)
+    x = tg.Tensor(np.array([NAN, -1.0, 0.0, 2.0], np.float32), requires_grad=True)
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 0.0, 0.0, 1.0])
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["relu", "maximum", "minimum"])
+def test_relu_maximum_minimum_gradients_match_torch_on_special_values(name):
+    ours, theirs = {**UNARY, **BINARY}[name]
+    arrays = [SPECIAL] if name == "relu" else _binary_inputs()
+    xs = [tg.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    ours(*xs).sum().backward()
+    theirs(*ts).sum().backward()
+    for x, t in zip(xs, ts):
+        _assert_same(x.grad.data, t.grad.numpy(), rtol=0)

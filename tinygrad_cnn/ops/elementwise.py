@@ -293,11 +293,12 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch, and passes where x is NaN (PyTorch
+    zeroes it only where x <= 0)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.mask = _mask(x > 0, x)
+        ctx.mask = _mask(~(x <= 0), x)
         return np.maximum(x, 0)
 
     @staticmethod
@@ -306,29 +307,32 @@ class ReLU(Function):
 
 
 class _Pick(Function):
-    """Elementwise max/min: the gradient goes to the chosen side; a tie splits it 0.5/0.5 (as in
-    PyTorch). Subclasses name the numpy function and its strict comparison."""
+    """Elementwise max/min with PyTorch's gradient: each side gets the gradient unless it lost the
+    comparison, halved at a tie; so where either side is NaN both get all of it. Subclasses name
+    the numpy function and the comparison that says the first argument lost."""
 
     broadcasts = True
     pick: Any = None
-    wins: Any = None
+    loses: Any = None
 
     @classmethod
     def _forward(cls, ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
         y = cls.pick(a, b)
-        ctx.wa = _mask(cls.wins(a, b), y) + 0.5 * _mask(a == b, y)
+        tie = 0.5 * _mask(a == b, y)
+        ctx.wa = _mask(~cls.loses(a, b), y) - tie
+        ctx.wb = _mask(~cls.loses(b, a), y) - tie
         return y
 
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
+        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * ctx.wb, sb) if nb else None)
 
 
 class Maximum(_Pick):
-    pick, wins = staticmethod(np.maximum), staticmethod(np.greater)
+    pick, loses = staticmethod(np.maximum), staticmethod(np.less)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -336,7 +340,7 @@ class Maximum(_Pick):
 
 
 class Minimum(_Pick):
-    pick, wins = staticmethod(np.minimum), staticmethod(np.less)
+    pick, loses = staticmethod(np.minimum), staticmethod(np.greater)
 
     @staticmethod
     def forward(ctx, a, b):
