@@ -152,7 +152,8 @@ class Div(Function):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         ga = sum_to(g / b, a.shape) if na else None
-        gb = sum_to(-g * a / (b * b), b.shape) if nb else None
+        # (a / b) / b, not a / (b * b): b * b underflows to 0 or overflows to inf long before the quotient does.
+        gb = sum_to(-g * (a / b) / b, b.shape) if nb else None
         return ga, gb
 
 
@@ -186,7 +187,8 @@ class PowScalar(Function):
 
 
 class Pow(Function):
-    """``a ** b`` with a tensor exponent. d/db uses log(a), taken as 0 where a <= 0."""
+    """``a ** b`` with a tensor exponent. d/da is 0 where b == 0, also at a = 0 or NaN (as in
+    PyTorch); d/db uses log(a), taken as 0 where a <= 0."""
 
     broadcasts = True
 
@@ -201,7 +203,11 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, y = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        ga = sum_to(g * b * a ** (b - 1), a.shape) if na else None
+        ga = None
+        if na:  # where b == 0 and a is 0 or NaN the formula is 0 * inf or 0 * NaN; PyTorch's gradient there is 0
+            ga = g * b * a ** (b - 1)
+            zero = (b.data == 0) & ((a.data == 0) | np.isnan(a.data))
+            ga = sum_to(Where.apply(0.0, ga, cond=zero) if zero.any() else ga, a.shape)
         gb = None
         if nb:
             pos = a.data > 0
@@ -252,11 +258,11 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses)."""
+    """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses), and at NaN too (as PyTorch's sgn)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.sign = np.sign(x)
+        ctx.sign = _mask(x > 0, x) - _mask(x < 0, x)
         return np.abs(x)
 
     @staticmethod
