@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from .elementwise import quiet, sum_to
+from .elementwise import quiet, quietly, sum_to
 from .parallel import parallel_chunks, plan
 
 # OpenBLAS runs a GEMM with m*n*k up to 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the
@@ -20,8 +20,7 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     backward ran 1.3x slower through the pool's bookkeeping)."""
     m = a.shape[-2]
     if m * a.shape[-1] * b.shape[-1] <= _ONE_THREAD_MNK:
-        with quiet():  # inf * 0 and overflow give NaN and inf, as in PyTorch
-            return np.matmul(a, b)
+        return quietly(np.matmul, a, b)  # inf * 0 and overflow give NaN and inf, as in PyTorch
     out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1]), np.result_type(a, b))
 
     def rows(i: int, j: int) -> None:

@@ -36,10 +36,10 @@ def _planes(a: np.ndarray) -> np.ndarray:
 def _over_planes(fn, a: np.ndarray, win: Window) -> None:
     """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
     thread pool; each block stays in cache through all KH*KW passes (no BLAS in them)."""
-    parallel_chunks(_quietly(fn), blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
+    parallel_chunks(_quiet_block(fn), blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
 
 
-def _quietly(fn: Callable[[int, int], None]) -> Callable[[int, int], None]:
+def _quiet_block(fn: Callable[[int, int], None]) -> Callable[[int, int], None]:
     """``fn`` run inside ``quiet()`` on whichever thread takes the block: sums of inf and -inf, or
     past the float range, are NaN and inf as in PyTorch, not warnings."""
 
