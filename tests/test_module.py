@@ -5,6 +5,7 @@ import pytest
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn
+from tinygrad_cnn.models import LeNet
 from tinygrad_cnn.nn import functional as F
 
 
@@ -278,6 +279,85 @@ def test_forward_hook_and_removal():
     h.remove()
     lin(tg.ones(3, 2))
     assert seen == [(3, 2)]
+
+
+def test_forward_hooks_grab_lenet_feature_maps_and_go_away_with_the_block():
+    net = LeNet(activation="relu", pooling="max", seed=0)
+    x = tg.randn(2, 1, 28, 28, seed=1)
+    maps = {}
+    handles = [getattr(net, n).register_forward_hook(lambda m, args, out, n=n: maps.__setitem__(n, out)) for n in ("c1", "c3", "c5")]
+    with handles[0], handles[1], handles[2]:
+        logits = net(x)
+        assert {n: t.shape for n, t in maps.items()} == {"c1": (2, 6, 28, 28), "c3": (2, 16, 10, 10), "c5": (2, 120, 1, 1)}
+        np.testing.assert_array_equal(maps["c1"].data, net.c1(x).data)
+    maps.clear()
+    np.testing.assert_array_equal(net(x).data, logits.data)
+    assert maps == {} and not net.c1._forward_hooks  # removed on leaving the block
+    handles[0].remove()  # a second removal does nothing
+
+
+def test_forward_hook_replaces_the_output_in_registration_order():
+    net = LeNet(seed=0)
+    x = tg.randn(1, 1, 28, 28, seed=1)
+    calls = []
+
+    def zero(m, args, out):
+        calls.append("zero")
+        return out * 0.0
+
+    def second(m, args, out):
+        calls.append(("second", bool(out.data.any())))  # False while the first hook zeroes the output
+
+    h1 = net.output.register_forward_hook(zero)
+    h2 = net.output.register_forward_hook(second)
+    out = net(x)
+    assert calls == ["zero", ("second", False)] and out.shape == (1, 10) and not out.data.any()
+    h1.remove()
+    assert net(x).data.any() and calls[2:] == [("second", True)]
+    h2.remove()
+    # The replacement is part of the graph: gradients flow through it.
+    lin = nn.Linear(3, 2, seed=0)
+    with lin.register_forward_hook(lambda m, args, out: out * 2.0):
+        lin(tg.ones(1, 3)).sum().backward()
+    np.testing.assert_allclose(lin.bias.grad.data, [2.0, 2.0])
+
+
+def test_forward_pre_hook_replaces_the_input():
+    lin = nn.Linear(2, 2, seed=0)
+    x = tg.ones(3, 2)
+    seen = []
+    with lin.register_forward_pre_hook(lambda m, args: seen.append(args) or args[0] * 0.0):  # a single value: wrapped in a tuple
+        np.testing.assert_allclose(lin(x).data, np.broadcast_to(lin.bias.data, (3, 2)))
+    assert isinstance(seen[0], tuple) and seen[0][0] is x
+    np.testing.assert_allclose(lin(x).data, (x.data @ lin.weight.data.T) + lin.bias.data)
+    # A tuple replaces all the arguments; the forward hook sees the replaced ones.
+    got = []
+    plus_one = lin.register_forward_pre_hook(lambda m, args: (args[0] + 1.0,))
+    with plus_one, lin.register_forward_hook(lambda m, args, out: got.append(args[0])):
+        lin(x)
+    np.testing.assert_allclose(got[0].data, 2.0)
+    # Pre-hooks run in registration order, each on the previous one's result.
+    expected = lin(tg.full((1, 2), 7.0)).data
+    with lin.register_forward_pre_hook(lambda m, args: args[0] * 3.0), lin.register_forward_pre_hook(lambda m, args: args[0] + 1.0):
+        np.testing.assert_allclose(lin(tg.full((1, 2), 2.0)).data, expected)
+
+
+def test_hooks_with_kwargs():
+    class Scale(nn.Module):
+        def forward(self, x, factor=1.0):
+            return x * factor
+
+    m = Scale()
+    with m.register_forward_pre_hook(lambda mod, args, kwargs: (args, {"factor": 3.0}), with_kwargs=True):
+        seen = []
+        with m.register_forward_hook(lambda mod, args, kwargs, out: seen.append(kwargs), with_kwargs=True):
+            assert m(tg.ones(2)).tolist() == [3.0, 3.0]
+        assert seen == [{"factor": 3.0}]
+    with m.register_forward_pre_hook(lambda mod, args, kwargs: args, with_kwargs=True):
+        with pytest.raises(RuntimeError, match=r"\(new_args, new_kwargs\)"):
+            m(tg.ones(2))
+    with pytest.raises(TypeError, match="callable"):
+        m.register_forward_hook(None)
 
 
 def test_to_double_keeps_parameter_objects():

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd.grad_mode import state
+from .autograd.grad_mode import run_ieee, state
 
 DEFAULT_DTYPE = np.float32
 _rng = np.random.default_rng()
@@ -291,7 +291,7 @@ class Tensor:
         if not writeable:
             self.data.flags.writeable = True
         try:
-            fn(self.data)
+            run_ieee(fn, self.data)
         finally:
             if not writeable:
                 self.data.flags.writeable = False

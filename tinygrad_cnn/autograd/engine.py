@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .function import Node
-from .grad_mode import set_grad_enabled, state
+from .grad_mode import run_ieee, set_grad_enabled, state
 from .hooks import run_hooks
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (see function.py).
@@ -103,7 +103,7 @@ def run_backward(
             # backward may hand on a broadcast view, the seed gradient or an array another leaf got.
             t.grad = g if create_graph else Tensor._make(np.array(g.data, copy=True), None, 0)
         else:
-            t.grad = t.grad + g if create_graph else Tensor._make(t.grad.data + g.data, None, 0)
+            t.grad = t.grad + g if create_graph else Tensor._make(run_ieee(np.add, t.grad.data, g.data), None, 0)
 
     for r, g in seeds:
         node = r.grad_fn

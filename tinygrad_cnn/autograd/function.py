@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import anomaly
-from .grad_mode import PER_THREAD, state
+from .grad_mode import PER_THREAD, entered_twice, run_ieee, state
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (it imports this module first).
 Tensor: Any = None
@@ -289,9 +289,13 @@ class Function:
         else:
             record = False
         try:  # inline _forward: a call less per op
-            out = cls.forward(ctx, *arrays, **params)
+            out = state.ieee.run(cls.forward, ctx, *arrays, **params)
         except ValueError as e:
             _reraise_forward(cls, arrays, e)
+        except RuntimeError as e:
+            if not entered_twice(e):
+                raise
+            out = cls.forward(ctx, *arrays, **params)
         if type(out) is tuple:
             return _finish_multi(cls, ctx, record, tensors, arrays, out)
         raw = out
@@ -328,9 +332,10 @@ class Function:
 
 
 def _forward(cls: type, ctx: Node, arrays: list, params: dict) -> Any:
-    """``cls.forward`` on the arrays; a broadcasting op's shape error is re-raised naming the op and shapes."""
+    """``cls.forward`` on the arrays, in the thread's IEEE context (no numpy warnings); a
+    broadcasting op's shape error is re-raised naming the op and shapes."""
     try:
-        return cls.forward(ctx, *arrays, **params)
+        return run_ieee(cls.forward, ctx, *arrays, **params)
     except ValueError as e:
         _reraise_forward(cls, arrays, e)
 

@@ -6,11 +6,14 @@ does not stop another from training, and a new thread starts with grad mode on.
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,12 +31,40 @@ class Modes:
     # every op on its own inputs (whole-graph gradient checks). Off by default: it keeps every
     # intermediate activation alive as long as the graph.
     keep_inputs: bool = False
+    ieee: contextvars.Context  # where ops compute (see ieee_context), made per thread
 
 
 class _PerThread(threading.local):
     # One thread-local lookup gives the thread's Modes, whose attributes are then plain reads.
     def __init__(self) -> None:
         self.modes = Modes()
+        self.modes.ieee = ieee_context()
+
+
+def ieee_context() -> contextvars.Context:
+    """A context in which numpy returns IEEE results without warnings (overflow gives inf, log(0)
+    -inf, 0/0 NaN), as PyTorch does. Every op's forward runs in its thread's one (see
+    :func:`run_ieee`): numpy keeps its error state in a context variable, and entering a ready
+    context is cheaper than ``np.errstate``; the caller's own numpy settings stay untouched."""
+    ctx = contextvars.copy_context()
+    ctx.run(np.seterr, all="ignore")
+    return ctx
+
+
+def run_ieee(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in this thread's IEEE context (directly when already inside it)."""
+    try:
+        return PER_THREAD.modes.ieee.run(fn, *args, **kwargs)
+    except RuntimeError as e:
+        if not entered_twice(e):
+            raise
+        return fn(*args, **kwargs)
+
+
+def entered_twice(e: RuntimeError) -> bool:
+    """Whether ``e`` is Context.run refusing a context this thread is already in (an op's forward
+    that applies other ops), rather than an error of the function it runs."""
+    return e.__traceback__ is not None and e.__traceback__.tb_next is None and "already entered" in str(e)
 
 
 PER_THREAD = _PerThread()

@@ -52,39 +52,54 @@ from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from ..tensor import Tensor, as_tensor, get_rng
 
 
+def _detached_max(x: Tensor, axis: int) -> Tensor:
+    """The max of ``x`` along ``axis`` (kept as size 1), as a constant: the softmax family is
+    shift-invariant, so the shift needs no gradient of its own."""
+    return Tensor._make(np.max(x.data, axis=axis, keepdims=True), None, 0)
+
+
 def logsumexp(x: Any, axis: int = -1, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) over ``axis``, stable for large inputs (shifts by the detached max);
-    the axis is dropped unless ``keepdims``.
+    """log(sum(exp(x))) over ``axis``, stable for large inputs: ``log(sum(exp(x - m))) + m`` with
+    ``m`` the detached max, taken as 0 where it is infinite (as PyTorch does, so a row of -inf
+    gives -inf and a row holding +inf gives inf). Shape: ``x`` with ``axis`` dropped, or kept as
+    size 1 with ``keepdims``.
 
     >>> round(logsumexp(tensor(np.array([[1000.0, 1000.0]])), axis=1).item(), 4)
     1000.6931
     """
     x = as_tensor(x)
-    m = Tensor._make(np.max(x.data, axis=axis, keepdims=True), None, 0)
+    m = _detached_max(x, axis)
     m.data = np.where(np.isfinite(m.data), m.data, 0).astype(x.dtype)
     out = ((x - m).exp().sum(axis=axis, keepdims=True)).log() + m
     return out if keepdims else squeeze(out, axis)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed stably. Shape unchanged.
+    """log(softmax(x)) along ``axis``, shape unchanged: ``s - log(sum(exp(s)))`` with
+    ``s = x - max(x)``. Computing ``s`` once keeps the result as exact as PyTorch's in float32
+    (``x - (m + log(sum))`` rounds ``m + log(sum)`` to the spacing of floats near ``m``: for
+    logits near -1e4 that is about 1e-3). A row of -inf, or holding +inf or NaN, gives NaN.
 
     >>> log_softmax(tensor([0.0, 0.0])).exp().tolist()
     [0.5, 0.5]
+    >>> log_softmax(tensor([-1e4, -1e4, -1e4])).tolist()  # -log(3) in float32
+    [-1.0986123085021973, -1.0986123085021973, -1.0986123085021973]
     """
     x = as_tensor(x)
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    s = x - _detached_max(x, axis)
+    return s - s.exp().sum(axis=axis, keepdims=True).log()
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, stable for logits of any size. Shape unchanged.
+    """exp(x) / sum(exp(x)) along ``axis``, computed as ``exp(s) / sum(exp(s))`` with
+    ``s = x - max(x)``: stable for logits of any size. Shape unchanged. A row of -inf, or
+    holding +inf or NaN, gives NaN (as in PyTorch).
 
     >>> softmax(tensor([[1e4, 0.0]]), axis=1).tolist()
     [[1.0, 0.0]]
     """
     x = as_tensor(x)
-    m = Tensor._make(np.max(x.data, axis=axis, keepdims=True), None, 0)
-    e = (x - m).exp()
+    e = (x - _detached_max(x, axis)).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 

@@ -57,7 +57,15 @@ class _IncompatibleKeys(NamedTuple):
 
 
 class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``handle.remove()`` unregisters the hook."""
+    """Returned by ``register_forward_hook`` and ``register_forward_pre_hook``: ``handle.remove()``
+    unregisters the hook (a second call does nothing); as a context manager it removes the hook
+    on leaving the block.
+
+    Example::
+
+        with model.c1.register_forward_hook(lambda m, args, out: maps.append(out)):
+            model(x)                       # the hook runs here only
+    """
 
     def __init__(self, hooks: dict, key: int) -> None:
         self._hooks = hooks
@@ -65,6 +73,12 @@ class RemovableHandle:
 
     def remove(self) -> None:
         self._hooks.pop(self._key, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 def _shape_of(out: Any) -> Any:
@@ -96,7 +110,8 @@ class Module:
         d["_buffers"] = OrderedDict()
         d["_non_persistent"] = set()
         d["_modules"] = OrderedDict()
-        d["_forward_hooks"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()  # id -> (hook, with_kwargs)
+        d["_forward_hooks"] = OrderedDict()  # id -> (hook, with_kwargs)
         d["training"] = True
         d["_output_shape"] = None
 
@@ -199,21 +214,76 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward(); subclasses of Module must.")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         with module_scope(self):
             out = self.forward(*args, **kwargs)
         self.__dict__["_output_shape"] = _shape_of(out)
-        for hook in list(self._forward_hooks.values()):
-            res = hook(self, args, out)
+        return out
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        """``__call__`` with the pre-hooks before ``forward`` and the forward hooks after it, each
+        in registration order (PyTorch's rules for what a hook's return value replaces)."""
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError(
+                            f"forward pre-hook {hook!r} registered with with_kwargs=True must return None or a tuple "
+                            f"(new_args, new_kwargs), got {type(res).__name__}."
+                        )
+                    args, kwargs = res
+            else:
+                res = hook(self, args)
+                if res is not None:
+                    args = res if isinstance(res, tuple) else (res,)
+        with module_scope(self):
+            out = self.forward(*args, **kwargs)
+        self.__dict__["_output_shape"] = _shape_of(out)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
             if res is not None:
                 out = res
         return out
 
-    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> RemovableHandle:
-        """Call ``hook(module, inputs, output)`` after each forward (a non-None return replaces the
-        output). Returns a handle whose ``remove()`` unregisters it."""
+    def _add_hook(self, hooks: dict, hook: Callable, with_kwargs: bool) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}: a hook must be callable, got {type(hook).__name__}.")
         Module._hook_counter += 1
-        self._forward_hooks[Module._hook_counter] = hook
-        return RemovableHandle(self._forward_hooks, Module._hook_counter)
+        hooks[Module._hook_counter] = (hook, bool(with_kwargs))
+        return RemovableHandle(hooks, Module._hook_counter)
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each ``forward``, ``args`` being the positional
+        arguments as a tuple. A non-None return replaces them: a tuple is the new arguments, any
+        other value becomes the single argument. With ``with_kwargs=True`` the hook is
+        ``hook(module, args, kwargs)`` and returns None or ``(new_args, new_kwargs)``. Hooks run in
+        registration order, each seeing the previous one's arguments. Returns a
+        :class:`RemovableHandle`.
+
+        Example (scale every input of a layer by 0.5)::
+
+            handle = net.c1.register_forward_pre_hook(lambda m, args: args[0] * 0.5)
+            net(x)
+            handle.remove()
+        """
+        return self._add_hook(self._forward_pre_hooks, hook, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each ``forward`` (``args``: the positional
+        arguments forward received, after any pre-hooks). A non-None return replaces the output
+        for the caller and for the later hooks. With ``with_kwargs=True`` the hook is
+        ``hook(module, args, kwargs, output)``. Hooks run in registration order; the output
+        shape ``repr`` shows is forward's own. Returns a :class:`RemovableHandle`.
+
+        Example (collect LeNet's C1 feature maps, (N, 6, 28, 28) each)::
+
+            maps = []
+            with net.c1.register_forward_hook(lambda m, args, out: maps.append(out)):
+                net(x)
+        """
+        return self._add_hook(self._forward_hooks, hook, with_kwargs)
 
     @property
     def output_shape(self) -> Any:

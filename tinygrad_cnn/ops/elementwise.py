@@ -112,7 +112,8 @@ class Div(Function):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         ga = sum_to(g / b, a.shape) if na else None
-        gb = sum_to(-g * a / (b * b), b.shape) if nb else None
+        # (a / b) / b, not a / (b * b): b * b underflows to 0 or overflows to inf long before the quotient does.
+        gb = sum_to(-g * (a / b) / b, b.shape) if nb else None
         return ga, gb
 
 
@@ -147,7 +148,8 @@ class PowScalar(Function):
 
 
 class Pow(Function):
-    """``a ** b`` with a tensor exponent. d/db uses log(a), taken as 0 where a <= 0."""
+    """``a ** b`` with a tensor exponent. d/da is 0 where b == 0, also at a = 0 or NaN (as in
+    PyTorch); d/db uses log(a), taken as 0 where a <= 0."""
 
     broadcasts = True
 
@@ -161,7 +163,11 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, y = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        ga = sum_to(g * b * a ** (b - 1), a.shape) if na else None
+        ga = None
+        if na:  # where b == 0 and a is 0 or NaN the formula is 0 * inf or 0 * NaN; PyTorch's gradient there is 0
+            ga = g * b * a ** (b - 1)
+            zero = (b.data == 0) & ((a.data == 0) | np.isnan(a.data))
+            ga = sum_to(Where.apply(0.0, ga, cond=zero) if zero.any() else ga, a.shape)
         gb = None
         if nb:
             pos = a.data > 0
@@ -209,11 +215,11 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses)."""
+    """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses), and at NaN too (as PyTorch's sgn)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.sign = np.sign(x)
+        ctx.sign = _mask(x > 0, x) - _mask(x < 0, x)
         return np.abs(x)
 
     @staticmethod
@@ -250,11 +256,12 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch, and passes where x is NaN (PyTorch
+    zeroes it only where x <= 0)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.mask = _mask(x > 0, x)
+        ctx.mask = _mask(~(x <= 0), x)
         return np.maximum(x, 0)
 
     @staticmethod
@@ -263,29 +270,32 @@ class ReLU(Function):
 
 
 class _Pick(Function):
-    """Elementwise max/min: the gradient goes to the chosen side; a tie splits it 0.5/0.5 (as in
-    PyTorch). Subclasses name the numpy function and its strict comparison."""
+    """Elementwise max/min with PyTorch's gradient: each side gets the gradient unless it lost the
+    comparison, halved at a tie; so where either side is NaN both get all of it. Subclasses name
+    the numpy function and the comparison that says the first argument lost."""
 
     broadcasts = True
     pick: Any = None
-    wins: Any = None
+    loses: Any = None
 
     @classmethod
     def _forward(cls, ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
         y = cls.pick(a, b)
-        ctx.wa = _mask(cls.wins(a, b), y) + 0.5 * _mask(a == b, y)
+        tie = 0.5 * _mask(a == b, y)
+        ctx.wa = _mask(~cls.loses(a, b), y) - tie
+        ctx.wb = _mask(~cls.loses(b, a), y) - tie
         return y
 
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * (1.0 - ctx.wa), sb) if nb else None)
+        return (sum_to(g * ctx.wa, sa) if na else None), (sum_to(g * ctx.wb, sb) if nb else None)
 
 
 class Maximum(_Pick):
-    pick, wins = staticmethod(np.maximum), staticmethod(np.greater)
+    pick, loses = staticmethod(np.maximum), staticmethod(np.less)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -293,7 +303,7 @@ class Maximum(_Pick):
 
 
 class Minimum(_Pick):
-    pick, wins = staticmethod(np.minimum), staticmethod(np.less)
+    pick, loses = staticmethod(np.minimum), staticmethod(np.greater)
 
     @staticmethod
     def forward(ctx, a, b):

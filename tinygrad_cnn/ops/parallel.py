@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 # A chunk must be worth more than a thread hand-off (a wake-up: 10-60 us on these VMs): ~1 ms of work.
 MIN_PARALLEL_FLOPS = 2e7
 CHUNKS_PER_THREAD = 2
@@ -142,6 +144,7 @@ class _Workers:
             self.slots.append((go, done))
 
     def _serve(self, go: threading.Lock, done: _SpinDone | _LockDone) -> None:
+        np.seterr(all="ignore")  # chunks compute IEEE results without warnings, as ops do (autograd.grad_mode.ieee_context)
         while True:
             go.acquire()
             job = self.job

@@ -107,11 +107,17 @@ class MaxPoolScatter(Function):
     @staticmethod
     def forward(ctx, g, idx, shape, win):
         g3, idx3 = _planes(g), _planes(idx)
+        finite = bool(np.isfinite(g).all())
 
         def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
             part = np.empty_like(g3[p0:p1])
             for k in range(win.kernel[0] * win.kernel[1]):
-                yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
+                if finite:
+                    yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
+                else:  # inf or NaN times the mask's zeros is NaN: copy instead, so only the argmax gets it (as in PyTorch)
+                    part.fill(0)
+                    np.copyto(part, g3[p0:p1], where=idx3[p0:p1] == k)
+                    yield part
 
         return _fold_windows(shape, win, g.dtype, at_argmax)
 
@@ -129,12 +135,16 @@ class MaxPoolGather(Function):
         xp = _planes(pad_input(x, win))
         out = np.empty(idx.shape, dtype=x.dtype)
         idx3, out3 = _planes(idx), _planes(out)
+        finite = bool(np.isfinite(x).all())
 
         def block(p0: int, p1: int) -> None:
             o = out3[p0:p1]
             o.fill(0)
             for k, (r, c) in win.positions():
-                o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
+                if finite:
+                    o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
+                else:  # the masked multiply would read inf * 0 = NaN from positions other than the argmax
+                    np.copyto(o, xp[p0:p1, r, c], where=idx3[p0:p1] == k)
 
         _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
         return out
@@ -280,13 +290,27 @@ def avg_pool2d(
     return AvgPool2d.apply(x, win=win, inv=_avg_divisor(x.shape, win, count_include_pad, x.dtype))
 
 
+def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """The input range [floor(i*size/out), ceil((i+1)*size/out)) that output i averages, per i."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
 def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
-    """(out, size) averaging matrix: row i averages [floor(i*size/out), ceil((i+1)*size/out))."""
+    """(out, size) averaging matrix: row i averages the range ``_adaptive_bounds`` gives it."""
     m = np.zeros((out, size), dtype=dtype)
-    for i in range(out):  # loops over output rows only (a few), not over pixels
-        a, b = (i * size) // out, -((-(i + 1) * size) // out)
+    for i, (a, b) in enumerate(_adaptive_bounds(size, out)):  # output rows only (a few), not pixels
         m[i, a:b] = 1.0 / (b - a)
     return m
+
+
+def _adaptive_by_slices(x: Any, oh: int, ow: int) -> Any:
+    """adaptive_avg_pool2d as a mean over each window's rows, then over its columns (one slice per
+    output row and column), so an inf or NaN reaches only the windows that hold it."""
+    from .functions import cat
+
+    h, w = x.shape[2:]
+    rows = cat([x[:, :, a:b].mean(axis=2, keepdims=True) for a, b in _adaptive_bounds(h, oh)], axis=2)
+    return cat([rows[:, :, :, a:b].mean(axis=3, keepdims=True) for a, b in _adaptive_bounds(w, ow)], axis=3)
 
 
 def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
@@ -315,5 +339,8 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {(oh, ow)}.")
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(x, (h // oh, w // ow))
+    if not np.isfinite(x.data).all():
+        # The averaging matrices' zeros times an inf are NaN: every output would become NaN.
+        return _adaptive_by_slices(x, oh, ow)
     mh, mw = _adaptive_matrix(h, oh, x.dtype), _adaptive_matrix(w, ow, x.dtype)
     return as_tensor(mh) @ x @ as_tensor(np.ascontiguousarray(mw.T))

@@ -53,6 +53,7 @@ class _Extremum(Function):
             raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}.")
         y = fn(x, axis=axis, keepdims=True)
         mask = x == y
+        # A NaN maximum equals nothing: 0/0 makes that slice's gradient NaN, as PyTorch's amax does.
         ctx.weights = (mask / mask.sum(axis=axis, keepdims=True)).astype(x.dtype if x.dtype.kind == "f" else np.float32)
         ctx.in_shape = x.shape
         ctx.keep = y.shape

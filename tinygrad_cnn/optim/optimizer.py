@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import no_grad, run_ieee
 from ..tensor import Tensor
 from . import rules
 
@@ -107,7 +107,7 @@ class Optimizer:
             for p in g["params"]:
                 if p.grad is None:
                     continue
-                new_p, new_state = rule(p.data, p.grad.data, self.state.get(p, {}), **hp)
+                new_p, new_state = run_ieee(rule, p.data, p.grad.data, self.state.get(p, {}), **hp)
                 p.copy_(new_p)
                 self.state[p] = new_state
         return loss
