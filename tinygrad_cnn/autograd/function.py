@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import anomaly
-from .grad_mode import PER_THREAD, entered_twice, run_ieee, state
+from .grad_mode import PER_THREAD, entered_twice, state
 
 # Bound by tinygrad_cnn.tensor once the Tensor class exists (it imports this module first).
 Tensor: Any = None
@@ -238,51 +238,25 @@ class Function:
         state = PER_THREAD.modes  # this thread's modes, each read once
         enabled, anomaly_mode = state.enabled, state.anomaly
         if not enabled and not anomaly_mode:
-            return _apply_untracked(cls, inputs, params)
-        tensors: list = []
-        arrays: list = []
-        edges: list = []
-        needs: list = []
-        record = False
-        ref = None
-        deferred = False
-        for x in inputs:
-            if type(x) is Tensor or isinstance(x, Tensor):
-                tensors.append(x)
-                arrays.append(x.data)
-                if x.grad_fn is not None:
-                    edges.append((x.grad_fn, x._output_nr))
-                    needs.append(True)
-                    record = True
-                elif x._requires_grad:
-                    edges.append((x, 0))
-                    needs.append(True)
-                    record = True
-                else:
-                    edges.append(None)
-                    needs.append(False)
-                if ref is None:
-                    ref = x
+            return _apply_untracked(cls, inputs, params, state.ieee)
+        if len(inputs) == 1 and type(inputs[0]) is Tensor:  # most ops: one Tensor input, no lists to grow
+            x = inputs[0]
+            tensors, arrays = inputs, (x.data,)
+            if x.grad_fn is not None:
+                edges, needs, record = ((x.grad_fn, x._output_nr),), (True,), True
+            elif x._requires_grad:
+                edges, needs, record = ((x, 0),), (True,), True
             else:
-                tensors.append(None)
-                edges.append(None)
-                needs.append(False)
-                if ref is None:
-                    arrays.append(x)
-                    deferred = True
-                elif type(x) is float and ref.data.dtype.kind == "f":
-                    arrays.append(ref.data.dtype.type(x))
-                else:
-                    arrays.append(_constant(x, ref))
-        if deferred:  # a constant came before the first Tensor: convert it now that ref is known
-            arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
+                edges, needs, record = (None,), (False,), False
+        else:
+            tensors, arrays, edges, needs, record = _gather(inputs)
         if cls.broadcasts and arrays[0].dtype is not arrays[1].dtype and arrays[0].dtype != arrays[1].dtype:
             return _apply_promoted(cls, inputs, arrays, params)
         ctx = _new_node(Node)  # inline Node(cls, params): this runs for every op
         ctx._fn = cls
         ctx.params = params
         if record and enabled:
-            ctx.needs_input_grad = tuple(needs)
+            ctx.needs_input_grad = needs
             ctx.next_edges = edges
             if anomaly_mode:
                 ctx.creation_stack = anomaly.user_stack()
@@ -331,45 +305,95 @@ class Function:
         return result
 
 
-def _forward(cls: type, ctx: Node, arrays: list, params: dict) -> Any:
-    """``cls.forward`` on the arrays, in the thread's IEEE context (no numpy warnings); a
-    broadcasting op's shape error is re-raised naming the op and shapes."""
-    try:
-        return run_ieee(cls.forward, ctx, *arrays, **params)
-    except ValueError as e:
-        _reraise_forward(cls, arrays, e)
-
-
 def _reraise_forward(cls: type, arrays: list, e: ValueError) -> None:
+    """A broadcasting op's shape error, re-raised naming the op and both shapes."""
     if cls.broadcasts and len(arrays) == 2:
         _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
     raise e
 
 
-def _apply_untracked(cls: type, inputs: tuple, params: dict) -> Any:
-    """``apply`` with grad mode off (backward passes, evaluation): nothing to record."""
-    arrays = []
+def _gather(inputs: tuple) -> tuple:
+    """(tensors, arrays, edges, needs_input_grad, record) of an op's inputs: Tensors give their
+    array and graph edge; other inputs become constants (see _constant)."""
+    tensors: list = []
+    arrays: list = []
+    edges: list = []
+    needs: list = []
+    record = False
     ref = None
-    constants = False
+    deferred = False
     for x in inputs:
         if type(x) is Tensor or isinstance(x, Tensor):
+            tensors.append(x)
             arrays.append(x.data)
+            if x.grad_fn is not None:
+                edges.append((x.grad_fn, x._output_nr))
+                needs.append(True)
+                record = True
+            elif x._requires_grad:
+                edges.append((x, 0))
+                needs.append(True)
+                record = True
+            else:
+                edges.append(None)
+                needs.append(False)
             if ref is None:
                 ref = x
         else:
-            arrays.append(x)
-            constants = True
-    if constants:
-        arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for x, a in zip(inputs, arrays)]
+            tensors.append(None)
+            edges.append(None)
+            needs.append(False)
+            if ref is None:
+                arrays.append(x)
+                deferred = True
+            elif type(x) is float and ref.data.dtype.kind == "f":
+                arrays.append(ref.data.dtype.type(x))
+            else:
+                arrays.append(_constant(x, ref))
+    if deferred:  # a constant came before the first Tensor: convert it now that ref is known
+        arrays = [_constant(a, ref) if t is None else a for t, a in zip(tensors, arrays)]
+    return tensors, arrays, edges, tuple(needs), record
+
+
+def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
+    """``apply`` with grad mode off (backward passes, evaluation): nothing to record. ``ieee`` is
+    the thread's context the forward runs in (grad_mode.ieee_context)."""
+    if len(inputs) == 1 and type(inputs[0]) is Tensor:
+        arrays: Any = (inputs[0].data,)
+    else:
+        arrays = []
+        ref = None
+        constants = False
+        for x in inputs:
+            if type(x) is Tensor or isinstance(x, Tensor):
+                arrays.append(x.data)
+                if ref is None:
+                    ref = x
+            else:
+                arrays.append(x)
+                constants = True
+        if constants:
+            arrays = [a if isinstance(x, Tensor) else _constant(a, ref) for x, a in zip(inputs, arrays)]
     if cls.broadcasts and arrays[0].dtype is not arrays[1].dtype and arrays[0].dtype != arrays[1].dtype:
         return _apply_promoted(cls, inputs, arrays, params)
     ctx = _new_node(Node)
     ctx._fn = cls
     ctx.params = params
-    out = _forward(cls, ctx, arrays, params)
+    try:  # as in apply, inline
+        out = ieee.run(cls.forward, ctx, *arrays, **params)
+    except ValueError as e:
+        _reraise_forward(cls, arrays, e)
+    except RuntimeError as e:
+        if not entered_twice(e):
+            raise
+        out = cls.forward(ctx, *arrays, **params)
     if type(out) is tuple:
         return tuple(Tensor._make(o if type(o) is np.ndarray else np.asarray(o), None, 0) for o in out)
-    result = Tensor._make(out if type(out) is np.ndarray else np.asarray(out), None, 0)
+    result = _new_tensor(Tensor)  # inline Tensor._make
+    result.data = out if type(out) is np.ndarray else np.asarray(out)
+    result.grad_fn = None
+    result._output_nr = 0
+    result._requires_grad = False
     if cls.is_view and isinstance(inputs[0], Tensor):
         _link_view(result, inputs[0], result.data)
     return result
