@@ -91,6 +91,15 @@ def test_two_leaves_never_share_a_grad_array():
     assert b.grad.tolist() == [1.0, 1.0]
 
 
+def test_create_graph_grads_of_two_leaves_are_separate_tensors():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward(create_graph=True)
+    with tg.no_grad():
+        a.grad.mul_(10.0)
+    assert b.grad.tolist() == [1.0, 1.0]
+
+
 def test_grad_does_not_alias_the_seed_gradient():
     x = tg.tensor([[1.0, 2.0]], requires_grad=True)
     seed = np.array([5.0, 6.0], dtype=np.float32)

@@ -101,7 +101,7 @@ def run_backward(
         if t.grad is None:
             # A .grad is modified in place by users and optimizers, so it gets memory of its own: a
             # backward may hand on a broadcast view, the seed gradient or an array another leaf got.
-            t.grad = g if create_graph else Tensor._make(np.array(g.data, copy=True), None, 0)
+            t.grad = g.clone() if create_graph else Tensor._make(np.array(g.data, copy=True), None, 0)
         else:
             t.grad = t.grad + g if create_graph else Tensor._make(run_ieee(np.add, t.grad.data, g.data), None, 0)
 
