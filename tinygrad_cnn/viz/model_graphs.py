@@ -52,7 +52,7 @@ def model_graph(
 
     The backward view starts from a cross-entropy loss (labels 0), as in training; with
     ``show_values`` backward is also run so gradient norms appear. ``example``: a
-    ``(model, input)`` from :func:`example_model` to reuse (AlexNet takes a second to build).
+    ``(model, input)`` from :func:`example_model` to reuse (building AlexNet is slow).
     Other keyword arguments go to :func:`~tinygrad_cnn.viz.to_dot`.
     """
     from ..nn import functional as F
