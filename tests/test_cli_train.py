@@ -134,7 +134,7 @@ def test_demo_graph_falls_back_to_dot_source_without_graphviz(tmp_path, monkeypa
     import tinygrad_cnn as tg
     import tinygrad_cnn.viz.graph as vg
     from tinygrad_cnn.models import SimpleConvNet
-    from tinygrad_cnn.train import _draw_graph
+    from tinygrad_cnn.train.demo import _draw_graph
 
     def missing():
         raise vg.GraphvizNotFoundError("Graphviz's dot program is not installed.")

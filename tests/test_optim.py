@@ -277,3 +277,24 @@ def test_sgd_trains_a_small_model():
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.3 * first
+
+
+def test_constructors_take_the_rules_hyperparameters_and_defaults():
+    import inspect
+
+    from tinygrad_cnn.optim import functional as fopt
+
+    for cls, fn, name in ((optim.SGD, fopt.sgd, "sgd"), (optim.AdaGrad, fopt.adagrad, "adagrad"), (optim.RMSprop, fopt.rmsprop, "rmsprop"),
+                          (optim.Adam, fopt.adam, "adam"), (optim.AdamW, fopt.adamw, "adamw")):
+        declared = {p.name: p.default for p in rules.hyperparameters(name)}
+        obj = dict(list(inspect.signature(cls).parameters.items())[1:])
+        assert list(obj) == list(declared) == list(inspect.signature(fn).parameters), name
+        assert {k: p.default for k, p in obj.items() if k in rules.DEFAULTS[name]} == rules.DEFAULTS[name], name
+        assert {k: p.default for k, p in inspect.signature(fn).parameters.items()} == declared, name
+    assert inspect.signature(optim.SGD).parameters["lr"].default is None  # given or refused with the optimizer's message
+    a = nn.Parameter(np.ones(2))
+    assert list(optim.SGD([a], 0.1, 0.9).param_groups[0])[:2] == ["lr", "momentum"]  # positional, in the rule's order
+    with pytest.raises(TypeError, match="Adam: got an unexpected keyword argument 'betas2'"):
+        optim.Adam([a], betas2=0.9)
+    with pytest.raises(TypeError, match="sgd: missing a required argument: 'lr'"):
+        fopt.sgd()

@@ -537,7 +537,7 @@ def test_alexnet_forward_and_backward_render_to_svg_quickly(tmp_path):
 def test_graph_command_writes_the_picture(tmp_path, capsys):
     import argparse
 
-    from tinygrad_cnn.viz.model_graphs import add_graph_arguments, graph_command
+    from tinygrad_cnn.cli import add_graph_arguments, graph_command
 
     p = argparse.ArgumentParser()
     add_graph_arguments(p)
@@ -553,7 +553,7 @@ def test_graph_command_writes_the_picture(tmp_path, capsys):
 def test_graph_command_without_dot_points_to_the_install_and_to_dot_format(tmp_path, monkeypatch, capsys):
     import argparse
 
-    from tinygrad_cnn.viz.model_graphs import add_graph_arguments, graph_command
+    from tinygrad_cnn.cli import add_graph_arguments, graph_command
 
     monkeypatch.setattr(vg.shutil, "which", lambda name: None)
     p = argparse.ArgumentParser()

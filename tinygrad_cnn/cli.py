@@ -335,19 +335,42 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_gradcheck)
 
 
-def _graph(args: argparse.Namespace) -> int:
-    """tinygrad-cnn graph: draw a reference model's computation graph (see docs/graphs.md)."""
-    from tinygrad_cnn.viz.model_graphs import graph_command
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``tinygrad-cnn graph``."""
+    from tinygrad_cnn.viz.graph import FORMATS
+    from tinygrad_cnn.viz.model_graphs import MODELS
 
-    return graph_command(args)
+    p.add_argument("model", choices=MODELS, help="the network to draw")
+    p.add_argument("--view", choices=("forward", "backward"), default="forward", help="ops as written, or the gradient functions")
+    p.add_argument("--depth", type=int, default=None, help="fold modules nested deeper than N into single nodes (0 = the whole model)")
+    p.add_argument("--format", choices=FORMATS + ("dot",), default=None, help="svg, png, pdf or dot (DOT text); default: from -o, else svg")
+    p.add_argument("-o", "--output", default=None, help="output file (default: <model>_<view>.<format>)")
+    p.add_argument("--values", action="store_true", help="show min/max/mean of values and gradient norms")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the random example input (default 1)")
+
+
+def graph_command(args: argparse.Namespace) -> int:
+    """tinygrad-cnn graph: draw a reference model's computation graph (see docs/graphs.md); prints the path."""
+    from tinygrad_cnn.viz import GraphvizNotFoundError
+    from tinygrad_cnn.viz.model_graphs import write_model_graph
+
+    if args.depth is not None and args.depth < 0:
+        print(f"tinygrad-cnn graph: --depth must be >= 0, got {args.depth}.", file=sys.stderr)
+        return 2
+    try:
+        path = write_model_graph(args.model, args.output, args.format, view=args.view, depth=args.depth,
+                                 show_values=args.values, batch=args.batch)
+    except GraphvizNotFoundError as e:
+        print(f"tinygrad-cnn graph: {e} Or write the DOT source with --format dot.", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
 
 
 def _add_graph(sub: argparse._SubParsersAction) -> None:
-    from tinygrad_cnn.viz.model_graphs import add_graph_arguments
-
     p = sub.add_parser("graph", help="draw a model's computation graph (forward or backward view) with Graphviz")
     add_graph_arguments(p)
-    p.set_defaults(func=_graph)
+    p.set_defaults(func=graph_command)
 
 
 # Each command registers itself here: one `_add_<command>(sub)` function per command.

@@ -1,4 +1,4 @@
-"""Matrix multiplication (batched, broadcasting). 1-D operands are handled in ``functional.matmul``."""
+"""Matrix multiplication (batched, broadcasting). 1-D operands are handled in ``ops.functions.matmul``."""
 from __future__ import annotations
 
 import numpy as np

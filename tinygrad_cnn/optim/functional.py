@@ -9,7 +9,8 @@ returns a :class:`GradientTransformation` ``(init, update)``:
 ``params`` and ``grads`` are pytrees of the same structure (dicts matched by key) whose leaves
 are float Tensors or numpy arrays; nothing is modified in place. The formulas are the ones the
 object optimizers (``tinygrad_cnn.optim.SGD`` ...) use: both call the pure rules in
-:mod:`tinygrad_cnn.optim.rules`, with the same hyperparameter names and defaults (PyTorch's).
+:mod:`tinygrad_cnn.optim.rules`, and each constructor's arguments are its rule's hyperparameters
+with the rule's defaults (PyTorch's), read from the rule's signature.
 Updates are not differentiated (as an object optimizer's ``step`` runs under ``no_grad``).
 
 Example::
@@ -21,6 +22,7 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -64,9 +66,7 @@ def _where(tree: Any, j: int, root: str) -> str:
 
 def _make(name: str, hp: dict[str, Any]) -> GradientTransformation:
     rule = rules.RULES[name]
-    hp = {**rules.DEFAULTS[name], **hp}
-    if "betas" in hp:
-        hp["betas"] = tuple(hp["betas"])
+    hp = rules.with_defaults(name, hp)
     lr = hp.get("lr")
     schedule = callable(lr)
     if lr is None:
@@ -112,78 +112,50 @@ def _make(name: str, hp: dict[str, Any]) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def sgd(
-    lr: float | Callable[[int], float],
-    momentum: float = 0.0,
-    dampening: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-    maximize: bool = False,
-) -> GradientTransformation:
-    """SGD with optional (Nesterov) momentum and weight decay; rule :func:`tinygrad_cnn.optim.rules.sgd`.
+def _constructor(name: str, doc: str) -> Callable[..., GradientTransformation]:
+    """The public constructor of rule ``name``: its hyperparameters as arguments, in the rule's
+    order and with its defaults, ``lr`` also accepting a schedule ``lr(step) -> float``."""
+    P = inspect.Parameter
+    lr_type = float | Callable[[int], float]
+    params = [p.replace(kind=P.POSITIONAL_OR_KEYWORD) for p in rules.hyperparameters(name)]
+    params = [p.replace(annotation=lr_type) if p.name == "lr" else p for p in params]
+    sig = inspect.Signature(params, return_annotation=GradientTransformation)
 
-    ``lr`` may be a schedule ``lr(step) -> float`` (step counts from 0). Example::
+    def make(*args: Any, **kwargs: Any) -> GradientTransformation:
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{name}: {e}.") from None
+        return _make(name, bound.arguments)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = doc
+    make.__signature__ = sig  # type: ignore[attr-defined]
+    return make
+
+
+sgd = _constructor("sgd", """SGD with optional (Nesterov) momentum and weight decay; rule :func:`tinygrad_cnn.optim.rules.sgd`.
+
+    ``lr`` (required) may be a schedule ``lr(step) -> float`` (step counts from 0). Example::
 
         opt = sgd(0.1, momentum=0.9)
         state = opt.init(params)
         params, state = opt.update(grads, state, params)
-    """
-    return _make("sgd", dict(locals()))
+    """)
 
-
-def adam(
-    lr: float | Callable[[int], float] = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    amsgrad: bool = False,
-    maximize: bool = False,
-) -> GradientTransformation:
-    """Adam (optionally AMSGrad; ``weight_decay`` is L2); rule :func:`tinygrad_cnn.optim.rules.adam`.
+adam = _constructor("adam", """Adam (optionally AMSGrad; ``weight_decay`` is L2); rule :func:`tinygrad_cnn.optim.rules.adam`.
 
     Example: ``opt = adam(lr=1e-3); state = opt.init(params)``.
-    """
-    return _make("adam", dict(locals()))
+    """)
 
-
-def adamw(
-    lr: float | Callable[[int], float] = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 1e-2,
-    amsgrad: bool = False,
-    maximize: bool = False,
-) -> GradientTransformation:
-    """AdamW (decoupled weight decay); rule :func:`tinygrad_cnn.optim.rules.adamw`.
+adamw = _constructor("adamw", """AdamW (decoupled weight decay); rule :func:`tinygrad_cnn.optim.rules.adamw`.
 
     Example: ``opt = adamw(lr=1e-3, weight_decay=0.01)``.
-    """
-    return _make("adamw", dict(locals()))
+    """)
 
+adagrad = _constructor("adagrad", """AdaGrad; rule :func:`tinygrad_cnn.optim.rules.adagrad`. Example: ``opt = adagrad(lr=0.01)``.""")
 
-def adagrad(
-    lr: float | Callable[[int], float] = 1e-2,
-    lr_decay: float = 0.0,
-    weight_decay: float = 0.0,
-    initial_accumulator_value: float = 0.0,
-    eps: float = 1e-10,
-    maximize: bool = False,
-) -> GradientTransformation:
-    """AdaGrad; rule :func:`tinygrad_cnn.optim.rules.adagrad`. Example: ``opt = adagrad(lr=0.01)``."""
-    return _make("adagrad", dict(locals()))
-
-
-def rmsprop(
-    lr: float | Callable[[int], float] = 1e-2,
-    alpha: float = 0.99,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    momentum: float = 0.0,
-    centered: bool = False,
-    maximize: bool = False,
-) -> GradientTransformation:
-    """RMSprop (optionally centered, with momentum); rule :func:`tinygrad_cnn.optim.rules.rmsprop`.
+rmsprop = _constructor("rmsprop", """RMSprop (optionally centered, with momentum); rule :func:`tinygrad_cnn.optim.rules.rmsprop`.
 
     Example: ``opt = rmsprop(lr=1e-3, alpha=0.9)``.
-    """
-    return _make("rmsprop", dict(locals()))
+    """)

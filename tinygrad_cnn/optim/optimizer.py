@@ -1,11 +1,13 @@
 """``Optimizer``: the object API over parameter groups. Each subclass names an update rule from
-:mod:`tinygrad_cnn.optim.rules`; ``step()`` applies it to every parameter with a gradient and
+:mod:`tinygrad_cnn.optim.rules` (``class SGD(Optimizer, rule="sgd")``), and its constructor's
+hyperparameters and defaults are the rule's; ``step()`` applies it to every parameter with a gradient and
 writes the result back in place under ``no_grad``. The in-place write bumps the parameter's version
 counter, so a graph recorded before the step and still alive refuses to backward (its saved
 weights are no longer the ones its forward used)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +25,10 @@ class Optimizer:
 
     Attributes: ``param_groups`` (list of dicts), ``state`` (dict Tensor -> the rule's state).
 
+    ``class SGD(Optimizer, rule="sgd")`` makes an optimizer of a rule in
+    :data:`tinygrad_cnn.optim.rules.RULES`: its constructor is ``SGD(params, <the rule's
+    hyperparameters with the rule's defaults>)``, read from the rule's signature.
+
     Example::
 
         opt = SGD([{'params': model.fc1.parameters()}, {'params': model.fc2.parameters(), 'lr': 0.01}],
@@ -31,6 +37,12 @@ class Optimizer:
     """
 
     rule_name: str = ""
+
+    def __init_subclass__(cls, rule: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if rule is not None:
+            cls.rule_name = rule
+            cls.__init__ = _constructor(rule)  # type: ignore[method-assign]
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -181,6 +193,33 @@ class Optimizer:
         for i, g in enumerate(self.param_groups):
             lines.append(f"  group {i}: {len(g['params'])} tensors, " + ", ".join(f"{k}={v}" for k, v in g.items() if k != "params"))
         return "\n".join(lines) + "\n)"
+
+
+def _constructor(rule: str) -> Callable[..., None]:
+    """``__init__(self, params, <hyperparameters>)`` of the optimizer of ``rule``, with the rule's
+    hyperparameters as keyword-or-positional arguments (a required one, sgd's ``lr``, defaults to
+    None so that leaving it out gets the optimizer's message rather than Python's)."""
+    P = inspect.Parameter
+    hps = [p.replace(kind=P.POSITIONAL_OR_KEYWORD) for p in rules.hyperparameters(rule)]
+    hps = [p.replace(default=None, annotation=p.annotation | None) if p.default is P.empty else p for p in hps]
+    sig = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD, annotation=Iterable[Any]), *hps],
+        return_annotation=None,
+    )
+
+    def __init__(self: Optimizer, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}: {e}.") from None
+        bound.apply_defaults()
+        hp = dict(bound.arguments)
+        del hp["self"]
+        params = hp.pop("params")
+        Optimizer.__init__(self, params, rules.with_defaults(rule, hp))
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    return __init__
 
 
 def _restore(v: Any) -> Any:

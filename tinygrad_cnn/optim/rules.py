@@ -4,11 +4,14 @@ Each rule is ``rule(param, grad, state, **hyperparameters) -> (new_param, new_st
 
 - ``param``, ``grad``: arrays of the same shape (the parameter and its gradient);
 - ``state``: the rule's per-parameter state from the previous call (``{}`` on the first);
+- the keyword-only arguments are the rule's hyperparameters with their defaults;
 - returns a *new* parameter array and a *new* state dict; the inputs are never modified.
 
 The object optimizers (:class:`tinygrad_cnn.optim.SGD` ...) and the functional optimizers both
-call these, so there is one implementation of each formula. The formulas and state key names are
-PyTorch's (``torch.optim``); arithmetic stays in the parameter's dtype.
+call these, so there is one implementation of each formula, and both take their hyperparameters
+and defaults from the rule's signature (:func:`hyperparameters`, :data:`DEFAULTS`), so there is
+one list of them too. The formulas and state key names are PyTorch's (``torch.optim``);
+arithmetic stays in the parameter's dtype.
 
 Example::
 
@@ -20,13 +23,15 @@ Example::
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULTS", "RULES", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["DEFAULTS", "RULES", "adagrad", "adam", "adamw", "check_hyperparameters", "hyperparameters", "rmsprop", "sgd", "with_defaults"]
 
 State = dict[str, Any]
 
@@ -198,14 +203,35 @@ RULES: dict[str, Callable[..., tuple[np.ndarray, State]]] = {
     "adamw": adamw,
 }
 
-# The default hyperparameters of each rule (PyTorch's); sgd has no default learning rate.
+
+
+@functools.cache
+def hyperparameters(name: str) -> tuple[inspect.Parameter, ...]:
+    """The hyperparameters of rule ``name``, in order: the keyword-only parameters of its signature,
+    with their defaults (``inspect.Parameter.empty`` for none, as sgd's ``lr``).
+
+    Example::
+
+        [p.name for p in hyperparameters("adam")]   # ['lr', 'betas', 'eps', 'weight_decay', 'amsgrad', 'maximize']
+    """
+    sig = inspect.signature(RULES[name], eval_str=True)
+    return tuple(p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+
+# The default hyperparameters of each rule (PyTorch's), read from its signature; sgd has no default learning rate.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "sgd": {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0, "maximize": False},
-    "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False},
-    "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False, "maximize": False},
-    "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "maximize": False},
-    "adamw": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2, "amsgrad": False, "maximize": False},
+    name: {p.name: p.default for p in hyperparameters(name) if p.default is not p.empty} for name in RULES
 }
+
+
+def with_defaults(name: str, hp: dict[str, Any]) -> dict[str, Any]:
+    """All hyperparameters of rule ``name`` in the rule's order: ``hp``'s values, else the
+    :data:`DEFAULTS`; ``betas`` given as a list becomes a tuple."""
+    out = {p.name: hp.get(p.name, p.default) for p in hyperparameters(name) if p.name in hp or p.default is not p.empty}
+    out.update({k: v for k, v in hp.items() if k not in out})  # unknown names stay, for the caller to report
+    if "betas" in out:
+        out["betas"] = tuple(out["betas"])
+    return out
 
 
 def check_hyperparameters(name: str, hp: dict[str, Any]) -> None:

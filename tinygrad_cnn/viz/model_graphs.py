@@ -1,23 +1,24 @@
-"""The reference models drawn by name: behind ``tinygrad-cnn graph`` and ``scripts/make_graph_docs.py``.
+"""The reference models drawn by name: behind ``tinygrad-cnn graph`` (its options are parsed in
+:mod:`tinygrad_cnn.cli`) and ``scripts/make_graph_docs.py``.
 
 Example::
 
     g = model_graph("lenet", view="backward", depth=1)   # a Graph (graphviz.Digraph)
     render(g, "lenet.svg")
+    write_model_graph("lenet", "lenet.dot")              # the same as `tinygrad-cnn graph lenet -o lenet.dot`
 """
 from __future__ import annotations
 
-import argparse
+import os
 import pathlib
-import sys
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..tensor import Tensor, randn
-from .graph import FORMATS, Graph, GraphvizNotFoundError, draw_model, render
-
-MODELS = ("simpleconvnet", "lenet", "alexnet")
+from ..train.registry import MODEL_NAMES as MODELS
+from .graph import FORMATS, Graph, draw_model, render
 
 
 def example_model(name: str, batch: int = 1, seed: int = 0) -> tuple[Any, Tensor]:
@@ -51,7 +52,7 @@ def model_graph(
 
     The backward view starts from a cross-entropy loss (labels 0), as in training; with
     ``show_values`` backward is also run so gradient norms appear. ``example``: a
-    ``(model, input)`` from :func:`example_model` to reuse (AlexNet takes a second to build).
+    ``(model, input)`` from :func:`example_model` to reuse (building AlexNet is slow).
     Other keyword arguments go to :func:`~tinygrad_cnn.viz.to_dot`.
     """
     from ..nn import functional as F
@@ -64,42 +65,37 @@ def model_graph(
     return draw_model(model, x, loss_fn=loss_fn, backward=show_values, view=view, depth=depth, show_values=show_values, **kwargs)
 
 
-def add_graph_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``tinygrad-cnn graph``."""
-    p.add_argument("model", choices=MODELS, help="the network to draw")
-    p.add_argument("--view", choices=("forward", "backward"), default="forward", help="ops as written, or the gradient functions")
-    p.add_argument("--depth", type=int, default=None, help="fold modules nested deeper than N into single nodes (0 = the whole model)")
-    p.add_argument("--format", choices=FORMATS + ("dot",), default=None, help="svg, png, pdf or dot (DOT text); default: from -o, else svg")
-    p.add_argument("-o", "--output", default=None, help="output file (default: <model>_<view>.<format>)")
-    p.add_argument("--values", action="store_true", help="show min/max/mean of values and gradient norms")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the random example input (default 1)")
+def write_model_graph(
+    name: str,
+    output: str | os.PathLike | None = None,
+    format: str | None = None,
+    *,
+    view: str = "forward",
+    depth: int | None = None,
+    show_values: bool = False,
+    batch: int = 1,
+) -> pathlib.Path:
+    """Draw a reference model (see :func:`model_graph`) and write the picture; returns its path.
 
+    ``format`` is ``'svg'``, ``'png'``, ``'pdf'`` or ``'dot'`` (the DOT text, no Graphviz needed);
+    by default the suffix of ``output``, else svg. ``output`` defaults to ``<name>_<view>.<format>``;
+    a DOT file always ends in ``.dot``. Raises :class:`~tinygrad_cnn.viz.GraphvizNotFoundError` when a picture is
+    asked for and Graphviz's ``dot`` is missing.
 
-def graph_command(args: argparse.Namespace) -> int:
-    """Run ``tinygrad-cnn graph``: draw the model and write the picture; prints the path."""
-    out = pathlib.Path(args.output) if args.output else None
-    fmt = args.format
-    if fmt is None:
+    Example::
+
+        write_model_graph("lenet", "lenet.dot", view="backward", depth=1)
+    """
+    out = pathlib.Path(output) if output is not None else None
+    if format is None:
         suffix = out.suffix.lower().lstrip(".") if out is not None else ""
-        fmt = suffix if suffix in FORMATS + ("dot",) else "svg"
+        format = suffix if suffix in FORMATS + ("dot",) else "svg"
     if out is None:
-        out = pathlib.Path(f"{args.model}_{args.view}.{fmt}")
-    if args.depth is not None and args.depth < 0:
-        print(f"tinygrad-cnn graph: --depth must be >= 0, got {args.depth}.", file=sys.stderr)
-        return 2
-    g = model_graph(args.model, view=args.view, depth=args.depth, show_values=args.values, batch=args.batch)
-    if fmt == "dot":
+        out = pathlib.Path(f"{name}_{view}.{format}")
+    g = model_graph(name, view=view, depth=depth, show_values=show_values, batch=batch)
+    if format == "dot":
         if out.suffix.lower() != ".dot":
             out = out.with_name(out.name + ".dot")
-        from .graph import _write_atomic
-
-        _write_atomic(out, g.source.encode("utf-8"))
-        print(out)
-        return 0
-    try:
-        path = render(g, out, format=fmt)
-    except GraphvizNotFoundError as e:
-        print(f"tinygrad-cnn graph: {e} Or write the DOT source with --format dot.", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+        atomic_write_bytes(out, g.source.encode("utf-8"))
+        return out
+    return render(g, out, format=format)

@@ -11,7 +11,6 @@ objects (no pyplot state, no display needed). Needs the ``viz`` extra: ``pip ins
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 from ..atomic import atomic_open
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
+from ..train.metrics import read_metrics
 
 
 def _mpl() -> Any:
@@ -62,19 +62,6 @@ def _array(x: Any, what: str) -> np.ndarray:
 
 
 # ---- training curves --------------------------------------------------------------------------
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The records of a JSON-lines metrics log (one dict per line), as written by ``fit``."""
-    path = Path(path)
-    out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"read_metrics: {path}, line {i} is not JSON ({e.msg}).") from None
-    return out
-
-
 def _smooth(y: np.ndarray, k: int) -> np.ndarray:
     if len(y) < k or k < 2:
         return y
@@ -88,10 +75,11 @@ def plot_training_curves(
 ) -> Any:
     """Loss (left) and accuracy (right) against epochs from a metrics log.
 
-    ``history`` is the path of a ``metrics.jsonl`` written by :func:`tinygrad_cnn.train.fit` or
-    its records: ``{"type": "step", "progress", "loss", "acc"}`` per logged batch (drawn thin,
-    with a moving average) and ``{"type": "epoch", "epoch", "train_loss", "train_acc",
-    "test_loss", "test_acc"}`` per epoch (drawn with markers).
+    ``history`` is the path of a ``metrics.jsonl`` written by :func:`tinygrad_cnn.train.fit`
+    (read by :func:`tinygrad_cnn.train.metrics.read_metrics`) or its records: ``{"type": "step",
+    "progress", "loss", "acc"}`` per logged batch (drawn thin, with a moving average) and
+    ``{"type": "epoch", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"}`` per epoch
+    (drawn with markers).
 
     Example::
 

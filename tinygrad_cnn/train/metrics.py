@@ -1,0 +1,87 @@
+"""The metrics log of a training run, ``metrics.jsonl``: written and read here, nowhere else.
+
+One JSON record per line:
+
+- ``{"type": "step", "epoch", "step", "progress", "loss", "acc"}`` every ``log_every`` batches
+  (``progress`` in epochs; loss and accuracy are the sample-weighted means of those batches);
+- ``{"type": "epoch", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc",
+  "seconds", "eval_seconds", "images_per_s"}`` per epoch.
+
+Example::
+
+    [r["test_acc"] for r in read_metrics("runs/simple/metrics.jsonl") if r["type"] == "epoch"]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..atomic import atomic_open
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON-lines metrics log (one dict per line), as written by ``fit``."""
+    path = Path(path)
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"read_metrics: {path}, line {i} is not JSON ({e.msg}).") from None
+    return out
+
+
+class MetricsLog:
+    """Append-only JSON-lines log: one ``{"type": "step"|"epoch", ...}`` record per line.
+
+    ``path=None`` keeps the records in memory only (``records``).
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict] = []
+
+    def truncate_after(self, epoch: int) -> None:
+        """Keep only the records of epochs <= ``epoch`` (a resumed run rewrites what followed)."""
+        if self.path is not None and self.path.exists():
+            self.records = [r for r in read_metrics(self.path) if r.get("epoch", 0) <= epoch]
+            with atomic_open(self.path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in self.records))
+
+    def remove(self) -> None:
+        """Delete the log file (a run started afresh in the same folder)."""
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+class StepLogger:
+    """The ``on_step`` callback of :func:`~tinygrad_cnn.train.train_epoch` that writes one step
+    record per ``log_every`` batches: the sample-weighted mean loss/accuracy of those batches."""
+
+    def __init__(self, log: MetricsLog, epoch: int, steps_per_epoch: int, log_every: int) -> None:
+        self.log, self.epoch, self.steps, self.every = log, epoch, steps_per_epoch, log_every
+        self.window: list[tuple[float, float, int]] = []
+
+    def __call__(self, i: int, loss: float, acc: float, b: int) -> None:
+        self.window.append((loss, acc, b))
+        if (i + 1) % self.every == 0 or i + 1 == self.steps:
+            n = sum(w[2] for w in self.window)
+            self.log.append({
+                "type": "step",
+                "epoch": self.epoch,
+                "step": (self.epoch - 1) * self.steps + i + 1,
+                "progress": round(self.epoch - 1 + (i + 1) / self.steps, 6),
+                "loss": sum(w[0] * w[2] for w in self.window) / n,
+                "acc": sum(w[1] * w[2] for w in self.window) / n,
+            })
+            self.window.clear()
