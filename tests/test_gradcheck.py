@@ -272,16 +272,20 @@ def test_fast_mode_locates_one_wrong_element_exactly():
     assert full.pair("x").wrong.tolist() == p.wrong.tolist()
 
 
-def test_fast_mode_checks_a_large_layer_quickly():
-    import time
-
+def test_fast_mode_checks_a_large_layer_in_few_evaluations():
     x = tg.randn(2, 16, 16, 16, seed=16, dtype=np.float64, requires_grad=True)
     w = tg.randn(16, 16, 5, 5, seed=17, dtype=np.float64, requires_grad=True)
     b = tg.randn(16, seed=18, dtype=np.float64, requires_grad=True)
-    t0 = time.perf_counter()
-    res = tg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=2), (x, w, b), fast_mode=True, raise_exception=False, seed=2)
+    calls = []
+
+    def conv(x, w, b):
+        calls.append(1)
+        return F.conv2d(x, w, b, padding=2)
+
+    res = tg.gradcheck(conv, (x, w, b), fast_mode=True, raise_exception=False, seed=2)
     assert res.passed and {p.mode for p in res.pairs} == {"fast"}
-    assert time.perf_counter() - t0 < 20  # 8,192 + 6,400 input elements and 8,192 outputs: full mode would take an hour
+    # 8,192 + 6,400 + 16 input elements: full mode would evaluate conv twice per element.
+    assert len(calls) < 100, len(calls)
 
 
 # ---- None, determinism, linearity, shapes, dtypes --------------------------------------------------

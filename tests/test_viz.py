@@ -519,17 +519,13 @@ def test_lenet_parameters_and_layers_are_named():
 
 @pytest.mark.slow
 @needs_dot
-def test_alexnet_forward_and_backward_render_to_svg_quickly(tmp_path):
-    import time
-
+def test_alexnet_forward_and_backward_render_to_svg(tmp_path):
     from tinygrad_cnn.viz.model_graphs import example_model, model_graph
 
     example = example_model("alexnet")
     for view in ("forward", "backward"):
         g = model_graph("alexnet", view=view, example=example)
-        start = time.perf_counter()
         path = render(g, tmp_path / f"alexnet_{view}.svg")
-        assert time.perf_counter() - start < 10
         titles = {t.text for t in ET.parse(path).getroot().iterfind(".//{http://www.w3.org/2000/svg}title")}
         assert {"features.conv1.weight", "classifier.fc8.bias", "input"} <= titles
 
