@@ -1,7 +1,8 @@
 """Property-based testing helpers: hypothesis strategies for tensors, shapes and conv/pool
 configurations, and :func:`assert_gradients`, which gradchecks a function over drawn examples.
 
-Needs ``hypothesis`` (a dev extra: ``pip install 'tinygrad_cnn[dev]'``).
+Needs ``hypothesis`` (a dev extra: ``pip install 'tinygrad_cnn[dev]'``). Import it as
+:mod:`tinygrad_cnn.testing`, the public module that re-exports everything here.
 
 Example::
 
@@ -29,10 +30,11 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "tinygrad_cnn.testing needs hypothesis, a development extra: pip install 'tinygrad_cnn[dev]' (or pip install hypothesis)."
     ) from e
 
-from .autograd.gradcheck import gradcheck, gradgradcheck
-from .ops.im2col import conv_output_size
-from .ops.pool import pool_output_size
-from .tensor import Tensor
+from ..ops.im2col import conv_output_size
+from ..ops.pool import pool_output_size
+from ..pytree import tree_leaves
+from ..tensor import Tensor
+from .gradcheck import gradcheck, gradgradcheck
 
 __all__ = [
     "Conv2dConfig",
@@ -205,7 +207,9 @@ def pool2d_configs(
     max_stride: int = 3, max_dilation: int = 2,
 ) -> Pool2dConfig:
     """Valid :class:`Pool2dConfig` s as PyTorch accepts them: padding at most half the kernel,
-    dilation only for max pooling, ceil_mode never starting a window in the padding only.
+    dilation only for max pooling, ceil_mode never starting a window in the padding only. Every
+    window also covers at least one input element (a dilated window can straddle a small input
+    and see padding only: its max is -inf, its average of nothing undefined, so no gradient).
 
     Example: ``pool2d_configs("avg", max_size=6)``.
     """
@@ -218,7 +222,18 @@ def pool2d_configs(
     lo = [max(1, d_ * (k_ - 1) + 1 - 2 * p_) for k_, d_, p_ in zip(k, d, p)]
     hw = [draw(st.integers(lo_, max(lo_, max_size))) for lo_ in lo]
     shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)), hw[0], hw[1])
-    return Pool2dConfig(kind, shape, k, s, p, d, draw(st.booleans()), draw(st.booleans()) if kind == "avg" else True)
+    ceil_mode = draw(st.booleans())
+    for ax in (0, 1):
+        while not _windows_see_input(hw[ax], k[ax], s[ax], p[ax], d[ax], ceil_mode):
+            hw[ax] += 1  # terminates: once the input is longer than a dilated kernel, every window sees some of it
+    shape = (shape[0], shape[1], hw[0], hw[1])
+    return Pool2dConfig(kind, shape, k, s, p, d, ceil_mode, draw(st.booleans()) if kind == "avg" else True)
+
+
+def _windows_see_input(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> bool:
+    """Whether every pooling window along one axis covers at least one element of the input."""
+    n_out = pool_output_size(size, k, s, p, d, ceil_mode)
+    return all(any(0 <= o * s - p + j * d < size for j in range(k)) for o in range(n_out))
 
 
 @st.composite
@@ -269,7 +284,7 @@ def assert_gradients(
 
     @given(st.tuples(*strategies))
     def check(args: tuple) -> None:
-        if not any(isinstance(a, Tensor) and a.requires_grad for a in _leaves(args)):
+        if not any(isinstance(a, Tensor) and a.requires_grad for a in tree_leaves(args)):
             return  # nothing to check in this example (e.g. only integer tensors were drawn)
         gradcheck(fn, args, **gradcheck_kwargs)
         if gradgrad:
@@ -281,8 +296,3 @@ def assert_gradients(
         overrides["max_examples"] = max_examples
     settings(current, **overrides)(check)()
 
-
-def _leaves(args: tuple) -> list:
-    from .pytree import tree_leaves
-
-    return tree_leaves(args)
