@@ -9,6 +9,7 @@ import them).
 
 Example::
 
+    import numpy as np
     import tinygrad_cnn as tg
     x = tg.randn(3, dtype=np.float64, requires_grad=True)
     tg.check.gradcheck(lambda x: (x * x.tanh()).sum(), (x,))       # True

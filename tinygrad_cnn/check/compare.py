@@ -17,13 +17,15 @@ __all__ = ["between_one_sided", "compare_block", "failing", "projection_ok", "un
 
 
 def failing(num: np.ndarray, ana: np.ndarray, atol: float, rtol: float) -> np.ndarray:
-    """Entries where ``ana`` and ``num`` differ by more than ``atol + rtol * |num|`` (NaN fails)."""
+    """Entries where ``ana`` and ``num`` differ by more than ``atol + rtol * |num|`` (NaN fails).
+    ``failing(np.array([1.0]), np.array([1.1]), 1e-5, 1e-3)`` is ``array([ True])``."""
     return ~(np.abs(ana - num) <= atol + rtol * np.abs(num))
 
 
 def between_one_sided(ana: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, atol: float, rtol: float) -> np.ndarray:
     """Entries whose one-sided differences ``fwd`` and ``bwd`` disagree and ``ana`` lies between
-    them (within tolerance): a kink, where backward's value is a valid one-sided derivative."""
+    them (within tolerance): a kink, where backward's value is a valid one-sided derivative.
+    For relu at 0 (``fwd=1``, ``bwd=0``) any ``ana`` in [0, 1] qualifies."""
     lo, hi = np.minimum(fwd, bwd), np.maximum(fwd, bwd)
     ktol = atol + rtol * np.maximum(np.abs(fwd), np.abs(bwd))
     return (hi - lo > ktol) & (ana >= lo - ktol) & (ana <= hi + ktol)
@@ -33,7 +35,8 @@ def unexplained_columns(
     num: np.ndarray, ana: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, atol: float, rtol: float, eps: float
 ) -> np.ndarray:
     """The input elements (columns) with a failing entry that no kink explains and whose
-    difference quotient is large enough for a jump to show: where a half step is worth taking."""
+    difference quotient is large enough for a jump to show: where a half step is worth taking.
+    Example: ``half_step_jacobian(prob, i, unexplained_columns(num, ana, fwd, bwd, atol, rtol, eps), ...)``."""
     unexplained = failing(num, ana, atol, rtol) & ~between_one_sided(ana, fwd, bwd, atol, rtol) & (np.abs(num) * eps > atol)
     return np.flatnonzero(unexplained.any(axis=0))
 
@@ -54,7 +57,8 @@ def compare_block(
     half: np.ndarray | None = None,
     eps: float = 1e-6,
 ) -> PairReport:
-    """Compare one (n_out, n_in) block; classify failing entries as errors or kinks.
+    """Compare one (n_out, n_in) block; classify failing entries as errors or kinks, and report
+    the pair (``compare_block(num, ana, fwd, bwd, "x", "output", (3,), (), 1e-5, 1e-3, False, "full")``).
 
     ``half`` (central differences with eps/2, where computed, NaN elsewhere) reveals jumps: there
     the difference quotient doubles when eps halves, while a derivative would stay put."""

@@ -24,7 +24,10 @@ __all__ = ["FlatProblem", "Setup", "second_order"]
 
 
 class FlatProblem:
-    """``fn(leaves) -> list of output Tensors`` with the leaves to check and their labels."""
+    """``fn(leaves) -> list of output Tensors`` with the leaves to check and their labels.
+
+    Example: ``FlatProblem(lambda xs: [xs[0].exp()], [x], [0], ["x"], ["output"], needs_grad=False).evaluate()``.
+    """
 
     def __init__(
         self,
@@ -104,7 +107,10 @@ def _arg_names(fn: Callable, n: int) -> list[str]:
 
 
 class Setup:
-    """The user's ``fn`` and pytree ``inputs`` as a flat problem, promoted to float64."""
+    """The user's ``fn`` and pytree ``inputs`` as a flat problem, promoted to float64.
+
+    Example: ``Setup(lambda x, w: x @ w, (x, w), "gradcheck").problem("gradcheck")``.
+    """
 
     def __init__(self, fn: Callable, inputs: Any, op: str) -> None:
         if not callable(fn):
@@ -176,7 +182,10 @@ def second_order(
     skip: frozenset,
     grad_outputs: list | None = None,
 ) -> FlatProblem:
-    """The problem ``(leaves, v) -> vjp(flat, leaves)(v)`` whose gradcheck checks second derivatives."""
+    """The problem ``(leaves, v) -> vjp(flat, leaves)(v)`` whose gradcheck checks second derivatives.
+
+    Example: ``second_order(setup.flat, setup.leaves, setup.checked, setup.labels, seed=0, skip=frozenset())``.
+    """
     with enable_grad():
         outs0 = [o for j, o in enumerate(flat(leaves)) if j not in skip]
     if grad_outputs is None:

@@ -42,7 +42,7 @@ class GradcheckError(AssertionError):
 
 
 def fmt(v: float) -> str:
-    """A float as reports print it: six significant digits."""
+    """A float as reports print it: six significant digits. ``fmt(1 / 3)`` is ``'0.333333'``."""
     return f"{v:.6g}"
 
 
@@ -250,7 +250,8 @@ class GradcheckResult:
 
 
 def unravel(k: Any, shape: tuple | None) -> tuple[int, ...]:
-    """Flat index ``k`` as an index into ``shape`` (``()`` for a scalar or no shape)."""
+    """Flat index ``k`` as an index into ``shape`` (``()`` for a scalar or no shape).
+    ``unravel(5, (2, 3))`` is ``(1, 2)``."""
     if not shape:
         return ()
     return tuple(int(v) for v in np.unravel_index(int(k), shape))

@@ -15,15 +15,18 @@ from ..autograd.graph import walk
 from ..tensor import Tensor
 from .problem import FlatProblem
 
-__all__ = ["input_meta", "leaf_labels", "locate_exception", "structural_problems", "structural_walk"]
+__all__ = ["leaf_labels", "locate_exception", "structural_problems", "structural_walk"]
 
 
 def leaf_labels(leaves: list, labels: list[str]) -> dict:
-    """``id(leaf tensor) -> label`` for naming graph inputs in reports."""
+    """``id(leaf tensor) -> label`` for naming graph inputs in reports.
+
+    Example: ``leaf_labels([x, w], ["x", "w"])[id(w)]`` is ``'w'``.
+    """
     return {id(t): lab for t, lab in zip(leaves, labels)}
 
 
-def input_meta(node: Node, idx: int) -> tuple[tuple, np.dtype] | None:
+def _input_meta(node: Node, idx: int) -> tuple[tuple, np.dtype] | None:
     """Shape and dtype of input ``idx`` of ``node`` (``None`` for a constant input)."""
     if node.input_tensors is not None:
         t = node.input_tensors[idx]
@@ -53,7 +56,7 @@ def structural_problems(node: Node) -> list[tuple[str, int | None, str]]:
         return [("count", None, f"backward returned {len(res)} gradient(s) for {len(node.next_edges)} input(s)")]
     found: list[tuple[str, int | None, str]] = []
     for idx, (e, g) in enumerate(zip(node.next_edges, res)):
-        meta = input_meta(node, idx)
+        meta = _input_meta(node, idx)
         if e is None or meta is None:
             continue
         shape, dtype = meta
@@ -102,7 +105,11 @@ def _edge_label(node: Node, idx: int, labels: dict, nodes: list) -> str:
 
 def structural_walk(p: FlatProblem, skip: tuple = (), stop_at: tuple = ()) -> list[tuple[str, str | None, str]]:
     """``(kind, input label, message)`` for every node of ``p``'s graph whose backward, called
-    alone, raises or returns a gradient of the wrong count/shape/dtype."""
+    alone, raises or returns a gradient of the wrong count/shape/dtype; kinds in ``skip`` are
+    ignored, and the walk stops at the first problem of a kind in ``stop_at``.
+
+    Example: ``structural_walk(Setup(fn, (x,), "gradcheck").problem("gradcheck"), skip=("none",))``.
+    """
     with keep_inputs():
         outs = p.graph()
     labels = leaf_labels(p.leaves, p.in_labels)
@@ -125,7 +132,11 @@ def structural_walk(p: FlatProblem, skip: tuple = (), stop_at: tuple = ()) -> li
 
 
 def locate_exception(p: FlatProblem) -> tuple[str, str | None] | None:
-    """Find the node whose backward raises (or returns a wrong shape) by calling each backward alone."""
+    """Find the node whose backward raises (or returns a wrong shape) by calling each backward
+    alone: ``(where, input label or None)``, or ``None`` if no single node fails.
+
+    Example: ``locate_exception(prob)`` -> ``('node #1 Broken: backward raised ValueError: ...', None)``.
+    """
     try:
         for _kind, label, where in structural_walk(p, skip=("none", "dtype"), stop_at=("exception", "shape", "count")):
             return where, label
