@@ -361,12 +361,12 @@ def test_random_graphs_draw_every_node_once_with_every_edge(ops):
     for view in ("forward", "backward"):
         g = to_dot(out, view=view)
         nodes, edges, _ = parse(g)
-        graph_nodes = walk(out)
-        n_edges = sum(e is not None for n in graph_nodes for e in n.next_edges) + 1
-        used_leaves = {id(e[0]) for n in graph_nodes for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
-        assert len(nodes) == len(graph_nodes) + len(used_leaves) + 1
+        walked = walk(out)
+        n_edges = sum(e is not None for n in walked for e in n.next_edges) + 1
+        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
+        assert len(nodes) == len(walked) + len(used_leaves) + 1
         assert len(edges) == n_edges
-        assert all(g.node_id(n) in nodes for n in graph_nodes)
+        assert all(g.node_id(n) in nodes for n in walked)
 
 
 @pytest.mark.slow
