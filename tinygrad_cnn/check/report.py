@@ -175,7 +175,10 @@ class GradcheckResult:
     Attributes: ``passed``, ``order`` (1 for gradcheck, 2 for gradgradcheck), ``mode``
     (``'full'`` or ``'fast'``), ``pairs`` (one :class:`PairReport` per checked input and output),
     ``problems`` (:class:`Problem` list), ``notes`` and ``warnings`` (strings), ``inputs``
-    (label, shape, original dtype of each checked input). ``str(result)`` is a short summary.
+    (label, shape, original dtype of each checked input), ``fail_on_kinks`` (whether kinks
+    counted as errors). ``str(result)`` is a short summary.
+
+    Example: ``res = gradcheck(fn, (x,), raise_exception=False); res.wrong_inputs()``.
     """
 
     def __init__(self, *, order: int, mode: str, eps: float, atol: float, rtol: float) -> None:
