@@ -6,7 +6,7 @@ from custom_ops import CubeOnce
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn
 from tinygrad_cnn.autograd import Function, keep_inputs
-from tinygrad_cnn.autograd.graph_check import graph_nodes
+from tinygrad_cnn.autograd.graph import walk
 from tinygrad_cnn.nn import functional as F
 
 
@@ -66,7 +66,7 @@ def test_check_graph_of_an_output_needs_keep_inputs():
         out = mlp(DoubleWrong.apply(x), w1, w2)
     res = tg.check_graph(out)
     assert [c.name for c in res.failures] == ["DoubleWrong"]
-    assert res.failing_nodes[0] is graph_nodes(out)[0]  # the very node of the user's graph
+    assert res.failing_nodes[0] is walk(out)[0]  # the very node of the user's graph
 
 
 def test_float32_graph_is_checked_in_float64_node_by_node():
@@ -170,5 +170,5 @@ def test_graph_traversal_is_iterative():
     y = x
     for _ in range(100_000):
         y = y * 1.0
-    nodes = graph_nodes(y)
+    nodes = walk(y)
     assert len(nodes) == 100_000 and nodes[0].next_edges[0][0] is x

@@ -106,9 +106,6 @@ def test_grad_of_grad_and_hessian():
 
 
 def test_hessian_of_small_cnn_loss_wrt_a_few_parameters():
-    conv2d = getattr(F, "conv2d", None)
-    if conv2d is None:
-        pytest.skip("conv2d not available yet")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 1, 5, 5))
     y = np.array([0, 2])
@@ -116,7 +113,7 @@ def test_hessian_of_small_cnn_loss_wrt_a_few_parameters():
     fc = rng.standard_normal((3, 18)) * 0.3
 
     def loss(p):
-        h = conv2d(tg.tensor(x), tg.tensor(w), p["cb"]).tanh()
+        h = F.conv2d(tg.tensor(x), tg.tensor(w), p["cb"]).tanh()
         return F.cross_entropy(F.linear(h.reshape(2, 18), tg.tensor(fc), p["fb"]), y)
 
     p = {"cb": rng.standard_normal(2) * 0.1, "fb": rng.standard_normal(3) * 0.1}

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn, optim
 from tinygrad_cnn.func import get_params, value_and_grad
+from tinygrad_cnn.models import LeNet
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.optim import functional as fopt
 
@@ -156,10 +157,7 @@ def test_functional_lenet_learns_a_batch():
 
 
 def test_functional_lenet_matches_models_lenet():
-    models = pytest.importorskip("tinygrad_cnn.models")
-    if not hasattr(models, "LeNet"):
-        pytest.skip("tinygrad_cnn.models.LeNet not available yet")
-    model = models.LeNet(activation="tanh", pooling="avg", dtype=np.float64, seed=0)
+    model = LeNet(activation="tanh", pooling="avg", dtype=np.float64, seed=0)
     params = get_params(model)
     assert [(k, v.shape) for k, v in params.items()] == fm.PARAM_SHAPES
     batches = _batches(5)
@@ -172,10 +170,7 @@ def test_functional_lenet_matches_models_lenet():
 
 @pytest.mark.parametrize("activation,pooling", [("sigmoid", "avg"), ("relu", "max")])
 def test_lenet_function_equals_models_lenet_forward(activation, pooling):
-    models = pytest.importorskip("tinygrad_cnn.models")
-    if not hasattr(models, "LeNet"):
-        pytest.skip("tinygrad_cnn.models.LeNet not available yet")
-    model = models.LeNet(activation=activation, pooling=pooling, dtype=np.float64, seed=1)
+    model = LeNet(activation=activation, pooling=pooling, dtype=np.float64, seed=1)
     x = _batches(1)[0][0]
     kw = {} if activation == "sigmoid" else {"activation": activation, "pooling": pooling}  # the defaults are the classic net
     np.testing.assert_allclose(fm.lenet(get_params(model), x, **kw).data, model(x).data, rtol=1e-12, atol=1e-14)

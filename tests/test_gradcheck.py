@@ -1,5 +1,4 @@
 """gradcheck / gradgradcheck: results, reports, kinks, fast mode, pytrees, dtypes, and the extra checks."""
-import importlib
 import warnings
 
 import numpy as np
@@ -7,7 +6,8 @@ import pytest
 from custom_ops import ScaledBackward, WrongSignTanh
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.autograd import Function, GradcheckWarning
+from tinygrad_cnn.autograd import Function
+from tinygrad_cnn.check import GradcheckWarning, checker
 from tinygrad_cnn.nn import functional as F
 
 
@@ -418,17 +418,16 @@ def test_fast_mode_tolerance_does_not_grow_with_the_layer(monkeypatch):
     assert res.wrong_inputs() == ["w"] and res.pair("x").mode == "fast"
     p = res.pair("w")
     assert p.mode == "located" and p.output == "sum(v * outputs)" and p.worst is not None
-    gc = importlib.import_module("tinygrad_cnn.autograd.gradcheck")  # the module, not the function
-    monkeypatch.setattr(gc, "_LOCATE_MAX_ELEMENTS", 100)  # w has 288 elements: located by bisection
+    monkeypatch.setattr(checker, "LOCATE_MAX_ELEMENTS", 100)  # w has 288 elements: located by bisection
     res = tg.gradcheck(conv_weight_grad_off, (x, w), fast_mode=True, raise_exception=False, seed=4)
     p = res.pair("w")
     # Every element is 1% off: bisection reports the first eight and says there may be more.
-    assert not p.ok and p.mode == "located" and p.mismatches == gc._BISECT_MAX_FOUND == int(p.wrong.sum())
+    assert not p.ok and p.mode == "located" and p.mismatches == checker.BISECT_MAX_FOUND == int(p.wrong.sum())
     assert "there may be more" in p.note and p.worst.analytical == pytest.approx(1.01 * p.worst.numerical, rel=1e-4)
 
 
 def test_fast_mode_bisects_a_large_input_down_to_its_wrong_elements():
-    w = tg.randn(300, 200, seed=23, dtype=np.float64, requires_grad=True)  # 60,000 > _LOCATE_MAX_ELEMENTS
+    w = tg.randn(300, 200, seed=23, dtype=np.float64, requires_grad=True)  # more than LOCATE_MAX_ELEMENTS
     scale = np.ones(w.shape)
     scale.flat[[1234, 40000]] = 50.0, -30.0  # backward wrong at these two elements only
     res = tg.gradcheck(lambda w: ScaledBackward.apply(w, scale=scale).sum(axis=1), (w,), fast_mode=True, raise_exception=False, seed=4)

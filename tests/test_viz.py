@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn
 from tinygrad_cnn.autograd import Function, keep_inputs
+from tinygrad_cnn.autograd.graph import walk
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.viz import Graph, GraphvizNotFoundError, draw_model, render, to_dot
 from tinygrad_cnn.viz import graph as vg
@@ -360,12 +361,12 @@ def test_random_graphs_draw_every_node_once_with_every_edge(ops):
     for view in ("forward", "backward"):
         g = to_dot(out, view=view)
         nodes, edges, _ = parse(g)
-        graph_nodes = vg._topo_nodes([out.grad_fn])
-        n_edges = sum(e is not None for n in graph_nodes for e in n.next_edges) + 1
-        used_leaves = {id(e[0]) for n in graph_nodes for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
-        assert len(nodes) == len(graph_nodes) + len(used_leaves) + 1
+        walked = walk(out)
+        n_edges = sum(e is not None for n in walked for e in n.next_edges) + 1
+        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
+        assert len(nodes) == len(walked) + len(used_leaves) + 1
         assert len(edges) == n_edges
-        assert all(g.node_id(n) in nodes for n in graph_nodes)
+        assert all(g.node_id(n) in nodes for n in walked)
 
 
 @pytest.mark.slow

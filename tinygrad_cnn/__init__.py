@@ -1,17 +1,6 @@
 """tinygrad_cnn: a small NumPy autograd framework for convolutional networks."""
-from .autograd import (
-    Function,
-    GradcheckError,
-    GradcheckResult,
-    check_graph,
-    detect_anomaly,
-    enable_grad,
-    gradcheck,
-    gradgradcheck,
-    no_grad,
-    once_differentiable,
-    set_grad_enabled,
-)
+from .autograd import Function, detect_anomaly, enable_grad, no_grad, once_differentiable, set_grad_enabled
+from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
 from .ops.im2col import col2im, im2col
 from .ops.parallel import get_num_threads, set_num_threads
 from .serialization import CheckpointError, load, save
@@ -39,6 +28,8 @@ __all__ = [
     "Function",
     "GradcheckError",
     "GradcheckResult",
+    "GradcheckWarning",
+    "GraphCheckResult",
     "Tensor",
     "arange",
     "as_tensor",

@@ -286,7 +286,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
     import numpy as np
 
     import tinygrad_cnn as tg
-    from tinygrad_cnn.autograd.gradcheck import GradcheckWarning
+    from tinygrad_cnn.check import GradcheckWarning
 
     try:
         fn = _load_target(args.target)

@@ -1,25 +1,26 @@
-"""The autograd engine: ``Function`` (custom ops), backward, grad mode, anomaly detection,
-and gradient checking."""
+"""The autograd engine: ``Function`` (custom ops), ``Node`` (the recorded graph), backward, grad
+mode, anomaly detection, and :func:`~tinygrad_cnn.autograd.graph.walk` for tools that read graphs.
+
+Gradient checking is a tool built on top of the engine, in :mod:`tinygrad_cnn.check`; nothing
+here imports it. The checker's names are still reachable as attributes of this package
+(``tinygrad_cnn.autograd.gradcheck``), looked up in :mod:`tinygrad_cnn.check` on first use.
+"""
+from typing import Any
+
 from .anomaly import detect_anomaly
 from .engine import grad, run_backward
-from .function import Function, Node, once_differentiable
+from .function import Function, Node, OutputMeta, SavedValue, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, keep_inputs, module_scope, no_grad, set_grad_enabled
-from .gradcheck import GradcheckError, GradcheckResult, GradcheckWarning, gradcheck, gradgradcheck
-from .graph_check import GraphCheckResult, check_graph
+from .graph import walk
 
 __all__ = [
     "Function",
-    "GradcheckError",
-    "GradcheckResult",
-    "GradcheckWarning",
-    "GraphCheckResult",
     "Node",
-    "check_graph",
+    "OutputMeta",
+    "SavedValue",
     "detect_anomaly",
     "enable_grad",
     "grad",
-    "gradcheck",
-    "gradgradcheck",
     "is_grad_enabled",
     "keep_inputs",
     "module_scope",
@@ -27,4 +28,19 @@ __all__ = [
     "once_differentiable",
     "run_backward",
     "set_grad_enabled",
+    "walk",
 ]
+
+# Names that lived here before the checker moved to tinygrad_cnn.check.
+_CHECKER_NAMES = frozenset(
+    {"GradcheckError", "GradcheckResult", "GradcheckWarning", "GraphCheckResult", "check_graph", "gradcheck", "gradgradcheck"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved when first asked for, so importing the engine never imports the checker.
+    if name in _CHECKER_NAMES:
+        from .. import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

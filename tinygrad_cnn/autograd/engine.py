@@ -1,8 +1,9 @@
-"""The reverse-mode engine: walks recorded nodes from the outputs back to the leaves.
+"""The reverse-mode engine: runs the recorded nodes from the outputs back to the leaves.
 
-The walk is iterative (a 100,000-op chain works): one pass counts, for every node reachable
-from the outputs, how many edges lead into it; a node runs once all of them have delivered
-their gradient, so each node's backward runs exactly once however often its outputs were used.
+Nodes run in decreasing creation order (``Node.sequence_nr``), popped from a heap: every
+consumer of a node was created after it, so when a node is popped all gradient into it has
+arrived, and its backward runs exactly once however often its outputs were used. There is no
+recursion and no pass that counts dependencies first, so a graph of any depth works.
 """
 from __future__ import annotations
 
@@ -72,10 +73,8 @@ def run_backward(
             capture.setdefault(key, []).append(i)
     captured: list = [None] * (len(inputs) if inputs is not None else 0)
 
-    # Nodes run in decreasing creation order (a max-heap on node._seq): every consumer of a node
-    # was created after it, so by the time a node is popped all gradient into it has arrived,
-    # and each node runs exactly once. No recursion, no dependency-counting pass. (Sequence
-    # numbers are unique, so the heap never compares two nodes.)
+    # A max-heap on node._seq (see the module docstring). Sequence numbers are unique, so the
+    # heap never compares two nodes.
     buffers: dict[Node, list] = {}
     heap: list = []
 

@@ -27,7 +27,7 @@ import functools
 import itertools
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,12 +49,36 @@ _sequence = itertools.count()
 _INPUT, _OUTPUT, _CONST = 0, 1, 2
 
 
+class SavedValue(NamedTuple):
+    """One value an op saved for backward, as :meth:`Node.saved_values` reports it.
+
+    ``kind`` is ``'input'`` (``value`` is the input Tensor), ``'output'`` (``value`` is the
+    output's array, ``index`` which output) or ``'constant'`` (``value`` as saved).
+    """
+
+    kind: str
+    value: Any
+    index: int | None = None
+
+
+class OutputMeta(NamedTuple):
+    """Shape and dtype of one output of a node, recorded when the op ran."""
+
+    shape: tuple
+    dtype: np.dtype
+
+
 class Node:
     """The record of one op application (PyTorch's ``grad_fn``); also the ``ctx`` of forward/backward.
 
     Public attributes: ``needs_input_grad`` (one bool per input), ``saved_tensors``,
     ``saved_arrays``, ``next_functions``, ``name``; forward may set any other attribute to keep
     non-tensor parameters (``ctx.stride = 2``).
+
+    Read-only views for tools (the gradient checker, the graph renderer): ``next_functions``,
+    :meth:`saved_values`, ``output_meta`` (``output_shapes``, ``output_dtypes``),
+    :meth:`output`, ``sequence_nr``, ``scope`` and ``released``. They are computed when read,
+    so recording an op costs nothing extra.
     """
 
     # Defaults live on the class: most nodes never change them, and every op builds a node.
@@ -140,8 +164,53 @@ class Node:
         return [r() for r in self._outputs if r() is not None]
 
     @property
+    def output_meta(self) -> tuple[OutputMeta, ...]:
+        """Shape and dtype of each output, e.g. ``(OutputMeta(shape=(2, 3), dtype=dtype('float32')),)``."""
+        return tuple(OutputMeta(s, d) for s, d in self._out_meta)
+
+    @property
     def output_shapes(self) -> list[tuple[int, ...]]:
+        """The shape of each output."""
         return [s for s, _ in self._out_meta]
+
+    @property
+    def output_dtypes(self) -> list[np.dtype]:
+        """The dtype of each output."""
+        return [d for _, d in self._out_meta]
+
+    def output(self, k: int = 0) -> Any:
+        """Output ``k`` as a Tensor while it is alive, else ``None`` (outputs are held weakly)."""
+        if k >= len(self._outputs):
+            return None
+        return self._outputs[k]()
+
+    @property
+    def sequence_nr(self) -> int:
+        """Creation order of recorded nodes (PyTorch's ``_sequence_nr``): a node's consumers
+        always have larger numbers, and backward runs nodes in decreasing order."""
+        return self._seq
+
+    @property
+    def released(self) -> bool:
+        """Whether backward (without ``retain_graph``) or :meth:`release` freed the saved values."""
+        return self._released
+
+    def saved_values(self) -> tuple[SavedValue, ...]:
+        """What forward saved, one :class:`SavedValue` per ``save_for_backward`` argument (empty
+        once released). Unlike ``saved_tensors`` this neither checks versions nor builds Tensors.
+
+        Example: ``[(v.kind, v.index) for v in y.grad_fn.saved_values()]`` for ``y = x.exp()``
+        is ``[('output', 0)]``.
+        """
+        out = []
+        for kind, a, b in self._saved or ():
+            if kind == _INPUT:
+                out.append(SavedValue("input", a))
+            elif kind == _OUTPUT:
+                out.append(SavedValue("output", b, a))
+            else:
+                out.append(SavedValue("constant", b))
+        return tuple(out)
 
     def _check_saved(self) -> None:
         if self._released:

@@ -4,10 +4,11 @@ folding, values and highlights.
 ``to_dot`` only builds DOT source (the ``graphviz`` Python package, no programs needed);
 ``render`` and displaying a graph in Jupyter run the Graphviz ``dot`` program.
 
-How the picture is built (each step a plain pass over lists, never recursion, so a 100,000-op
-chain works):
+How the picture is built (each step a plain pass over lists, never recursion, so a graph of any
+depth works):
 
-1. walk the nodes reachable from the outputs (iterative depth-first, topological order);
+1. list the nodes reachable from the outputs in creation order
+   (:func:`tinygrad_cnn.autograd.graph.walk`, shared with the gradient checker);
 2. make one *element* per op, per leaf tensor, per output (and per named intermediate tensor or
    non-scalar constant input when known), each tagged with the modules whose forward recorded it;
 3. fold modules deeper than ``depth`` into single elements, then fold runs of identical
@@ -31,8 +32,9 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from ..autograd.function import _INPUT, _OUTPUT, Node
+from ..autograd.function import Node
 from ..autograd.grad_mode import keep_inputs, no_grad
+from ..autograd.graph import walk
 from ..tensor import Tensor
 
 __all__ = ["Graph", "GraphvizNotFoundError", "draw_model", "render", "to_dot"]
@@ -148,7 +150,7 @@ def _param_items(n: Node) -> list[tuple[str, Any]]:
             items.extend((f, getattr(v, f)) for f in v._fields)
         else:
             items.append((k, v))
-    hw = tuple(n._out_meta[0][0][-2:]) if n._out_meta else None
+    hw = tuple(n.output_shapes[0][-2:]) if n.output_shapes else None
 
     def is_out_grid(k: str, v: Any) -> bool:
         try:
@@ -286,33 +288,6 @@ def _flatten_outputs(outputs: tuple) -> list:
     return [t for t in flat if not (id(t) in seen or seen.add(id(t)))]  # type: ignore[func-returns-value]
 
 
-def _topo_nodes(roots: list[Node]) -> list[Node]:
-    """Every node reachable from ``roots``, inputs before the ops that use them (iterative DFS)."""
-    order: list[Node] = []
-    seen: set[Node] = set()
-    for r in roots:
-        if r in seen:
-            continue
-        seen.add(r)
-        stack: list[tuple[Node, int]] = [(r, 0)]
-        while stack:
-            n, i = stack.pop()
-            edges = n.next_edges
-            pushed = False
-            while i < len(edges):
-                e = edges[i]
-                i += 1
-                if e is not None and isinstance(e[0], Node) and e[0] not in seen:
-                    seen.add(e[0])
-                    stack.append((n, i))
-                    stack.append((e[0], 0))
-                    pushed = True
-                    break
-            if not pushed:
-                order.append(n)
-    return order
-
-
 class _Call:
     """One call of a module's forward: a module reused (``self.pool`` twice) gets one cluster per call."""
 
@@ -335,7 +310,7 @@ def _module_calls(nodes: list[Node]) -> dict[Node, tuple]:
     counts: dict[int, list] = {}
     prev: tuple = ()
     prev_scope: tuple | None = None
-    for n in sorted(nodes, key=lambda n: n._seq):
+    for n in sorted(nodes, key=lambda n: n.sequence_nr):
         sc = n.scope
         chain: list[_Call] = []
         for d, m in enumerate(sc):
@@ -492,7 +467,7 @@ class _Builder:
         produced: dict[tuple, Any] = {}  # (node, k) -> Tensor, for values of dead intermediates
         if self.show_values:
             for n in nodes:
-                for t in (n.input_tensors or ()) + tuple(a for kind, a, _ in (n._saved or ()) if kind == _INPUT):
+                for t in (n.input_tensors or ()) + tuple(v.value for v in n.saved_values() if v.kind == "input"):
                     if isinstance(t, Tensor) and t.grad_fn is not None:
                         produced.setdefault((t.grad_fn, t._output_nr), t)
         self.calls = _module_calls(nodes)
@@ -515,46 +490,46 @@ class _Builder:
                     consts.append(f"{_arg_name(n.op, j)}={_fmt_value(t.data.item())}" if t is not None else f"{_arg_name(n.op, j)}=const")
         e.attrs = "  ".join(consts + [f"{k}={_fmt_value(v)}" for k, v in _param_items(n)])
         # Integer outputs (argmax indices) carry no gradient: listed apart from the data outputs.
-        data = [_shape(s) for s, d in n._out_meta if d.kind in "fc"]
-        other = [f"{_shape(s)} {_dtype(d)}" for s, d in n._out_meta if d.kind not in "fc"]
+        meta = n.output_meta
+        data = [_shape(s) for s, d in meta if d.kind in "fc"]
+        other = [f"{_shape(s)} {_dtype(d)}" for s, d in meta if d.kind not in "fc"]
         e.lines.append((("\u2192 " if self.view == "forward" else "grad ") + ", ".join(data or ["-"]), None))
         if other and self.view == "forward":
             e.lines.append(("+ " + ", ".join(other) + " (no grad)", "#666666"))
         if self.view == "backward":
             e.lines.extend(self._saved_lines(n))
         if self.show_values:
-            for k in range(len(n._out_meta)):
+            for k in range(len(meta)):
                 arr = self._output_array(n, k, produced)
                 if arr is None:
                     # Intermediates are held weakly: draw under keep_inputs() (draw_model does) to see them.
                     e.lines.append(("value not kept", "#888888"))
                 else:
                     s, bad = _stats(arr)
-                    e.lines.append(((f"out{k}: " if len(n._out_meta) > 1 else "") + s, BAD if bad else None))
+                    e.lines.append(((f"out{k}: " if len(meta) > 1 else "") + s, BAD if bad else None))
                     e.bad |= bad
-        e.sig = ("op", n.name, e.attrs, tuple(tuple(s) for s, _ in n._out_meta))
+        e.sig = ("op", n.name, e.attrs, tuple(tuple(s) for s, _ in meta))
         e.highlighted = id(n) in self.hl
-        e.dtypes = {_dtype(d) for _, d in n._out_meta if d.kind in "fc"}
+        e.dtypes = {_dtype(d) for _, d in meta if d.kind in "fc"}
         self.elems[e.key] = e
 
     def _output_array(self, n: Node, k: int, produced: dict) -> np.ndarray | None:
-        if k < len(n._outputs):
-            t = n._outputs[k]()
-            if t is not None:
-                return t.data
-        for kind, a, b in n._saved or ():
-            if kind == _OUTPUT and a == k:
-                return b
+        t = n.output(k)
+        if t is not None:
+            return t.data
+        for v in n.saved_values():
+            if v.kind == "output" and v.index == k:
+                return v.value
         t = produced.get((n, k))
         return None if t is None else t.data
 
     def _saved_lines(self, n: Node) -> list:
-        if n._released:
+        if n.released:
             return [("saved: freed by backward()", "#888888")]
         out = []
         taken: set[int] = set()  # x * x saves the same tensor twice: name it a, then b
-        for kind, a, b in n._saved or ():
-            if kind == _INPUT:
+        for kind, a, index in n.saved_values():
+            if kind == "input":
                 j = next((j for j, e in enumerate(n.next_edges) if j not in taken and e is not None and _is_edge_of(e, a)), None)
                 if j is None and n.input_tensors is not None:
                     j = next((j for j, t in enumerate(n.input_tensors) if j not in taken and t is a), None)
@@ -562,12 +537,12 @@ class _Builder:
                     taken.add(j)
                 nm = self._tensor_name(a) or (_arg_name(n.op, j) if j is not None else "input")
                 out.append(f"{nm} {_shape(a.shape)}")
-            elif kind == _OUTPUT:
-                out.append(f"result{'' if len(n._out_meta) == 1 else a} {_shape(b.shape)}")
-            elif isinstance(b, np.ndarray):
-                out.append(f"const {_shape(b.shape)} {b.dtype}")
+            elif kind == "output":
+                out.append(f"result{'' if len(n.output_meta) == 1 else index} {_shape(a.shape)}")
+            elif isinstance(a, np.ndarray):
+                out.append(f"const {_shape(a.shape)} {a.dtype}")
             else:
-                out.append(f"const {_fmt_value(b)}")
+                out.append(f"const {_fmt_value(a)}")
         if not out:
             return []
         return [("saved: " + ", ".join(out), "#555555")]
@@ -578,12 +553,12 @@ class _Builder:
     def _forward_edges(self, nodes: list[Node], pos: dict) -> None:
         named_out: dict[tuple, Any] = {}  # (node, k) -> key of a named intermediate tensor element
         for n in nodes:
-            for k, r in enumerate(n._outputs):
-                t = r()
+            for k in range(len(n.output_meta)):
+                t = n.output(k)
                 if t is not None and t.name and not any(t is o for o in self.outputs):
                     el = self._tensor_elem(t, "tensor", pos[n] + 0.5)
                     el.scope = self.calls[n]
-                    self._edge(("n", id(n)), el.key, self._out_label(n, k), n._out_meta[k][0])
+                    self._edge(("n", id(n)), el.key, self._out_label(n, k), n.output_shapes[k])
                     named_out[(n, k)] = el.key
         for n in nodes:
             dst = ("n", id(n))
@@ -593,7 +568,7 @@ class _Builder:
                     if isinstance(m, Node):
                         src = named_out.get((m, k), ("n", id(m)))
                         label = self._out_label(m, k) if src[0] == "n" else ""
-                        self._edge(src, dst, label, m._out_meta[k][0])
+                        self._edge(src, dst, label, m.output_shapes[k])
                     else:
                         el = self._tensor_elem(m, self._leaf_kind(m), pos[n] - 0.5)
                         self._edge(el.key, dst, "", tuple(m.shape))
@@ -611,7 +586,7 @@ class _Builder:
                     continue
                 m, k = edge
                 if isinstance(m, Node):
-                    self._edge(src, ("n", id(m)), self._out_label(m, k), m._out_meta[k][0])
+                    self._edge(src, ("n", id(m)), self._out_label(m, k), m.output_shapes[k])
                 else:
                     el = self._tensor_elem(m, self._leaf_kind(m), pos[n] + 0.5)
                     self._edge(src, el.key, "", tuple(m.shape))
@@ -619,7 +594,7 @@ class _Builder:
     @staticmethod
     def _out_label(n: Node, k: int) -> str:
         # Only worth a label when several outputs carry gradients (not max_pool's indices).
-        return f"out{k}" if sum(d.kind in "fc" for _, d in n._out_meta) > 1 else ""
+        return f"out{k}" if sum(d.kind in "fc" for d in n.output_dtypes) > 1 else ""
 
     def _outputs(self, pos: dict) -> None:
         many = len(self.outputs) > 1
@@ -1117,7 +1092,7 @@ def to_dot(
     outs = _flatten_outputs(outputs)
     hl = _highlight_ids(highlight)
     # A Node (e.g. a grad_fn from a gradient-check report) draws the graph below it, without an output box.
-    nodes = _topo_nodes([o if isinstance(o, Node) else o.grad_fn for o in outs if isinstance(o, Node) or o.grad_fn is not None])
+    nodes = walk(outs)
     outs = [o for o in outs if isinstance(o, Tensor)]
     roots: list = []
     seen_roots: set[int] = set()

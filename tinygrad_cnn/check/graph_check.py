@@ -8,7 +8,7 @@ wrong backward rule deep inside a model is reported as "node #7 Conv2d (in modul
 Where the inputs come from:
 
 - ``check_graph(fn, inputs)`` runs ``fn(*inputs)`` itself under ``autograd.keep_inputs()``, in
-  float64 (inputs are promoted as in :func:`gradcheck`), so every node keeps its input tensors.
+  float64 (inputs are promoted as in :func:`~tinygrad_cnn.check.gradcheck.gradcheck`), so every node keeps its input tensors.
 - ``check_graph(output)`` checks a graph you already built. Nodes only keep their inputs when
   the forward ran under ``with tinygrad_cnn.autograd.keep_inputs():`` (off by default: it keeps
   every activation alive); otherwise ``check_graph`` raises ``ValueError`` saying so. The nodes
@@ -25,99 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from .function import Node
-from .grad_mode import enable_grad, keep_inputs, no_grad
-from .gradcheck import GradcheckResult, _Problem, _run, _second_order, _Setup
+from ..autograd.function import Node
+from ..autograd.grad_mode import enable_grad, keep_inputs
+from ..autograd.graph import walk
+from ..pytree import tree_leaves
+from ..tensor import Tensor
+from .checker import run
+from .problem import FlatProblem, Setup, second_order
+from .report import GradcheckResult
+from .structural import leaf_labels
 
-__all__ = ["GraphCheckResult", "NodeCheck", "check_graph", "graph_nodes", "structural_problems"]
+__all__ = ["FULL_BUDGET", "GraphCheckResult", "NodeCheck", "check_graph"]
 
 # check_graph's fast_mode=None picks full mode for a node when 2*numel(inputs) + numel(outputs)
 # (forward + backward passes of a full check) stays under this.
-_FULL_BUDGET = 1200
-
-
-def graph_nodes(outputs: Any) -> list[Node]:
-    """The nodes reachable from ``outputs`` (a Tensor or a list of them), in forward order.
-
-    Example: ``[n.name for n in graph_nodes((x * w).sum())]`` -> ``['Mul', 'Sum']``.
-    """
-    from ..pytree import tree_leaves
-    from ..tensor import Tensor
-
-    start = [t.grad_fn for t in tree_leaves(outputs) if isinstance(t, Tensor) and t.grad_fn is not None]
-    seen = {id(n): n for n in start}
-    stack = list(start)
-    while stack:  # iterative: a 100,000-op chain must not hit the recursion limit
-        n = stack.pop()
-        for e in n.next_edges:
-            if e is not None and type(e[0]) is Node and id(e[0]) not in seen:
-                seen[id(e[0])] = e[0]
-                stack.append(e[0])
-    return sorted(seen.values(), key=lambda n: n._seq)
-
-
-def leaf_labels(leaves: list, labels: list[str]) -> dict:
-    """``id(leaf tensor) -> label`` for naming graph inputs in reports."""
-    return {id(t): lab for t, lab in zip(leaves, labels)}
-
-
-def _input_meta(node: Node, idx: int) -> tuple[tuple, np.dtype] | None:
-    if node.input_tensors is not None:
-        t = node.input_tensors[idx]
-        return t.shape, t.dtype
-    e = node.next_edges[idx]
-    if e is None:
-        return None
-    m, k = e
-    return m._out_meta[k] if type(m) is Node else (m.shape, m.dtype)
-
-
-def structural_problems(node: Node) -> list[tuple[str, int | None, str]]:
-    """Call ``node``'s backward alone (on ones) and check what it returns.
-
-    Returns ``(kind, input index or None, message)`` tuples; kind is ``'exception'``, ``'count'``
-    (wrong number of gradients), ``'shape'``, ``'dtype'`` or ``'none'`` (None for an input that
-    requires grad: treated as zero, reported for information). The node must not be released.
-    """
-    from ..tensor import Tensor
-
-    grads = [Tensor._make(np.ones(s, dtype=d if np.dtype(d).kind == "f" else np.float64), None, 0) for s, d in node._out_meta]
-    try:
-        with no_grad():
-            res = node.op.backward(node, *grads)
-    except Exception as e:  # noqa: BLE001 - the point is to report it
-        return [("exception", None, f"backward raised {type(e).__name__}: {e}")]
-    res = res if isinstance(res, tuple) else (res,)
-    if len(res) != len(node.next_edges):
-        return [("count", None, f"backward returned {len(res)} gradient(s) for {len(node.next_edges)} input(s)")]
-    found: list[tuple[str, int | None, str]] = []
-    for idx, (e, g) in enumerate(zip(node.next_edges, res)):
-        meta = _input_meta(node, idx)
-        if e is None or meta is None:
-            continue
-        shape, dtype = meta
-        if g is None:
-            found.append(("none", idx, "backward returned None for an input that requires grad (treated as zero)"))
-            continue
-        a = g.data if isinstance(g, Tensor) else np.asarray(g)
-        if a.shape != tuple(shape):
-            found.append(
-                (
-                    "shape",
-                    idx,
-                    f"backward returned a gradient of shape {a.shape} for an input of shape {tuple(shape)}; "
-                    "a gradient must have its input's shape (sum over broadcast axes)",
-                )
-            )
-        elif np.dtype(dtype).kind == "f" and a.dtype != dtype:
-            found.append(
-                (
-                    "dtype",
-                    idx,
-                    f"backward returned a {a.dtype} gradient for a {np.dtype(dtype)} input (compute gradients in the input's dtype)",
-                )
-            )
-    return found
+FULL_BUDGET = 1200
 
 
 @dataclass
@@ -243,7 +165,7 @@ def _describe_inputs(node: Node, pos_of: dict, labels: dict) -> list[str]:
             out.append("constant")
         elif type(e[0]) is Node:
             m = e[0]
-            out.append(f"#{pos_of.get(id(m), '?')} {m.name}" + (f"[{e[1]}]" if len(m._out_meta) > 1 else ""))
+            out.append(f"#{pos_of.get(id(m), '?')} {m.name}" + (f"[{e[1]}]" if len(m.output_meta) > 1 else ""))
         else:
             lab = labels.get(id(e[0])) or (t.name if t is not None else None) or e[0].name
             out.append(lab if lab else f"leaf {tuple(e[0].shape)}")
@@ -252,8 +174,6 @@ def _describe_inputs(node: Node, pos_of: dict, labels: dict) -> list[str]:
 
 
 def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict) -> NodeCheck:
-    from ..tensor import Tensor
-
     check = NodeCheck(node, pos, inputs, scope)
     params = {k: _promote_param(v) for k, v in node.params.items()}
     leaves, checked = [], []
@@ -281,21 +201,21 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     skip = frozenset(j for j, o in enumerate(outs0) if not (isinstance(o, Tensor) and o.requires_grad and o.dtype.kind == "f"))
     in_labels = list(inputs)
     out_labels = [f"output[{j}]" if len(outs0) > 1 else "output" for j in range(len(outs0)) if j not in skip]
-    prob = _Problem(fn, leaves, checked, in_labels, out_labels, needs_grad=False, skip_outputs=skip)
+    prob = FlatProblem(fn, leaves, checked, in_labels, out_labels, needs_grad=False, skip_outputs=skip)
     prob.single_node = True
     n_in = sum(leaves[i].size for i in checked)
     n_out = sum(o.size for j, o in enumerate(outs0) if j not in skip)
-    fast = opts["fast_mode"] if opts["fast_mode"] is not None else 2 * n_in + n_out > _FULL_BUDGET
+    fast = opts["fast_mode"] if opts["fast_mode"] is not None else 2 * n_in + n_out > FULL_BUDGET
     run_opts = {k: opts[k] for k in ("eps", "atol", "rtol", "nondet_tol", "fail_on_kinks", "seed")}
     check.result = GradcheckResult(order=1, mode="fast" if fast else "full", eps=opts["eps"], atol=opts["atol"], rtol=opts["rtol"])
     check.result.inputs = [(in_labels[i], leaves[i].shape, node.input_tensors[i].dtype) for i in checked]
-    _run(prob, check.result, fast_mode=fast, **run_opts)
+    run(prob, check.result, fast_mode=fast, **run_opts)
     if opts["gradgrad"]:
-        prob2 = _second_order(fn, leaves, checked, in_labels, opts["seed"], skip)
+        prob2 = second_order(fn, leaves, checked, in_labels, opts["seed"], skip)
         prob2.single_node = True
         check.second = GradcheckResult(order=2, mode="fast" if fast else "full", eps=opts["eps"], atol=opts["atol"], rtol=opts["rtol"])
         check.second.inputs = [(prob2.in_labels[i], prob2.leaves[i].shape, np.dtype(np.float64)) for i in prob2.checked]
-        _run(prob2, check.second, fast_mode=fast, **run_opts)
+        run(prob2, check.second, fast_mode=fast, **run_opts)
     return check
 
 
@@ -314,7 +234,7 @@ def check_graph(
 ) -> GraphCheckResult:
     """Gradcheck every node of a graph on its own inputs, in float64; pin wrong backwards to ops.
 
-    ``check_graph(fn, inputs)`` runs ``fn`` (inputs as in :func:`gradcheck`) under
+    ``check_graph(fn, inputs)`` runs ``fn`` (inputs as in :func:`~tinygrad_cnn.check.gradcheck.gradcheck`) under
     ``keep_inputs()``; ``check_graph(output)`` takes Tensors whose forward ran under
     ``with autograd.keep_inputs():``. ``fast_mode=None`` uses full mode for small nodes and
     random projections for large ones; ``gradgrad=True`` also checks each node's second
@@ -326,14 +246,11 @@ def check_graph(
         res.passed, res.failing_nodes            # (True, [])
         print(res)                               # one line per failing node, with its report
     """
-    from ..pytree import tree_leaves
-    from ..tensor import Tensor
-
     labels: dict = {}
     if callable(output_or_fn) and not isinstance(output_or_fn, Tensor):
         if inputs is None:
             raise TypeError("check_graph(fn, inputs): pass the inputs to call fn with, e.g. check_graph(fn, (x, w)).")
-        setup = _Setup(output_or_fn, inputs, "check_graph")
+        setup = Setup(output_or_fn, inputs, "check_graph")
         with keep_inputs(), enable_grad():
             outs = setup.flat(setup.leaves)
         labels = leaf_labels(setup.leaves, setup.labels)
@@ -343,7 +260,7 @@ def check_graph(
         outs = [t for t in tree_leaves(output_or_fn) if isinstance(t, Tensor)]
         if not outs:
             raise TypeError(f"check_graph: expected a Tensor (or pytree of Tensors) or a function, got {type(output_or_fn).__name__}.")
-    nodes = graph_nodes(outs)
+    nodes = walk(outs)
     if not nodes:
         raise ValueError("check_graph: the output has no recorded graph (no input required grad, or it ran under no_grad()).")
     missing = [n for n in nodes if n.input_tensors is None]
