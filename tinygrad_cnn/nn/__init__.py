@@ -1,6 +1,6 @@
 """Neural-network building blocks: ``Module`` and layers, ``init``, and the functional API
 (``nn.functional``), named as in PyTorch's ``torch.nn``."""
-from . import functional, init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d
 from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .loss import CrossEntropyLoss, MSELoss
@@ -34,4 +34,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]
