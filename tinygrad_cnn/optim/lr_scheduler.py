@@ -26,15 +26,12 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 import types
 import warnings
-import weakref
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -82,73 +79,6 @@ def _format_param(sched: str, name: str, optimizer: Optimizer, param: Any) -> li
     return [param] * len(optimizer.param_groups)
 
 
-# ---- sharing the parameter groups with the optimizer ----------------------------------------------
-# PyTorch's schedulers keep their per-group values ('initial_lr', and OneCycleLR's 'max_lr',
-# 'min_lr', 'max_momentum', 'base_momentum') in the optimizer's param_groups, and its optimizers
-# ignore keys they do not know. Ours hand every group entry to the update rule and reject unknown
-# entries in load_state_dict, so the scheduler wraps the optimizer's step() (PyTorch wraps it too, to
-# detect a scheduler stepped first) and load_state_dict() to keep those keys away from the rule.
-
-
-def _extra_keys(optimizer: Optimizer, group: dict[str, Any]) -> list[str]:
-    return [k for k in group if k != "params" and k not in optimizer.defaults]
-
-
-@contextmanager
-def _rule_keys_only(optimizer: Optimizer) -> Any:
-    """Take the scheduler's entries out of the param_groups for the duration of the block."""
-    held = [(g, {k: g.pop(k) for k in _extra_keys(optimizer, g)}) for g in optimizer.param_groups]
-    try:
-        yield held
-    finally:
-        for g, extra in held:
-            for k, v in extra.items():
-                g.setdefault(k, v)
-
-
-def _restore(v: Any) -> Any:
-    # A checkpoint round trip (tinygrad_cnn.save/load) gives 0-d arrays for numbers, lists for tuples.
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        return v.item()
-    if isinstance(v, list):
-        return tuple(_restore(x) for x in v)
-    return v
-
-
-def _patch_optimizer(optimizer: Optimizer) -> None:
-    if hasattr(optimizer.step, "_wrapped_by_lr_sched"):
-        return
-    opt_ref = weakref.ref(optimizer)  # a bound method in the instance would make a reference cycle
-    step_fn = optimizer.step.__func__  # type: ignore[attr-defined]
-    load_fn = optimizer.load_state_dict.__func__  # type: ignore[attr-defined]
-
-    @functools.wraps(step_fn)
-    def step(*args: Any, **kwargs: Any) -> Any:
-        opt = opt_ref()
-        opt._opt_called = True  # type: ignore[union-attr]
-        with _rule_keys_only(opt):  # type: ignore[arg-type]
-            return step_fn(opt, *args, **kwargs)
-
-    @functools.wraps(load_fn)
-    def load_state_dict(state_dict: dict[str, Any]) -> None:
-        opt = opt_ref()
-        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
-            return load_fn(opt, state_dict)
-        saved_extra = [{k: _restore(g[k]) for k in _extra_keys(opt, g)} for g in groups]  # type: ignore[arg-type]
-        rule_groups = [{k: v for k, v in g.items() if k == "params" or k in opt.defaults} for g in groups]  # type: ignore[union-attr]
-        with _rule_keys_only(opt) as held:  # type: ignore[arg-type]
-            load_fn(opt, {**state_dict, "param_groups": rule_groups})
-        # load_state_dict put new group dicts in place: give them the live entries, then the saved ones.
-        for g, (_, live), saved in zip(opt.param_groups, held, saved_extra):  # type: ignore[union-attr]
-            g.update(live)
-            g.update(saved)
-
-    step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
-    optimizer.step = step  # type: ignore[method-assign]
-    optimizer.load_state_dict = load_state_dict  # type: ignore[method-assign]
-
-
 # ---- the base class --------------------------------------------------------------------------------
 class LRScheduler:
     """Base class of the schedulers. Subclasses define ``get_lr()`` (the recursive form, from the
@@ -193,7 +123,6 @@ class LRScheduler:
                     )
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        _patch_optimizer(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
@@ -229,22 +158,14 @@ class LRScheduler:
         """Advance ``last_epoch`` by one and write the new learning rates into the param groups.
         Call it after ``optimizer.step()``. (``epoch=`` is deprecated as in PyTorch: it sets
         ``last_epoch`` and uses the closed form where there is one.)"""
-        if self._step_count == 1:
-            if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
-                warnings.warn(
-                    "Seems like `optimizer.step()` has been overridden after learning rate scheduler initialization. "
-                    "Please, make sure to call `optimizer.step()` before `lr_scheduler.step()`.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            elif not getattr(self.optimizer, "_opt_called", False):
-                warnings.warn(
-                    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. You should call them in the "
-                    "order `optimizer.step()`, then `lr_scheduler.step()`; otherwise the first value of the learning "
-                    "rate schedule is skipped.",
-                    UserWarning,
-                    stacklevel=2,
-                )
+        if self._step_count == 1 and self.optimizer.step_count == 0:
+            warnings.warn(
+                "Detected call of `lr_scheduler.step()` before `optimizer.step()`. You should call them in the "
+                "order `optimizer.step()`, then `lr_scheduler.step()`; otherwise the first value of the learning "
+                "rate schedule is skipped.",
+                UserWarning,
+                stacklevel=2,
+            )
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)

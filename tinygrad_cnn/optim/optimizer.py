@@ -37,6 +37,7 @@ class Optimizer:
     """
 
     rule_name: str = ""
+    step_count = 0  # step() calls so far (a scheduler warns when it is stepped first)
 
     def __init_subclass__(cls, rule: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -113,9 +114,12 @@ class Optimizer:
 
             with enable_grad():
                 loss = closure()
-        rule = self.rule
+        rule, names = self.rule, self.defaults
+        self.step_count += 1
         for g in self.param_groups:
-            hp = {k: v for k, v in g.items() if k != "params"}
+            # Only the rule's hyperparameters: a group also holds other tools' entries (a
+            # scheduler's 'initial_lr', OneCycleLR's 'max_lr'), as in PyTorch.
+            hp = {k: v for k, v in g.items() if k in names}
             for p in g["params"]:
                 if p.grad is None:
                     continue
@@ -161,10 +165,8 @@ class Optimizer:
                     f"{name}.load_state_dict: group {i} has {len(ids)} parameter(s) in the checkpoint, {len(g['params'])} here."
                 )
             params.update(zip(ids, g["params"]))
+            # Entries other than the rule's hyperparameters (a scheduler's) are restored as they are.
             hp = {k: _restore(v) for k, v in sg.items() if k != "params"}
-            unknown = set(hp) - set(self.defaults)
-            if unknown:
-                raise ValueError(f"{name}.load_state_dict: group {i} has unknown hyperparameter(s) {sorted(unknown)}.")
             new_groups.append({**g, **hp})
         new_state: dict[Tensor, dict[str, Any]] = {}
         for k, s in state_dict["state"].items():
