@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn
-from tinygrad_cnn.autograd import Function, keep_inputs
+from tinygrad_cnn.autograd import Function, Node, keep_inputs
 from tinygrad_cnn.autograd.graph import walk
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.viz import Graph, GraphvizNotFoundError, draw_model, render, to_dot
@@ -104,7 +104,7 @@ def test_gradient_graph_after_create_graph_can_be_drawn():
     expected = set()
 
     def walk(n):
-        if n is None or not isinstance(n, vg.Node) or id(n) in {id(e) for e in expected}:
+        if n is None or not isinstance(n, Node) or id(n) in {id(e) for e in expected}:
             return
         expected.add(n)
         for m, _ in n.next_functions:
@@ -363,7 +363,7 @@ def test_random_graphs_draw_every_node_once_with_every_edge(ops):
         nodes, edges, _ = parse(g)
         walked = walk(out)
         n_edges = sum(e is not None for n in walked for e in n.next_edges) + 1
-        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
+        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], Node)}
         assert len(nodes) == len(walked) + len(used_leaves) + 1
         assert len(edges) == n_edges
         assert all(g.node_id(n) in nodes for n in walked)
