@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import nn
-from tinygrad_cnn.autograd import Function, keep_inputs
+from tinygrad_cnn.autograd import Function, Node, keep_inputs
 from tinygrad_cnn.autograd.graph import walk
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.viz import Graph, GraphvizNotFoundError, draw_model, render, to_dot
@@ -104,7 +104,7 @@ def test_gradient_graph_after_create_graph_can_be_drawn():
     expected = set()
 
     def walk(n):
-        if n is None or not isinstance(n, vg.Node) or id(n) in {id(e) for e in expected}:
+        if n is None or not isinstance(n, Node) or id(n) in {id(e) for e in expected}:
             return
         expected.add(n)
         for m, _ in n.next_functions:
@@ -363,7 +363,7 @@ def test_random_graphs_draw_every_node_once_with_every_edge(ops):
         nodes, edges, _ = parse(g)
         walked = walk(out)
         n_edges = sum(e is not None for n in walked for e in n.next_edges) + 1
-        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], vg.Node)}
+        used_leaves = {id(e[0]) for n in walked for e in n.next_edges if e is not None and not isinstance(e[0], Node)}
         assert len(nodes) == len(walked) + len(used_leaves) + 1
         assert len(edges) == n_edges
         assert all(g.node_id(n) in nodes for n in walked)
@@ -612,3 +612,33 @@ def test_model_argument_names_parameters_of_functional_code():
     assert vg.STYLE["param"][0] in nodes["fc.weight"] and vg.STYLE["leaf"][0] in nodes["x"]
     with pytest.raises(TypeError, match="names must map a name to a Tensor"):
         to_dot(y, names={"x": np.ones(3)})
+
+
+# ---- the drawing code's structure ------------------------------------------------------------
+
+STAGES = ("walk", "elements", "cluster", "dot", "graph")  # graph.py runs the stages and is the public API
+
+
+def test_drawing_stages_import_one_way_and_no_private_names():
+    import ast
+
+    viz = vg.pathlib.Path(vg.__file__).parent
+    node_internals = re.compile(r"(?<!self)\.(_seq|_saved|_out_meta|_released|_outputs|_fn|_mark|_locked)\b")
+    for i, name in enumerate(STAGES):
+        text = (viz / f"{name}.py").read_text()
+        assert not node_internals.search(text), (name, node_internals.search(text).group(0))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, (name, node.module, private)
+                if node.level == 1 and node.module in STAGES:
+                    assert STAGES.index(node.module) < i, f"{name}.py imports the later stage {node.module}"
+
+
+def test_old_graph_module_names_still_import():
+    from tinygrad_cnn import viz
+    from tinygrad_cnn.viz import dot, elements
+
+    assert all(getattr(vg, n) is getattr(viz, n) for n in viz.__all__)
+    assert vg.STYLE is dot.STYLE and vg.HIGHLIGHT is dot.HIGHLIGHT and vg.BAD is elements.BAD
+    assert vg.FORMATS == ("svg", "png", "pdf") and vg.Graph is dot.Graph
