@@ -131,6 +131,11 @@ class Tensor:
         return self.data.dtype
 
     @property
+    def output_nr(self) -> int:
+        """Which output of ``grad_fn``'s op this tensor is (0 for single-output ops and leaves)."""
+        return self._output_nr
+
+    @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 

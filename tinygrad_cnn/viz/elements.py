@@ -407,6 +407,6 @@ class Picture:
             self.elems[el.key] = el
             node_key = ("n", id(t.grad_fn))
             if self.view == "forward":
-                self._edge(node_key, el.key, self._out_label(t.grad_fn, t._output_nr), tuple(t.shape))
+                self._edge(node_key, el.key, self._out_label(t.grad_fn, t.output_nr), tuple(t.shape))
             else:
-                self._edge(el.key, node_key, self._out_label(t.grad_fn, t._output_nr), tuple(t.shape))
+                self._edge(el.key, node_key, self._out_label(t.grad_fn, t.output_nr), tuple(t.shape))

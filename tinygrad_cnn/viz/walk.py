@@ -253,7 +253,7 @@ def produced_tensors(nodes: list[Node]) -> dict[tuple, Tensor]:
     for n in nodes:
         for t in (n.input_tensors or ()) + tuple(v.value for v in n.saved_values() if v.kind == "input"):
             if isinstance(t, Tensor) and t.grad_fn is not None:
-                produced.setdefault((t.grad_fn, t._output_nr), t)
+                produced.setdefault((t.grad_fn, t.output_nr), t)
     return produced
 
 
@@ -275,7 +275,7 @@ def output_array(n: Node, k: int, produced: dict) -> np.ndarray | None:
 
 
 def _is_edge_of(e: tuple, t: Tensor) -> bool:
-    return e[0] is t or (t.grad_fn is not None and e[0] is t.grad_fn and e[1] == t._output_nr)
+    return e[0] is t or (t.grad_fn is not None and e[0] is t.grad_fn and e[1] == t.output_nr)
 
 
 def saved_input_index(n: Node, a: Tensor, taken: set[int]) -> int | None:
