@@ -12,8 +12,8 @@ from .autograd import (
     once_differentiable,
     set_grad_enabled,
 )
+from .kernels.parallel import get_num_threads, set_num_threads
 from .ops.im2col import col2im, im2col
-from .ops.parallel import get_num_threads, set_num_threads
 from .serialization import CheckpointError, load, save
 from .tensor import (
     Tensor,
