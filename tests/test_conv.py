@@ -290,7 +290,7 @@ def test_each_algorithm_matches_brute_force_and_gradgradchecks(algorithm, cfg, s
 
 @pytest.mark.parametrize("xs, ws", [((0, 6, 14, 14), (16, 6, 5, 5)), ((0, 1, 28, 28), (30, 1, 5, 5)), ((0, 4, 9, 9), (6, 2, 3, 3))])
 def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(xs, ws):
-    # As in PyTorch: N = 0 is valid input (it used to end in a numpy reshape error).
+    # As in PyTorch: N = 0 is valid input.
     groups = xs[1] // ws[1]
     x = tg.Tensor(np.zeros(xs), requires_grad=True)
     w = tg.Tensor(np.ones(ws), requires_grad=True)
