@@ -300,29 +300,6 @@ def test_a_finished_region_keeps_nothing_alive(forced):
     assert ref() is None
 
 
-def test_the_caller_returns_only_after_a_slow_worker_has_finished(forced):
-    # A worker still busy when the caller's own chunks are done must be waited for.
-    import time
-
-    main = threading.get_ident()
-    done, started = [], threading.Event()
-
-    def fn(a, b):
-        if threading.get_ident() == main:
-            assert started.wait(5)  # so the worker has taken the other chunk
-        else:
-            started.set()
-            time.sleep(0.05)  # and ends it long after the caller's
-        done.append(threading.get_ident() == main)
-        return a
-
-    for _ in range(3):
-        done.clear()
-        started.clear()
-        assert parallel.parallel_chunks(fn, parallel.chunks(2, 2)) == [0, 1]
-        assert sorted(done) == [False, True]
-
-
 def test_an_interrupt_between_waking_and_waiting_waits_for_the_woken_workers_only(forced):
     # A KeyboardInterrupt raised in the caller after the workers were woken (here from the caller's
     # own share of the job, as a signal handler would raise it) must still wait for every worker
@@ -347,26 +324,73 @@ def test_an_interrupt_between_waking_and_waiting_waits_for_the_woken_workers_onl
     with pytest.raises(KeyboardInterrupt):
         workers.run(job, 2)
     assert 1 <= len(joined) == len(finished)  # no worker still in the job when run returned
-    assert workers.running == 0 and workers.wanted == 0 and workers.job is None
+    assert not workers.open and workers.joined == [] and workers.job is None
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(6, 6)) == [0, 1, 2, 3, 4, 5]
 
 
-def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced, monkeypatch):
-    # The caller interrupted after announcing the job but before any worker took it: the job is
-    # withdrawn and the caller returns at once; a worker waking late does not run it.
-    parallel.set_num_threads(2)
+@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
+def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced, monkeypatch, spin):
+    # The caller interrupted after opening the job but before waking any worker: it returns at
+    # once, and a worker woken later for the closed job does not run it.
+    import time
+
+    if spin and parallel._SPIN is None:
+        pytest.skip("no POSIX spin locks in this C library")
+    if not spin:
+        monkeypatch.setattr(parallel, "_SPIN", None)
+    parallel.set_num_threads(2)  # new workers, with the flags of this setting
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(2, 2)) == [0, 1]  # workers exist
     workers = parallel._workers
     ran = []
-    real_notify = workers.wake.notify
+    real = workers.go[0]
+    for _ in range(500):  # until the worker has taken its last wake-up and sleeps
+        if real.locked():
+            break
+        time.sleep(0.01)
 
-    def interrupted_notify(n=1):
-        raise KeyboardInterrupt
+    class Interrupting:
+        def locked(self):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(workers.wake, "notify", interrupted_notify)
-    with pytest.raises(KeyboardInterrupt):
-        workers.run(lambda: ran.append(threading.get_ident()), 1)
-    monkeypatch.setattr(workers.wake, "notify", real_notify)
-    assert workers.wanted == 0 and workers.running == 0 and workers.job is None
-    assert ran == []
+    workers.go[0] = Interrupting()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            workers.run(lambda: ran.append(threading.get_ident()), 1)
+    finally:
+        workers.go[0] = real
+    assert ran == [] and not workers.open and workers.joined == [] and workers.job is None
+    real.release()  # the wake-up the interrupt skipped, now for a closed job: the worker goes back to sleep
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(4, 4)) == [0, 1, 2, 3]
+    parallel.set_num_threads(2)  # workers made with the real setting again
+
+
+@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
+def test_the_caller_waits_for_a_slow_worker_with_either_flag(forced, monkeypatch, spin):
+    # The caller waits on a POSIX spin lock where there is one (Linux), else on a lock.
+    import sys
+    import time
+
+    if spin and parallel._SPIN is None:
+        assert not sys.platform.startswith("linux"), "glibc and musl have pthread_spin_lock"
+        pytest.skip("no POSIX spin locks in this C library")
+    if not spin:
+        monkeypatch.setattr(parallel, "_SPIN", None)
+    parallel.set_num_threads(2)
+    main = threading.get_ident()
+    done, started = [], threading.Event()
+
+    def fn(a, b):
+        if threading.get_ident() == main:
+            assert started.wait(5)
+        else:
+            started.set()
+            time.sleep(0.05)
+        done.append(threading.get_ident() == main)
+        return a
+
+    for _ in range(3):
+        done.clear()
+        started.clear()
+        assert parallel.parallel_chunks(fn, parallel.chunks(2, 2)) == [0, 1]
+        assert sorted(done) == [False, True]
+    parallel.set_num_threads(2)  # workers made with the real setting again

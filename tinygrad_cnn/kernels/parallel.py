@@ -17,6 +17,7 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import threading
@@ -50,90 +51,135 @@ _workers: _Workers | None = None
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
 
 
+def _c_spin_lock() -> tuple[Callable[[int], int], Callable[[int], int], Callable[[int, int], int]] | None:
+    """(lock, unlock, init) of the C library's POSIX spin locks, called by address, or None where
+    there are none (macOS, Windows). ctypes releases the GIL while a C function runs."""
+    try:
+        libc = ctypes.CDLL(None)
+        fns = libc.pthread_spin_lock, libc.pthread_spin_unlock, libc.pthread_spin_init
+    except (AttributeError, OSError, TypeError):
+        return None
+    for f in fns:
+        f.restype = ctypes.c_int
+    fns[0].argtypes = fns[1].argtypes = [ctypes.c_void_p]
+    fns[2].argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return fns
+
+
+_SPIN = _c_spin_lock()
+
+
+class _SpinBusy:
+    """A worker's "in a job" flag, held by the worker while it runs its share of a job and waited
+    on by the caller by taking it and giving it back at once. Each thread unlocks only a lock it
+    locked itself, as POSIX requires of spin locks.
+
+    Why a spin lock: the caller, done with its own share, usually waits a few to a few hundred
+    microseconds for a worker. Asleep on a lock it would need a wake-up once the worker is done,
+    which costs more than such a wait; spinning in C, with ctypes releasing the GIL, costs none
+    and does not hold up the worker (a spin in Python would hold the GIL the worker needs). The
+    spin is bounded by the worker's one chunk."""
+
+    __slots__ = ("cell", "addr", "acquire", "release")
+
+    def __init__(self) -> None:
+        self.cell = (ctypes.c_int64 * 2)()  # pthread_spinlock_t is an int in glibc and musl; room to spare
+        self.addr = ctypes.addressof(self.cell)
+        lock, unlock, init = _SPIN  # type: ignore[misc]
+        init(self.addr, 0)
+        addr = self.addr
+        self.acquire = lambda: lock(addr)
+        self.release = lambda: unlock(addr)
+
+
 class _Workers:
     """``n`` persistent daemon threads that run one job at a time alongside the calling thread.
 
-    All shared state (the job, how many workers may still join it, how many are running it) is
-    read and written under one lock, and the workers and the caller sleep on two conditions of
-    it: a worker joins a job only while the caller still wants helpers, and the caller, when it
-    is done, first stops further workers from joining and then waits until none is running. So
-    whatever interrupts the caller (a KeyboardInterrupt between waking the workers and waiting
-    for them, say), it never waits for a worker that will not come and never returns while one
-    still writes into the job's buffers.
+    Each worker sleeps on a lock of its own (``go``), released by the caller to wake it (a
+    ``threading.Lock`` may be released by any thread). A woken worker joins the job only while
+    the caller still accepts helpers (``open``, read and written under ``state``), and holds a
+    flag of its own (``busy``, a POSIX spin lock where the C library has them, else a lock) while
+    it runs the job. The caller, done with its own share, first closes the job (no worker joins
+    after that), then waits for the workers that joined by taking and returning their ``busy``
+    flags. So whatever interrupts the caller (a KeyboardInterrupt between waking the workers and
+    waiting for them, say), it never waits for a worker that did not join and never returns while
+    one still writes into the job's buffers.
 
     Why not ``concurrent.futures.ThreadPoolExecutor``: its futures and work queue cost more per
-    region than the thread wake-ups themselves."""
+    region than the thread wake-ups themselves. The workers sleep between jobs: a Python thread
+    cannot spin without the GIL, and one spinning in C would hold a core between regions."""
 
     def __init__(self, n: int) -> None:
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)  # workers wait here for a new job
-        self.idle = threading.Condition(self.lock)  # the caller waits here for running == 0
+        self.state = threading.Lock()
         self.job: Callable[[], None] | None = None
-        self.generation = 0  # bumped per job (and on close), so no wake-up is ever lost
-        self.wanted = 0  # workers that may still join the current job
-        self.running = 0  # workers inside the current job
+        self.open = False  # whether woken workers may still join the job
         self.closed = False
-        self.threads = [threading.Thread(target=self._serve, name=f"tinygrad_cnn-{i}", daemon=True) for i in range(n)]
-        for t in self.threads:
-            t.start()
+        self.joined: list[int] = []  # the workers in the current job
+        self.go = [threading.Lock() for _ in range(n)]
+        self.busy = [threading.Lock() if _SPIN is None else _SpinBusy() for _ in range(n)]  # chosen once per pool
+        for go in self.go:
+            go.acquire()
+        for i in range(n):
+            threading.Thread(target=self._serve, args=(i,), name=f"tinygrad_cnn-{i}", daemon=True).start()
 
-    def _serve(self) -> None:
-        seen = 0
-        with self.lock:
-            while True:
-                while self.generation == seen:
-                    self.wake.wait()
-                seen = self.generation
+    def _serve(self, i: int) -> None:
+        go, busy, state = self.go[i], self.busy[i], self.state
+        while True:
+            go.acquire()
+            with state:
                 if self.closed:
                     return
-                if self.wanted == 0:  # the job was cancelled or taken by other workers
+                if not self.open:  # woken for a job that has ended
                     continue
-                self.wanted -= 1
-                self.running += 1
+                busy.acquire()  # free: the caller gives it back before it ends a job
+                self.joined.append(i)
                 job = self.job
-                self.lock.release()
-                try:
-                    job()  # type: ignore[misc]
-                finally:
-                    job = None  # hold no buffers while idle
-                    self.lock.acquire()
-                    self.running -= 1
-                    if self.running == 0:
-                        self.idle.notify()
+            try:
+                job()  # type: ignore[misc]
+            finally:
+                job = None  # hold no buffers while idle
+                busy.release()
 
     def run(self, job: Callable[[], None], n: int) -> None:
         """Run ``job`` (which must not raise) on up to ``n`` workers and the calling thread; return
         when every worker that joined has left it."""
         try:
-            with self.lock:
-                self.job = job
-                self.wanted = n
-                self.generation += 1
-                self.wake.notify(n)
+            with self.state:
+                self.job, self.open = job, True
+            for go in self.go[:n]:
+                if go.locked():  # else the worker has a wake-up pending already
+                    go.release()
             job()
         finally:
             self._finish()
 
     def _finish(self) -> None:
+        with self.state:
+            self.open = False  # workers not yet in the job stay out of it
+            joined, self.joined = self.joined, []
         interrupted: BaseException | None = None
-        with self.lock:
-            self.wanted = 0  # workers not yet in the job stay out of it
-            while self.running:
+        for i in joined:
+            busy = self.busy[i]
+            held = False
+            while not held:
                 try:
-                    self.idle.wait()
-                except BaseException as e:  # noqa: B036  (keep waiting: a worker still writes)
+                    busy.acquire()
+                    held = True
+                except BaseException as e:  # noqa: B036  (keep waiting: the worker still writes)
                     interrupted = interrupted or e
-            # Drop the job: it holds the op's buffers, which would otherwise stay allocated until
-            # the next parallel region.
-            self.job = None
+            busy.release()
+        # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the
+        # next parallel region.
+        self.job = None
         if interrupted is not None:
             raise interrupted
 
     def close(self) -> None:
-        with self.lock:
+        with self.state:
             self.closed = True
-            self.generation += 1
-            self.wake.notify_all()
+        for go in self.go:
+            if go.locked():
+                go.release()
 
 
 def _reset_after_fork() -> None:
@@ -300,3 +346,4 @@ class _NoLimit:
 
 
 _NO_LIMIT = _NoLimit()
+
