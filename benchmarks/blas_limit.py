@@ -1,13 +1,14 @@
-"""What limiting the BLAS to one thread per parallel region costs: the thread pool's way
-(``threadpoolctl``: a ``ThreadpoolController`` kept once, its ``.limit()`` per region) against
-calling OpenBLAS's own ``openblas_set_num_threads`` through ctypes, on the SimpleConvNet and
-LeNet training steps, alternating in one process.
+"""What limiting the BLAS to one thread per parallel region costs, on the SimpleConvNet and LeNet
+training steps, alternating in one process: the thread pool's way, ``threadpoolctl``'s
+``ThreadpoolController.limit()`` on a controller kept once, against two cheaper ways, the
+get/set methods of threadpoolctl's library controllers alone and OpenBLAS's own
+``openblas_set_num_threads`` called through ctypes.
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/blas_limit.py [--pairs 21]
 
-Prints, per model, the median step time of each and the median of per-pair ratios
-threadpoolctl/ctypes (above 1: threadpoolctl costs that much more), and the cost of one
-limit-and-restore of each on its own.
+Prints the cost of one limit-and-restore of each way on its own, then per model and cheaper way
+the median step time of each side and the median of per-pair ratios limit()/other (above 1:
+``limit()`` costs that much more).
 """
 from __future__ import annotations
 
@@ -29,9 +30,34 @@ import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn.kernels import parallel  # noqa: E402
 
 
-class _CtypesLimit:
-    """The BLAS limit through OpenBLAS's own get/set functions, found with ctypes in the libraries
-    threadpoolctl reports (the comparison's other side only)."""
+class _Restore:
+    def __init__(self, saved: list) -> None:
+        self.saved = saved
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        for set_, n in self.saved:
+            set_(n)
+
+
+class LibControllers:
+    """``limit()`` through the get/set methods of threadpoolctl's library controllers only."""
+
+    def __init__(self, libs: list) -> None:
+        self.lib_controllers = libs
+
+    def limit(self, limits: int) -> _Restore:
+        saved = [(lib.set_num_threads, lib.get_num_threads()) for lib in self.lib_controllers]
+        for set_, _ in saved:
+            set_(limits)
+        return _Restore(saved)
+
+
+class Ctypes:
+    """``limit()`` through OpenBLAS's own get/set functions, called with ctypes in the libraries
+    threadpoolctl reports."""
 
     def __init__(self, libs: list) -> None:
         self.lib_controllers = libs
@@ -46,18 +72,11 @@ class _CtypesLimit:
                     self.fns.append((get, set_))
                     break
 
-    def limit(self, limits: int) -> _CtypesLimit:
-        self.saved = [(set_, get()) for get, set_ in self.fns]
-        for set_, _ in self.saved:
+    def limit(self, limits: int) -> _Restore:
+        saved = [(set_, get()) for get, set_ in self.fns]
+        for set_, _ in saved:
             set_(limits)
-        return self
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        for set_, old in self.saved:
-            set_(old)
+        return _Restore(saved)
 
 
 def per_call_us(controller, n: int = 5000) -> float:
@@ -76,11 +95,12 @@ def main() -> None:
     tpc = parallel._blas_controller()
     if not tpc.lib_controllers or tpc.lib_controllers[0].internal_api != "openblas":
         sys.exit("numpy's BLAS is not OpenBLAS: nothing to compare")
-    raw = _CtypesLimit(tpc.lib_controllers)
+    others = {"library controllers": LibControllers(tpc.lib_controllers), "ctypes": Ctypes(tpc.lib_controllers)}
     print(f"numpy {np.__version__}, {args.pairs} pairs, settle {args.settle_ms:g} ms, load average {os.getloadavg()[0]:.1f}")
-    print(f"one limit + restore: threadpoolctl {per_call_us(tpc):.1f} us, ctypes {per_call_us(raw):.1f} us\n")
-    print("| step | threadpoolctl ms | ctypes ms | threadpoolctl / ctypes |")
-    print("|---|---|---|---|")
+    costs = ", ".join(f"{k} {per_call_us(c):.1f} us" for k, c in {"limit()": tpc, **others}.items())
+    print(f"one limit + restore: {costs}\n")
+    print("| step | other way | limit() ms | other ms | limit() / other |")
+    print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for name, hw in INPUTS.items():
         x = rng.random((100, 1, hw, hw), dtype=np.float32)
@@ -97,8 +117,9 @@ def main() -> None:
 
             return run
 
-        r = alternate(with_(tpc), with_(raw), args.pairs, settle_ms=args.settle_ms)
-        print(f"| {name} training step | {r.a_ms:.2f} | {r.b_ms:.2f} | {r.ratio:.3f} |", flush=True)
+        for k, other in others.items():
+            r = alternate(with_(tpc), with_(other), args.pairs, settle_ms=args.settle_ms)
+            print(f"| {name} training step | {k} | {r.a_ms:.2f} | {r.b_ms:.2f} | {r.ratio:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
