@@ -18,6 +18,7 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import threading
@@ -51,18 +52,20 @@ _workers: _Workers | None = None
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
 
 
-def _c_spin_lock() -> tuple[Callable[[int], int], Callable[[int], int], Callable[[int, int], int]] | None:
-    """(lock, unlock, init) of the C library's POSIX spin locks, called by address, or None where
-    there are none (macOS, Windows). ctypes releases the GIL while a C function runs."""
+def _c_spin_lock() -> tuple[Any, Any, Any, Any] | None:
+    """(lock, trylock, unlock, init) of the C library's POSIX spin locks, called by address, or
+    None where there are none (macOS, Windows). ``lock`` releases the GIL while it spins (a
+    ``ctypes.CDLL`` function); the others, which never wait, keep it (``ctypes.PyDLL``), so the
+    thread calling them need not take the GIL back from another."""
     try:
-        libc = ctypes.CDLL(None)
-        fns = libc.pthread_spin_lock, libc.pthread_spin_unlock, libc.pthread_spin_init
+        libc, pylibc = ctypes.CDLL(None), ctypes.PyDLL(None)
+        fns = libc.pthread_spin_lock, pylibc.pthread_spin_trylock, pylibc.pthread_spin_unlock, pylibc.pthread_spin_init
     except (AttributeError, OSError, TypeError):
         return None
     for f in fns:
         f.restype = ctypes.c_int
-    fns[0].argtypes = fns[1].argtypes = [ctypes.c_void_p]
-    fns[2].argtypes = [ctypes.c_void_p, ctypes.c_int]
+        f.argtypes = [ctypes.c_void_p]
+    fns[3].argtypes = [ctypes.c_void_p, ctypes.c_int]
     return fns
 
 
@@ -80,16 +83,22 @@ class _SpinBusy:
     and does not hold up the worker (a spin in Python would hold the GIL the worker needs). The
     spin is bounded by the worker's one chunk."""
 
-    __slots__ = ("cell", "addr", "acquire", "release")
+    __slots__ = ("cell", "acquire", "release")
 
     def __init__(self) -> None:
         self.cell = (ctypes.c_int64 * 2)()  # pthread_spinlock_t is an int in glibc and musl; room to spare
-        self.addr = ctypes.addressof(self.cell)
-        lock, unlock, init = _SPIN  # type: ignore[misc]
-        init(self.addr, 0)
-        addr = self.addr
-        self.acquire = lambda: lock(addr)
-        self.release = lambda: unlock(addr)
+        addr = ctypes.addressof(self.cell)
+        lock, trylock, unlock, init = _SPIN  # type: ignore[misc]
+        init(addr, 0)
+        wait = functools.partial(lock, addr)
+        try_ = functools.partial(trylock, addr)
+
+        def acquire() -> None:
+            if try_() != 0:  # held: spin (without the GIL) until it is free
+                wait()
+
+        self.acquire = acquire
+        self.release = functools.partial(unlock, addr)
 
 
 class _Workers:
