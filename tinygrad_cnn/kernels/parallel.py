@@ -10,6 +10,9 @@ workers keep spinning for a while, holding cores that our next chunks (and any o
 then share. Chunks are at least ``MIN_PARALLEL_FLOPS`` of work, since a shorter one costs less
 than the thread hand-off it needs.
 
+The workers and the caller hand jobs over through ``threading`` locks; the caller's final wait
+is on a POSIX spin lock that each thread locks and unlocks itself (:class:`_Workers`).
+
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where ``threadpoolctl`` finds
 no BLAS whose thread count it can limit, chunks that call BLAS run serially (that BLAS threads
@@ -17,9 +20,11 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import itertools
+import operator
 import os
 import threading
 from collections.abc import Callable
@@ -72,10 +77,21 @@ def _c_spin_lock() -> tuple[Any, Any, Any, Any] | None:
 _SPIN = _c_spin_lock()
 
 
+def _chained(*calls: Callable[[], Any]) -> Callable[[], None]:
+    """A function that makes ``calls`` one after another with no Python bytecode between them
+    (``map`` drives them from C), so no KeyboardInterrupt can be raised between two of them: a
+    wait that takes a lock and gives it back can never leave the lock taken."""
+    return functools.partial(_drain, calls)
+
+
+def _drain(calls: tuple) -> None:
+    collections.deque(map(operator.call, calls), maxlen=0)
+
+
 class _SpinBusy:
-    """A worker's "in a job" flag, held by the worker while it runs its share of a job and waited
-    on by the caller by taking it and giving it back at once. Each thread unlocks only a lock it
-    locked itself, as POSIX requires of spin locks.
+    """A worker's "in a job" flag, held by the worker while it runs its share of a job
+    (``acquire`` / ``release``) and waited for by the caller (``wait``: take it and give it back).
+    Each thread unlocks only a lock it locked itself, as POSIX requires of spin locks.
 
     Why a spin lock: the caller, done with its own share, usually waits a few to a few hundred
     microseconds for a worker. Asleep on a lock it would need a wake-up once the worker is done,
@@ -83,22 +99,34 @@ class _SpinBusy:
     and does not hold up the worker (a spin in Python would hold the GIL the worker needs). The
     spin is bounded by the worker's one chunk."""
 
-    __slots__ = ("cell", "acquire", "release")
+    __slots__ = ("cell", "acquire", "release", "wait")
 
     def __init__(self) -> None:
         self.cell = (ctypes.c_int64 * 2)()  # pthread_spinlock_t is an int in glibc and musl; room to spare
         addr = ctypes.addressof(self.cell)
         lock, trylock, unlock, init = _SPIN  # type: ignore[misc]
         init(addr, 0)
-        wait = functools.partial(lock, addr)
+        spin = functools.partial(lock, addr)
         try_ = functools.partial(trylock, addr)
 
-        def acquire() -> None:
-            if try_() != 0:  # held: spin (without the GIL) until it is free
-                wait()
+        def acquire() -> None:  # only ever called on a free flag (see _Workers._serve)
+            if try_() != 0:
+                spin()
 
         self.acquire = acquire
         self.release = functools.partial(unlock, addr)
+        self.wait = _chained(spin, self.release)
+
+
+class _LockBusy:
+    """:class:`_SpinBusy` on a ``threading.Lock``, where the C library has no POSIX spin locks."""
+
+    __slots__ = ("acquire", "release", "wait")
+
+    def __init__(self) -> None:
+        lock = threading.Lock()
+        self.acquire, self.release = lock.acquire, lock.release
+        self.wait = _chained(lock.acquire, lock.release)
 
 
 class _Workers:
@@ -125,7 +153,7 @@ class _Workers:
         self.closed = False
         self.joined: list[int] = []  # the workers in the current job
         self.go = [threading.Lock() for _ in range(n)]
-        self.busy = [threading.Lock() if _SPIN is None else _SpinBusy() for _ in range(n)]  # chosen once per pool
+        self.busy = [_LockBusy() if _SPIN is None else _SpinBusy() for _ in range(n)]  # chosen once per pool
         for go in self.go:
             go.acquire()
         for i in range(n):
@@ -163,25 +191,29 @@ class _Workers:
             self._finish()
 
     def _finish(self) -> None:
+        # Closing the job and waiting for its workers can be repeated, so an interrupt anywhere in
+        # them only starts them over; the first one is raised once they have completed.
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._close_and_wait()
+                break
+            except BaseException as e:  # noqa: B036  (keep waiting: a worker may still write)
+                interrupted = interrupted or e
+        if interrupted is not None:
+            raise interrupted
+
+    def _close_and_wait(self) -> None:
         with self.state:
             self.open = False  # workers not yet in the job stay out of it
-            joined, self.joined = self.joined, []
-        interrupted: BaseException | None = None
+            joined = list(self.joined)
         for i in joined:
-            busy = self.busy[i]
-            held = False
-            while not held:
-                try:
-                    busy.acquire()
-                    held = True
-                except BaseException as e:  # noqa: B036  (keep waiting: the worker still writes)
-                    interrupted = interrupted or e
-            busy.release()
+            self.busy[i].wait()
+        with self.state:
+            self.joined = []
         # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the
         # next parallel region.
         self.job = None
-        if interrupted is not None:
-            raise interrupted
 
     def close(self) -> None:
         with self.state:
