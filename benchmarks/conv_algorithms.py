@@ -1,6 +1,7 @@
-"""Our two conv algorithms against each other: rows (ops/conv_rows.py) and im2col, forced in turn
-on the same inputs, forward+backward (input and weight gradients), alternating in one process.
-Checks the rule ``ops.conv_rows.by_rows`` that picks one of them.
+"""Our two conv algorithms against each other: rows (kernels/conv_rows.py) and im2col, forced in turn
+on the same inputs (``tinygrad_cnn.kernels.conv_algorithm``), forward+backward (input and weight
+gradients), alternating in one process. Checks the rule ``kernels.conv_rows.by_rows`` that picks
+one of them under the default setting "auto".
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv_algorithms.py [--pairs 15]
 
@@ -21,10 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _timing import alternate  # noqa: E402
 
 import tinygrad_cnn as tg  # noqa: E402
-import tinygrad_cnn.ops.conv as conv_ops  # noqa: E402
+from tinygrad_cnn.kernels import conv_algorithm  # noqa: E402
+from tinygrad_cnn.kernels.conv_rows import by_rows  # noqa: E402
+from tinygrad_cnn.kernels.geometry import Window, conv_output_size  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
-from tinygrad_cnn.ops.conv_rows import rows_apply  # noqa: E402
-from tinygrad_cnn.ops.im2col import Window, conv_output_size  # noqa: E402
 
 # name, x shape, w shape, stride, padding
 SHAPES = [
@@ -37,7 +38,6 @@ SHAPES = [
     ("SimpleConvNet conv", (100, 1, 28, 28), (30, 1, 5, 5), 1, 0),
     ("AlexNet conv2", (8, 96, 27, 27), (256, 96, 5, 5), 1, 2),
 ]
-BY_ROWS = conv_ops.by_rows
 
 
 def main() -> None:
@@ -57,17 +57,14 @@ def main() -> None:
 
         def step(rows: bool, X=X, W=W, G=G, s=s, p=p):
             def run() -> None:
-                conv_ops.by_rows = (lambda win, groups, *_: rows_apply(win, groups)) if rows else (lambda *a: False)
-                try:
+                with conv_algorithm("rows" if rows else "im2col"):
                     X.grad = W.grad = None
                     F.conv2d(X, W, stride=s, padding=p).backward(G)
-                finally:
-                    conv_ops.by_rows = BY_ROWS
 
             return run
 
         r = alternate(step(True), step(False), args.pairs, settle_ms=args.settle_ms)
-        picks = BY_ROWS(Window(ws[2:], (s, s), (p, p), (1, 1), out), 1, ws[0], xs[1] * ws[2] * ws[3])
+        picks = by_rows(Window(ws[2:], (s, s), (p, p), (1, 1), out), 1, ws[0], xs[1] * ws[2] * ws[3])
         print(f"| {name}: {xs}; {ws} | {r.a_ms:.2f} | {r.b_ms:.2f} | {r.ratio:.2f} | {'rows' if picks else 'im2col'} |", flush=True)
 
 

@@ -75,7 +75,8 @@ def test_no_live_array_shares_memory_with_another(monkeypatch, simulated, grad, 
     for x, w, y, _ in live:
         arrays.append(y.data)
         if grad:
-            arrays += [a for a in y.grad_fn.saved_arrays if isinstance(a, np.ndarray) and a is not x.data and a is not w.data]
+            saved = [getattr(a, "array", a) for a in y.grad_fn.saved_arrays]  # an Unfolded input holds its buffer in .array
+            arrays += [a for a in saved if isinstance(a, np.ndarray) and a is not x.data and a is not w.data]
     for i, a in enumerate(arrays):
         for b in arrays[i + 1 :]:
             assert not np.shares_memory(a, b)
@@ -96,8 +97,9 @@ def test_no_live_array_shares_memory_with_another(monkeypatch, simulated, grad, 
 
 def _kernels():
     """Each internal kernel that returns a buffer it filled, as a callable of a seed."""
-    from tinygrad_cnn.ops.conv_rows import conv_rows, input_grad_rows, unfold_width, weight_grad_rows
-    from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array, unfold_width_cn
+    from tinygrad_cnn.kernels.conv_rows import conv_rows, input_grad_rows, unfold_width, weight_grad_rows
+    from tinygrad_cnn.kernels.geometry import Window
+    from tinygrad_cnn.kernels.im2col import col2im_array, im2col_array, unfold_width_cn
 
     def data(seed, shape):
         return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)

@@ -257,24 +257,18 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
 
 
 @pytest.fixture(params=["rows", "im2col", "im2col-one-copy"])
-def algorithm(request, monkeypatch):
-    """Force one of the conv algorithms (ops/conv.py) wherever it applies (rows: where
-    conv_rows.rows_apply says it can; im2col: everywhere, its columns built in two passes from the
-    width-unfolded input where im2col.two_pass says so, or, "one-copy", never)."""
-    import tinygrad_cnn.ops.conv as conv_ops
-    import tinygrad_cnn.ops.im2col as im2col_ops
-    from tinygrad_cnn.ops.conv_rows import rows_apply
+def algorithm(request):
+    """Force one of the conv algorithms wherever it applies (rows: where the rows kernels can;
+    im2col: everywhere, its columns built in two passes from the width-unfolded input where
+    kernels.im2col.two_pass says so, or, "one-copy", never), through the documented setting."""
+    from tinygrad_cnn.kernels import conv_algorithm
 
-    if request.param == "rows":
-        monkeypatch.setattr(conv_ops, "by_rows", lambda win, groups, *_: rows_apply(win, groups))
-    else:
-        monkeypatch.setattr(conv_ops, "by_rows", lambda *_: False)
-    if request.param == "im2col-one-copy":
-        monkeypatch.setattr(im2col_ops, "TWO_PASS_MAX_OW", 0)
-    return request.param
+    name, unfold = {"rows": ("rows", "auto"), "im2col": ("im2col", "auto"), "im2col-one-copy": ("im2col", "one-copy")}[request.param]
+    with conv_algorithm(name, unfold=unfold):
+        yield request.param
 
 
-# The fixture's patch is the same for every drawn input, so sharing it across them is intended.
+# The fixture's setting is the same for every drawn input, so sharing it across them is intended.
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(conv_configs(max_hw=5), st.integers(0, 2**16), st.data())
 def test_each_algorithm_matches_brute_force_and_gradgradchecks(algorithm, cfg, seed, data):
@@ -296,7 +290,7 @@ def test_each_algorithm_matches_brute_force_and_gradgradchecks(algorithm, cfg, s
 
 @pytest.mark.parametrize("xs, ws", [((0, 6, 14, 14), (16, 6, 5, 5)), ((0, 1, 28, 28), (30, 1, 5, 5)), ((0, 4, 9, 9), (6, 2, 3, 3))])
 def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(xs, ws):
-    # As in PyTorch: N = 0 is valid input (it used to end in a numpy reshape error).
+    # As in PyTorch: N = 0 is valid input.
     groups = xs[1] // ws[1]
     x = tg.Tensor(np.zeros(xs), requires_grad=True)
     w = tg.Tensor(np.ones(ws), requires_grad=True)

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn
+from tinygrad_cnn import kernels
+from tinygrad_cnn.kernels import geometry, parallel, settings
 from tinygrad_cnn.nn import functional
-from tinygrad_cnn.ops import functions, parallel
+from tinygrad_cnn.ops import functions
 
-MODULES = [functions, functional, parallel]
+MODULES = [functions, functional, kernels, parallel, geometry, settings]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -1,16 +1,15 @@
 """im2col / col2im: shapes of the textbook example, a brute-force reference, adjointness,
 dtype, gradients, and errors."""
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
-from tinygrad_cnn.ops import im2col as im2col_module
-from tinygrad_cnn.ops.conv_rows import _row_blocks, by_rows, unfold_width
-from tinygrad_cnn.ops.im2col import Window, col2im_array, im2col_array
+from tinygrad_cnn.kernels import conv_algorithm
+from tinygrad_cnn.kernels.conv_rows import _row_blocks, by_rows, unfold_width
+from tinygrad_cnn.kernels.geometry import Window
+from tinygrad_cnn.kernels.im2col import col2im_array, im2col_array
 
 
 def ref_im2col(x, k, s, p, d):
@@ -44,23 +43,13 @@ def test_textbook_shapes():
     assert tg.im2col(tg.randn(10, 3, 7, 7), 5, stride=1, padding=0).shape == (90, 75)
 
 
-@contextlib.contextmanager
-def two_pass_max_ow(value):
-    """Force im2col_array's choice between one copy (0) and two passes where the stride allows (a big value)."""
-    old, im2col_module.TWO_PASS_MAX_OW = im2col_module.TWO_PASS_MAX_OW, value
-    try:
-        yield
-    finally:
-        im2col_module.TWO_PASS_MAX_OW = old
-
-
-@pytest.mark.parametrize("max_ow", [0, 10**6], ids=["one-copy", "two-passes"])
+@pytest.mark.parametrize("unfold", ["one-copy", "two-pass"])
 @given(windows(), st.integers(0, 2**16))
 @example(((2, 2, 7, 5), (3, 2), (1, 2), (1, 0), (2, 1)), 0)  # stride 1 and dilation 2 along the height
-def test_im2col_matches_brute_force(max_ow, geom, seed):
+def test_im2col_matches_brute_force(unfold, geom, seed):
     shape, k, s, p, d = geom
     x = np.random.default_rng(seed).standard_normal(shape)
-    with two_pass_max_ow(max_ow):
+    with conv_algorithm(unfold=unfold):
         cols = tg.im2col(tg.Tensor(x), k, s, p, d)
     np.testing.assert_array_equal(cols.data, ref_im2col(x, k, s, p, d))
 
@@ -69,10 +58,10 @@ def test_two_passes_fill_a_chunk_of_a_bigger_buffer(rng):
     # The conv ops unfold each chunk of images into its block of one buffer (a strided view).
     x = rng.standard_normal((5, 2, 9, 8)).astype(np.float32)
     win = Window((3, 2), (1, 2), (1, 0), (2, 1), (7, 4))
-    with two_pass_max_ow(0):
+    with conv_algorithm(unfold="one-copy"):
         whole = im2col_array(x, win).copy()
     buf = np.full((12, 5 * 28), np.nan, np.float32)
-    with two_pass_max_ow(10**6):
+    with conv_algorithm(unfold="two-pass"):
         im2col_array(x[2:4], win, out=buf[:, 2 * 28 : 4 * 28])
     np.testing.assert_array_equal(buf[:, 2 * 28 : 4 * 28], whole[:, 2 * 28 : 4 * 28])
     assert np.isnan(buf[:, : 2 * 28]).all() and np.isnan(buf[:, 4 * 28 :]).all()
@@ -111,7 +100,7 @@ def test_internal_layout_is_the_transpose_of_the_public_one(rng):
 
 @given(windows(), st.integers(0, 2**16))
 def test_row_blocks_of_the_width_unfolding_are_the_im2col_columns_of_each_output_row(geom, seed):
-    # ops/conv_rows.py: block oh of the width-unfolded input, rows ordered (i, c, j) and columns
+    # kernels/conv_rows.py: block oh of the width-unfolded input, rows ordered (i, c, j) and columns
     # (n, ow), holds exactly im2col's columns (c, i, j) x (n, oh, ow) of output row oh; so does
     # the block of a slice of its images.
     shape, k, s, p, d = geom

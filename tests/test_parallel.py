@@ -1,6 +1,6 @@
-"""The batch-chunked thread pool of the conv ops (ops/parallel.py): forced on for small inputs, the
+"""The batch-chunked thread pool of the conv and pool kernels (kernels/parallel.py): forced on for small inputs, the
 chunked paths must give the brute-force results and pass gradcheck, errors in a worker must
-reach the caller, and OpenBLAS's thread count must be restored."""
+reach the caller, and the BLAS thread count must be restored."""
 import threading
 
 import numpy as np
@@ -11,8 +11,8 @@ from test_conv import _conv_inputs, _kw, conv_configs, ref_conv2d, ref_conv_tran
 from test_pool import pool_configs, ref_avg_pool2d, ref_max_pool2d, tie_free
 
 import tinygrad_cnn as tg
+from tinygrad_cnn.kernels import parallel
 from tinygrad_cnn.nn import functional as F
-from tinygrad_cnn.ops import parallel
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_numpy_openblas_is_found():
     cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     if "openblas" not in cfg.get("name", "").lower():
         pytest.skip(f"numpy is built on {cfg.get('name')}, not OpenBLAS: the conv ops run serially")
-    assert parallel._blas_libs(), "numpy uses OpenBLAS but ops/parallel.py did not find its thread-count functions"
+    assert parallel.blas_libraries(), "numpy uses OpenBLAS but threadpoolctl did not find it"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is a setting
@@ -85,9 +85,9 @@ def test_threaded_float32_matches_serial(forced, rng):
 
 
 def test_worker_errors_reach_the_caller_and_blas_threads_are_restored(forced):
-    if not parallel._blas_libs():
+    if not parallel.blas_libraries():
         pytest.skip("no OpenBLAS found: parallel_chunks runs serially")
-    before = [get() for get, _ in parallel._blas_libs()]
+    before = [lib.num_threads for lib in parallel.blas_libraries()]
     seen = []
 
     def fn(a, b):
@@ -98,7 +98,7 @@ def test_worker_errors_reach_the_caller_and_blas_threads_are_restored(forced):
 
     with pytest.raises(RuntimeError, match="chunk .* failed"):
         parallel.parallel_chunks(fn, parallel.plan(8, flops=1e12))
-    assert [get() for get, _ in parallel._blas_libs()] == before
+    assert [lib.num_threads for lib in parallel.blas_libraries()] == before
     parts = parallel.plan(8, flops=1e12)
     assert parts == parallel.chunks(8, 2 * parallel.CHUNKS_PER_THREAD)
     assert parallel.parallel_chunks(lambda a, b: (a, b), parts) == parts
@@ -109,7 +109,7 @@ def _workers_alive() -> list:
 
 
 def test_set_num_threads_replaces_the_workers(forced):
-    if not parallel._blas_libs():
+    if not parallel.blas_libraries():
         pytest.skip("no OpenBLAS found: parallel_chunks runs serially")
     parallel.set_num_threads(3)
     out = np.zeros(12)
@@ -149,8 +149,8 @@ def test_plan_keeps_small_work_in_one_chunk():
      ((3, 2, 8, 8), (20, 1, 3, 3), "image-by-image columns, groups")],
 )
 def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
-    from tinygrad_cnn.ops.conv_rows import by_rows
-    from tinygrad_cnn.ops.im2col import Window
+    from tinygrad_cnn.kernels.conv_rows import by_rows
+    from tinygrad_cnn.kernels.geometry import Window
 
     groups = xs[1] // ws[1]
     out = (xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)
@@ -165,8 +165,8 @@ def test_threaded_layouts_match_brute_force(forced, rng, xs, ws, layout):
 @pytest.mark.parametrize("stride, padding, dilation", [((2, 1), (1, 2), (1, 1)), ((3, 1), (0, 1), (1, 2)), ((1, 1), (2, 0), (1, 3))])
 def test_threaded_rows_with_stride_padding_and_dilation_match_brute_force(forced, rng, stride, padding, dilation):
     # Chunks of input rows of the rows algorithm's input gradient start and end mid-window.
-    from tinygrad_cnn.ops.conv_rows import by_rows
-    from tinygrad_cnn.ops.im2col import Window
+    from tinygrad_cnn.kernels.conv_rows import by_rows
+    from tinygrad_cnn.kernels.geometry import Window
 
     x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, 4, 3))
     X, W = tg.Tensor(x, requires_grad=True), tg.Tensor(w, requires_grad=True)
@@ -248,17 +248,20 @@ def test_matmul_rows_on_the_pool_match_numpy(forced, monkeypatch, rng, sa, sb):
 
 
 def test_a_single_chunk_also_runs_with_openblas_on_one_thread():
-    if not parallel._blas_libs():
+    if not parallel.blas_libraries():
         pytest.skip("no OpenBLAS found")
-    seen = parallel.parallel_chunks(lambda a, b: [get() for get, _ in parallel._blas_libs()], [(0, 1)])
-    assert seen == [[1] * len(parallel._blas_libs())]
+    seen = parallel.parallel_chunks(lambda a, b: [lib.num_threads for lib in parallel.blas_libraries()], [(0, 1)])
+    assert seen == [[1] * len(parallel.blas_libraries())]
 
 
 def test_without_openblas_only_blas_free_chunks_share_the_threads(forced, monkeypatch):
     # numpy built on another BLAS: GEMM chunks run serially, the pools' passes still in parallel.
     import time
 
-    monkeypatch.setattr(parallel, "_blas", [])
+    class NoBlas:
+        lib_controllers: list = []
+
+    monkeypatch.setattr(parallel, "_blas", NoBlas())
     seen = set()
 
     def slow(a, b):
@@ -297,10 +300,73 @@ def test_a_finished_region_keeps_nothing_alive(forced):
     assert ref() is None
 
 
+def test_an_interrupt_between_waking_and_waiting_waits_for_the_woken_workers_only(forced):
+    # A KeyboardInterrupt raised in the caller after the workers were woken (here from the caller's
+    # own share of the job, as a signal handler would raise it) must still wait for every worker
+    # that joined the job, and must leave the pool usable.
+    import time
+
+    parallel.set_num_threads(3)
+    assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(3, 3)) == [0, 1, 2]  # workers exist
+    workers = parallel._workers
+    main = threading.get_ident()
+    joined, finished, worker_started = [], [], threading.Event()
+
+    def job():
+        if threading.get_ident() == main:
+            worker_started.wait(5)
+            raise KeyboardInterrupt
+        joined.append(1)
+        worker_started.set()
+        time.sleep(0.05)
+        finished.append(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        workers.run(job, 2)
+    assert 1 <= len(joined) == len(finished)  # no worker still in the job when run returned
+    assert not workers.open and workers.joined == [] and workers.job is None
+    assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(6, 6)) == [0, 1, 2, 3, 4, 5]
+
+
 @pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
-def test_the_caller_returns_only_after_a_slow_worker_has_finished(forced, monkeypatch, spin):
-    # The caller waits on a C spin lock where there is one (Linux), else on a lock; either way a
-    # worker still busy when the caller's own chunks are done must be waited for.
+def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced, monkeypatch, spin):
+    # The caller interrupted after opening the job but before waking any worker: it returns at
+    # once, and a worker woken later for the closed job does not run it.
+    import time
+
+    if spin and parallel._SPIN is None:
+        pytest.skip("no POSIX spin locks in this C library")
+    if not spin:
+        monkeypatch.setattr(parallel, "_SPIN", None)
+    parallel.set_num_threads(2)  # new workers, with the flags of this setting
+    assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(2, 2)) == [0, 1]  # workers exist
+    workers = parallel._workers
+    ran = []
+    real = workers.go[0]
+    for _ in range(500):  # until the worker has taken its last wake-up and sleeps
+        if real.locked():
+            break
+        time.sleep(0.01)
+
+    class Interrupting:
+        def locked(self):
+            raise KeyboardInterrupt
+
+    workers.go[0] = Interrupting()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            workers.run(lambda: ran.append(threading.get_ident()), 1)
+    finally:
+        workers.go[0] = real
+    assert ran == [] and not workers.open and workers.joined == [] and workers.job is None
+    real.release()  # the wake-up the interrupt skipped, now for a closed job: the worker goes back to sleep
+    assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(4, 4)) == [0, 1, 2, 3]
+    parallel.set_num_threads(2)  # workers made with the real setting again
+
+
+@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
+def test_the_caller_waits_for_a_slow_worker_with_either_flag(forced, monkeypatch, spin):
+    # The caller waits on a POSIX spin lock where there is one (Linux), else on a lock.
     import sys
     import time
 
@@ -309,16 +375,16 @@ def test_the_caller_returns_only_after_a_slow_worker_has_finished(forced, monkey
         pytest.skip("no POSIX spin locks in this C library")
     if not spin:
         monkeypatch.setattr(parallel, "_SPIN", None)
-    parallel.set_num_threads(2)  # new workers, with the flags of this setting
+    parallel.set_num_threads(2)
     main = threading.get_ident()
     done, started = [], threading.Event()
 
     def fn(a, b):
         if threading.get_ident() == main:
-            assert started.wait(5)  # so the worker has taken the other chunk
+            assert started.wait(5)
         else:
             started.set()
-            time.sleep(0.05)  # and ends it long after the caller's
+            time.sleep(0.05)
         done.append(threading.get_ident() == main)
         return a
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ops.im2col import pair
+from ..kernels.geometry import pair
 from ..tensor import Tensor
 from . import functional as F
 from .layers import add_weight_and_bias

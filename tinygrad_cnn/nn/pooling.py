@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ops.im2col import pair
+from ..kernels.geometry import pair
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module

@@ -1,5 +1,7 @@
-"""Convolution primitives on im2col: ``Conv2d``, ``ConvTranspose2d`` and the weight-gradient op
+"""Convolution primitives: ``Conv2d``, ``ConvTranspose2d`` and the weight-gradient op
 ``ConvWeightGrad``, plus the validated functions :func:`conv2d` and :func:`conv_transpose2d`.
+The arithmetic is in :mod:`tinygrad_cnn.kernels.conv` (im2col or by rows); the ops here wire
+its kernels into the graph.
 
 The three ops are each other's backward, so every derivative is again an op of the graph:
 
@@ -8,74 +10,29 @@ The three ops are each other's backward, so every derivative is again an op of t
 - ``ConvWeightGrad(a, b)`` (bilinear: <gw, v> = <Conv2d(a, v), b>): grad a = ``ConvTranspose2d(b, v)``,
   grad b = ``Conv2d(a, v)``.
 
-Two algorithms, chosen by the conv's geometry (:func:`by_rows`), the same for all three ops:
-
-- **im2col** (most convs): columns (C*KH*KW, N*OH*OW) in image order, one GEMM per group and
-  image, in chunks of images. With groups 1 the bias rides in the GEMMs as a row of ones under
-  the columns: the forward GEMM adds it, and ``ConvWeightGrad(x, g, bias=True)`` sums the
-  weight and bias gradients in one GEMM and returns both (an op with two outputs). The input
-  gradient folds the column gradient back with col2im.
-- **rows** (stride 1 along the width, short output rows, more column rows than output channels,
-  groups 1, dilation 1 along the height: LeNet conv2): the input unfolded along the width only
-  and one GEMM per output row, and an input gradient computed row by row without col2im
-  (``ops/conv_rows.py``). ``ConvWeightGrad(x, g, bias=True)`` sums the bias gradient in the same
-  chunks.
-
-Otherwise the bias grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the
-graph input of the weight-grad op) and, only when the weight needs a gradient, its one unfolded
-buffer (the columns, C*KH*KW (+1) x N*OH*OW, or the width-unfolded input, Hp*C*KW*OW*N), handed
-to ``ConvWeightGrad`` so backward does not unfold x again; the buffer is freed with the node's
-saved values after backward.
+With groups 1 the forward kernel fuses the bias into its GEMMs, and ``ConvWeightGrad(x, g,
+bias=True)`` then returns the bias gradient too (an op with two outputs); otherwise the bias
+grad is ``g.sum((0, 2, 3))``. Memory: Conv2d keeps x (a reference, as the graph input of the
+weight-grad op) and, only when the weight needs a gradient, the kernel's unfolded input
+(:class:`tinygrad_cnn.kernels.conv.Unfolded`), which the weight-gradient kernel takes instead
+of unfolding x again; it is freed with the node's saved values after backward.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
 from ..autograd.function import Function
-from .conv_rows import by_rows, conv_rows, input_grad_rows, weight_grad_rows
-from .im2col import Window, col2im_array, conv_output_size, im2col_array, pair, view_as
-from .parallel import parallel_chunks, plan
+from ..kernels import conv as K
+from ..kernels.geometry import Window, conv_output_size, pair
+
+_P = ("stride", "padding", "dilation", "groups")
 
 
 def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
-
-
-# Every conv runs as chunks on the thread pool (ops/parallel.py), each chunk unfolding,
-# multiplying and reordering its own share while OpenBLAS is pinned to one thread: chunks of
-# images (im2col: multiplied image by image straight into NCHW while the chunk's block of columns
-# is still in cache; conv_rows: row by row). Why not one GEMM threaded by OpenBLAS: after each
-# threaded GEMM OpenBLAS's worker spins for ~110 ms, taking the core from our chunks and from
-# anyone else (PyTorch's conv forward, timed after it, ran 24 ms instead of 0.3 ms). In chunks,
-# AlexNet conv1 forward+backward ran 0.80x the time of the one-GEMM version, AlexNet conv2 0.95x
-# (docs/benchmarks.md, third session). The forward and weight-gradient GEMMs run one chunk per
-# thread (fewer, longer numpy calls): SimpleConvNet conv forward+backward 0.875-1.03x the time of
-# two chunks per thread over five runs (median 0.89), the training steps unchanged
-# (docs/benchmarks.md, fifth session).
-
-
-def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
-    """Per group and image, a (G*m, k) @ x[n] -> columns (G*m, N*L) in image order, x (N, G*k, ...)."""
-    n, l = x.shape[0], x.shape[2] * x.shape[3]
-    m = a.shape[0]
-    cols = np.empty((groups, m // groups, n * l), x.dtype)
-    ag = a.reshape(groups, -1, a.shape[1])
-    np.matmul(ag, x.reshape(n, groups, -1, l), out=cols.reshape(groups, -1, n, l).transpose(2, 0, 1, 3))
-    return cols.reshape(m, -1)
-
-
-def _columns(x: np.ndarray, win: Window, rows: int, cached: np.ndarray | None) -> np.ndarray:
-    """The (rows, N*OH*OW) column buffer of x: ``cached`` (from the forward conv, filled) or a new
-    one for the caller to fill; ``rows`` one more than C*KH*KW adds a row of ones (fused bias)."""
-    k = x.shape[1] * win.kernel[0] * win.kernel[1]
-    if cached is not None:
-        return cached[:rows]
-    cols = np.empty((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
-    if rows > k:
-        cols[k] = 1
-    return cols
 
 
 class Conv2d(Function):
@@ -83,50 +40,22 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
-        n, co = x.shape[0], w.shape[0]
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # unfolded x saved for the weight grad
-        win = _win(w.shape, stride, padding, dilation, out)
-        k, l = x.shape[1] * win.kernel[0] * win.kernel[1], out[0] * out[1]
         ctx.fused = bool(bias) and groups == 1  # the weight-grad op then returns the bias grad too
-        if n == 0:  # an empty batch, as PyTorch allows: nothing to unfold
-            ctx.save_for_backward(x, w, None)
-            return np.zeros((0, co, *out), x.dtype)
-        if by_rows(win, groups, co, k):  # width-unfolded input, one GEMM per output row (ops/conv_rows.py)
-            y, xw, ctx.parts = conv_rows(x, w, bias[0] if bias else None, win)
-            ctx.save_for_backward(x, w, xw if keep else None)
-            return y
-        # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's
-        # GEMM then yields the bias grad too): two passes over the output fewer.
-        ctx.parts = None
-        fuse = ctx.fused
-        wg = np.concatenate((w.reshape(co, k), bias[0].reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
-        cols = _columns(x, win, k + fuse, None)
-        y = np.empty((n, co, *out), x.dtype)
-
-        def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
-            block = cols[:, a * l : b * l]
-            im2col_array(x[a:b], win, out=block[:k])
-            per_image = block.reshape(groups, -1, b - a, l).transpose(2, 0, 1, 3)
-            np.matmul(wg, per_image, out=view_as(y[a:b], (b - a, groups, co // groups, l)))
-            if bias and not fuse:
-                y[a:b] += bias[0].reshape(1, -1, 1, 1)
-
-        parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1))
-        ctx.save_for_backward(x, w, cols if keep else None)
+        y, unfolded = K.conv2d(x, w, bias[0] if bias else None, _win(w.shape, stride, padding, dilation, out), groups, keep)
+        ctx.save_for_backward(x, w, unfolded)
         return y
 
     @staticmethod
     def backward(ctx, g):
-        x, w, cols = ctx.saved_tensors
+        x, w, unfolded = ctx.saved_tensors
         nx, nw, *nb = ctx.needs_input_grad
-        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        p = {k: ctx.params[k] for k in _P}
         gx = ConvTranspose2d.apply(g, w, out=x.shape[2:], **p) if nx else None
-        # the forward's unfolded x for the weight grad: the columns, or by rows (xw, its chunks)
-        cache = [] if cols is None else [cols.data if ctx.parts is None else (cols.data, ctx.parts)]
         if nw and nb and nb[0] and ctx.fused:  # the weight-grad op returns the bias grad too
-            gw, gb = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, bias=True, **p)
+            gw, gb = ConvWeightGrad.unfolded_apply(unfolded, x, g, kernel=w.shape[2:], bias=True, **p)
             return gx, gw, gb
-        gw = ConvWeightGrad.apply(x, g, kernel=w.shape[2:], cache=cache, **p) if nw else None
+        gw = ConvWeightGrad.unfolded_apply(unfolded, x, g, kernel=w.shape[2:], **p) if nw else None
         gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
         return (gx, gw, gb) if nb else (gx, gw)
 
@@ -136,80 +65,63 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
-        n, c, h, wd = x.shape
-        win = _win(w.shape, stride, padding, dilation, (h, wd))
-        shape = (n, w.shape[1] * groups, *out)
-        if n == 0:  # an empty batch
-            ctx.save_for_backward(x, w)
-            return np.zeros(shape, x.dtype)
-        if by_rows(win, groups, c, w.shape[1] * win.kernel[0] * win.kernel[1]):  # row by row (ops/conv_rows.py)
-            y = input_grad_rows(x, w, win, shape)
-        else:  # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them
-            wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1).reshape(-1, c // groups)  # (C_out*KH*KW, C_in/G)
-
-            def chunk(a: int, b: int) -> None:  # images a..b: multiply, fold into y[a:b]
-                col2im_array(_cols_gemm(wt, x[a:b], groups), (b - a,) + shape[1:], win, out=y[a:b])
-
-            y = np.empty(shape, x.dtype)
-            parallel_chunks(chunk, plan(n, 2.0 * c * wt.shape[0] * h * wd * n / groups))
+        win = _win(w.shape, stride, padding, dilation, x.shape[2:])
         ctx.save_for_backward(x, w)
-        if bias:
-            y += bias[0].reshape(1, -1, 1, 1)
-        return y
+        return K.conv_transpose2d(x, w, bias[0] if bias else None, win, groups, (x.shape[0], w.shape[1] * groups, *out))
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         nx, nw, *nb = ctx.needs_input_grad
-        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        p = {k: ctx.params[k] for k in _P}
         gx = Conv2d.apply(g, w, out=x.shape[2:], **p) if nx else None
         gw = ConvWeightGrad.apply(g, x, kernel=w.shape[2:], **p) if nw else None
         gb = g.sum(axis=(0, 2, 3)) if nb and nb[0] else None
         return (gx, gw, gb) if nb else (gx, gw)
 
 
+# The forward conv's unfolded input on its way to the weight-gradient kernel (see
+# ConvWeightGrad.unfolded_apply): per thread, set only for the duration of one apply.
+_handoff = threading.local()
+
+
 class ConvWeightGrad(Function):
     """Weight gradient of ``conv2d(a, w)`` for output gradient b: (C_b, C_a/G, KH, KW); with
-    ``bias`` (groups 1 only) two outputs, the weight gradient and the bias gradient (C_b,), summed
-    in the same GEMMs (a row of ones under the columns) or the same row chunks.
+    ``bias`` (groups 1 only) two outputs, the weight gradient and the bias gradient (C_b,).
 
-    ``cache`` is an optional one-element list holding the forward conv's unfolded a: im2col(a)
-    (with the row of ones when the forward fused its bias) or, by rows, the (xw, chunks) pair of
-    ``conv_rows``; the op empties it so the buffer is not kept by this node."""
+    Its parameters are only the conv's own (kernel, stride, padding, dilation, groups, bias):
+    re-running the op from its inputs and parameters (as ``check_graph`` does) unfolds ``a``
+    itself. :meth:`unfolded_apply` lets the backward of ``Conv2d`` hand over the unfolded input
+    its forward kernel kept; the op passes it on to the kernel and keeps no reference to it."""
+
+    @classmethod
+    def unfolded_apply(cls, unfolded: K.Unfolded | None, a: Any, b: Any, **params: Any) -> Any:
+        """``apply``, the weight-gradient kernel taking ``unfolded`` (the forward kernel's
+        unfolded ``a``) instead of unfolding ``a`` again."""
+        if unfolded is None:
+            return cls.apply(a, b, **params)
+        _handoff.value = (unfolded, a.data)
+        try:
+            return cls.apply(a, b, **params)
+        finally:
+            _handoff.value = None
 
     @staticmethod
-    def forward(ctx, a, b, kernel, stride, padding, dilation, groups, cache=(), bias=False):
+    def forward(ctx, a, b, kernel, stride, padding, dilation, groups, bias=False):
+        handed = getattr(_handoff, "value", None)
+        _handoff.value = None
+        # Only for the array it was made from (an apply nested in this one never sees it).
+        unfolded = handed[0] if handed is not None and handed[1] is a else None
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
-        n, co, l, k = b.shape[0], b.shape[1], b.shape[2] * b.shape[3], a.shape[1] * kernel[0] * kernel[1]
-        cached = cache.pop() if cache else None
-        if n == 0:  # an empty batch: no term in the sum
-            ctx.save_for_backward(a, b)
-            gw = np.zeros((co, a.shape[1] // groups, *kernel), a.dtype)
-            return (gw, np.zeros(co, a.dtype)) if bias else gw
-        if by_rows(win, groups, co, k):  # the same choice as the forward conv that filled the cache
-            ctx.save_for_backward(a, b)
-            return weight_grad_rows(a, b, win, bias, unfolded=cached)
-        cols = _columns(a, win, k + bias, cached)
-
-        def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of sum_n cols[:, n] @ b[n]^T (no copy of b)
-            block = cols[:, i * l : j * l]
-            if cached is None:
-                im2col_array(a[i:j], win, out=block[:k])
-            per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
-            return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
-
-        gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
         ctx.save_for_backward(a, b)
-        # gwt (G, rows, C_out/G); with the bias, row k is the ones row's product: the bias grad
-        gw = np.ascontiguousarray(gwt[:, :k].transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
-        return (gw, gwt[0, k].copy()) if bias else gw
+        return K.conv_weight_grad(a, b, win, groups, bias, unfolded)
 
     @staticmethod
     def backward(ctx, v, *vb):
         # With the bias output, its gradient vb reaches b as Conv2d's bias does.
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        p = {k: ctx.params[k] for k in ("stride", "padding", "dilation", "groups")}
+        p = {k: ctx.params[k] for k in _P}
         ga = ConvTranspose2d.apply(b, v, out=a.shape[2:], **p) if na else None
         gb = Conv2d.apply(a, v, *vb, out=b.shape[2:], **p) if nb else None
         return ga, gb

@@ -4,20 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..kernels.parallel import parallel_chunks, plan
 from .elementwise import sum_to
-from .parallel import parallel_chunks, plan
 
 # OpenBLAS runs a GEMM with m*n*k up to 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the
-# calling thread (interface/gemm.c); measured here, none up to 1e6 woke its worker.
+# calling thread (interface/gemm.c), so smaller products never wake its workers.
 _ONE_THREAD_MNK = 65536 * 4
 
 
 def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` (ndim >= 2, batch dimensions broadcast) with the output's rows shared
-    among the thread pool and OpenBLAS on one thread meanwhile (see ops/parallel.py: its own
-    worker would spin ~110 ms after the GEMM, taking a core from the next conv or pool). Products
-    OpenBLAS keeps on one thread anyway go straight to numpy (a tiny Linear layer's forward and
-    backward ran 1.3x slower through the pool's bookkeeping)."""
+    among the thread pool and the BLAS on one thread meanwhile (see kernels/parallel.py: OpenBLAS's
+    own workers would keep spinning after the GEMM, taking a core from the next conv or pool).
+    Products OpenBLAS keeps on one thread anyway go straight to numpy, since the pool's
+    bookkeeping would cost more than they take."""
     m = a.shape[-2]
     if m * a.shape[-1] * b.shape[-1] <= _ONE_THREAD_MNK:
         return np.matmul(a, b)
@@ -26,8 +26,8 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     def rows(i: int, j: int) -> None:
         np.matmul(a[..., i:j, :], b, out=out[..., i:j, :])
 
-    # One chunk of rows per thread: at SimpleConvNet's fc1 (100x4320 @ 4320x100, and its two
-    # gradient GEMMs) two chunks ran 0.65-1.16x OpenBLAS's two-thread time, four 1.17-1.37x.
+    # One chunk of rows per thread: more, shorter GEMMs lose more to per-call overhead than they
+    # gain in balance.
     parallel_chunks(rows, plan(m, 2.0 * out.size * a.shape[-1], per_thread=1))
     return out
 

@@ -1,8 +1,7 @@
 """Pooling primitives and their validated functions: max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+The arithmetic is in :mod:`tinygrad_cnn.kernels.pool`; the ops here wire it into the graph.
 
-Pooling never builds an im2col matrix: it takes one strided view of the padded input per kernel
-position (KH*KW views, no Python loop over the batch or output pixels) and reduces them with
-``np.maximum`` / ``+``. Backward rules, each an op of the graph with its own backward:
+Backward rules, each an op of the graph with its own backward:
 
 - ``MaxPool2d`` saves, per output, the kernel position k = i*KW + j of its maximum (the first
   maximum in row-major window order wins ties, as in PyTorch's CPU kernel). Its backward is
@@ -16,46 +15,13 @@ position (KH*KW views, no Python loop over the batch or output pixels) and reduc
 """
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from ..autograd.function import Function
-from .im2col import Window, pad_input, pair, unpad
-from .parallel import blocks, parallel_chunks
-
-
-def _planes(a: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> (N*C, H, W): the pooling ops run over blocks of planes (see parallel.blocks)."""
-    return a.reshape((-1,) + a.shape[2:])
-
-
-def _over_planes(fn, a: np.ndarray, win: Window) -> None:
-    """fn(p0, p1) for blocks of the N*C planes of ``a`` (the largest array the passes read), on the
-    thread pool; each block stays in cache through all KH*KW passes (no BLAS in them)."""
-    parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
-
-
-def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
-    """The (N, C, H, W) array that is zero but for, at each kernel position k in turn, the k-th
-    array of ``values(p0, p1)`` (planes p0..p1, (p1-p0, OH, OW)) added into the window slots
-    (assigned when windows do not overlap). The backward of the pools."""
-    gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
-    gp3 = _planes(gp)
-    assign = win.disjoint
-
-    def block(p0: int, p1: int) -> None:
-        gp3[p0:p1].fill(0)
-        for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
-            if assign:
-                gp3[p0:p1, r, c] = v
-            else:
-                gp3[p0:p1, r, c] += v
-
-    _over_planes(block, gp, win)
-    return unpad(gp, win, *shape[2:])
+from ..kernels import pool as K
+from ..kernels.geometry import Window, pair, pool_output_size
 
 
 class MaxPool2d(Function):
@@ -63,31 +29,7 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, win, return_indices=False):
-        xp = _planes(pad_input(x, win, -np.inf))
-        out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
-        need_idx = bool(ctx.needs_input_grad) or return_indices
-        idx = np.empty(out.shape, dtype=np.min_scalar_type(win.kernel[0] * win.kernel[1] - 1)) if need_idx else None
-
-        def block(p0: int, p1: int) -> None:
-            views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
-            o = _planes(out)[p0:p1]
-            np.copyto(o, views[0])
-            if idx is None:  # inference: no argmax needed
-                for v in views[1:]:
-                    np.maximum(o, v, out=o)
-                return
-            ix = _planes(idx)[p0:p1]
-            ix.fill(0)
-            for k, v in enumerate(views[1:], 1):
-                m = v > o  # strict: an equal later value does not take over, so the first maximum wins
-                np.maximum(o, v, out=o)
-                ix += m * (k - ix)  # ix = k where m; unsigned wrap-around makes this exact, and cheaper than np.where
-            nan = np.isnan(o)  # np.maximum propagated a NaN: like PyTorch, point at it (the last NaN in the window)
-            if nan.any():
-                for k, v in enumerate(views):
-                    ix[nan & np.isnan(v)] = k
-
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
+        out, idx = K.max_pool2d(x, win, argmax=bool(ctx.needs_input_grad) or return_indices)
         if idx is None:
             return out
         ctx.idx, ctx.shape = idx, x.shape
@@ -106,20 +48,7 @@ class MaxPoolScatter(Function):
 
     @staticmethod
     def forward(ctx, g, idx, shape, win):
-        g3, idx3 = _planes(g), _planes(idx)
-        finite = bool(np.isfinite(g).all())
-
-        def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
-            part = np.empty_like(g3[p0:p1])
-            for k in range(win.kernel[0] * win.kernel[1]):
-                if finite:
-                    yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # masked multiply beat np.copyto(where=) 2-5x
-                else:  # inf or NaN times the mask's zeros is NaN: copy instead, so only the argmax gets it (as in PyTorch)
-                    part.fill(0)
-                    np.copyto(part, g3[p0:p1], where=idx3[p0:p1] == k)
-                    yield part
-
-        return _fold_windows(shape, win, g.dtype, at_argmax)
+        return K.max_pool_scatter(g, idx, shape, win)
 
     @staticmethod
     def backward(ctx, gg):
@@ -132,39 +61,11 @@ class MaxPoolGather(Function):
     @staticmethod
     def forward(ctx, x, idx, win):
         ctx.shape = x.shape
-        xp = _planes(pad_input(x, win))
-        out = np.empty(idx.shape, dtype=x.dtype)
-        idx3, out3 = _planes(idx), _planes(out)
-        finite = bool(np.isfinite(x).all())
-
-        def block(p0: int, p1: int) -> None:
-            o = out3[p0:p1]
-            o.fill(0)
-            for k, (r, c) in win.positions():
-                if finite:
-                    o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
-                else:  # the masked multiply would read inf * 0 = NaN from positions other than the argmax
-                    np.copyto(o, xp[p0:p1, r, c], where=idx3[p0:p1] == k)
-
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
-        return out
+        return K.max_pool_gather(x, idx, win)
 
     @staticmethod
     def backward(ctx, g):
         return MaxPoolScatter.apply(g, idx=ctx.params["idx"], shape=ctx.shape, win=ctx.params["win"])
-
-
-def _avg_divisor(shape: tuple, win: Window, count_include_pad: bool, dtype: Any) -> np.ndarray:
-    """1/divisor per output pixel (OH, OW), PyTorch's rule: windows are clipped to the padded input
-    (ceil_mode may overhang it), and with count_include_pad=False also to the input itself."""
-    counts = []
-    for size, k, s, p, o in zip(shape[2:], win.kernel, win.stride, win.padding, win.out):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, size + p)
-        if not count_include_pad:
-            start, end = np.maximum(start, 0), np.minimum(end, size)
-        counts.append(end - start)
-    return (1.0 / np.outer(*counts)).astype(dtype)
 
 
 class AvgPool2d(Function):
@@ -173,19 +74,7 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, win, inv):
         ctx.shape = x.shape
-        xp = _planes(pad_input(x, win))
-        out = np.empty(x.shape[:2] + win.out, dtype=x.dtype)
-
-        def block(p0: int, p1: int) -> None:
-            o = _planes(out)[p0:p1]
-            views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
-            np.copyto(o, views[0])
-            for v in views[1:]:
-                o += v
-            o *= inv
-
-        _over_planes(block, xp.reshape(x.shape[:2] + xp.shape[1:]), win)
-        return out
+        return K.avg_pool2d(x, win, inv)
 
     @staticmethod
     def backward(ctx, g):
@@ -197,8 +86,7 @@ class AvgPoolSpread(Function):
 
     @staticmethod
     def forward(ctx, g, shape, win, inv):
-        g3 = _planes(g)
-        return _fold_windows(shape, win, g.dtype, lambda p0, p1: itertools.repeat(g3[p0:p1] * inv))
+        return K.avg_pool_spread(g, shape, win, inv)
 
     @staticmethod
     def backward(ctx, gg):
@@ -206,16 +94,6 @@ class AvgPoolSpread(Function):
 
 
 # ---- validated functions ----------------------------------------------------------------------
-def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """PyTorch's pooling output length; with ceil_mode a last window starting in the right/bottom
-    padding (or past the input) is dropped."""
-    num = size + 2 * p - d * (k - 1) - 1
-    o = (num + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= size + p:
-        o -= 1
-    return o
-
-
 def _pool_window(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> Window:
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}; add a batch axis with x.unsqueeze(0).")
@@ -287,7 +165,7 @@ def avg_pool2d(
 
     x = as_tensor(x)
     win = _pool_window("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
-    return AvgPool2d.apply(x, win=win, inv=_avg_divisor(x.shape, win, count_include_pad, x.dtype))
+    return AvgPool2d.apply(x, win=win, inv=K.avg_divisor(x.shape, win, count_include_pad, x.dtype))
 
 
 def _adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:

@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Window, view_as, width_windows
+from .geometry import Window
+from .im2col import view_as, width_windows
 from .parallel import parallel_chunks, plan
 
 
@@ -39,15 +40,13 @@ def rows_apply(win: Window, groups: int) -> bool:
 
 def by_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
     """Whether a conv (and its transposed conv and weight gradient) runs by rows here instead of
-    on im2col columns: where :func:`rows_apply` holds, with stride 1 along the width, output rows
-    shorter than 16 and more column rows (``rows`` = C*KH*KW) than output channels.
+    on im2col columns when the algorithm setting is ``"auto"``: where :func:`rows_apply` holds,
+    with stride 1 along the width, output rows shorter than 16 and more column rows (``rows`` =
+    C*KH*KW) than output channels.
 
     Why those: the unfolded input is KW copies of x instead of KH*KW, and the input gradient
-    needs no col2im. Forward+backward by rows against im2col (``benchmarks/conv_algorithms.py``,
-    fourth session, with the earlier batch-last, row-chunked kernels; not re-measured): LeNet conv2
-    0.59x, LeNet conv3 (1x1 outputs: im2col's per-image GEMMs are matrix-vector products) 0.10x,
-    3x3 convs on 8x8 to 7x7 maps 0.89-1.05x; where it does not pick rows, SimpleConvNet's conv
-    (OW = 24, output bigger than input) 2.07x, AlexNet conv2 (OW = 27) 1.01x."""
+    needs no col2im; with wide output rows or few column rows im2col's bigger GEMMs win
+    (``benchmarks/conv_algorithms.py``, figures in docs/benchmarks.md)."""
     return rows_apply(win, groups) and win.stride[1] == 1 and win.out[1] < 16 and rows > c_out
 
 
@@ -92,10 +91,9 @@ def conv_rows(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window
     width-unfolded input kept for the weight gradient: the images a..b of each chunk in ``parts``
     unfold into their own contiguous piece of the 1-D ``xw`` (:func:`_images`).
 
-    Why chunk-major: each thread writes only its own memory. Image slices of one
-    (Hp, C, KW, N, OW) buffer interleave the threads' writes every few KB, and where the two vCPUs
-    sit far apart (a cache-line round trip of ~500 ns instead of ~150) that made LeNet conv2's
-    forward 2.1x slower; in the pieces it ran as fast as ever there (docs/benchmarks.md, sixth session)."""
+    Why chunk-major: each thread then writes only its own memory. Image slices of one
+    (Hp, C, KW, N, OW) buffer would interleave the threads' writes every few KB, and cache lines
+    bouncing between cores slowed the forward several times over (docs/benchmarks.md)."""
     n, co, (oh, ow) = x.shape[0], w.shape[0], win.out
     wr = np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(co, -1)  # (C_out, KH*C*KW)
     per_image = (win.padded_hw(*x.shape[2:])[0], x.shape[1], win.kernel[1], ow)
@@ -129,7 +127,8 @@ def weight_grad_rows(
     def images(a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:  # images a..b's share of the sums
         part = unfold_width(x[a:b], win) if unfolded is None else _images(unfolded[0], per_image, a, b)
         gr = _rows_of(g[a:b], (2, 1, 0, 3))
-        # block @ G^T, (KH*C*KW, C_out): 1.8x faster here than G @ block^T (OpenBLAS on M = C_out = 16)
+        # block @ G^T, (KH*C*KW, C_out): OpenBLAS runs this orientation faster than G @ block^T
+        # when C_out is small
         return np.matmul(_row_blocks(part, win), gr.transpose(0, 2, 1)).sum(axis=0), gr.sum(axis=(0, 2)) if bias else None
 
     parts = plan(n, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1) if unfolded is None else unfolded[1]
@@ -158,8 +157,7 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
         sources.append((hp % sh, src[0][0], src[-1][0] + 1, src[0][1]) if src else None)
     # The fold along the width as a 0/1 matrix, (W, KW*OW): entry (w, j*OW + o) is 1 where kernel
     # column j of output column o reads input column w = o*sw + j*dw - pw (padding cropped). One
-    # batched GEMM per chunk instead of KW strided adds: 0.89-0.94x the input gradient's time
-    # alone, 0.98x the whole LeNet conv2 (31 pairs).
+    # batched GEMM per chunk instead of KW strided adds, which cost more numpy calls.
     fold = np.zeros((wd, kw, ow), g.dtype)
     kj, ko = np.meshgrid(np.arange(kw), np.arange(ow), indexing="ij")
     col = ko * sw + kj * dw - pw

@@ -1,0 +1,20 @@
+"""The numpy kernels under the conv and pool ops: ndarrays in, ndarrays out (no Tensor, no graph,
+no grad mode). This is the boundary another array backend would plug in at.
+
+- :mod:`.geometry`: argument pairs, the sliding :class:`~.geometry.Window`, output sizes;
+- :mod:`.im2col`: im2col / col2im and the strided views they copy from;
+- :mod:`.conv_rows`: convolution by output rows over a width-unfolded input;
+- :mod:`.conv`: the conv kernels (forward, transposed, weight gradient), either algorithm;
+- :mod:`.pool`: max and average pooling and their backward scatters;
+- :mod:`.parallel`: the thread pool the kernels run their chunks on;
+- :mod:`.settings`: which conv algorithm to use.
+
+>>> import tinygrad_cnn.kernels as K
+>>> with K.conv_algorithm("im2col"):       # force one algorithm (the default is "auto")
+...     K.get_conv_algorithm()
+('im2col', 'auto')
+"""
+from .parallel import get_num_threads, set_num_threads
+from .settings import conv_algorithm, get_conv_algorithm, set_conv_algorithm
+
+__all__ = ["conv_algorithm", "get_conv_algorithm", "get_num_threads", "set_conv_algorithm", "set_num_threads"]

@@ -1,0 +1,393 @@
+"""Intra-op parallelism for the conv, pool and matmul kernels: cut the work (images, output
+rows, channel planes) into contiguous chunks and run them on a small pool of threads; numpy
+releases the GIL inside its copies, ufuncs and GEMMs.
+
+Why: numpy runs im2col, col2im and the layout passes on one core, and small per-image GEMMs
+barely gain from the BLAS's own threads. So every kernel runs its chunks here, with the BLAS
+limited to one thread while they run (through ``threadpoolctl``, restored afterwards), each
+chunk's GEMMs on their own core. Never on OpenBLAS's own threads: after a threaded GEMM its
+workers keep spinning for a while, holding cores that our next chunks (and any other library)
+then share. Chunks are at least ``MIN_PARALLEL_FLOPS`` of work, since a shorter one costs less
+than the thread hand-off it needs.
+
+The workers and the caller hand jobs over through ``threading`` locks; the caller's final wait
+is on a POSIX spin lock that each thread locks and unlocks itself (:class:`_Workers`).
+
+``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
+``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where ``threadpoolctl`` finds
+no BLAS whose thread count it can limit, chunks that call BLAS run serially (that BLAS threads
+them as it likes); the pools' passes, which call none, still run on the threads.
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import functools
+import itertools
+import operator
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+# The smallest piece of work worth a thread hand-off (a thread wake-up).
+MIN_PARALLEL_FLOPS = 2e7
+CHUNKS_PER_THREAD = 2
+# Pooling passes run over blocks of about a core's L2 cache, so each block stays in cache through
+# all its passes; smaller blocks cost more in per-call overhead than they save.
+BLOCK_BYTES = 1 << 20
+# A memory pass (a strided copy or add) costs about as long per element as 4 GEMM flops.
+PASS_FLOPS_PER_ELEMENT = 4
+
+
+def _default_threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) > 0:
+            n = min(n, int(v))
+    return max(1, min(n, 8))
+
+
+_num_threads = _default_threads()
+_workers: _Workers | None = None
+_lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
+
+
+def _c_spin_lock() -> tuple[Any, Any, Any, Any] | None:
+    """(lock, trylock, unlock, init) of the C library's POSIX spin locks, called by address, or
+    None where there are none (macOS, Windows). ``lock`` releases the GIL while it spins (a
+    ``ctypes.CDLL`` function); the others, which never wait, keep it (``ctypes.PyDLL``), so the
+    thread calling them need not take the GIL back from another."""
+    try:
+        libc, pylibc = ctypes.CDLL(None), ctypes.PyDLL(None)
+        fns = libc.pthread_spin_lock, pylibc.pthread_spin_trylock, pylibc.pthread_spin_unlock, pylibc.pthread_spin_init
+    except (AttributeError, OSError, TypeError):
+        return None
+    for f in fns:
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_void_p]
+    fns[3].argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return fns
+
+
+_SPIN = _c_spin_lock()
+
+
+def _chained(*calls: Callable[[], Any]) -> Callable[[], None]:
+    """A function that makes ``calls`` one after another with no Python bytecode between them
+    (``map`` drives them from C), so no KeyboardInterrupt can be raised between two of them: a
+    wait that takes a lock and gives it back can never leave the lock taken."""
+    return functools.partial(_drain, calls)
+
+
+def _drain(calls: tuple) -> None:
+    collections.deque(map(operator.call, calls), maxlen=0)
+
+
+class _SpinBusy:
+    """A worker's "in a job" flag, held by the worker while it runs its share of a job
+    (``acquire`` / ``release``) and waited for by the caller (``wait``: take it and give it back).
+    Each thread unlocks only a lock it locked itself, as POSIX requires of spin locks.
+
+    Why a spin lock: the caller, done with its own share, usually waits a few to a few hundred
+    microseconds for a worker. Asleep on a lock it would need a wake-up once the worker is done,
+    which costs more than such a wait; spinning in C, with ctypes releasing the GIL, costs none
+    and does not hold up the worker (a spin in Python would hold the GIL the worker needs). The
+    spin is bounded by the worker's one chunk."""
+
+    __slots__ = ("cell", "acquire", "release", "wait")
+
+    def __init__(self) -> None:
+        self.cell = (ctypes.c_int64 * 2)()  # pthread_spinlock_t is an int in glibc and musl; room to spare
+        addr = ctypes.addressof(self.cell)
+        lock, trylock, unlock, init = _SPIN  # type: ignore[misc]
+        init(addr, 0)
+        spin = functools.partial(lock, addr)
+        try_ = functools.partial(trylock, addr)
+
+        def acquire() -> None:  # only ever called on a free flag (see _Workers._serve)
+            if try_() != 0:
+                spin()
+
+        self.acquire = acquire
+        self.release = functools.partial(unlock, addr)
+        self.wait = _chained(spin, self.release)
+
+
+class _LockBusy:
+    """:class:`_SpinBusy` on a ``threading.Lock``, where the C library has no POSIX spin locks."""
+
+    __slots__ = ("acquire", "release", "wait")
+
+    def __init__(self) -> None:
+        lock = threading.Lock()
+        self.acquire, self.release = lock.acquire, lock.release
+        self.wait = _chained(lock.acquire, lock.release)
+
+
+class _Workers:
+    """``n`` persistent daemon threads that run one job at a time alongside the calling thread.
+
+    Each worker sleeps on a lock of its own (``go``), released by the caller to wake it (a
+    ``threading.Lock`` may be released by any thread). A woken worker joins the job only while
+    the caller still accepts helpers (``open``, read and written under ``state``), and holds a
+    flag of its own (``busy``, a POSIX spin lock where the C library has them, else a lock) while
+    it runs the job. The caller, done with its own share, first closes the job (no worker joins
+    after that), then waits for the workers that joined by taking and returning their ``busy``
+    flags. So whatever interrupts the caller (a KeyboardInterrupt between waking the workers and
+    waiting for them, say), it never waits for a worker that did not join and never returns while
+    one still writes into the job's buffers.
+
+    Why not ``concurrent.futures.ThreadPoolExecutor``: its futures and work queue cost more per
+    region than the thread wake-ups themselves. The workers sleep between jobs: a Python thread
+    cannot spin without the GIL, and one spinning in C would hold a core between regions."""
+
+    def __init__(self, n: int) -> None:
+        self.state = threading.Lock()
+        self.job: Callable[[], None] | None = None
+        self.open = False  # whether woken workers may still join the job
+        self.closed = False
+        self.joined: list[int] = []  # the workers in the current job
+        self.go = [threading.Lock() for _ in range(n)]
+        self.busy = [_LockBusy() if _SPIN is None else _SpinBusy() for _ in range(n)]  # chosen once per pool
+        for go in self.go:
+            go.acquire()
+        for i in range(n):
+            threading.Thread(target=self._serve, args=(i,), name=f"tinygrad_cnn-{i}", daemon=True).start()
+
+    def _serve(self, i: int) -> None:
+        np.seterr(all="ignore")  # chunks compute IEEE results without warnings, as ops do (autograd.grad_mode.ieee_context)
+        go, busy, state = self.go[i], self.busy[i], self.state
+        while True:
+            go.acquire()
+            with state:
+                if self.closed:
+                    return
+                if not self.open:  # woken for a job that has ended
+                    continue
+                busy.acquire()  # free: the caller gives it back before it ends a job
+                self.joined.append(i)
+                job = self.job
+            try:
+                job()  # type: ignore[misc]
+            finally:
+                job = None  # hold no buffers while idle
+                busy.release()
+
+    def run(self, job: Callable[[], None], n: int) -> None:
+        """Run ``job`` (which must not raise) on up to ``n`` workers and the calling thread; return
+        when every worker that joined has left it."""
+        try:
+            with self.state:
+                self.job, self.open = job, True
+            for go in self.go[:n]:
+                if go.locked():  # else the worker has a wake-up pending already
+                    go.release()
+            job()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        # Closing the job and waiting for its workers can be repeated, so an interrupt anywhere in
+        # them only starts them over; the first one is raised once they have completed.
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._close_and_wait()
+                break
+            except BaseException as e:  # noqa: B036  (keep waiting: a worker may still write)
+                interrupted = interrupted or e
+        if interrupted is not None:
+            raise interrupted
+
+    def _close_and_wait(self) -> None:
+        with self.state:
+            self.open = False  # workers not yet in the job stay out of it
+            joined = list(self.joined)
+        for i in joined:
+            self.busy[i].wait()
+        with self.state:
+            self.joined = []
+        # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the
+        # next parallel region.
+        self.job = None
+
+    def close(self) -> None:
+        with self.state:
+            self.closed = True
+        for go in self.go:
+            if go.locked():
+                go.release()
+
+
+def _reset_after_fork() -> None:
+    # A forked child has none of the parent's worker threads, and the locks may have been held
+    # by one of them: start from scratch (the workers are made again on first use).
+    global _workers, _lock
+    _workers, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def set_num_threads(n: int) -> None:
+    """Use up to ``n`` threads inside the conv and pool ops (1: run them serially). As
+    ``torch.set_num_threads``; numpy's own BLAS threads are left alone outside these ops.
+
+    >>> before = get_num_threads()
+    >>> set_num_threads(1)                  # single-core timings, say
+    >>> get_num_threads()
+    1
+    >>> set_num_threads(before)
+    """
+    global _num_threads, _workers
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}.")
+    with _lock:
+        _num_threads = n
+        if _workers is not None:
+            _workers.close()
+            _workers = None
+
+
+def get_num_threads() -> int:
+    """The number of threads the conv and pool ops may use (see :func:`set_num_threads`).
+
+    >>> get_num_threads() >= 1
+    True
+    """
+    return _num_threads
+
+
+_blas: Any = None  # threadpoolctl's controller of the process's BLAS libraries, made on first use
+
+
+def _blas_controller() -> Any:
+    """A ``threadpoolctl.ThreadpoolController`` restricted to the BLAS libraries loaded in this
+    process (numpy's), made once: finding them walks the process's loaded libraries."""
+    global _blas
+    if _blas is None:
+        import numpy  # noqa: F401  (loads numpy's BLAS, so the controller finds it)
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries whose thread count the pool limits
+    (empty where it finds none)."""
+    return _blas_controller().lib_controllers
+
+
+def chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """``range(n)`` cut into ``parts`` contiguous, nearly equal (start, stop) pieces.
+
+    >>> chunks(10, 3)
+    [(0, 3), (3, 6), (6, 10)]
+    """
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def plan(n: int, flops: float, per_thread: int | None = None, blas: bool = True) -> list[tuple[int, int]]:
+    """The chunks of ``range(n)`` (images, rows, ...) that work worth ``flops`` runs as: one
+    when it is too small to share (or inside another parallel region, or, for work that calls
+    BLAS, where no BLAS thread count can be limited), else up to ``per_thread`` (default
+    ``CHUNKS_PER_THREAD``) per thread, each worth at least ``MIN_PARALLEL_FLOPS / 2``.
+
+    >>> plan(100, flops=1e5)                # too little work to share
+    [(0, 100)]
+    """
+    if _num_threads < 2 or _lock.locked() or (blas and not blas_libraries()):
+        return [(0, n)]
+    per_thread = CHUNKS_PER_THREAD if per_thread is None else per_thread
+    return chunks(n, min(n, _num_threads * per_thread, int(2 * flops // MIN_PARALLEL_FLOPS) + 1))
+
+
+def blocks(n: int, elements: int, passes: int, itemsize: int) -> list[tuple[int, int]]:
+    """Chunks of ``range(n)`` for ``passes`` memory-bound passes over ``elements`` numbers (the
+    pooling kernels): about ``BLOCK_BYTES`` each, so one block stays in a core's cache through
+    all its passes, and at least one per thread when that is worth the hand-offs. (Only the
+    pooling kernels share out memory passes: the convs' im2col and col2im passes are bound by
+    memory bandwidth or too short to pay for a hand-off.)
+
+    >>> blocks(8, elements=1000, passes=9, itemsize=4)     # 4 KB in all: one block
+    [(0, 8)]
+    """
+    parts = min(n, max(1, elements * itemsize // BLOCK_BYTES))
+    if plan(n, elements * passes * PASS_FLOPS_PER_ELEMENT, blas=False) != [(0, n)]:  # worth sharing
+        parts = max(parts, min(n, _num_threads))
+    return chunks(n, parts)
+
+
+def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]], blas: bool = True) -> list[Any]:
+    """``[fn(start, stop) for start, stop in parts]``, the chunks run concurrently on the pool.
+    ``fn`` must touch only its own chunk of any shared output. ``blas=False`` promises that ``fn``
+    calls no BLAS (the pools' passes): then it runs on the threads even where no BLAS thread
+    count can be limited, and the BLAS is left alone.
+
+    The calling thread works too, and each thread takes the next chunk when it finishes one: a
+    core shared with another busy thread then does less of the work instead of holding the
+    others up. While the chunks run, the BLAS is limited to one thread, also when there is only
+    one chunk: each chunk's GEMMs run on their own core (two threads calling a multi-threaded
+    OpenBLAS GEMM at once would serialise on its lock), and OpenBLAS's own workers are never
+    woken, which would then spin, taking a core from the next op's chunks.
+
+    >>> out = np.zeros(10)
+    >>> def fill(a, b):
+    ...     out[a:b] = a
+    ...     return b - a
+    >>> parallel_chunks(fill, chunks(10, 3)), out.tolist()
+    ([3, 3, 4], [0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 6.0, 6.0, 6.0, 6.0])
+    """
+    libs = blas_libraries() if blas else ()
+    if (blas and not libs) or not _lock.acquire(blocking=False):  # nested or concurrent call: serial
+        return [fn(a, b) for a, b in parts]
+    global _workers
+    try:
+        with _blas_controller().limit(limits=1) if libs else _NO_LIMIT:
+            threads = min(_num_threads, len(parts))
+            if threads < 2:
+                return [fn(a, b) for a, b in parts]
+            if _workers is None:
+                _workers = _Workers(_num_threads - 1)
+            results: list[Any] = [None] * len(parts)
+            errors: list[BaseException] = []
+            tickets = itertools.count()  # next() is atomic under the GIL
+
+            def work() -> None:
+                for i in tickets:
+                    if i >= len(parts) or errors:
+                        return
+                    try:
+                        results[i] = fn(*parts[i])
+                    except BaseException as e:  # re-raised in the calling thread
+                        errors.append(e)
+
+            _workers.run(work, threads - 1)
+            if errors:
+                raise errors[0]
+            return results
+    finally:
+        _lock.release()
+
+
+class _NoLimit:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NO_LIMIT = _NoLimit()
+
