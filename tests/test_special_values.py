@@ -128,17 +128,8 @@ CASES = (
     + [("pool-adaptive_avg_pool2d", *POOL["adaptive_avg_pool2d"], lambda: [ADAPTIVE_INPUT])]
     + [(f"conv-{k}", f, g, lambda: [POOL_INPUT]) for k, (f, g) in CONV.items()]
 )
-# conv_transpose2d folds its columns with a 0/1 matrix product: 0 * inf makes NaN of every
-# output row an inf or NaN touches.
-CONV_FOLD = pytest.mark.xfail(strict=True, reason="ops/conv_rows.py folds with a matmul by a 0/1 matrix (0 * inf = NaN)")
-
-
-def _marks(name, backward):
-    return [CONV_FOLD] if name == "conv-conv_transpose2d" and not backward else []
-
-
-WITH_BACKWARD = [pytest.param(*c, id=c[0], marks=_marks(c[0], True)) for c in CASES]
-CASES = [pytest.param(*c, id=c[0], marks=_marks(c[0], False)) for c in CASES]
+WITH_BACKWARD = [pytest.param(*c, id=c[0]) for c in CASES]
+CASES = [pytest.param(*c, id=c[0]) for c in CASES]
 
 
 @pytest.mark.parametrize("name, ours, theirs, inputs", WITH_BACKWARD)
