@@ -30,8 +30,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "tinygrad_cnn.testing needs hypothesis, a development extra: pip install 'tinygrad_cnn[dev]' (or pip install hypothesis)."
     ) from e
 
-from ..ops.im2col import conv_output_size
-from ..ops.pool import pool_output_size
+from ..kernels.geometry import conv_output_size, pool_output_size
 from ..pytree import tree_leaves
 from ..tensor import Tensor
 from .gradcheck import gradcheck, gradgradcheck
