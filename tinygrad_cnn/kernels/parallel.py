@@ -21,6 +21,7 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import itertools
@@ -287,6 +288,23 @@ def blas_libraries() -> list:
     return _blas_controller().lib_controllers
 
 
+@contextlib.contextmanager
+def _one_blas_thread(libs: Any) -> Any:
+    """Each BLAS library on one thread inside the block, its own count restored after. Through
+    threadpoolctl's library controllers directly: ``ThreadpoolController.limit`` re-reads every
+    library's description on each call, several times the cost of a small conv's region."""
+    before = [(lib, lib.get_num_threads()) for lib in libs]
+    for lib, n in before:
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in before:
+            if n != 1:
+                lib.set_num_threads(n)
+
+
 def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     """``range(n)`` cut into ``parts`` contiguous, nearly equal (start, stop) pieces.
 
@@ -354,7 +372,7 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]],
         return [fn(a, b) for a, b in parts]
     global _workers
     try:
-        with _blas_controller().limit(limits=1) if libs else _NO_LIMIT:
+        with _one_blas_thread(libs):
             threads = min(_num_threads, len(parts))
             if threads < 2:
                 return [fn(a, b) for a, b in parts]
@@ -380,14 +398,4 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]],
     finally:
         _lock.release()
 
-
-class _NoLimit:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
 
