@@ -140,8 +140,8 @@ def run_backward(
             if not retain_graph:
                 node._saved = None
                 node._released = True
-                if node._locked:
-                    node._unlock()
+                if node._locked or node._on_release:
+                    node.release()
             for idx, e in enumerate(node.next_edges):
                 g = grads_in[idx]
                 if e is None or g is None:

@@ -85,6 +85,7 @@ class Node:
     _saved: list | None = None
     _seq = 0
     _released = False
+    _on_release: tuple = ()
     _mark: tuple = ()
     _locked: tuple | list = ()
     _outputs: list = []
@@ -107,6 +108,12 @@ class Node:
         """Keep arrays for backward. Pass the forward's input/output arrays themselves (not copies)
         so backward gets them back as graph-connected Tensors; any other array is a constant."""
         self._saved = list(values)
+
+    def on_release(self, fn: Any) -> None:
+        """Call ``fn()`` once the saved values are freed (by backward without ``retain_graph``, or
+        :meth:`release`), e.g. to return a buffer the forward kernel lent from its workspace. If
+        backward never runs, ``fn`` is not called and the memory is freed with the node."""
+        self._on_release = self._on_release + (fn,)
 
     def mark_non_differentiable(self, *outputs: Any) -> None:
         """Declare outputs (e.g. argmax indices) that carry no gradient."""
@@ -265,6 +272,9 @@ class Node:
         self._saved = None
         self._released = True
         self._unlock()
+        calls, self._on_release = self._on_release, ()
+        for fn in calls:
+            fn()
 
     def _unlock(self) -> None:
         locked, self._locked = self._locked, ()

@@ -7,6 +7,7 @@ no grad mode). This is the boundary another array backend would plug in at.
 - :mod:`.conv`: the conv kernels (forward, transposed, weight gradient), either algorithm;
 - :mod:`.pool`: max and average pooling and their backward scatters;
 - :mod:`.parallel`: the thread pool the kernels run their chunks on;
+- :mod:`.workspace`: large scratch buffers reused from call to call;
 - :mod:`.settings`: which conv algorithm to use.
 
 >>> import tinygrad_cnn.kernels as K
@@ -16,5 +17,6 @@ no grad mode). This is the boundary another array backend would plug in at.
 """
 from .parallel import get_num_threads, set_num_threads
 from .settings import conv_algorithm, get_conv_algorithm, set_conv_algorithm
+from .workspace import empty_cache
 
-__all__ = ["conv_algorithm", "get_conv_algorithm", "get_num_threads", "set_conv_algorithm", "set_num_threads"]
+__all__ = ["conv_algorithm", "empty_cache", "get_conv_algorithm", "get_num_threads", "set_conv_algorithm", "set_num_threads"]

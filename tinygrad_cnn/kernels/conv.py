@@ -29,6 +29,7 @@ from .conv_rows import by_rows, conv_rows, input_grad_rows, rows_apply, weight_g
 from .geometry import Window
 from .im2col import col2im_array, im2col_array, view_as
 from .parallel import parallel_chunks, plan
+from .workspace import Lease
 
 
 def use_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
@@ -43,26 +44,27 @@ def use_rows(win: Window, groups: int, c_out: int, rows: int) -> bool:
 class Unfolded:
     """The forward conv's unfolded input, kept for the weight gradient: im2col columns (with the
     row of ones when the forward fused its bias) or, by rows, the chunk-major width-unfolded input
-    and the chunks it was written in. Opaque to the ops; ``shape``, ``dtype`` and ``nbytes``
-    describe the buffer it holds."""
+    and the chunks it was written in. Opaque to the ops, which call :meth:`release` once no
+    weight gradient will need it (a large buffer then goes back to the :mod:`.workspace`);
+    ``shape``, ``dtype`` and ``nbytes`` describe the buffer it holds, also after release."""
 
-    __slots__ = ("array", "parts")
+    __slots__ = ("lease", "parts", "shape", "dtype", "nbytes")
 
-    def __init__(self, array: np.ndarray, parts: list[tuple[int, int]] | None = None) -> None:
-        self.array = array
+    def __init__(self, lease: Lease, parts: list[tuple[int, int]] | None = None) -> None:
+        self.lease = lease
         self.parts = parts  # by rows: the chunks of images xw was written in; None for columns
+        a = lease.array
+        self.shape, self.dtype, self.nbytes = a.shape, a.dtype, a.nbytes  # type: ignore[union-attr]
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
+    def array(self) -> np.ndarray:
+        if self.lease.array is None:
+            raise RuntimeError("Unfolded: the unfolded input was released (the graph's saved values were freed).")
+        return self.lease.array
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.array.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return self.array.nbytes
+    def release(self) -> None:
+        """Return the buffer; the weight-gradient kernel must not be given this object again."""
+        self.lease.release()
 
     def __repr__(self) -> str:
         kind = "columns" if self.parts is None else "rows"
@@ -79,16 +81,14 @@ def _cols_gemm(a: np.ndarray, x: np.ndarray, groups: int) -> np.ndarray:
     return cols.reshape(m, -1)
 
 
-def _columns(x: np.ndarray, win: Window, rows: int, kept: np.ndarray | None) -> np.ndarray:
-    """The (rows, N*OH*OW) column buffer of x: ``kept`` (from the forward conv, filled) or a new
-    one for the caller to fill; ``rows`` one more than C*KH*KW adds a row of ones (fused bias)."""
+def _columns(x: np.ndarray, win: Window, rows: int) -> Lease:
+    """A lease on a (rows, N*OH*OW) column buffer of x for the caller to fill; ``rows`` one more
+    than C*KH*KW adds a row of ones (fused bias)."""
     k = x.shape[1] * win.kernel[0] * win.kernel[1]
-    if kept is not None:
-        return kept[:rows]
-    cols = np.empty((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
+    lease = Lease((rows, x.shape[0] * win.out[0] * win.out[1]), x.dtype)
     if rows > k:
-        cols[k] = 1
-    return cols
+        lease.array[k] = 1  # type: ignore[index]
+    return lease
 
 
 def conv2d(
@@ -103,12 +103,13 @@ def conv2d(
         return np.zeros((0, co, *out), x.dtype), None
     if use_rows(win, groups, co, k):
         y, xw, parts = conv_rows(x, w, bias, win)
-        return y, (Unfolded(xw, parts) if keep else None)
+        return y, (Unfolded(Lease.of(xw), parts) if keep else None)
     # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's GEMM
     # then yields the bias grad too): two passes over the output fewer.
     fuse = bias is not None and groups == 1
     wg = np.concatenate((w.reshape(co, k), bias.reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
-    cols = _columns(x, win, k + fuse, None)
+    lease = _columns(x, win, k + fuse)
+    cols = lease.array
     y = np.empty((n, co, *out), x.dtype)
 
     def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
@@ -119,8 +120,12 @@ def conv2d(
         if bias is not None and not fuse:
             y[a:b] += bias.reshape(1, -1, 1, 1)
 
-    parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1))
-    return y, (Unfolded(cols) if keep else None)
+    try:
+        parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1))
+    finally:
+        if not keep:  # y is the GEMMs' own output: nothing here views the columns
+            lease.release()
+    return y, (Unfolded(lease) if keep else None)
 
 
 def conv_transpose2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win: Window, groups: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -162,17 +167,22 @@ def conv_weight_grad(
         return weight_grad_rows(a, b, win, bias, unfolded=(unfolded.array, unfolded.parts))
     if unfolded is None and use_rows(win, groups, co, k):
         return weight_grad_rows(a, b, win, bias)
-    kept = None if unfolded is None or unfolded.shape[0] < k + bias else unfolded.array  # no ones row: unfold again
-    cols = _columns(a, win, k + bias, kept)
+    kept = unfolded is not None and unfolded.shape[0] >= k + bias  # else (no ones row) unfold again
+    lease = None if kept else _columns(a, win, k + bias)
+    cols = (unfolded.array if kept else lease.array)[: k + bias]  # type: ignore[union-attr]
 
     def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of sum_n cols[:, n] @ b[n]^T (no copy of b)
         block = cols[:, i * l : j * l]
-        if kept is None:
+        if not kept:
             im2col_array(a[i:j], win, out=block[:k])
         per_image = block.reshape(groups, -1, j - i, l).transpose(2, 0, 1, 3)
         return np.matmul(per_image, b[i:j].reshape(j - i, groups, -1, l).transpose(0, 1, 3, 2)).sum(axis=0)
 
-    gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
+    try:
+        gwt = sum(parallel_chunks(chunk, plan(n, 2.0 * co * k * l * n / groups, per_thread=1)))
+    finally:
+        if lease is not None:  # the sums are new arrays: nothing views the columns
+            lease.release()
     # gwt (G, rows, C_out/G); with the bias, row k is the ones row's product: the bias grad
     gw = np.ascontiguousarray(gwt[:, :k].transpose(0, 2, 1)).reshape(co, a.shape[1] // groups, *kernel)
     return (gw, gwt[0, k].copy()) if bias else gw

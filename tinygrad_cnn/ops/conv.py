@@ -44,6 +44,8 @@ class Conv2d(Function):
         ctx.fused = bool(bias) and groups == 1  # the weight-grad op then returns the bias grad too
         y, unfolded = K.conv2d(x, w, bias[0] if bias else None, _win(w.shape, stride, padding, dilation, out), groups, keep)
         ctx.save_for_backward(x, w, unfolded)
+        if unfolded is not None:  # its buffer goes back to the kernels' workspace with the saved values
+            ctx.on_release(unfolded.release)
         return y
 
     @staticmethod
