@@ -328,17 +328,12 @@ def test_an_interrupt_between_waking_and_waiting_waits_for_the_woken_workers_onl
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(6, 6)) == [0, 1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
-def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced, monkeypatch, spin):
+def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced):
     # The caller interrupted after opening the job but before waking any worker: it returns at
     # once, and a worker woken later for the closed job does not run it.
     import time
 
-    if spin and parallel._SPIN is None:
-        pytest.skip("no POSIX spin locks in this C library")
-    if not spin:
-        monkeypatch.setattr(parallel, "_SPIN", None)
-    parallel.set_num_threads(2)  # new workers, with the flags of this setting
+    parallel.set_num_threads(2)  # new workers
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(2, 2)) == [0, 1]  # workers exist
     workers = parallel._workers
     ran = []
@@ -364,17 +359,10 @@ def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced, mo
     parallel.set_num_threads(2)  # workers made with the real setting again
 
 
-@pytest.mark.parametrize("spin", [True, False], ids=["spin-lock", "lock"])
-def test_the_caller_waits_for_a_slow_worker_with_either_flag(forced, monkeypatch, spin):
-    # The caller waits on a POSIX spin lock where there is one (Linux), else on a lock.
-    import sys
+def test_the_caller_waits_for_a_worker_slower_than_its_poll(forced):
+    # The worker outlasts the caller's poll (POLL_SECONDS), so the caller sleeps on its event.
     import time
 
-    if spin and parallel._SPIN is None:
-        assert not sys.platform.startswith("linux"), "glibc and musl have pthread_spin_lock"
-        pytest.skip("no POSIX spin locks in this C library")
-    if not spin:
-        monkeypatch.setattr(parallel, "_SPIN", None)
     parallel.set_num_threads(2)
     main = threading.get_ident()
     done, started = [], threading.Event()
@@ -384,7 +372,7 @@ def test_the_caller_waits_for_a_slow_worker_with_either_flag(forced, monkeypatch
             assert started.wait(5)
         else:
             started.set()
-            time.sleep(0.05)
+            time.sleep(100 * parallel.POLL_SECONDS)
         done.append(threading.get_ident() == main)
         return a
 

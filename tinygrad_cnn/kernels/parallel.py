@@ -10,8 +10,8 @@ workers keep spinning for a while, holding cores that our next chunks (and any o
 then share. Chunks are at least ``MIN_PARALLEL_FLOPS`` of work, since a shorter one costs less
 than the thread hand-off it needs.
 
-The workers and the caller hand jobs over through ``threading`` locks; the caller's final wait
-is on a POSIX spin lock that each thread locks and unlocks itself (:class:`_Workers`).
+The workers and the caller hand jobs over through ``threading`` locks and events only
+(:class:`_Workers`).
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where ``threadpoolctl`` finds
@@ -20,14 +20,11 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
-import functools
 import itertools
-import operator
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +36,8 @@ CHUNKS_PER_THREAD = 2
 # Pooling passes run over blocks of about a core's L2 cache, so each block stays in cache through
 # all its passes; smaller blocks cost more in per-call overhead than they save.
 BLOCK_BYTES = 1 << 20
+# How long the caller polls for a worker's end before it sleeps until woken (see _Workers).
+POLL_SECONDS = 200e-6
 # A memory pass (a strided copy or add) costs about as long per element as 4 GEMM flops.
 PASS_FLOPS_PER_ELEMENT = 4
 
@@ -60,94 +59,26 @@ _workers: _Workers | None = None
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
 
 
-def _c_spin_lock() -> tuple[Any, Any, Any, Any] | None:
-    """(lock, trylock, unlock, init) of the C library's POSIX spin locks, called by address, or
-    None where there are none (macOS, Windows). ``lock`` releases the GIL while it spins (a
-    ``ctypes.CDLL`` function); the others, which never wait, keep it (``ctypes.PyDLL``), so the
-    thread calling them need not take the GIL back from another."""
-    try:
-        libc, pylibc = ctypes.CDLL(None), ctypes.PyDLL(None)
-        fns = libc.pthread_spin_lock, pylibc.pthread_spin_trylock, pylibc.pthread_spin_unlock, pylibc.pthread_spin_init
-    except (AttributeError, OSError, TypeError):
-        return None
-    for f in fns:
-        f.restype = ctypes.c_int
-        f.argtypes = [ctypes.c_void_p]
-    fns[3].argtypes = [ctypes.c_void_p, ctypes.c_int]
-    return fns
-
-
-_SPIN = _c_spin_lock()
-
-
-def _chained(*calls: Callable[[], Any]) -> Callable[[], None]:
-    """A function that makes ``calls`` one after another with no Python bytecode between them
-    (``map`` drives them from C), so no KeyboardInterrupt can be raised between two of them: a
-    wait that takes a lock and gives it back can never leave the lock taken."""
-    return functools.partial(_drain, calls)
-
-
-def _drain(calls: tuple) -> None:
-    collections.deque(map(operator.call, calls), maxlen=0)
-
-
-class _SpinBusy:
-    """A worker's "in a job" flag, held by the worker while it runs its share of a job
-    (``acquire`` / ``release``) and waited for by the caller (``wait``: take it and give it back).
-    Each thread unlocks only a lock it locked itself, as POSIX requires of spin locks.
-
-    Why a spin lock: the caller, done with its own share, usually waits a few to a few hundred
-    microseconds for a worker. Asleep on a lock it would need a wake-up once the worker is done,
-    which costs more than such a wait; spinning in C, with ctypes releasing the GIL, costs none
-    and does not hold up the worker (a spin in Python would hold the GIL the worker needs). The
-    spin is bounded by the worker's one chunk."""
-
-    __slots__ = ("cell", "acquire", "release", "wait")
-
-    def __init__(self) -> None:
-        self.cell = (ctypes.c_int64 * 2)()  # pthread_spinlock_t is an int in glibc and musl; room to spare
-        addr = ctypes.addressof(self.cell)
-        lock, trylock, unlock, init = _SPIN  # type: ignore[misc]
-        init(addr, 0)
-        spin = functools.partial(lock, addr)
-        try_ = functools.partial(trylock, addr)
-
-        def acquire() -> None:  # only ever called on a free flag (see _Workers._serve)
-            if try_() != 0:
-                spin()
-
-        self.acquire = acquire
-        self.release = functools.partial(unlock, addr)
-        self.wait = _chained(spin, self.release)
-
-
-class _LockBusy:
-    """:class:`_SpinBusy` on a ``threading.Lock``, where the C library has no POSIX spin locks."""
-
-    __slots__ = ("acquire", "release", "wait")
-
-    def __init__(self) -> None:
-        lock = threading.Lock()
-        self.acquire, self.release = lock.acquire, lock.release
-        self.wait = _chained(lock.acquire, lock.release)
-
-
 class _Workers:
     """``n`` persistent daemon threads that run one job at a time alongside the calling thread.
 
     Each worker sleeps on a lock of its own (``go``), released by the caller to wake it (a
     ``threading.Lock`` may be released by any thread). A woken worker joins the job only while
-    the caller still accepts helpers (``open``, read and written under ``state``), and holds a
-    flag of its own (``busy``, a POSIX spin lock where the C library has them, else a lock) while
-    it runs the job. The caller, done with its own share, first closes the job (no worker joins
-    after that), then waits for the workers that joined by taking and returning their ``busy``
-    flags. So whatever interrupts the caller (a KeyboardInterrupt between waking the workers and
-    waiting for them, say), it never waits for a worker that did not join and never returns while
-    one still writes into the job's buffers.
+    the caller still accepts helpers (``open``, read and written under ``state``); joining clears
+    its ``done`` event, which it sets when it leaves the job. The caller, done with its own share,
+    first closes the job (no worker joins after that), then waits for the ``done`` events of the
+    workers that joined. Waiting takes nothing, so whatever interrupts the caller (a
+    KeyboardInterrupt between waking the workers and waiting for them, say), it can simply wait
+    again: it never waits for a worker that did not join and never returns while one still writes
+    into the job's buffers.
+
+    The wait first polls for ``POLL_SECONDS``, yielding the core and the GIL between looks: the
+    last worker usually finishes a few to a few hundred microseconds after the caller, sooner
+    than a sleeping thread is woken. Only then does it sleep on the event.
 
     Why not ``concurrent.futures.ThreadPoolExecutor``: its futures and work queue cost more per
     region than the thread wake-ups themselves. The workers sleep between jobs: a Python thread
-    cannot spin without the GIL, and one spinning in C would hold a core between regions."""
+    cannot spin without the GIL."""
 
     def __init__(self, n: int) -> None:
         self.state = threading.Lock()
@@ -156,7 +87,7 @@ class _Workers:
         self.closed = False
         self.joined: list[int] = []  # the workers in the current job
         self.go = [threading.Lock() for _ in range(n)]
-        self.busy = [_LockBusy() if _SPIN is None else _SpinBusy() for _ in range(n)]  # chosen once per pool
+        self.done = [threading.Event() for _ in range(n)]
         for go in self.go:
             go.acquire()
         for i in range(n):
@@ -164,7 +95,7 @@ class _Workers:
 
     def _serve(self, i: int) -> None:
         np.seterr(all="ignore")  # chunks compute IEEE results without warnings, as ops do (autograd.grad_mode.ieee_context)
-        go, busy, state = self.go[i], self.busy[i], self.state
+        go, done, state = self.go[i], self.done[i], self.state
         while True:
             go.acquire()
             with state:
@@ -172,14 +103,14 @@ class _Workers:
                     return
                 if not self.open:  # woken for a job that has ended
                     continue
-                busy.acquire()  # free: the caller gives it back before it ends a job
+                done.clear()
                 self.joined.append(i)
                 job = self.job
             try:
                 job()  # type: ignore[misc]
             finally:
                 job = None  # hold no buffers while idle
-                busy.release()
+                done.set()
 
     def run(self, job: Callable[[], None], n: int) -> None:
         """Run ``job`` (which must not raise) on up to ``n`` workers and the calling thread; return
@@ -212,7 +143,12 @@ class _Workers:
             self.open = False  # workers not yet in the job stay out of it
             joined = list(self.joined)
         for i in joined:
-            self.busy[i].wait()
+            done = self.done[i]
+            if not done.is_set():
+                deadline = time.perf_counter() + POLL_SECONDS
+                while not done.is_set() and time.perf_counter() < deadline:
+                    os.sched_yield()  # releases the GIL, which the worker may need
+                done.wait()
         with self.state:
             self.joined = []
         # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the
