@@ -108,6 +108,80 @@ def test_grad_does_not_alias_the_seed_gradient():
     assert x.grad.tolist() == [[5.0, 6.0]]
 
 
+class PassThrough(tg.autograd.Function):
+    """Promises new gradients, and keeps the promise by returning its incoming gradient unchanged."""
+
+    new_gradients = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 1.0
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class SameForBoth(tg.autograd.Function):
+    """Promises new gradients, and returns one new array for both inputs."""
+
+    new_gradients = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        shared = g * 1.0
+        return shared, shared
+
+
+def test_grad_taken_without_copy_still_never_aliases_the_seed():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    seed = np.array([5.0, 6.0], dtype=np.float32)
+    PassThrough.apply(x).backward(seed)
+    seed[:] = 0.0
+    assert x.grad.tolist() == [5.0, 6.0]
+
+
+def test_grad_taken_without_copy_goes_to_one_leaf_only():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    SameForBoth.apply(a, b).sum().backward()
+    with tg.no_grad():
+        a.grad.mul_(10.0)
+    assert b.grad.tolist() == [1.0, 1.0]
+
+
+def test_grad_is_copied_when_a_leaf_hook_saw_it():
+    seen = []
+    x = tg.tensor(np.ones((1, 1, 4, 4), np.float32), requires_grad=True)
+    x.register_hook(seen.append)
+    tg.nn.functional.max_pool2d(x, 2).sum().backward()
+    with tg.no_grad():
+        x.grad.mul_(0.0)
+    assert seen[0].data.sum() == 4.0  # what the hook kept is unchanged
+
+
+@pytest.mark.parametrize("op", ["conv", "pool"])
+def test_new_input_gradient_of_a_conv_or_pool_belongs_to_the_grad(op):
+    # The conv and pool backward kernels make new arrays, which .grad takes as they are; a second
+    # backward accumulates into a new array, leaving the first one as it was.
+    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=True)
+    w = tg.tensor(np.ones((4, 3, 3, 3), np.float32))
+
+    def f():
+        return tg.nn.functional.conv2d(x, w) if op == "conv" else tg.nn.functional.max_pool2d(x, 2)
+
+    f().sum().backward()
+    first = x.grad
+    kept = first.data.copy()
+    f().sum().backward()
+    np.testing.assert_array_equal(first.data, kept)
+    np.testing.assert_allclose(x.grad.data, 2 * kept)
+
+
 @pytest.mark.parametrize("write", [lambda t: t.add_(1.0), lambda t: t.mul_(2.0), lambda t: t.fill_(0.0), lambda t: t.zero_()])
 def test_inplace_into_expanded_tensor_raises(write):
     a = tg.tensor([1.0, 2.0, 3.0])

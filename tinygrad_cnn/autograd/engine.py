@@ -81,18 +81,20 @@ def run_backward(
     # Each leaf's gradients are summed first, then its hooks see the sum once (as PyTorch's
     # AccumulateGrad does) and it is accumulated into .grad or captured.
     leaves: dict[int, list] = {}
+    taken: set[int] = set()  # the arrays some .grad took without a copy
 
-    def to_leaf(t: Any, g: Any) -> None:
+    def to_leaf(t: Any, g: Any, new: bool) -> None:
+        # ``new``: g's array is held by nothing else (see _is_new), so .grad may take it as it is.
         entry = leaves.get(id(t))
         if entry is None:
-            leaves[id(t)] = [t, g]
+            leaves[id(t)] = [t, g, new]
         else:
-            entry[1] = entry[1] + g
+            entry[1], entry[2] = entry[1] + g, True
 
-    def deliver_leaf(t: Any, g: Any) -> None:
+    def deliver_leaf(t: Any, g: Any, new: bool) -> None:
         hooks = t.__dict__.get("_hooks")
         if hooks:
-            g = run_hooks(hooks, g)
+            g, new = run_hooks(hooks, g), False  # a hook may keep what it saw or return its own array
         if capture is not None:
             for i in capture.get(id(t), ()):
                 captured[i] = g
@@ -100,14 +102,20 @@ def run_backward(
         if t.grad is None:
             # A .grad is modified in place by users and optimizers, so it gets memory of its own: a
             # backward may hand on a broadcast view, the seed gradient or an array another leaf got.
-            t.grad = g.clone() if create_graph else Tensor._make(np.array(g.data, copy=True), None, 0)
+            if create_graph:
+                t.grad = g.clone()
+            elif new and id(g.data) not in taken:
+                taken.add(id(g.data))
+                t.grad = Tensor._make(g.data, None, 0)
+            else:
+                t.grad = Tensor._make(np.array(g.data, copy=True), None, 0)
         else:
             t.grad = t.grad + g if create_graph else Tensor._make(run_ieee(np.add, t.grad.data, g.data), None, 0)
 
     for r, g in seeds:
         node = r.grad_fn
         if node is None:
-            to_leaf(r, g)
+            to_leaf(r, g, False)  # the seed is the caller's array
             continue
         buf = buffers.get(node)
         if buf is None:
@@ -159,9 +167,10 @@ def run_backward(
                     else:
                         b[k] = g if b[k] is None else b[k] + g
                 else:
-                    to_leaf(m, _conform(node, idx, g, (m.shape, m.dtype)))
-        for t, g in leaves.values():
-            deliver_leaf(t, g)
+                    gl = _conform(node, idx, g, (m.shape, m.dtype))
+                    to_leaf(m, gl, _is_new(node, g, gl, buf))
+        for t, g, new in leaves.values():
+            deliver_leaf(t, g, new)
 
     if inputs is None:
         return None
@@ -188,6 +197,19 @@ def _call_backward(node: Node, buf: list) -> tuple:
     if len(res) != len(node.next_edges):
         _wrong_count(node, res)
     return res
+
+
+def _is_new(node: Node, g: Any, conformed: Any, buf: list) -> bool:
+    """Whether ``conformed`` (``g`` from the backward of ``node``, cast to its input's dtype) is an
+    array that nothing else holds: not a view, and either made by the cast or promised new by the
+    op (``Function.new_gradients``) and none of the gradients that came in (which the caller or
+    another path may hold)."""
+    a = conformed.data
+    if a.base is not None or not isinstance(g, Tensor):
+        return False
+    if a is not g.data:  # the cast made it
+        return True
+    return node._fn.new_gradients and all(b is None or b.data is not a for b in buf)
 
 
 def _run_tensor_hooks(node: Node, buf: list) -> None:

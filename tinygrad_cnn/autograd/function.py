@@ -301,6 +301,10 @@ class Function:
     # output then shares the input's version counter, so an in-place update of a parameter is
     # caught even when backward saved only a view of it (e.g. ``x @ w.T``).
     is_view = False
+    # Ops whose backward returns, for each input, a new array made in that call (an op's output,
+    # not a view, saved value or cached constant) or one of its incoming gradients unchanged set
+    # this: the engine then stores such a new array as a leaf's .grad without copying it.
+    new_gradients = False
 
     @staticmethod
     def forward(ctx: Node, *args: Any, **params: Any) -> Any:

@@ -38,6 +38,8 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
 class Conv2d(Function):
     """y = conv2d(x, w [, b]); params stride, padding, dilation (pairs), groups, out (OH, OW)."""
 
+    new_gradients = True
+
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
         keep = bool(ctx.needs_input_grad) and ctx.needs_input_grad[1]  # unfolded x saved for the weight grad
@@ -64,6 +66,8 @@ class Conv2d(Function):
 
 class ConvTranspose2d(Function):
     """y = conv_transpose2d(x, w [, b]), w (C_in, C_out/G, KH, KW); ``out`` is the (H_out, W_out) grid."""
+
+    new_gradients = True
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups, out):
@@ -95,6 +99,8 @@ class ConvWeightGrad(Function):
     re-running the op from its inputs and parameters (as ``check_graph`` does) unfolds ``a``
     itself. :meth:`unfolded_apply` lets the backward of ``Conv2d`` hand over the unfolded input
     its forward kernel kept; the op passes it on to the kernel and keeps no reference to it."""
+
+    new_gradients = True
 
     @classmethod
     def unfolded_apply(cls, unfolded: K.Unfolded | None, a: Any, b: Any, **params: Any) -> Any:

@@ -27,6 +27,8 @@ from ..kernels.geometry import Window, pair, pool_output_size
 class MaxPool2d(Function):
     """Max pooling, padding acting as -inf; with ``return_indices`` also the argmax kernel positions."""
 
+    new_gradients = True
+
     @staticmethod
     def forward(ctx, x, win, return_indices=False):
         out, idx = K.max_pool2d(x, win, argmax=bool(ctx.needs_input_grad) or return_indices)
@@ -46,6 +48,8 @@ class MaxPool2d(Function):
 class MaxPoolScatter(Function):
     """zeros(shape) with g[n, c, oh, ow] added at the argmax of window (oh, ow); backward gathers."""
 
+    new_gradients = True
+
     @staticmethod
     def forward(ctx, g, idx, shape, win):
         return K.max_pool_scatter(g, idx, shape, win)
@@ -57,6 +61,8 @@ class MaxPoolScatter(Function):
 
 class MaxPoolGather(Function):
     """x (N, C, H, W) read at each window's saved argmax -> (N, C, OH, OW); backward scatters."""
+
+    new_gradients = True
 
     @staticmethod
     def forward(ctx, x, idx, win):
@@ -71,6 +77,8 @@ class MaxPoolGather(Function):
 class AvgPool2d(Function):
     """Average pooling (zero padding); ``inv`` is 1/divisor per output pixel (OH, OW)."""
 
+    new_gradients = True
+
     @staticmethod
     def forward(ctx, x, win, inv):
         ctx.shape = x.shape
@@ -83,6 +91,8 @@ class AvgPool2d(Function):
 
 class AvgPoolSpread(Function):
     """g (N, C, OH, OW) spread evenly (g * inv) over each window -> (N, C, H, W); backward is AvgPool2d."""
+
+    new_gradients = True
 
     @staticmethod
     def forward(ctx, g, shape, win, inv):
