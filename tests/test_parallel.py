@@ -256,24 +256,25 @@ def test_a_single_chunk_also_runs_with_openblas_on_one_thread():
 
 def test_without_openblas_only_blas_free_chunks_share_the_threads(forced, monkeypatch):
     # numpy built on another BLAS: GEMM chunks run serially, the pools' passes still in parallel.
-    import time
-
-    class NoBlas:
-        lib_controllers: list = []
-
-    monkeypatch.setattr(parallel, "_blas", NoBlas())
+    monkeypatch.setattr(parallel, "blas_libraries", lambda: [])
     seen = set()
 
-    def slow(a, b):
+    def serial(a, b):
         seen.add(threading.get_ident())
-        time.sleep(0.05)  # the caller sleeps on its chunk while a worker takes the other
         return a
 
     assert parallel.plan(8, flops=1e12) == [(0, 8)]
-    assert parallel.parallel_chunks(slow, [(0, 1), (1, 2)]) == [0, 1] and len(seen) == 1
+    assert parallel.parallel_chunks(serial, [(0, 1), (1, 2)]) == [0, 1] and seen == {threading.get_ident()}
     seen.clear()
+    both = threading.Barrier(2, timeout=30)  # passes only when two threads run a chunk each at once
+
+    def together(a, b):
+        seen.add(threading.get_ident())
+        both.wait()
+        return a
+
     assert len(parallel.plan(8, flops=1e12, blas=False)) > 1
-    assert parallel.parallel_chunks(slow, [(0, 1), (1, 2)], blas=False) == [0, 1] and len(seen) == 2
+    assert parallel.parallel_chunks(together, [(0, 1), (1, 2)], blas=False) == [0, 1] and len(seen) == 2
     x = np.random.default_rng(0).standard_normal((2, 4, 6, 6))
     expect = ref_max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)[0]
     np.testing.assert_array_equal(F.max_pool2d(tg.Tensor(x), 2).data, expect)
