@@ -83,7 +83,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        return F.softmax(x, axis=self.dim)
+        return F.softmax(x, dim=self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
