@@ -6,7 +6,7 @@ The modules here hold what users call: argument checks, defaults and composition
 primitives of :mod:`tinygrad_cnn.ops`, which each do one thing.
 
 - :mod:`.conv` conv2d, conv_transpose2d; :mod:`.pooling` max/avg/adaptive pools;
-  :mod:`.sampling` interpolate; :mod:`.padding` pad
+  :mod:`.sampling` interpolate; :mod:`.padding` pad; :mod:`.windows` im2col, col2im
 - :mod:`.activation` relu, gelu, silu, leaky_relu, elu, hardtanh, softmax, log_softmax, logsumexp
 - :mod:`.loss` cross_entropy, nll_loss, binary cross-entropies, mse/l1/smooth_l1, one_hot
 - :mod:`.normalization` batch_norm, layer_norm, local_response_norm;
@@ -69,12 +69,13 @@ from .padding import pad
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .regularization import dropout, dropout2d
 from .sampling import interpolate
+from .windows import col2im, im2col
 
 __all__ = [
     "abs", "adaptive_avg_pool2d", "add", "avg_pool2d", "batch_norm", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "broadcast_to", "cat", "clip", "concatenate", "conv2d",
+    "binary_cross_entropy_with_logits", "broadcast_to", "cat", "clip", "col2im", "concatenate", "conv2d",
     "conv_transpose2d", "cross_entropy", "div", "dropout", "dropout2d", "elu", "exp", "expand",
-    "flatten", "gelu", "getitem", "hardtanh", "interpolate", "l1_loss", "layer_norm", "leaky_relu",
+    "flatten", "gelu", "getitem", "hardtanh", "im2col", "interpolate", "l1_loss", "layer_norm", "leaky_relu",
     "linear", "local_response_norm", "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d",
     "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "nll_loss", "one_hot", "pad",
     "permute", "pow", "relu", "reshape", "sigmoid", "silu", "smooth_l1_loss", "softmax", "sqrt",
