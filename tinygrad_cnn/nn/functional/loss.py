@@ -60,8 +60,9 @@ def _classes_last(op: str, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     return OF.reshape(moved, (-1, x.shape[1])), batch
 
 
-def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], weight: Any, ignore_index: int) -> tuple[Tensor, np.ndarray]:
-    """Per-sample ``-w[t] * logp[i, t]`` (flat, zero where t == ignore_index) and the weights w[t]."""
+def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], weight: Any, ignore_index: int) -> tuple[Tensor, Any]:
+    """Per-sample ``-w[t] * logp[i, t]`` (flat, zero where t == ignore_index) and the weights w[t]
+    (None when there are no weights and no sample is ignored)."""
     c = logp.shape[1]
     if target.shape != batch:
         raise ValueError(
@@ -75,16 +76,20 @@ def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], wei
         raise ValueError(f"{op}: class indices must lie in [0, {c}) (or equal ignore_index={ignore_index}), got {bad[:5].tolist()}.")
     safe = np.where(keep, t, 0)
     w = _class_weight(op, weight, c, logp.dtype)
-    ws = (w[safe] if w is not None else np.ones(t.shape, dtype=logp.dtype)) * keep
     picked = logp[np.arange(t.size), safe]
-    return -(picked * ws.astype(logp.dtype, copy=False)), ws
+    if w is None and keep.all():  # the common case: no weights to apply, nothing to mask
+        return -picked, None
+    ws = ((w[safe] if w is not None else 1.0) * keep).astype(logp.dtype, copy=False)
+    return -(picked * ws), ws
 
 
-def _reduce_weighted(loss: Tensor, ws: np.ndarray, reduction: str, batch: tuple[int, ...]) -> Tensor:
+def _reduce_weighted(loss: Tensor, ws: Any, reduction: str, batch: tuple[int, ...]) -> Tensor:
     """PyTorch's reduction of class-index losses: 'mean' divides by the summed weights of the
     samples not ignored (NaN when there are none), not by the sample count."""
     if reduction == "none":
         return OF.reshape(loss, batch)
+    if ws is None:  # every sample counts once
+        return _reduce(loss, reduction)
     total = loss.sum()
     if reduction == "sum":
         return total
