@@ -7,10 +7,11 @@ import pytest
 import tinygrad_cnn
 from tinygrad_cnn import kernels
 from tinygrad_cnn.kernels import geometry, parallel, settings
-from tinygrad_cnn.nn import functional
+from tinygrad_cnn.nn.functional import activation, affine, loss, normalization, padding, regularization, sampling, validation
 from tinygrad_cnn.ops import functions
 
-MODULES = [functions, functional, kernels, parallel, geometry, settings]
+FUNCTIONAL = [activation, affine, loss, normalization, padding, regularization, sampling, validation]
+MODULES = [functions, *FUNCTIONAL, kernels, parallel, geometry, settings]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -99,7 +99,7 @@ def test_losses():
     target = tg.randn(5, 4, seed=1)
     np.testing.assert_allclose(nn.MSELoss()(logits, target).item(), ((logits.data - target.data) ** 2).mean(), rtol=1e-6)
     with pytest.raises(ValueError, match="reduction must be"):
-        nn.CrossEntropyLoss("avg")
+        nn.CrossEntropyLoss(reduction="avg")  # the first positional argument is weight, as in PyTorch
 
 
 # ---- batch norm ---------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def test_shape_ops_forward_and_gradients():
         (lambda x: x.flatten(1), a.reshape(2, 12)),
         (lambda x: x.unsqueeze(1).squeeze(1), a),
         (lambda x: x[:, :1].expand(2, 5, 4), np.broadcast_to(a[:, :1], (2, 5, 4))),
-        (lambda x: F.pad(x, ((0, 0), (1, 2), (2, 0))), np.pad(a, ((0, 0), (1, 2), (2, 0)))),
+        (lambda x: F.pad(x, (2, 0, 1, 2)), np.pad(a, ((0, 0), (1, 2), (2, 0)))),  # PyTorch order: last dimension first
         (lambda x: F.cat([x, x * 2], axis=1), np.concatenate([a, a * 2], axis=1)),
         (lambda x: F.stack([x, x + 1], axis=-1), np.stack([a, a + 1], axis=-1)),
     ]
@@ -281,13 +281,13 @@ def test_cross_entropy_labels_and_probabilities(a, labels, reduction):
 
 def test_cross_entropy_rejects_bad_labels():
     x = tg.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got \[3\]"):
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\) \(or equal ignore_index=-100\), got \[3\]"):
         F.cross_entropy(x, np.array([0, 3]))
-    with pytest.raises(ValueError, match=r"integer labels must have shape \(N,\) = \(2,\)"):
+    with pytest.raises(ValueError, match=r"class-index target must have shape \(2,\)"):
         F.cross_entropy(x, np.array([[0], [1]]))
     with pytest.raises(ValueError, match="probability targets"):
         F.cross_entropy(x, np.ones((2, 4)))
-    with pytest.raises(ValueError, match="reduction"):
+    with pytest.raises(ValueError, match="cross_entropy: reduction must be 'mean', 'sum' or 'none', got 'avg'"):
         F.cross_entropy(x, np.array([0, 1]), reduction="avg")
 
 
@@ -307,8 +307,9 @@ def test_dropout_is_inverted_seeded_and_identity_in_eval():
     np.testing.assert_allclose(y.data[kept], 1 / 0.75)
     np.testing.assert_array_equal(y.data, F.dropout(x, p=0.25, seed=0).data)
     assert F.dropout(x, p=0.25, training=False) is x
-    with pytest.raises(ValueError, match="dropout"):
-        F.dropout(x, p=1.0)
+    with pytest.raises(ValueError, match=r"dropout: dropout probability p must be in \[0, 1\], got 1.5"):
+        F.dropout(x, p=1.5)
+    assert not F.dropout(x, p=1.0).data.any()  # PyTorch allows p = 1: everything dropped
     w = t(np.ones(5))
     F.dropout(w, p=0.5, seed=1).sum().backward()
     np.testing.assert_allclose(w.grad.data, F.dropout(tg.ones(5, dtype=np.float64), p=0.5, seed=1).data)

@@ -2,7 +2,7 @@
 from .autograd import Function, detect_anomaly, enable_grad, no_grad, once_differentiable, set_grad_enabled
 from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
 from .kernels.parallel import get_num_threads, set_num_threads
-from .ops.im2col import col2im, im2col
+from .nn.functional.windows import col2im, im2col
 from .serialization import CheckpointError, load, save
 from .tensor import (
     Tensor,

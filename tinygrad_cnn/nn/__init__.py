@@ -2,11 +2,27 @@
 (``nn.functional``), named as in PyTorch's ``torch.nn``."""
 from . import functional, init, utils  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d
-from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .loss import CrossEntropyLoss, MSELoss
+from .layers import (
+    ELU,
+    GELU,
+    Dropout,
+    Dropout2d,
+    Flatten,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, LocalResponseNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -35,4 +51,18 @@ __all__ = [
     "functional",
     "init",
     "utils",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "Dropout2d",
+    "ELU",
+    "GELU",
+    "Hardtanh",
+    "L1Loss",
+    "LayerNorm",
+    "LeakyReLU",
+    "LogSoftmax",
+    "NLLLoss",
+    "SiLU",
+    "SmoothL1Loss",
+    "Upsample",
 ]

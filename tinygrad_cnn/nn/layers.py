@@ -83,7 +83,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        return F.softmax(x, axis=self.dim)
+        return F.softmax(x, dim=self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -126,6 +126,118 @@ class Dropout(Module):
 
     def forward(self, x: Any) -> Tensor:
         return F.dropout(x, self.p, self.training, seed=self._rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class LogSoftmax(Module):
+    """log(softmax(x)) along ``dim`` (default the last). Shape unchanged."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Any) -> Tensor:
+        return F.log_softmax(x, dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class GELU(Module):
+    """Gaussian error linear unit, ``approximate`` 'none' (erf) or 'tanh'. Shape unchanged."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        F.validation.check_option("GELU", "approximate", approximate, ("none", "tanh"))
+        self.approximate = approximate
+
+    def forward(self, x: Any) -> Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x * sigmoid(x) elementwise. Shape unchanged."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("SiLU", inplace)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.silu(x)
+
+
+class LeakyReLU(Module):
+    """x where x > 0, else ``negative_slope * x``. Shape unchanged."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("LeakyReLU", inplace)
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Any) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """x where x > 0, else ``alpha * (exp(x) - 1)``. Shape unchanged."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("ELU", inplace)
+        self.alpha = alpha
+
+    def forward(self, x: Any) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Hardtanh(Module):
+    """Clamp to [min_val, max_val] (default [-1, 1]). Shape unchanged."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("Hardtanh", inplace)
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val}).")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x: Any) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class Dropout2d(Module):
+    """Channel-wise dropout of (N, C, H, W) inputs with probability ``p`` in training mode,
+    identity in eval mode; ``seed`` as in :class:`Dropout`.
+
+    Example::
+
+        drop = Dropout2d(0.2)
+        y = drop(x)            # x (N, C, H, W): whole channels zeroed, the rest scaled by 1/0.8
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, seed: Any = None) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("Dropout2d", inplace)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout2d: dropout probability p must be in [0, 1], got {p}.")
+        self.p = float(p)
+        self._rng = None if seed is None else get_rng(seed)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.dropout2d(x, self.p, self.training, seed=self._rng)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNorm2d and LocalResponseNorm (both call nn.functional)."""
+"""Normalization layers: BatchNorm1d/2d, LayerNorm and LocalResponseNorm (calling nn.functional)."""
 from __future__ import annotations
 
 from typing import Any
@@ -119,3 +119,40 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class LayerNorm(Module):
+    """Layer normalization over the last dimensions, ``normalized_shape`` (an int or a tuple), as
+    in PyTorch: each sample's values over those dimensions get mean 0 and variance 1, then
+    ``weight`` (ones) and ``bias`` (zeros) of shape ``normalized_shape`` when ``elementwise_affine``.
+
+    Example::
+
+        ln = LayerNorm(64)
+        y = ln(x)              # x (N, L, 64) -> same shape
+    """
+
+    def __init__(
+        self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, dtype: Any = np.float32
+    ) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        self.normalized_shape = tuple(int(s) for s in shape)
+        if not self.normalized_shape or min(self.normalized_shape) < 1:
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}.")
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

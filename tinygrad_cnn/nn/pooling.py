@@ -1,4 +1,4 @@
-"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (calling nn.functional)."""
+"""Pooling and resampling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample (calling nn.functional)."""
 
 from __future__ import annotations
 
@@ -96,3 +96,33 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """Resize (N, C, H, W) images to ``size`` or by ``scale_factor`` with ``mode`` 'nearest' or
+    'bilinear'; see :func:`tinygrad_cnn.nn.functional.interpolate`.
+
+    Example::
+
+        up = Upsample(scale_factor=2, mode="bilinear")   # (N, C, 7, 7) -> (N, C, 14, 14)
+    """
+
+    def __init__(
+        self,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ) -> None:
+        super().__init__()
+        F.validation.check_option("Upsample", "mode", mode, ("nearest", "bilinear"))
+        self.size, self.scale_factor, self.mode = size, scale_factor, mode
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
+
+    def forward(self, x: Any) -> Tensor:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners, self.recompute_scale_factor)
+
+    def extra_repr(self) -> str:
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"

@@ -2,6 +2,7 @@
 input's shape (``sum_to``). Every backward is written with Tensor ops, so it is differentiable."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -372,3 +373,20 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, g):
         return Cast.apply(g, dtype=ctx.in_dtype)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)  # libm's erf, elementwise (numpy has none)
+
+
+class Erf(Function):
+    """The error function, 2/sqrt(pi) * integral_0^x exp(-t^2) dt; d/dx = 2/sqrt(pi) * exp(-x^2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.asarray(_erf(x), dtype=x.dtype if x.dtype.kind == "f" else np.float32)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * ((-(x * x)).exp() * (2.0 / math.sqrt(math.pi)))
