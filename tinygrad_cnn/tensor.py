@@ -415,7 +415,7 @@ class Tensor:
 
     def contiguous(self) -> Tensor:
         """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``)."""
-        return self if self.data.flags.c_contiguous else self.clone()
+        return self if self.data.flags.c_contiguous else E.Clone.apply(self, order="C")
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)

@@ -415,11 +415,12 @@ class Clip(Function):
 
 
 class Clone(Function):
-    """A copy with memory of its own (``Tensor.clone``); the gradient passes unchanged."""
+    """A copy with memory of its own (``Tensor.clone``; ``order="C"`` for ``contiguous``); the
+    gradient passes unchanged."""
 
     @staticmethod
-    def forward(ctx, x):
-        return np.array(x, copy=True)
+    def forward(ctx, x, order="K"):
+        return np.array(x, copy=True, order=order)
 
     @staticmethod
     def backward(ctx, g):
