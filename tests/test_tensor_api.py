@@ -2,6 +2,7 @@
 with ``lib = tinygrad_cnn`` and ``lib = torch``; values and gradients must agree in float64.
 Without PyTorch the comparison is skipped and the snippet is checked against finite differences
 (``tinygrad_cnn.gradcheck``) instead."""
+
 import math
 
 import numpy as np
@@ -33,11 +34,13 @@ def _run_compare(fn, arrays, seed=0):
     if torch is None:
         floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
         if any(y.requires_grad for y in ys):
+
             def f(*fs):
                 args = list(xs)
                 for i, v in zip(floats, fs):
                     args[i] = v
                 return tuple(y for y in _as_tuple(fn(tg, *args)) if y.dtype.kind == "f")
+
             assert tg.gradcheck(f, tuple(xs[i] for i in floats))
         return ys
     ts = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
@@ -91,33 +94,79 @@ CASES = {
     "any_all": (lambda lib, x: ((x > 0).any(), (x > 0).all(1), (x > -5).all()), [A]),
     # indexing
     "gather": (lambda lib, x, i: (x.gather(1, i[:, :3]), lib.gather(x, 0, i[:, :2])), [A, IDX]),
-    "scatter_add": (lambda lib, x, i, s: (x.scatter_add(0, i, s), x.scatter_add(1, i[:, :2], s[:, :2])), [A, IDX, RNG.standard_normal((2, 4))]),
+    "scatter_add": (
+        lambda lib, x, i, s: (x.scatter_add(0, i, s), x.scatter_add(1, i[:, :2], s[:, :2])),
+        [A, IDX, RNG.standard_normal((2, 4))],
+    ),
     "index_select": (lambda lib, x: (x.index_select(0, lib.tensor([2, 0, 2])), x.index_select(1, lib.tensor([3]))), [A]),
     "masked_fill": (lambda lib, x: (x.masked_fill(x > 0, 0.5), x.masked_fill(lib.tensor([True, False, True, False]), -1.0)), [A]),
     "getitem": (lambda lib, x: (x[1], x[:, 1:3], x[x > 0], x[lib.tensor([0, 0, 2])]), [A]),
     # elementwise
-    "unary": (lambda lib, x: (x.exp(), x.abs().log(), x.abs().log1p(), x.expm1(), x.abs().sqrt(), (x.abs() + 0.5).rsqrt(),
-                              abs(x), x.sign(), x.sin(), x.cos(), x.tanh(), x.sigmoid(), x.relu(), -x), [A]),
-    "clamp": (lambda lib, x: (x.clamp(-0.5, 0.5), x.clip(min=0.1), lib.clamp(x, max=0.2), x.clamp(min=lib.zeros(4, dtype=lib.float64))), [A]),
-    "pow": (lambda lib, x, y: (x.pow(2), x ** 3, x.abs().pow(y[:, :1]), 2.0 ** x), [A, RNG.standard_normal((3, 4))]),
-    "binary": (lambda lib, x, y: (lib.maximum(x, y), lib.minimum(x, y), lib.where(x > y, x, y), x / (y.abs() + 1)), [A, RNG.standard_normal((3, 4))]),
-    "compare": (lambda lib, x, y: (x.eq(y), x.ne(y), x.lt(y), x.le(0.0), x.gt(y), x.ge(y), x.isnan(), x.isfinite()), [A, RNG.standard_normal((3, 4))]),
+    "unary": (
+        lambda lib, x: (
+            x.exp(),
+            x.abs().log(),
+            x.abs().log1p(),
+            x.expm1(),
+            x.abs().sqrt(),
+            (x.abs() + 0.5).rsqrt(),
+            abs(x),
+            x.sign(),
+            x.sin(),
+            x.cos(),
+            x.tanh(),
+            x.sigmoid(),
+            x.relu(),
+            -x,
+        ),
+        [A],
+    ),
+    "clamp": (
+        lambda lib, x: (x.clamp(-0.5, 0.5), x.clip(min=0.1), lib.clamp(x, max=0.2), x.clamp(min=lib.zeros(4, dtype=lib.float64))),
+        [A],
+    ),
+    "pow": (lambda lib, x, y: (x.pow(2), x**3, x.abs().pow(y[:, :1]), 2.0**x), [A, RNG.standard_normal((3, 4))]),
+    "binary": (
+        lambda lib, x, y: (lib.maximum(x, y), lib.minimum(x, y), lib.where(x > y, x, y), x / (y.abs() + 1)),
+        [A, RNG.standard_normal((3, 4))],
+    ),
+    "compare": (
+        lambda lib, x, y: (x.eq(y), x.ne(y), x.lt(y), x.le(0.0), x.gt(y), x.ge(y), x.isnan(), x.isfinite()),
+        [A, RNG.standard_normal((3, 4))],
+    ),
     # shapes
     "transpose": (lambda lib, x, c: (x.t(), x.T, c.mT, c.permute(2, 0, 1), c.permute((1, 0, 2)), c.transpose(0, 2)), [A, C]),
     "flatten": (lambda lib, c: (c.flatten(), c.flatten(1), c.flatten(0, 1), lib.flatten(c, 1), c.flatten(1).unflatten(1, (3, -1))), [C]),
     "view": (lambda lib, c: (c.view(-1), c.view(4, 6), c.reshape((2, -1)), c.reshape(6, 4), c.contiguous(), c.clone()), [C]),
-    "squeeze": (lambda lib, x: (x.unsqueeze(0), x.unsqueeze(-1).squeeze(-1), x.unsqueeze(1).squeeze(), x.squeeze(0), x[None].squeeze(0)), [A]),
+    "squeeze": (
+        lambda lib, x: (x.unsqueeze(0), x.unsqueeze(-1).squeeze(-1), x.unsqueeze(1).squeeze(), x.squeeze(0), x[None].squeeze(0)),
+        [A],
+    ),
     "expand_repeat": (lambda lib, x: (x[:, :1].expand(-1, 5), x.expand(2, 3, 4), x.repeat(2, 1), x.repeat(2, 1, 3), x[0].repeat(2)), [A]),
     "chunk_split": (lambda lib, c: c.chunk(2, 2) + c.chunk(3, 1) + c.split(1) + c.split([1, 3], dim=2) + c.split(3, dim=-1), [C]),
-    "cat_stack": (lambda lib, x, y: (lib.cat([x, y], 0), lib.cat((x, y), dim=1), lib.concat([x, y]), lib.stack([x, y]), lib.stack([x, y], dim=2)), [A, RNG.standard_normal((3, 4))]),
+    "cat_stack": (
+        lambda lib, x, y: (lib.cat([x, y], 0), lib.cat((x, y), dim=1), lib.concat([x, y]), lib.stack([x, y]), lib.stack([x, y], dim=2)),
+        [A, RNG.standard_normal((3, 4))],
+    ),
     "matmul": (lambda lib, x, b, c: (lib.matmul(x, b), x @ b, c @ b, x[0] @ b, lib.matmul(b.T, x[0])), [A, B, C]),
     # einsum
-    "einsum": (lambda lib, x, b, c, s: (lib.einsum("ij,jk->ik", x, b), lib.einsum("bij,bjk->bik", c, c.transpose(1, 2)),
-                                        lib.einsum("bi,bi->b", x, x), lib.einsum("nchw->nhwc", c[None]), lib.einsum("ii->", s),
-                                        lib.einsum("ii->i", s), lib.einsum("ij->", x), lib.einsum("ij,jk", x, b),
-                                        lib.einsum("ij,jk,kl->il", x, b, b.T), lib.einsum("i,j->ij", x[0], b[0]),
-                                        lib.einsum("bij->bji", c), lib.einsum("iji->j", c.permute(2, 1, 0)[:2, :, :2])),
-               [A, B, C, RNG.standard_normal((4, 4))]),
+    "einsum": (
+        lambda lib, x, b, c, s: (
+            lib.einsum("ij,jk->ik", x, b),
+            lib.einsum("bij,bjk->bik", c, c.transpose(1, 2)),
+            lib.einsum("bi,bi->b", x, x),
+            lib.einsum("nchw->nhwc", c[None]),
+            lib.einsum("ii->", s),
+            lib.einsum("ii->i", s),
+            lib.einsum("ij->", x),
+            lib.einsum("ij,jk", x, b),
+            lib.einsum("ij,jk,kl->il", x, b, b.T),
+            lib.einsum("i,j->ij", x[0], b[0]),
+            lib.einsum("bij->bji", c),
+            lib.einsum("iji->j", c.permute(2, 1, 0)[:2, :, :2]),
+        ),
+        [A, B, C, RNG.standard_normal((4, 4))],
+    ),
 }
 
 
@@ -135,8 +184,21 @@ def test_reductions_over_drawn_dims_match_pytorch(shape, data):
     a = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(np.linspace(-1, 1, math.prod(shape))).reshape(shape)
 
     def fn(lib, x):
-        return (x.sum(dim, keep), x.mean(dim, keep), x.prod(dim, keep), x.amax(dim, keep), x.logsumexp(dim, keep),
-                x.cumsum(dim), x.softmax(dim), x.norm(dim=dim, keepdim=keep)) + tuple(x.max(dim, keep)) + tuple(x.sort(dim))
+        return (
+            (
+                x.sum(dim, keep),
+                x.mean(dim, keep),
+                x.prod(dim, keep),
+                x.amax(dim, keep),
+                x.logsumexp(dim, keep),
+                x.cumsum(dim),
+                x.softmax(dim),
+                x.norm(dim=dim, keepdim=keep),
+            )
+            + tuple(x.max(dim, keep))
+            + tuple(x.sort(dim))
+        )
+
     _run_compare(fn, [a])
 
 
@@ -146,8 +208,14 @@ def test_einsum_matches_pytorch_on_drawn_shapes(n, m, k, b, seed):
     x, y, z = rng.standard_normal((b, n, k)), rng.standard_normal((b, k, m)), rng.standard_normal((n, k))
 
     def fn(lib, x, y, z):
-        return (lib.einsum("bnk,bkm->bnm", x, y), lib.einsum("bnk,nk->b", x, z), lib.einsum("bnk->knb", x),
-                lib.einsum("nk,bkm->bnm", z, y), lib.einsum("bnk,bnk->bn", x, x))
+        return (
+            lib.einsum("bnk,bkm->bnm", x, y),
+            lib.einsum("bnk,nk->b", x, z),
+            lib.einsum("bnk->knb", x),
+            lib.einsum("nk,bkm->bnm", z, y),
+            lib.einsum("bnk,bnk->bn", x, x),
+        )
+
     ys = _run_compare(fn, [x, y, z], seed)
     # brute force, independent of both libraries
     np.testing.assert_allclose(ys[0].numpy(), np.matmul(x, y), rtol=1e-12)
@@ -187,7 +255,9 @@ def test_tensor_infers_dtypes_as_pytorch_does(data):
     expected = {int: "int64", bool: "bool", float: "float32"}
     flat = data
     while isinstance(flat, list):
-        flat = [v for item in flat for v in (item if isinstance(item, list) else [item])] if any(isinstance(i, list) for i in flat) else flat
+        flat = (
+            [v for item in flat for v in (item if isinstance(item, list) else [item])] if any(isinstance(i, list) for i in flat) else flat
+        )
         break
     values = flat if isinstance(flat, list) else [flat]
     kinds = {type(v) for v in values}
@@ -273,7 +343,14 @@ def test_size_dim_numel_device():
 
 def test_casts_are_differentiable_between_floats():
     x = tg.tensor([1.5, -2.0], dtype=tg.float64, requires_grad=True)
-    for name, dt in (("float", tg.float32), ("double", tg.float64), ("half", tg.float16), ("long", tg.int64), ("int", tg.int32), ("bool", tg.bool)):
+    for name, dt in (
+        ("float", tg.float32),
+        ("double", tg.float64),
+        ("half", tg.float16),
+        ("long", tg.int64),
+        ("int", tg.int32),
+        ("bool", tg.bool),
+    ):
         assert getattr(x, name)().dtype == dt
     assert x.long().tolist() == [1, -2] and not x.long().requires_grad
     x.float().sum().backward()

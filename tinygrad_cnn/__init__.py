@@ -9,13 +9,10 @@ from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheck
 from .kernels.parallel import get_num_threads, set_num_threads
 from .ops.functions import (
     ValuesIndices,
-    abs,
     add,
-    all,
     allclose,
     amax,
     amin,
-    any,
     argmax,
     argmin,
     cat,
@@ -45,17 +42,14 @@ from .ops.functions import (
     lt,
     masked_fill,
     matmul,
-    max,
     maximum,
     mean,
-    min,
     minimum,
     mul,
     ne,
     neg,
     norm,
     permute,
-    pow,
     prod,
     relu,
     reshape,
@@ -72,7 +66,6 @@ from .ops.functions import (
     stack,
     std,
     sub,
-    sum,
     tanh,
     topk,
     transpose,
@@ -81,7 +74,14 @@ from .ops.functions import (
     var,
     where,
 )
+from .ops.functions import abs as abs  # noqa: A004 - builtin names: exported, kept out of __all__
+from .ops.functions import all as all  # noqa: A004
+from .ops.functions import any as any  # noqa: A004
 from .ops.functions import clip as clip
+from .ops.functions import max as max  # noqa: A004
+from .ops.functions import min as min  # noqa: A004
+from .ops.functions import pow as pow  # noqa: A004
+from .ops.functions import sum as sum  # noqa: A004
 from .ops.im2col import col2im, im2col
 from .serialization import CheckpointError, load, save
 from .tensor import (

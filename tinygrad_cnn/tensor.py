@@ -599,7 +599,9 @@ class Tensor:
             self.data[idx]
             np.broadcast_shapes(np.shape(v), np.shape(self.data[idx]))
         except (IndexError, ValueError) as e:
-            raise IndexError(f"setitem: cannot write a value of shape {np.shape(v)} at index {index!r} of a tensor of shape {self.shape}: {e}") from None
+            raise IndexError(
+                f"setitem: cannot write a value of shape {np.shape(v)} at index {index!r} of a tensor of shape {self.shape}: {e}"
+            ) from None
         self._inplace("setitem", lambda d: d.__setitem__(idx, v))
 
     # ``a += b`` updates a in place, as in PyTorch. A non-leaf that requires grad under grad mode
@@ -815,7 +817,8 @@ class Tensor:
         """Mean over ``dim`` (None: all). Example: ``ones(2, 3).mean(0).shape == (3,)``."""
         return F.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 
-    def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+    def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+             keepdims: bool | None = None) -> Tensor:
         """Product over ``dim`` (None: all)."""
         return F.prod(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
 

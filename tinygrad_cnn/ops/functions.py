@@ -295,7 +295,8 @@ def std(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = F
     return var(x, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
 
 
-def prod(x: Any, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Any:
+def prod(x: Any, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+         keepdims: bool | None = None) -> Any:
     """Product over ``dim`` (None: all elements); differentiable also where elements are 0.
 
     >>> prod(tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
@@ -931,7 +932,9 @@ def gather(x: Any, dim: int, index: Any) -> Any:
             f"{x.ndim} dims, each (except dim {d}) no larger than the input's."
         )
     if idx.size and (idx.min() < -x.shape[d] or idx.max() >= x.shape[d]):
-        raise IndexError(f"gather: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}.")
+        raise IndexError(
+            f"gather: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}."
+        )
     return GetItem.apply(x, index=along(idx % builtins.max(x.shape[d], 1), d))
 
 
@@ -955,7 +958,9 @@ def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Any:
             f"no larger than src's, nor than the input's except along dim {d}."
         )
     if idx.size and (idx.min() < -x.shape[d] or idx.max() >= x.shape[d]):
-        raise IndexError(f"scatter_add: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}.")
+        raise IndexError(
+            f"scatter_add: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}."
+        )
     if src.shape != idx.shape:
         src = getitem(src, tuple(slice(0, n) for n in idx.shape))
     if src.dtype != x.dtype:

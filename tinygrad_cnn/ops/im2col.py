@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..autograd import function as _graph
 from ..autograd.function import Function
 from ..kernels.geometry import Window, conv_output_size, pair
 from ..kernels.im2col import col2im_array, im2col_array
@@ -70,9 +71,7 @@ def im2col(x: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0, dilation
         x = tinygrad_cnn.randn(1, 3, 7, 7)
         im2col(x, 5).shape            # (9, 75): 3x3 output pixels, 3*5*5 entries each
     """
-    from ..tensor import as_tensor
-
-    x = as_tensor(x)
+    x = _graph.as_tensor(x)
     if x.ndim != 4:
         raise ValueError(f"im2col: input must be 4-D (N, C, H, W), got shape {x.shape}.")
     return Im2Col.apply(x, win=_window("im2col", x.shape, kernel_size, stride, padding, dilation))
@@ -88,9 +87,7 @@ def col2im(cols: Any, input_shape: Any, kernel_size: Any, stride: Any = 1, paddi
         x = tinygrad_cnn.ones(1, 1, 3, 3)
         col2im(im2col(x, 2), (1, 1, 3, 3), 2).numpy()[0, 0]   # [[1,2,1],[2,4,2],[1,2,1]]
     """
-    from ..tensor import as_tensor
-
-    cols = as_tensor(cols)
+    cols = _graph.as_tensor(cols)
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 4:
         raise ValueError(f"col2im: input_shape must be (N, C, H, W), got {input_shape!r}.")
