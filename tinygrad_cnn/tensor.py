@@ -1,14 +1,47 @@
 """``Tensor``: a numpy array that records the ops applied to it, and the tensor factories."""
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
 
 from .autograd.grad_mode import run_ieee, state
 
+# dtypes under PyTorch's names. They are numpy dtypes, so ``x.dtype == tg.float32`` and
+# ``x.dtype == np.float32`` both hold and either is accepted wherever a dtype is taken.
+float16 = half = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = double = np.dtype(np.float64)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+int16 = short = np.dtype(np.int16)
+int32 = np.dtype(np.int32)
+int64 = long = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+
 DEFAULT_DTYPE = np.float32
 _rng = np.random.default_rng()
+
+
+class Generator:
+    """A random number generator, as ``torch.Generator``: pass it as ``generator=`` to
+    ``rand``/``randn``/``randint``/... for a stream independent of the global one.
+
+    Example::
+
+        g = Generator().manual_seed(0)
+        a = rand(2, generator=g)
+    """
+
+    def __init__(self, device: Any = "cpu") -> None:
+        _check_device("Generator", device)
+        self.rng = np.random.default_rng()
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Reseed; returns self."""
+        self.rng = np.random.default_rng(seed)
+        return self
 
 
 def manual_seed(seed: int) -> None:
@@ -17,13 +50,90 @@ def manual_seed(seed: int) -> None:
     _rng = np.random.default_rng(seed)
 
 
-def get_rng(seed: int | np.random.Generator | None = None) -> np.random.Generator:
-    """A Generator from ``seed`` (int or Generator), or the global one (see ``manual_seed``)."""
+def get_rng(seed: int | np.random.Generator | Generator | None = None) -> np.random.Generator:
+    """A numpy Generator from ``seed`` (an int, a numpy Generator or a :class:`Generator`), or
+    the global one (see ``manual_seed``)."""
     if seed is None:
         return _rng
     if isinstance(seed, np.random.Generator):
         return seed
+    if isinstance(seed, Generator):
+        return seed.rng
     return np.random.default_rng(seed)
+
+
+class device:  # noqa: N801 - PyTorch's name
+    """A device; only ``'cpu'`` exists (tinygrad_cnn computes with numpy on the CPU).
+
+    Example: ``device('cpu') == 'cpu'``.
+    """
+
+    def __init__(self, type: Any = "cpu", index: int | None = None) -> None:  # noqa: A002
+        self.type = _check_device("device", type)
+        self.index = index
+
+    def __eq__(self, other: object) -> bool:
+        return str(other) == "cpu"
+
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        return self.type
+
+    def __repr__(self) -> str:
+        return "device(type='cpu')"
+
+
+def _check_device(op: str, d: Any) -> str:
+    name = d.type if isinstance(d, device) else str(d)
+    if name.split(":")[0] != "cpu":
+        raise RuntimeError(
+            f"{op}: device {name!r} is not available; tinygrad_cnn computes with numpy on the CPU only. "
+            "Use 'cpu' (or drop the .to()/.cuda() call)."
+        )
+    return "cpu"
+
+
+def _is_dtype(x: Any) -> bool:
+    if isinstance(x, (np.dtype, type)):
+        return True
+    if isinstance(x, str):
+        try:
+            np.dtype(x)
+        except TypeError:
+            return False
+        return True
+    return False
+
+
+def _infer_array(data: Any) -> np.ndarray:
+    """``torch.tensor``'s inference for Python data: ints give int64, bools bool, floats (or a mix
+    with ints) float32; arrays, numpy scalars and Tensors keep their dtype."""
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, (np.ndarray, np.generic)):
+        return np.asarray(data)
+    a = np.asarray(data)
+    kind = a.dtype.kind
+    if kind == "f" and a.dtype != np.float32 and not _holds_numpy_floats(data):
+        return a.astype(np.float32)
+    if kind in "iu" and a.dtype != np.int64:
+        return a.astype(np.int64)
+    if kind == "c" and a.dtype != np.complex64:
+        return a.astype(np.complex64)
+    if kind not in "fiubc":
+        raise TypeError(
+            f"tensor: cannot build a tensor from data of type {type(data).__name__} (numpy made dtype {a.dtype}); "
+            "give numbers, (nested) lists of numbers, or an array."
+        )
+    return a
+
+
+def _holds_numpy_floats(data: Any) -> bool:
+    # A list of numpy/Tensor float64 scalars keeps float64 (as torch keeps float64 tensors).
+    while isinstance(data, (list, tuple)) and data:
+        data = data[0]
+    return isinstance(data, (np.floating, np.ndarray, Tensor))
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -116,19 +226,54 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The dimensions, a tuple of ints (``size()`` gives the same)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions (``dim()`` gives the same)."""
         return self.data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> _SizeMethod:
+        """``t.size()`` is the shape and ``t.size(d)`` the size of dim ``d``, as in PyTorch.
+        Read as a number, ``t.size`` is still the element count (``numel()``); new code should
+        call ``numel()``.
+
+        Example: ``zeros(2, 3).size() == (2, 3)`` and ``zeros(2, 3).size(-1) == 3``.
+        """
+        return _SizeMethod(self.data.size, self.data.shape)
+
+    def numel(self) -> int:
+        """The number of elements. Example: ``zeros(2, 3).numel() == 6``."""
+        return self.data.size
+
+    def dim(self) -> int:
+        """The number of dimensions. Example: ``zeros(2, 3).dim() == 2``."""
+        return self.data.ndim
+
+    def nelement(self) -> int:
+        """The number of elements (alias of ``numel``)."""
         return self.data.size
 
     @property
     def dtype(self) -> np.dtype:
+        """The element type, a numpy dtype: compares equal to ``tg.float32`` and ``np.float32`` alike."""
         return self.data.dtype
+
+    @property
+    def device(self) -> device:
+        """Always the CPU: ``device(type='cpu')``, equal to ``'cpu'``."""
+        return _CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        """Always False (CPU only)."""
+        return False
+
+    def is_floating_point(self) -> bool:
+        """Whether the dtype is a floating type. Example: ``zeros(2).is_floating_point()``."""
+        return self.data.dtype.kind == "f"
 
     @property
     def output_nr(self) -> int:
@@ -153,6 +298,11 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
+    def __iter__(self) -> Any:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
     # ---- conversion -------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
@@ -162,13 +312,23 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     def item(self) -> Any:
-        """The single element as a Python number."""
-        if self.size != 1:
+        """The single element as a Python number. Example: ``tensor([3.0]).item() == 3.0``."""
+        if self.data.size != 1:
             raise ValueError(f"item: only a tensor with one element can be converted, got shape {self.shape}.")
         return self.data.item()
 
     def tolist(self) -> Any:
+        """Nested Python lists of numbers (a number for a 0-d tensor). Example: ``ones(2).tolist()``."""
         return self.data.tolist()
+
+    def __float__(self) -> float:
+        return builtins.float(self.item())
+
+    def __int__(self) -> int:
+        return builtins.int(self.item())
+
+    def __abs__(self) -> Tensor:
+        return E.Abs.apply(self)
 
     def detach(self) -> Tensor:
         """A new leaf sharing the data (and version counter), cut off from the graph."""
@@ -186,15 +346,76 @@ class Tensor:
         back); a cast to an integer or bool dtype gives a tensor that does not require grad."""
         if np.dtype(dtype) == self.dtype:
             return self
-        from .ops.elementwise import Cast
+        return E.Cast.apply(self, dtype=np.dtype(dtype))
 
-        return Cast.apply(self, dtype=np.dtype(dtype))
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``, as in
+        PyTorch: a cast (self when nothing changes); the only device is ``'cpu'``.
+
+        Example: ``ones(2).to('cpu', tg.float64).dtype == tg.float64``.
+        """
+        dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to: unexpected keyword argument(s) {sorted(kwargs)}; use dtype=, device=, copy=.")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif _is_dtype(a) and not (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps")):
+                dtype = a
+            else:
+                dev = a
+        if dev is not None:
+            _check_device("to", dev)
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
+
+    def cpu(self) -> Tensor:
+        """Self: tensors live on the CPU."""
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Always raises: there is no GPU backend."""
+        _check_device("cuda", "cuda")
+        return self
+
+    def type(self, dtype: Any = None) -> Any:
+        """``type(dtype)`` casts like ``to(dtype)``; ``type()`` names the tensor type, e.g.
+        ``'tinygrad_cnn.FloatTensor'``."""
+        if dtype is not None:
+            return self.astype(dtype)
+        names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+        return f"tinygrad_cnn.{names.get(self.dtype.name, self.dtype.name)}Tensor"
 
     def float(self) -> Tensor:
+        """Cast to float32."""
         return self.astype(np.float32)
 
     def double(self) -> Tensor:
+        """Cast to float64."""
         return self.astype(np.float64)
+
+    def half(self) -> Tensor:
+        """Cast to float16."""
+        return self.astype(np.float16)
+
+    def long(self) -> Tensor:
+        """Cast to int64 (not differentiable)."""
+        return self.astype(np.int64)
+
+    def int(self) -> Tensor:
+        """Cast to int32 (not differentiable)."""
+        return self.astype(np.int32)
+
+    def bool(self) -> Tensor:
+        """Cast to bool (not differentiable)."""
+        return self.astype(np.bool_)
+
+    def contiguous(self) -> Tensor:
+        """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``)."""
+        return self if self.data.flags.c_contiguous else E.Clone.apply(self, order="C")
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)
@@ -208,11 +429,12 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(
-                f"The truth value of a tensor with {self.size} elements is ambiguous; use (t).all() or .any() on .data."
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"bool: the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "reduce it first with t.any() or t.all()."
             )
-        return bool(self.data)
+        return builtins.bool(self.data)
 
     __hash__ = object.__hash__
 
@@ -285,7 +507,13 @@ class Tensor:
 
     # ---- in-place updates (never recorded; they bump the version counter) --------------
     def _inplace(self, op: str, fn: Any) -> Tensor:
-        if state().enabled and self.requires_grad:
+        if state().enabled and self._requires_grad:
+            if self.grad_fn is None:
+                raise RuntimeError(
+                    f"{op}: a leaf Variable that requires grad is being used in an in-place operation "
+                    f"(tensor of shape {self.shape}). Do the update under `with no_grad():` (as optimizers "
+                    "do), or use the out-of-place op."
+                )
             raise RuntimeError(
                 f"{op}: in-place update of a tensor that requires grad while grad mode is on would "
                 "not be differentiated. Do it under `with no_grad():` (as optimizers do) or use the "
@@ -305,29 +533,91 @@ class Tensor:
             self._base._version += 1
         return self
 
-    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+    def _binary_(self, op: str, ufunc: Any, other: Any) -> Tensor:
         o = other.data if isinstance(other, Tensor) else other
-        return self._inplace("add_", lambda d: np.add(d, o * alpha if alpha != 1.0 else o, out=d, casting="unsafe"))
+        if not np.can_cast(np.result_type(self.data, o), self.data.dtype, "same_kind"):
+            raise RuntimeError(
+                f"{op}: result type {np.result_type(self.data, o)} can't be cast to the desired output type "
+                f"{self.dtype} of this in-place update; convert first, e.g. t = t.float()."
+            )
+        shape = np.shape(o)
+        if np.broadcast_shapes(shape, self.shape) != self.shape:
+            raise RuntimeError(f"{op}: an operand of shape {shape} does not broadcast to the updated tensor's shape {self.shape}.")
+        return self._inplace(op, lambda d: ufunc(d, o, out=d, casting="unsafe"))
 
-    def sub_(self, other: Any) -> Tensor:
-        o = other.data if isinstance(other, Tensor) else other
-        return self._inplace("sub_", lambda d: np.subtract(d, o, out=d, casting="unsafe"))
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        """``self += alpha * other`` in place (version-counted); returns self."""
+        if alpha != 1.0:
+            other = (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
+        return self._binary_("add_", np.add, other)
+
+    def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        """``self -= alpha * other`` in place; returns self."""
+        if alpha != 1.0:
+            other = (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
+        return self._binary_("sub_", np.subtract, other)
 
     def mul_(self, other: Any) -> Tensor:
-        o = other.data if isinstance(other, Tensor) else other
-        return self._inplace("mul_", lambda d: np.multiply(d, o, out=d, casting="unsafe"))
+        """``self *= other`` in place; returns self."""
+        return self._binary_("mul_", np.multiply, other)
+
+    def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place (a floating tensor); returns self."""
+        return self._binary_("div_", np.true_divide, other)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        """Clamp in place to [min, max]; returns self."""
+        lo, hi = (v.data if isinstance(v, Tensor) else v for v in (min, max))
+        return self._inplace("clamp_", lambda d: np.clip(d, lo, hi, out=d))
 
     def copy_(self, src: Any) -> Tensor:
+        """Copy ``src`` (broadcast to self's shape) into self in place; returns self."""
         s = src.data if isinstance(src, Tensor) else np.asarray(src)
         if s.shape != self.shape and np.broadcast_shapes(s.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: source of shape {s.shape} does not fit destination of shape {self.shape}.")
         return self._inplace("copy_", lambda d: np.copyto(d, s, casting="unsafe"))
 
     def zero_(self) -> Tensor:
+        """Fill with zeros in place; returns self."""
         return self._inplace("zero_", lambda d: d.fill(0))
 
     def fill_(self, value: float) -> Tensor:
+        """Fill with ``value`` in place; returns self."""
         return self._inplace("fill_", lambda d: d.fill(value))
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        """Write ``value`` where the bool ``mask`` is True, in place; returns self."""
+        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+        v = value.data if isinstance(value, Tensor) else value
+        return self._inplace("masked_fill_", lambda d: np.copyto(d, v, where=np.broadcast_to(m, d.shape), casting="unsafe"))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``t[index] = value``: an in-place write (version-counted), as ``t[mask] = 0`` in PyTorch."""
+        idx = F.normalize_index(index)
+        v = value.data if isinstance(value, Tensor) else value
+        try:
+            self.data[idx]
+            np.broadcast_shapes(np.shape(v), np.shape(self.data[idx]))
+        except (IndexError, ValueError) as e:
+            raise IndexError(
+                f"setitem: cannot write a value of shape {np.shape(v)} at index {index!r} of a tensor of shape {self.shape}: {e}"
+            ) from None
+        self._inplace("setitem", lambda d: d.__setitem__(idx, v))
+
+    # ``a += b`` updates a in place, as in PyTorch. A non-leaf that requires grad under grad mode
+    # is rebound to the out-of-place result instead: it is what such code means, and the in-place
+    # form could not be differentiated here.
+    def __iadd__(self, o: Any) -> Tensor:
+        return self + o if self.grad_fn is not None and state().enabled else self.add_(o)
+
+    def __isub__(self, o: Any) -> Tensor:
+        return self - o if self.grad_fn is not None and state().enabled else self.sub_(o)
+
+    def __imul__(self, o: Any) -> Tensor:
+        return self * o if self.grad_fn is not None and state().enabled else self.mul_(o)
+
+    def __itruediv__(self, o: Any) -> Tensor:
+        return self / o if self.grad_fn is not None and state().enabled else self.div_(o)
 
     # ---- operators ---------------------------------------------------------------------
     # A Python number goes to the scalar ops as a parameter (numpy keeps the tensor's dtype for
@@ -406,75 +696,301 @@ class Tensor:
     def __ge__(self, o: Any) -> Tensor:
         return self._cmp(o, np.greater_equal)
 
-    # ---- methods mirroring the functional API ----------------------------------------------
+    # ---- methods mirroring the functional API (see ops/functions.py for shapes and examples) ----
     def exp(self) -> Tensor:
+        """e ** self elementwise."""
         return E.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """Natural log elementwise."""
         return E.Log.apply(self)
 
+    def log1p(self) -> Tensor:
+        """log(1 + self) elementwise."""
+        return E.Log1p.apply(self)
+
+    def expm1(self) -> Tensor:
+        """exp(self) - 1 elementwise."""
+        return E.Expm1.apply(self)
+
     def sqrt(self) -> Tensor:
+        """Square root elementwise."""
         return E.Sqrt.apply(self)
 
+    def rsqrt(self) -> Tensor:
+        """1 / sqrt(self) elementwise."""
+        return F.rsqrt(self)
+
     def abs(self) -> Tensor:
+        """|self| elementwise (gradient 0 at 0)."""
         return E.Abs.apply(self)
 
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 elementwise (gradient 0)."""
+        return E.Sign.apply(self)
+
+    def sin(self) -> Tensor:
+        """Sine elementwise."""
+        return E.Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        """Cosine elementwise."""
+        return E.Cos.apply(self)
+
     def tanh(self) -> Tensor:
+        """Hyperbolic tangent elementwise."""
         return E.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-self)) elementwise."""
         return E.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
+        """max(self, 0) elementwise."""
         return E.ReLU.apply(self)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
-        return F.clip(self, min, max)
+    def pow(self, exponent: Any) -> Tensor:
+        """self ** exponent (a number or a Tensor, broadcast)."""
+        return F.pow(self, exponent)
 
-    clamp = clip
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        """Clamp to [min, max] (numbers or Tensors; either may be None). Example: ``t.clamp(min=0)``."""
+        return F.clamp(self, min, max)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.sum(self, axis, keepdims)
+    clip = clamp
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.mean(self, axis, keepdims)
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise maximum with ``other``."""
+        return F.maximum(self, other)
 
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        return F.var(self, axis, keepdims, ddof)
+    def minimum(self, other: Any) -> Tensor:
+        """Elementwise minimum with ``other``."""
+        return F.minimum(self, other)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.max(self, axis, keepdims)
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """``self`` where ``condition`` else ``other``, as ``torch.Tensor.where``."""
+        return F.where(condition, self, other)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return F.min(self, axis, keepdims)
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """``value`` where the bool ``mask`` is True, else self. Example: ``t.masked_fill(t < 0, 0.0)``."""
+        return F.masked_fill(self, mask, value)
 
-    def argmax(self, axis: int | None = None) -> Tensor:
-        return Tensor._make(np.asarray(self.data.argmax(axis=axis)), None, 0)
+    # comparisons: not differentiable, bool results
+    def eq(self, other: Any) -> Tensor:
+        """self == other elementwise."""
+        return F.eq(self, other)
 
+    def ne(self, other: Any) -> Tensor:
+        """self != other elementwise."""
+        return F.ne(self, other)
+
+    def lt(self, other: Any) -> Tensor:
+        """self < other elementwise."""
+        return F.lt(self, other)
+
+    def le(self, other: Any) -> Tensor:
+        """self <= other elementwise."""
+        return F.le(self, other)
+
+    def gt(self, other: Any) -> Tensor:
+        """self > other elementwise."""
+        return F.gt(self, other)
+
+    def ge(self, other: Any) -> Tensor:
+        """self >= other elementwise."""
+        return F.ge(self, other)
+
+    def isnan(self) -> Tensor:
+        """Where self is NaN."""
+        return F.isnan(self)
+
+    def isfinite(self) -> Tensor:
+        """Where self is finite."""
+        return F.isfinite(self)
+
+    # reductions: PyTorch's dim/keepdim, numpy's axis/keepdims accepted as aliases
+    def sum(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Sum over ``dim`` (None: all). Example: ``ones(2, 3).sum(1).tolist() == [3.0, 3.0]``."""
+        return F.sum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def mean(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Mean over ``dim`` (None: all). Example: ``ones(2, 3).mean(0).shape == (3,)``."""
+        return F.mean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+             keepdims: bool | None = None) -> Tensor:
+        """Product over ``dim`` (None: all)."""
+        return F.prod(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kwargs: Any) -> Tensor:
+        """Variance over ``dim``; keywords ``correction`` (default 1, as in PyTorch), numpy's
+        ``axis``/``keepdims``/``ddof`` (a numpy-spelled call defaults to ddof=0)."""
+        return F.var(self, dim, unbiased, keepdim, **kwargs)
+
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kwargs: Any) -> Tensor:
+        """Standard deviation over ``dim``, with ``var``'s arguments."""
+        return F.std(self, dim, unbiased, keepdim, **kwargs)
+
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+        """The maximum of all elements, or with ``dim`` a ``(values, indices)`` named tuple.
+        Example: ``v, i = t.max(dim=1)``."""
+        return F.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+        """The minimum of all elements, or with ``dim`` a ``(values, indices)`` named tuple."""
+        return F.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amax(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Maximum over ``dim`` (an int, tuple or None); ties share the gradient."""
+        return F.amax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amin(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Minimum over ``dim``; ties share the gradient."""
+        return F.amin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Index of the maximum over ``dim`` (None: flattened), int64."""
+        return F.argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Tensor:
+        """Index of the minimum over ``dim`` (None: flattened), int64."""
+        return F.argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
+        """The ``p``-norm over ``dim`` (None: all elements). Example: ``tensor([3.0, 4.0]).norm() == 5``."""
+        return F.norm(self, p, dim, keepdim)
+
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(self))) over ``dim``, computed stably."""
+        return F.logsumexp(self, dim, keepdim)
+
+    def softmax(self, dim: int) -> Tensor:
+        """Softmax along ``dim``."""
+        return F.softmax(self, dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        """Log-softmax along ``dim``."""
+        return F.log_softmax(self, dim)
+
+    def cumsum(self, dim: int) -> Tensor:
+        """Cumulative sum along ``dim``."""
+        return F.cumsum(self, dim)
+
+    def sort(self, dim: int = -1, descending: bool = False) -> Any:
+        """Sorted along ``dim``: ``(values, indices)``."""
+        return F.sort(self, dim, descending)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        """The ``k`` largest (smallest) along ``dim``: ``(values, indices)``."""
+        return F.topk(self, k, dim, largest, sorted)
+
+    def any(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Whether any element is non-zero (over ``dim``)."""
+        return F.any(self, dim, keepdim)
+
+    def all(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Whether all elements are non-zero (over ``dim``)."""
+        return F.all(self, dim, keepdim)
+
+    # shapes
     def reshape(self, *shape: Any) -> Tensor:
+        """Reshape: ``t.reshape(2, -1)`` or ``t.reshape((2, -1))``."""
         return F.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     view = reshape
 
-    def permute(self, *axes: Any) -> Tensor:
-        return F.permute(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
+    def permute(self, *dims: Any) -> Tensor:
+        """Reorder dims: ``t.permute(0, 2, 3, 1)`` or ``t.permute((0, 2, 3, 1))``."""
+        return F.permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two dims."""
         return F.transpose(self, dim0, dim1)
 
+    def t(self) -> Tensor:
+        """Transpose of a tensor of at most 2 dims (1-D and 0-D tensors are returned as they are)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose(d0, d1) or mT.")
+        return self if self.ndim < 2 else F.transpose(self, 0, 1)
+
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims start_dim..end_dim into one."""
         return F.flatten(self, start_dim, end_dim)
 
-    def squeeze(self, axis: Any = None) -> Tensor:
-        return F.squeeze(self, axis)
+    def unflatten(self, dim: int, sizes: Any) -> Tensor:
+        """Split dim ``dim`` into ``sizes``."""
+        return F.unflatten(self, dim, sizes)
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        return F.unsqueeze(self, axis)
+    def squeeze(self, dim: Any = None, *, axis: Any = None) -> Tensor:
+        """Drop size-1 dims (all, or those of ``dim``)."""
+        return F.squeeze(self, dim, axis=axis)
 
-    def expand(self, *shape: Any) -> Tensor:
-        return F.broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    def unsqueeze(self, dim: int | None = None, *, axis: Any = None) -> Tensor:
+        """Insert a size-1 dim at ``dim``."""
+        return F.unsqueeze(self, dim, axis=axis)
+
+    def expand(self, *sizes: Any) -> Tensor:
+        """Broadcast to ``sizes`` without copying; -1 keeps a dim. Example: ``ones(3, 1).expand(-1, 4)``."""
+        sizes = tuple(sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes)
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {len(sizes)} sizes given for a tensor of shape {self.shape}; give at least {self.ndim}.")
+        return F.broadcast_to(self, tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes)))
 
     broadcast_to = expand
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """Broadcast to ``other``'s shape."""
+        return F.broadcast_to(self, other.shape)
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """Reshape to ``other``'s shape."""
+        return F.reshape(self, other.shape)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        """Tile: ``t.repeat(2, 3)`` (numpy's ``tile``)."""
+        return F.repeat(self, *sizes)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        """``chunks`` pieces along ``dim``."""
+        return F.chunk(self, chunks, dim)
+
+    def split(self, split_size: Any, dim: int = 0) -> tuple:
+        """Pieces of ``split_size`` (an int or a list of sizes) along ``dim``."""
+        return F.split(self, split_size, dim)
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """Entries picked by ``index`` along ``dim``."""
+        return F.gather(self, dim, index)
+
+    def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
+        """A copy with ``src`` added at ``index`` along ``dim``."""
+        return F.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        """Entries at the 1-D ``index`` along ``dim``."""
+        return F.index_select(self, dim, index)
+
+
+class _SizeMethod(builtins.int):
+    """What ``Tensor.size`` gives: called, PyTorch's ``size()`` (the shape) or ``size(d)``; read as
+    a number, the element count, as numpy's ``ndarray.size`` (code written for arrays keeps working)."""
+
+    def __new__(cls, n: int, shape: tuple) -> _SizeMethod:
+        obj = super().__new__(cls, n)
+        obj.shape = shape
+        return obj
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        nd = len(self.shape)
+        if not -nd <= dim < nd:
+            raise IndexError(f"size: dim {dim} is out of range for a tensor with {nd} dimension(s).")
+        return self.shape[dim]
+
+
+_CPU = device("cpu")
 
 
 def _check_no_overlap(op: str, a: np.ndarray) -> None:
@@ -503,22 +1019,43 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
 
 
 # ---- factories ---------------------------------------------------------------------------
+# PyTorch's argument forms: sizes as ints or one tuple, dtype=, requires_grad=, generator= (a
+# Generator, numpy Generator or int seed; ``seed=`` is the same), device= ('cpu' only).
 def _shape(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    try:
+        out = tuple(builtins.int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"size must be ints or one tuple of ints, got {shape!r}.") from None
+    if builtins.any(s < 0 for s in out):
+        raise ValueError(f"size {out} has a negative dimension.")
+    return out
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
+def _new(a: np.ndarray, requires_grad: bool, dev: Any) -> Tensor:
+    if dev is not None:
+        _check_device("factory", dev)
+    return Tensor(a, requires_grad=requires_grad)
+
+
+def _rng_of(generator: Any, seed: Any) -> np.random.Generator:
+    return get_rng(generator if generator is not None else seed)
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None) -> Tensor:
     """A new tensor holding a copy of ``data`` (a number, nested lists, an ndarray or a Tensor),
-    like ``torch.tensor``: later changes to ``data`` do not reach it. :func:`from_numpy` shares
-    memory instead. Python floats give float32; arrays keep their dtype.
+    like ``torch.tensor``: Python ints give int64, bools bool, floats (also mixed with ints)
+    float32; arrays keep their dtype. Later changes to ``data`` do not reach it;
+    :func:`from_numpy` shares memory instead.
 
-    Example: ``tensor([[1., 2.]], requires_grad=True)``.
+    Example: ``tensor([[1., 2.]], requires_grad=True)``; ``tensor([0, 1]).dtype == int64``.
     """
-    arr = _to_array(data, dtype)
-    if arr is data or (isinstance(data, Tensor) and arr is data.data):
+    arr = _infer_array(data) if dtype is None else _to_array(data, np.dtype(dtype))
+    if arr is data or (isinstance(data, Tensor) and arr is data.data) or (isinstance(data, np.ndarray) and np.shares_memory(arr, data)):
         arr = arr.copy()
+    if device is not None:
+        _check_device("tensor", device)
     return Tensor(arr, requires_grad=requires_grad, name=name)
 
 
@@ -541,57 +1078,130 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array, None, 0)
 
 
-def zeros(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Zeros of ``shape``. Example: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Zeros of shape ``size`` (float32 by default). Example: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return _new(np.zeros(_shape(size), dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def ones(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Ones of ``shape``. Example: ``ones(2, 3)``."""
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Ones of shape ``size``. Example: ``ones(2, 3)``."""
+    return _new(np.ones(_shape(size), dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def full(shape: Any, fill_value: float, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """``shape`` filled with ``fill_value``. Example: ``full((2, 2), 7.0)``."""
-    return Tensor(np.full(_shape((shape,)), fill_value, dtype=dtype), requires_grad=requires_grad)
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A tensor of shape ``size`` whose values are to be overwritten (zeros here, never garbage).
+    Example: ``empty(2, 3)``."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Like ``np.arange``; integer arguments give int64 unless ``dtype`` says otherwise."""
-    a = np.arange(start, stop, step) if stop is not None else np.arange(start)
+def _scalar_dtype(value: Any) -> Any:
+    """``torch.full``'s inference: bool -> bool, int -> int64, float -> float32."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.bool_
+    if isinstance(value, (builtins.int, np.integer)):
+        return np.int64
+    return DEFAULT_DTYPE
+
+
+def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """``size`` filled with ``fill_value``; the dtype follows the value (int -> int64, float ->
+    float32) unless given. Example: ``full((2, 2), 7.0)``."""
+    return _new(np.full(_shape((size,)), fill_value, dtype=dtype or _scalar_dtype(fill_value)), requires_grad, device)
+
+
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, requires_grad: bool = False,
+           device: Any = None) -> Tensor:
+    """``[start, end)`` in steps of ``step`` (``arange(n)``: 0..n-1); int64 when all arguments are
+    ints, else float32, unless ``dtype`` says otherwise. Example: ``arange(0, 1, 0.25)``."""
+    a = np.arange(start, end, step) if end is not None else np.arange(start)
     if dtype is not None:
         a = a.astype(dtype)
     elif a.dtype.kind == "f":
         a = a.astype(DEFAULT_DTYPE)
-    return Tensor(a, requires_grad=requires_grad)
+    elif a.dtype.kind in "iu":
+        a = a.astype(np.int64)
+    return _new(a, requires_grad, device)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32 by default).
+    Example: ``linspace(0, 1, 5)``."""
+    return _new(np.linspace(start, end, builtins.int(steps)).astype(dtype or DEFAULT_DTYPE), requires_grad, device)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """The n x m identity. Example: ``eye(3)``."""
-    return Tensor(np.eye(n, m, dtype=dtype), requires_grad=requires_grad)
+    return _new(np.eye(n, m, dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def rand(*shape: Any, seed: int | np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Uniform [0, 1) of ``shape``. Example: ``rand(2, 3, seed=0)``."""
-    return Tensor(get_rng(seed).random(_shape(shape)).astype(dtype), requires_grad=requires_grad)
+def rand(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    """Uniform [0, 1) of shape ``size``. Example: ``rand(2, 3, generator=Generator().manual_seed(0))``."""
+    a = _rng_of(generator, seed).random(_shape(size)).astype(dtype or DEFAULT_DTYPE)
+    return _new(a, requires_grad, device)
 
 
-def randn(*shape: Any, seed: int | np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    """Standard normal of ``shape``. Example: ``randn(2, 3, seed=0)``."""
-    return Tensor(get_rng(seed).standard_normal(_shape(shape)).astype(dtype), requires_grad=requires_grad)
+def randn(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
+          device: Any = None) -> Tensor:
+    """Standard normal of shape ``size``. Example: ``randn(2, 3, seed=0)``."""
+    a = _rng_of(generator, seed).standard_normal(_shape(size)).astype(dtype or DEFAULT_DTYPE)
+    return _new(a, requires_grad, device)
 
 
-def zeros_like(t: Tensor | np.ndarray, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Zeros with ``t``'s shape and dtype."""
-    a = t.data if isinstance(t, Tensor) else np.asarray(t)
-    return Tensor(np.zeros_like(a, dtype=dtype), requires_grad=requires_grad)
+def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = None, dtype: Any = None,
+            requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Integers uniform in ``[low, high)``, int64: ``randint(high, size)`` or
+    ``randint(low, high, size)``, as ``torch.randint``. Example: ``randint(0, 10, (2, 3))``."""
+    if size is None:
+        *args, size = args
+    if len(args) == 1:
+        low, high = 0, args[0]
+    elif len(args) == 2:
+        low, high = args
+    else:
+        raise TypeError("randint: call as randint(high, size) or randint(low, high, size).")
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low}).")
+    a = _rng_of(generator, seed).integers(low, high, _shape((size,))).astype(dtype or np.int64)
+    return _new(a, requires_grad, device)
 
 
-def ones_like(t: Tensor | np.ndarray, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Ones with ``t``'s shape and dtype."""
-    a = t.data if isinstance(t, Tensor) else np.asarray(t)
-    return Tensor(np.ones_like(a, dtype=dtype), requires_grad=requires_grad)
+def _like(t: Any) -> np.ndarray:
+    return t.data if isinstance(t, Tensor) else np.asarray(t)
 
+
+def zeros_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+    """Zeros with ``input``'s shape and dtype. Example: ``zeros_like(x)``."""
+    return _new(np.zeros_like(_like(input), dtype=dtype), requires_grad, device)
+
+
+def ones_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+    """Ones with ``input``'s shape and dtype. Example: ``ones_like(x)``."""
+    return _new(np.ones_like(_like(input), dtype=dtype), requires_grad, device)
+
+
+def empty_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+    """A tensor shaped like ``input`` to be overwritten (zeros). Example: ``empty_like(x)``."""
+    return zeros_like(input, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def full_like(input: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+    """``fill_value`` with ``input``'s shape and dtype. Example: ``full_like(x, 0.5)``."""
+    return _new(np.full_like(_like(input), fill_value, dtype=dtype), requires_grad, device)
+
+
+def rand_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = None, requires_grad: bool = False,  # noqa: A002
+              device: Any = None) -> Tensor:
+    """Uniform [0, 1) with ``input``'s shape and (floating) dtype. Example: ``rand_like(x)``."""
+    a = _like(input)
+    return rand(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
+
+
+def randn_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = None, requires_grad: bool = False,  # noqa: A002
+               device: Any = None) -> Tensor:
+    """Standard normal with ``input``'s shape and (floating) dtype. Example: ``randn_like(x)``."""
+    a = _like(input)
+    return randn(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
 
 
 # The engine runs before this module finishes importing; hand it the class (late binding keeps

@@ -25,7 +25,7 @@ as_tensor: Any = None
 def _seed_gradient(root: Any, gradient: Any) -> Any:
 
     if gradient is None:
-        if root.size != 1:
+        if root.numel() != 1:
             raise RuntimeError(
                 f"backward: the output has shape {root.shape}, not a single element, so the gradient "
                 "to start from is ambiguous. Pass gradient=<tensor of that shape> (e.g. "

@@ -1,4 +1,4 @@
-"""Gradient recording switches: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
+"""Gradient recording switches: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``.
 
 Each works as a context manager and as a function decorator, as in PyTorch; ``set_grad_enabled``
 also works as a plain call. Every mode is per thread: one thread evaluating under ``no_grad``
@@ -153,6 +153,29 @@ class no_grad(ModeSwitch):
 
     def __init__(self) -> None:
         super().__init__(False)
+
+
+class inference_mode(ModeSwitch):
+    """Context manager / decorator for inference: stops graph recording, as ``no_grad`` does
+    (``torch.inference_mode``'s extra speed-ups do not apply here). ``inference_mode(False)``
+    leaves the mode unchanged.
+
+    Example::
+
+        @inference_mode()
+        def predict(x):
+            return model(x)
+    """
+
+    def __init__(self, mode: bool = True) -> None:
+        super().__init__(False)
+        self.mode = bool(mode)
+
+    def __enter__(self) -> inference_mode:
+        self.prev.append(state().enabled)
+        if self.mode:
+            state().enabled = False
+        return self
 
 
 class enable_grad(ModeSwitch):

@@ -203,8 +203,8 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     out_labels = [f"output[{j}]" if len(outs0) > 1 else "output" for j in range(len(outs0)) if j not in skip]
     prob = FlatProblem(fn, leaves, checked, in_labels, out_labels, needs_grad=False, skip_outputs=skip)
     prob.single_node = True
-    n_in = sum(leaves[i].size for i in checked)
-    n_out = sum(o.size for j, o in enumerate(outs0) if j not in skip)
+    n_in = sum(leaves[i].numel() for i in checked)
+    n_out = sum(o.numel() for j, o in enumerate(outs0) if j not in skip)
     fast = opts["fast_mode"] if opts["fast_mode"] is not None else 2 * n_in + n_out > FULL_BUDGET
     run_opts = {k: opts[k] for k in ("eps", "atol", "rtol", "nondet_tol", "fail_on_kinks", "seed")}
     check.result = GradcheckResult(order=1, mode="fast" if fast else "full", eps=opts["eps"], atol=opts["atol"], rtol=opts["rtol"])

@@ -228,6 +228,71 @@ class Abs(Function):
         return g * ctx.sign
 
 
+class Log1p(Function):
+    """log(1 + x), accurate for small x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (x + 1.0)
+
+
+class Expm1(Function):
+    """exp(x) - 1, accurate for small x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.expm1(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * (y + 1.0)
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * Cos.apply(x)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return -g * Sin.apply(x)
+
+
+class Sign(Function):
+    """-1, 0 or 1 (NaN stays NaN); the gradient is 0 everywhere, as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.sign(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.0
+
+
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
@@ -351,11 +416,12 @@ class Clip(Function):
 
 
 class Clone(Function):
-    """A copy with memory of its own (``Tensor.clone``); the gradient passes unchanged."""
+    """A copy with memory of its own (``Tensor.clone``; ``order="C"`` for ``contiguous``); the
+    gradient passes unchanged."""
 
     @staticmethod
-    def forward(ctx, x):
-        return np.array(x, copy=True)
+    def forward(ctx, x, order="K"):
+        return np.array(x, copy=True, order=order)
 
     @staticmethod
     def backward(ctx, g):

@@ -7,20 +7,40 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..autograd import function as _graph
 from . import elementwise as E
 from .linalg import MatMul
-from .movement import Concat, Expand, GetItem, Pad, Permute, Reshape, normalize_index
-from .reduce import Max, Min, Sum, normalize_axis
+from .movement import Concat, Expand, GetItem, IndexAdd, Pad, Permute, Reshape, along, normalize_index
+from .reduce import CumSum, Max, Min, Prod, Sum, normalize_axis
 
 
 def _t(x: Any, like: Any = None) -> Any:
-    from ..tensor import as_tensor
+    # tensor.py binds as_tensor into autograd.function once the Tensor class exists.
+    return _graph.as_tensor(x, like=like)
 
-    return as_tensor(x, like=like)
+
+def _dim(op: str, dim: Any, axis: Any) -> Any:
+    """``dim``, or numpy's spelling ``axis`` when that is the one given."""
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}: got both dim={dim!r} and its numpy alias axis={axis!r}; pass only dim.")
+    return axis
+
+
+def _keep(keepdim: bool, keepdims: bool | None) -> bool:
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+class ValuesIndices(NamedTuple):
+    """The ``(values, indices)`` pair returned by ``max(dim)``, ``min(dim)``, ``sort`` and ``topk``."""
+
+    values: Any
+    indices: Any
 
 
 # ---- elementwise ---------------------------------------------------------------------------
@@ -169,7 +189,7 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     >>> where(tensor([1.0, -1.0]) > 0, 1.0, tensor([0.0, 0.0])).tolist()
     [1.0, 0.0]
     """
-    c = cond.data if hasattr(cond, "data") and not isinstance(cond, np.ndarray) else np.asarray(cond)
+    c = np.asarray(cond.data if isinstance(cond, _graph.Tensor) else cond)
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
     return E.Where.apply(a, b, cond=c)
@@ -190,67 +210,298 @@ def clip(x: Any, min: float | None = None, max: float | None = None) -> Any:  # 
 
 
 # ---- reductions ---------------------------------------------------------------------------
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Sum over ``axis`` (None: all; an int or a tuple), dropping those axes unless ``keepdims``.
+# PyTorch's spelling (dim, keepdim) is primary; numpy's axis/keepdims are accepted as aliases.
+def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Any:  # noqa: A001
+    """Sum over ``dim`` (None: all; an int or a tuple), dropping those dims unless ``keepdim``;
+    ``dtype`` casts the input first.
 
-    >>> sum(ones(2, 3, 4), axis=(0, 2), keepdims=True).shape
+    >>> sum(ones(2, 3, 4), dim=(0, 2), keepdim=True).shape
     (1, 3, 1)
     """
     x = _t(x)
-    return Sum.apply(x, axis=normalize_axis("sum", axis, x.ndim), keepdims=keepdims)
+    if dtype is not None:
+        x = x.to(dtype)
+    return Sum.apply(x, axis=normalize_axis("sum", _dim("sum", dim, axis), x.ndim), keepdims=_keep(keepdim, keepdims))
 
 
 def _count(x: Any, axes: tuple[int, ...] | None) -> int:
-    return x.size if axes is None else math.prod(x.shape[a] for a in axes)
+    return x.data.size if axes is None else math.prod(x.shape[a] for a in axes)
 
 
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Mean over ``axis`` (None: all), dropping those axes unless ``keepdims``.
+def mean(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """Mean over ``dim`` (None: all), dropping those dims unless ``keepdim``.
 
-    >>> mean(tensor([[1.0, 3.0]]), axis=1).tolist()
+    >>> mean(tensor([[1.0, 3.0]]), dim=1).tolist()
     [2.0]
     """
     x = _t(x)
-    axes = normalize_axis("mean", axis, x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    dim = _dim("mean", dim, axis)
+    axes = normalize_axis("mean", dim, x.ndim)
     n = _count(x, axes)
     if n == 0:
-        raise ValueError(f"mean: reducing over zero elements (shape {x.shape}, axis {axis}).")
-    return Sum.apply(x, axis=axes, keepdims=keepdims) * (1.0 / n)
+        raise ValueError(f"mean: reducing over zero elements (shape {x.shape}, dim {dim}).")
+    return Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims)) * (1.0 / n)
 
 
-def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
-    """Variance over ``axis`` with ``ddof`` delta degrees of freedom (0: population variance).
+def _correction(op: str, unbiased: Any, correction: Any, ddof: Any, numpy_style: bool) -> int:
+    given = [v for v in (unbiased, correction, ddof) if v is not None]
+    if len(given) > 1:
+        raise TypeError(f"{op}: give only one of unbiased={unbiased!r}, correction={correction!r}, ddof={ddof!r}.")
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    if correction is not None:
+        return int(correction)
+    if ddof is not None:
+        return int(ddof)
+    # A call spelled numpy's way (axis=) keeps numpy's default ddof=0; PyTorch's default is 1.
+    return 0 if numpy_style else 1
+
+
+_NOT_GIVEN: Any = object()  # tells ``axis=None`` (numpy's spelling, given) from no axis at all
+
+
+def var(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
+        axis: Any = _NOT_GIVEN, keepdims: bool | None = None, ddof: int | None = None) -> Any:
+    """Variance over ``dim`` with ``correction`` (default 1, Bessel's correction, as in PyTorch;
+    ``unbiased=False`` or ``correction=0`` gives the population variance). A call in numpy's
+    spelling (``axis=`` or ``keepdims=``) defaults to numpy's ``ddof=0``. Shape as for :func:`sum`.
 
     >>> var(tensor([1.0, 3.0])).item()
+    2.0
+    >>> var(tensor([1.0, 3.0]), axis=0).item()
     1.0
     """
     x = _t(x)
-    axes = normalize_axis("var", axis, x.ndim)
+    numpy_style = axis is not _NOT_GIVEN or keepdims is not None
+    c = _correction("var", unbiased, correction, ddof, numpy_style)
+    dim = _dim("var", dim, None if axis is _NOT_GIVEN else axis)
+    axes = normalize_axis("var", dim, x.ndim)
     n = _count(x, axes)
-    if n - ddof <= 0:
-        raise ValueError(f"var: {n} element(s) with ddof={ddof} leaves no degrees of freedom.")
-    d = x - mean(x, axes, keepdims=True)
-    return Sum.apply(d * d, axis=axes, keepdims=keepdims) * (1.0 / (n - ddof))
+    if n - c <= 0:
+        raise ValueError(f"var: {n} element(s) with correction={c} leaves no degrees of freedom; use correction=0.")
+    d = x - mean(x, axes, keepdim=True)
+    return Sum.apply(d * d, axis=axes, keepdims=_keep(keepdim, keepdims)) * (1.0 / (n - c))
 
 
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Maximum over ``axis`` (None: all); tied maxima share the gradient equally (1/k each).
+def std(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
+        axis: Any = _NOT_GIVEN, keepdims: bool | None = None, ddof: int | None = None) -> Any:
+    """Standard deviation, ``sqrt(var(...))`` with :func:`var`'s arguments and defaults.
 
-    >>> max(tensor([[1.0, 4.0], [3.0, 2.0]]), axis=0).tolist()
+    >>> std(tensor([1.0, 3.0]), correction=0).item()
+    1.0
+    """
+    return var(x, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+
+
+def prod(x: Any, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None, axis: Any = None,
+         keepdims: bool | None = None) -> Any:
+    """Product over ``dim`` (None: all elements); differentiable also where elements are 0.
+
+    >>> prod(tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
+    [2.0, 12.0]
+    """
+    x = _t(x)
+    if dtype is not None:
+        x = x.to(dtype)
+    return Prod.apply(x, axis=normalize_axis("prod", _dim("prod", dim, axis), x.ndim), keepdims=_keep(keepdim, keepdims))
+
+
+def amax(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """Maximum over ``dim`` (None: all; an int or a tuple); tied maxima share the gradient
+    equally (1/k each), as in PyTorch.
+
+    >>> amax(tensor([[1.0, 4.0], [3.0, 2.0]]), 0).tolist()
     [3.0, 4.0]
     """
     x = _t(x)
-    return Max.apply(x, axis=normalize_axis("max", axis, x.ndim), keepdims=keepdims)
+    return Max.apply(x, axis=normalize_axis("amax", _dim("amax", dim, axis), x.ndim), keepdims=_keep(keepdim, keepdims))
 
 
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Minimum over ``axis`` (None: all); tied minima share the gradient equally (1/k each).
+def amin(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """Minimum over ``dim`` (None: all); tied minima share the gradient equally.
 
-    >>> min(tensor([[1.0, 4.0], [3.0, 2.0]]), axis=1).tolist()
+    >>> amin(tensor([[1.0, 4.0], [3.0, 2.0]]), 1).tolist()
     [1.0, 2.0]
     """
     x = _t(x)
-    return Min.apply(x, axis=normalize_axis("min", axis, x.ndim), keepdims=keepdims)
+    return Min.apply(x, axis=normalize_axis("amin", _dim("amin", dim, axis), x.ndim), keepdims=_keep(keepdim, keepdims))
+
+
+def _arg(op: str, x: Any, dim: Any, keepdim: bool, fn: Any) -> Any:
+    x = _t(x)
+    if x.data.size == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}.")
+    if dim is None:
+        r = np.asarray(fn(x.data.reshape(-1)), dtype=np.int64)
+        return _const(r.reshape((1,) * x.ndim) if keepdim else r)
+    (d,) = normalize_axis(op, int(dim), x.ndim) or (0,)
+    return _const(np.asarray(fn(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def argmax(x: Any, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """Index of the (first) maximum over ``dim`` (None: of the flattened tensor); int64, not
+    differentiable.
+
+    >>> argmax(tensor([[1.0, 4.0], [3.0, 2.0]]), dim=1).tolist()
+    [1, 0]
+    """
+    return _arg("argmax", x, _dim("argmax", dim, axis), _keep(keepdim, keepdims), np.argmax)
+
+
+def argmin(x: Any, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """Index of the (first) minimum over ``dim`` (None: of the flattened tensor); int64.
+
+    >>> argmin(tensor([[1.0, 4.0], [3.0, 2.0]]), dim=1).tolist()
+    [0, 1]
+    """
+    return _arg("argmin", x, _dim("argmin", dim, axis), _keep(keepdim, keepdims), np.argmin)
+
+
+def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None, whole: Any, arg: Any) -> Any:
+    if dim is not None and not isinstance(dim, (int, np.integer)):  # torch.max(a, b): elementwise
+        return (maximum if op == "max" else minimum)(x, dim)
+    x = _t(x)
+    if axis is not None:  # numpy's spelling: numpy's result, the reduced values alone
+        return whole(x, axis=axis, keepdims=keepdims)
+    if dim is None:
+        return whole(x)
+    keep = _keep(keepdim, keepdims)
+    idx = arg(x, dim, keepdim=True)
+    # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
+    values = gather(x, dim, idx)
+    return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
+
+
+def max(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:  # noqa: A001
+    """PyTorch's ``max``: with no ``dim`` the maximum of all elements (ties share the gradient);
+    with an int ``dim`` a ``(values, indices)`` named tuple, the gradient going to the indexed
+    element; with a Tensor as second argument the elementwise :func:`maximum`. In numpy's
+    spelling (``axis=``) it returns the values alone, like :func:`amax`.
+
+    >>> max(tensor([[1.0, 4.0], [3.0, 2.0]]), 0).indices.tolist()
+    [1, 0]
+    """
+    return _extremum("max", x, dim, keepdim, axis, keepdims, amax, argmax)
+
+
+def min(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:  # noqa: A001
+    """PyTorch's ``min``; see :func:`max`.
+
+    >>> min(tensor([[1.0, 4.0], [3.0, 2.0]]), 1).values.tolist()
+    [1.0, 2.0]
+    """
+    return _extremum("min", x, dim, keepdim, axis, keepdims, amin, argmin)
+
+
+def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """``log(sum(exp(x)))`` over ``dim``, computed as ``log(sum(exp(x - m))) + m`` with ``m`` the
+    detached max (0 where infinite), so it neither overflows nor loses a row of -inf.
+
+    >>> round(logsumexp(tensor([[1000.0, 1000.0]]), 1).item(), 2)
+    1000.69
+    """
+    x = _t(x)
+    dim = _dim("logsumexp", dim, axis)
+    axes = normalize_axis("logsumexp", dim, x.ndim)
+    m = np.max(x.data, axis=axes, keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
+    m = _const(np.where(np.isfinite(m), m, 0).astype(x.dtype))
+    out = Sum.apply((x - m).exp(), axis=axes, keepdims=True).log() + m
+    return out if _keep(keepdim, keepdims) else reshape(out, [s for i, s in enumerate(out.shape) if axes is not None and i not in axes])
+
+
+def softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the detached max so it cannot overflow.
+    Shape unchanged.
+
+    >>> softmax(tensor([[1e4, 0.0]]), dim=1).tolist()
+    [[1.0, 0.0]]
+    """
+    x = _t(x)
+    d = _softmax_dim("softmax", x, _dim("softmax", dim, axis))
+    e = (x - _const(np.max(x.data, axis=d, keepdims=True))).exp()
+    return e / Sum.apply(e, axis=(d,), keepdims=True)
+
+
+def log_softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
+    """``log(softmax(x))`` along ``dim``, computed as ``s - log(sum(exp(s)))`` with ``s = x - max``.
+
+    >>> log_softmax(tensor([0.0, 0.0]), dim=0).exp().tolist()
+    [0.5, 0.5]
+    """
+    x = _t(x)
+    d = _softmax_dim("log_softmax", x, _dim("log_softmax", dim, axis))
+    s = x - _const(np.max(x.data, axis=d, keepdims=True))
+    return s - Sum.apply(s.exp(), axis=(d,), keepdims=True).log()
+
+
+def _softmax_dim(op: str, x: Any, dim: Any) -> int:
+    if dim is None:
+        raise TypeError(f"{op}: give the dimension to normalize over, e.g. {op}(x, dim=-1) for a (N, C) tensor of logits.")
+    return normalize_axis(op, int(dim), x.ndim)[0]  # type: ignore[index]
+
+
+def cumsum(x: Any, dim: int, *, dtype: Any = None, axis: Any = None) -> Any:
+    """Cumulative sum along ``dim``, same shape.
+
+    >>> cumsum(tensor([1.0, 2.0, 3.0]), 0).tolist()
+    [1.0, 3.0, 6.0]
+    """
+    x = _t(x)
+    if dtype is not None:
+        x = x.to(dtype)
+    d = normalize_axis("cumsum", _dim("cumsum", dim, axis), x.ndim)
+    return CumSum.apply(x, axis=d[0] if d else 0)
+
+
+def norm(x: Any, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Any:
+    """The vector ``p``-norm over ``dim`` (None: all elements): ``sum(|x|**p)**(1/p)``; ``p`` may
+    be ``inf``, ``-inf``, 0 (count of non-zeros) or ``'fro'`` (= 2). The gradient of the 2-norm
+    at the zero vector is 0, as in PyTorch.
+
+    >>> norm(tensor([3.0, 4.0])).item()
+    5.0
+    """
+    x = _t(x)
+    if p == "fro":
+        p = 2
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        raise ValueError(f"norm: p must be a number, inf, -inf or 'fro', got {p!r}.")
+    axes = normalize_axis("norm", dim, x.ndim)
+    a = x.abs()
+    if p == math.inf:
+        return amax(a, axes, keepdim)
+    if p == -math.inf:
+        return amin(a, axes, keepdim)
+    if p == 0:
+        return sum(ne(x, 0).to(x.dtype), axes, keepdim)
+    if p == 1:
+        return sum(a, axes, keepdim)
+    s = sum(a**p if p != 2 else x * x, axes, keepdim)
+    pos = s.data > 0
+    # Where the sum is 0, root a constant instead: the root's infinite slope times 0 would be NaN.
+    return where(pos, E.Where.apply(s, 1.0, cond=pos) ** (1.0 / p), 0.0)
+
+
+def any(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """Whether any element is non-zero, over ``dim`` (None: all); a bool tensor.
+
+    >>> any(tensor([0.0, 1.0])).item()
+    True
+    """
+    x = _t(x)
+    return _const(np.any(x.data, axis=normalize_axis("any", dim, x.ndim), keepdims=keepdim))
+
+
+def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """Whether every element is non-zero, over ``dim`` (None: all); a bool tensor.
+
+    >>> all(tensor([0.0, 1.0])).item()
+    False
+    """
+    x = _t(x)
+    return _const(np.all(x.data, axis=normalize_axis("all", dim, x.ndim), keepdims=keepdim))
 
 
 # ---- shapes ---------------------------------------------------------------------------------
@@ -266,16 +517,16 @@ def reshape(x: Any, shape: Sequence[int]) -> Any:
         return x
     known = math.prod(s for s in shape if s != -1)
     unknown = shape.count(-1)
-    ok = unknown <= 1 and all(s >= -1 for s in shape)
+    ok = unknown <= 1 and builtins.all(s >= -1 for s in shape)
     if ok and unknown == 1:
-        ok = known > 0 and x.size % known == 0
+        ok = known > 0 and x.data.size % known == 0
         if ok:
-            shape = tuple(x.size // known if s == -1 else s for s in shape)
+            shape = tuple(x.data.size // known if s == -1 else s for s in shape)
     elif ok:
-        ok = known == x.size
+        ok = known == x.data.size
     if not ok:
         raise ValueError(
-            f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}; "
+            f"reshape: cannot reshape a tensor of shape {x.shape} ({x.data.size} elements) into {shape}; "
             "the number of elements must stay the same (at most one -1)."
         )
     return Reshape.apply(x, shape=shape)
@@ -328,29 +579,33 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s : e + 1]),) + x.shape[e + 1 :])
 
 
-def squeeze(x: Any, axis: Any = None) -> Any:
-    """Drop size-1 axes (all of them, or those in ``axis``).
+def squeeze(x: Any, dim: Any = None, *, axis: Any = None) -> Any:
+    """Drop size-1 dims (all of them, or those of ``dim``, an int or a tuple); as in PyTorch a
+    named dim whose size is not 1 is left in place.
 
     >>> squeeze(ones(1, 3, 1)).shape
     (3,)
+    >>> squeeze(ones(2, 1), 0).shape
+    (2, 1)
     """
     x = _t(x)
-    if axis is None:
+    dim = _dim("squeeze", dim, axis)
+    if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    axes = normalize_axis("squeeze", axis, x.ndim) or ()
-    for a in axes:
-        if x.shape[a] != 1:
-            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {x.shape}).")
+    axes = [a for a in normalize_axis("squeeze", dim, x.ndim) or () if x.ndim and x.shape[a] == 1]
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
-def unsqueeze(x: Any, axis: int) -> Any:
-    """Insert a size-1 axis at ``axis`` (negative counts from the end of the result).
+def unsqueeze(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
+    """Insert a size-1 dim at ``dim`` (negative counts from the end of the result).
 
     >>> unsqueeze(ones(3), 0).shape
     (1, 3)
     """
     x = _t(x)
+    axis = _dim("unsqueeze", dim, axis)
+    if axis is None:
+        raise TypeError("unsqueeze: give the position of the new dimension, e.g. unsqueeze(x, 0).")
     n = x.ndim + 1
     if not -n <= axis < n:
         raise ValueError(f"unsqueeze: axis {axis} out of range for a result with {n} dimensions.")
@@ -398,12 +653,13 @@ def getitem(x: Any, index: Any) -> Any:
     return GetItem.apply(x, index=index)
 
 
-def cat(tensors: Sequence[Any], axis: int = 0) -> Any:
-    """Concatenate along an existing axis; other dimensions must match.
+def cat(tensors: Sequence[Any], dim: int = 0, *, axis: int | None = None) -> Any:
+    """Concatenate along an existing dim; other dimensions must match.
 
-    >>> cat([ones(2, 3), ones(2, 1)], axis=1).shape
+    >>> cat([ones(2, 3), ones(2, 1)], dim=1).shape
     (2, 4)
     """
+    axis = dim if axis is None else axis
     ts = [_t(t) for t in tensors]
     if not ts:
         raise ValueError("cat: needs at least one tensor.")
@@ -418,11 +674,11 @@ def cat(tensors: Sequence[Any], axis: int = 0) -> Any:
     return Concat.apply(*ts, axis=a)
 
 
-concatenate = cat
+concatenate = concat = cat
 
 
-def stack(tensors: Sequence[Any], axis: int = 0) -> Any:
-    """Stack equal-shaped tensors along a new axis.
+def stack(tensors: Sequence[Any], dim: int = 0, *, axis: int | None = None) -> Any:
+    """Stack equal-shaped tensors along a new dim.
 
     >>> stack([ones(3), zeros(3)]).shape
     (2, 3)
@@ -433,7 +689,8 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Any:
     for i, t in enumerate(ts):
         if t.shape != ts[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape {ts[0].shape}; they must match.")
-    return cat([unsqueeze(t, axis) for t in ts], axis=axis)
+    axis = dim if axis is None else axis
+    return cat([unsqueeze(t, axis) for t in ts], axis)
 
 
 def pad(x: Any, pad_width: Any, value: float = 0.0) -> Any:
@@ -458,9 +715,7 @@ def matmul(a: Any, b: Any) -> Any:
     >>> matmul(ones(5, 2, 3), ones(3, 4)).shape
     (5, 2, 4)
     """
-    from ..tensor import Tensor
-
-    a = _t(a, b if isinstance(b, Tensor) else None)
+    a = _t(a, b if isinstance(b, _graph.Tensor) else None)
     b = _t(b, a)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: both operands need at least 1 dimension; use * for scalars.")
@@ -482,3 +737,453 @@ def matmul(a: Any, b: Any) -> Any:
     if a.ndim == 1:
         y = squeeze(y, -2 if b.ndim > 1 else -1) if y.ndim else y
     return y
+
+
+def _const(a: Any) -> Any:
+    """A graph constant (no gradient) holding the array ``a``."""
+    return _graph.Tensor._make(np.asarray(a), None, 0)
+
+
+def _int_index(op: str, index: Any) -> np.ndarray:
+    idx = np.asarray(index.data if isinstance(index, _graph.Tensor) else index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got dtype {idx.dtype}; convert with index.long().")
+    return idx
+
+
+# ---- more elementwise -----------------------------------------------------------------------
+def log1p(x: Any) -> Any:
+    """log(1 + x) elementwise, accurate for small x.
+
+    >>> log1p(tensor([0.0])).item()
+    0.0
+    """
+    return E.Log1p.apply(x)
+
+
+def expm1(x: Any) -> Any:
+    """exp(x) - 1 elementwise, accurate for small x.
+
+    >>> expm1(tensor([0.0])).item()
+    0.0
+    """
+    return E.Expm1.apply(x)
+
+
+def sin(x: Any) -> Any:
+    """Sine elementwise.
+
+    >>> sin(tensor([0.0])).item()
+    0.0
+    """
+    return E.Sin.apply(x)
+
+
+def cos(x: Any) -> Any:
+    """Cosine elementwise.
+
+    >>> cos(tensor([0.0])).item()
+    1.0
+    """
+    return E.Cos.apply(x)
+
+
+def rsqrt(x: Any) -> Any:
+    """1 / sqrt(x) elementwise.
+
+    >>> rsqrt(tensor([4.0])).item()
+    0.5
+    """
+    return E.PowScalar.apply(x, exponent=-0.5)
+
+
+def sign(x: Any) -> Any:
+    """-1, 0 or 1 elementwise; the gradient is 0.
+
+    >>> sign(tensor([-2.0, 0.0, 3.0])).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    return E.Sign.apply(x)
+
+
+def clamp(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    """Clamp to [min, max]; either bound may be None, a number or a Tensor (broadcast). The
+    gradient passes where min <= x <= max.
+
+    >>> clamp(tensor([-2.0, 0.5, 2.0]), min=-1.0, max=1.0).tolist()
+    [-1.0, 0.5, 1.0]
+    """
+    if isinstance(min, _graph.Tensor) or isinstance(max, _graph.Tensor):
+        x = _t(x)
+        if min is not None:
+            x = where(x.data < _np(min), _t(min, x), x)
+        if max is not None:
+            x = where(x.data > _np(max), _t(max, x), x)
+        return x
+    return clip(x, min, max)
+
+
+def _np(x: Any) -> Any:
+    return x.data if isinstance(x, _graph.Tensor) else x
+
+
+# ---- comparisons (not differentiable; boolean results) ----------------------------------------
+def _compare(fn: Any, a: Any, b: Any) -> Any:
+    return _const(fn(_np(a), _np(b)))
+
+
+def eq(a: Any, b: Any) -> Any:
+    """a == b elementwise (broadcasting), a bool tensor.
+
+    >>> eq(tensor([1.0, 2.0]), 2.0).tolist()
+    [False, True]
+    """
+    return _compare(np.equal, a, b)
+
+
+def ne(a: Any, b: Any) -> Any:
+    """a != b elementwise, a bool tensor.
+
+    >>> ne(tensor([1.0, 2.0]), 2.0).tolist()
+    [True, False]
+    """
+    return _compare(np.not_equal, a, b)
+
+
+def lt(a: Any, b: Any) -> Any:
+    """a < b elementwise, a bool tensor.
+
+    >>> lt(tensor([1.0, 2.0]), 2.0).tolist()
+    [True, False]
+    """
+    return _compare(np.less, a, b)
+
+
+def le(a: Any, b: Any) -> Any:
+    """a <= b elementwise, a bool tensor.
+
+    >>> le(tensor([1.0, 3.0]), 2.0).tolist()
+    [True, False]
+    """
+    return _compare(np.less_equal, a, b)
+
+
+def gt(a: Any, b: Any) -> Any:
+    """a > b elementwise, a bool tensor.
+
+    >>> gt(tensor([1.0, 3.0]), 2.0).tolist()
+    [False, True]
+    """
+    return _compare(np.greater, a, b)
+
+
+def ge(a: Any, b: Any) -> Any:
+    """a >= b elementwise, a bool tensor.
+
+    >>> ge(tensor([1.0, 2.0]), 2.0).tolist()
+    [False, True]
+    """
+    return _compare(np.greater_equal, a, b)
+
+
+def isnan(x: Any) -> Any:
+    """Where x is NaN, a bool tensor of x's shape.
+
+    >>> isnan(tensor([1.0, float("nan")])).tolist()
+    [False, True]
+    """
+    return _const(np.isnan(_np(_t(x))))
+
+
+def isfinite(x: Any) -> Any:
+    """Where x is neither infinite nor NaN, a bool tensor.
+
+    >>> isfinite(tensor([1.0, float("inf")])).tolist()
+    [True, False]
+    """
+    return _const(np.isfinite(_np(_t(x))))
+
+
+def allclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """Whether ``|a - b| <= atol + rtol * |b|`` everywhere (a Python bool), as ``torch.allclose``.
+
+    >>> allclose(tensor([1.0]), tensor([1.0 + 1e-7]))
+    True
+    """
+    return builtins.bool(np.allclose(_np(_t(a)), _np(_t(b)), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# ---- indexing ---------------------------------------------------------------------------------
+def gather(x: Any, dim: int, index: Any) -> Any:
+    """``out[i][j][k] = x[index[i][j][k]][j][k]`` for dim 0 (likewise for other dims): ``index``
+    has x's number of dims, its size along other dims at most x's; the result has ``index``'s
+    shape. The gradient scatter-adds back (repeated indices accumulate).
+
+    >>> gather(tensor([[1.0, 2.0], [3.0, 4.0]]), 1, tensor([[1], [0]])).tolist()
+    [[2.0], [3.0]]
+    """
+    x = _t(x)
+    idx = _int_index("gather", index)
+    d = normalize_axis("gather", dim, x.ndim)[0]  # type: ignore[index]
+    ok = idx.ndim == x.ndim and builtins.all(i <= s for a, (i, s) in enumerate(zip(idx.shape, x.shape)) if a != d)
+    if not ok:
+        raise ValueError(
+            f"gather: index of shape {idx.shape} does not fit input of shape {x.shape} along dim {dim}: it needs "
+            f"{x.ndim} dims, each (except dim {d}) no larger than the input's."
+        )
+    if idx.size and (idx.min() < -x.shape[d] or idx.max() >= x.shape[d]):
+        raise IndexError(
+            f"gather: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}."
+        )
+    return GetItem.apply(x, index=along(idx % builtins.max(x.shape[d], 1), d))
+
+
+def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Any:
+    """A copy of ``x`` with ``src[i][j][k]`` added at ``[index[i][j][k]][j][k]`` (dim 0; likewise
+    for others), repeated indices accumulating; the part of ``src`` outside ``index``'s shape is
+    unused. Differentiable in ``x`` (identity) and ``src`` (a gather).
+
+    >>> scatter_add(zeros(3), 0, tensor([0, 0, 2]), tensor([1.0, 2.0, 3.0])).tolist()
+    [3.0, 0.0, 3.0]
+    """
+    x, src = _t(x), _t(src)
+    idx = _int_index("scatter_add", index)
+    d = normalize_axis("scatter_add", dim, x.ndim)[0]  # type: ignore[index]
+    fits = idx.ndim == x.ndim == src.ndim and builtins.all(
+        i <= s and (a == d or i <= t) for a, (i, s, t) in enumerate(zip(idx.shape, src.shape, x.shape))
+    )
+    if not fits:
+        raise ValueError(
+            f"scatter_add: index of shape {idx.shape} must have the dims of input {x.shape} and src {src.shape}, "
+            f"no larger than src's, nor than the input's except along dim {d}."
+        )
+    if idx.size and (idx.min() < -x.shape[d] or idx.max() >= x.shape[d]):
+        raise IndexError(
+            f"scatter_add: index values must lie in [0, {x.shape[d]}) for dim {d} of shape {x.shape}, got {idx.min()}..{idx.max()}."
+        )
+    if src.shape != idx.shape:
+        src = getitem(src, tuple(slice(0, n) for n in idx.shape))
+    if src.dtype != x.dtype:
+        src = src.to(x.dtype)
+    return x + IndexAdd.apply(src, index=along(idx % builtins.max(x.shape[d], 1), d), shape=x.shape)
+
+
+def index_select(x: Any, dim: int, index: Any) -> Any:
+    """The entries of ``x`` at the 1-D integer ``index`` along ``dim``; that dim's size becomes
+    ``len(index)``. Differentiable (repeats accumulate).
+
+    >>> index_select(tensor([[1.0, 2.0], [3.0, 4.0]]), 0, tensor([1, 1])).tolist()
+    [[3.0, 4.0], [3.0, 4.0]]
+    """
+    x = _t(x)
+    idx = _int_index("index_select", index)
+    if idx.ndim > 1:
+        raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}.")
+    d = normalize_axis("index_select", dim, x.ndim)[0]  # type: ignore[index]
+    return getitem(x, (slice(None),) * d + (idx.reshape(-1),))
+
+
+def masked_fill(x: Any, mask: Any, value: Any) -> Any:
+    """``x`` with ``value`` wherever the bool ``mask`` (broadcast to x's shape) is True; the
+    gradient reaches ``x`` where the mask is False.
+
+    >>> masked_fill(tensor([1.0, 2.0]), tensor([True, False]), 0.0).tolist()
+    [0.0, 2.0]
+    """
+    x = _t(x)
+    m = np.asarray(_np(mask))
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}; compare first, e.g. x > 0.")
+    if np.broadcast_shapes(m.shape, x.shape) != x.shape:
+        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the input's shape {x.shape}.")
+    v = value.item() if isinstance(value, _graph.Tensor) and value.ndim == 0 and not value.requires_grad else value
+    return where(np.broadcast_to(m, x.shape), v, x)
+
+
+def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    """Sort along ``dim``: a ``(values, indices)`` named tuple; ties keep their order. The values
+    are gathered from ``x``, so the gradient flows back to where each value came from.
+
+    >>> sort(tensor([3.0, 1.0, 2.0])).indices.tolist()
+    [1, 2, 0]
+    """
+    x = _t(x)
+    d = normalize_axis("sort", dim, x.ndim)[0] if x.ndim else 0  # type: ignore[index]
+    a = x.data.reshape(1) if x.ndim == 0 else x.data
+    idx = np.argsort(-a if descending and a.dtype.kind in "fi" else a, axis=d, kind="stable")
+    if descending and a.dtype.kind not in "fi":
+        idx = np.flip(idx, axis=d)
+    idx = idx.astype(np.int64).reshape(x.shape)
+    return ValuesIndices(gather(x, d, idx) if x.ndim else x, _const(idx))
+
+
+def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    """The ``k`` largest (or smallest) entries along ``dim`` as a ``(values, indices)`` named
+    tuple, in sorted order; differentiable through the values.
+
+    >>> topk(tensor([1.0, 3.0, 2.0]), 2).values.tolist()
+    [3.0, 2.0]
+    """
+    x = _t(x)
+    d = normalize_axis("topk", dim, x.ndim)[0] if x.ndim else 0  # type: ignore[index]
+    n = x.shape[d] if x.ndim else 1
+    if not 0 <= k <= n:
+        raise ValueError(f"topk: k={k} is out of range for dim {dim} of size {n} (shape {x.shape}).")
+    _, idx = sort(x, d, descending=largest)
+    idx = _const(idx.data[(slice(None),) * d + (slice(0, k),)])
+    return ValuesIndices(gather(x, d, idx) if x.ndim else x, idx)
+
+
+# ---- more shapes ----------------------------------------------------------------------------------
+def split(x: Any, split_size_or_sections: Any, dim: int = 0) -> tuple:
+    """Split along ``dim`` into pieces of ``split_size_or_sections`` (an int: equal pieces, the
+    last possibly smaller) or of the listed sizes (which must add up to the dim's size).
+
+    >>> [t.shape for t in split(ones(5, 2), 2)]
+    [(2, 2), (2, 2), (1, 2)]
+    """
+    x = _t(x)
+    d = normalize_axis("split", dim, x.ndim)[0]  # type: ignore[index]
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}.")
+        sizes = [builtins.min(step, n - i) for i in range(0, n, step)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+            raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, the size of dim {d} of shape {x.shape}.")
+    out, start = [], 0
+    for s in sizes:
+        out.append(getitem(x, (slice(None),) * d + (slice(start, start + s),)))
+        start += s
+    return tuple(out)
+
+
+def chunk(x: Any, chunks: int, dim: int = 0) -> tuple:
+    """Split along ``dim`` into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer pieces when
+    that already covers the dim), as ``torch.chunk``.
+
+    >>> [t.shape for t in chunk(ones(5), 3)]
+    [(2,), (2,), (1,)]
+    """
+    x = _t(x)
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}.")
+    n = x.shape[normalize_axis("chunk", dim, x.ndim)[0]]  # type: ignore[index]
+    return split(x, builtins.max(-(-n // chunks), 1), dim)
+
+
+def repeat(x: Any, *sizes: Any) -> Any:
+    """Tile ``x``: ``sizes`` (at least x.ndim of them; extra ones add leading dims) says how often
+    to repeat along each dim, as ``torch.Tensor.repeat`` (numpy's ``tile``).
+
+    >>> repeat(tensor([1.0, 2.0]), 2, 2).tolist()
+    [[1.0, 2.0, 1.0, 2.0], [1.0, 2.0, 1.0, 2.0]]
+    """
+    x = _t(x)
+    reps = tuple(int(r) for r in (sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes))
+    if len(reps) < x.ndim or builtins.any(r < 0 for r in reps):
+        raise ValueError(f"repeat: needs at least {x.ndim} non-negative repeat counts for shape {x.shape}, got {reps}.")
+    shape = (1,) * (len(reps) - x.ndim) + x.shape
+    inter = tuple(v for s in shape for v in (1, s))
+    big = tuple(v for r, s in zip(reps, shape) for v in (r, s))
+    return reshape(broadcast_to(reshape(x, inter), big), tuple(r * s for r, s in zip(reps, shape)))
+
+
+def unflatten(x: Any, dim: int, sizes: Sequence[int]) -> Any:
+    """Split dim ``dim`` into ``sizes`` (one may be -1), the inverse of :func:`flatten`.
+
+    >>> unflatten(ones(2, 12), 1, (3, -1)).shape
+    (2, 3, 4)
+    """
+    x = _t(x)
+    d = normalize_axis("unflatten", dim, x.ndim)[0]  # type: ignore[index]
+    sizes = tuple(int(s) for s in sizes)
+    known = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) == 1 and known:
+        sizes = tuple(x.shape[d] // known if s == -1 else s for s in sizes)
+    if math.prod(sizes) != x.shape[d]:
+        raise ValueError(f"unflatten: sizes {sizes} do not multiply to {x.shape[d]}, the size of dim {d} of shape {x.shape}.")
+    return reshape(x, x.shape[:d] + sizes + x.shape[d + 1 :])
+
+
+# ---- einsum -----------------------------------------------------------------------------------------
+def einsum(equation: str, *operands: Any) -> Any:
+    """Einstein summation, as ``torch.einsum``: e.g. ``'ij,jk->ik'`` (matmul), ``'bij,bjk->bik'``
+    (batched), ``'bi,bi->b'`` (row dots), ``'nchw->nhwc'`` (permute), ``'ii->'`` (trace), or an
+    implicit output (``'ij,jk'``: the labels used once, sorted). Composed of diagonal picks,
+    sums, permutes, reshapes and matmuls, so it is differentiable; operands are combined left to
+    right. Ellipsis (``...``) is not supported.
+
+    >>> einsum('ij,jk->ik', ones(2, 3), ones(3, 4)).shape
+    (2, 4)
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise NotImplementedError(f"einsum: '...' (ellipsis) is not supported in {equation!r}; name every dimension.")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"einsum: {equation!r} names {len(terms)} operand(s), got {len(operands)}.")
+    if not arrow:
+        counts = {c: lhs.count(c) for c in lhs if c != ","}
+        out = "".join(sorted(c for c, n in counts.items() if n == 1))
+    xs = [_t(o) for o in operands]
+    sizes: dict = {}
+    for term, x in zip(terms, xs):
+        if len(term) != x.ndim or not term.isalpha():
+            raise ValueError(f"einsum: term {term!r} of {equation!r} must give one letter per dim of an operand of shape {x.shape}.")
+        for c, n in zip(term, x.shape):
+            if sizes.setdefault(c, n) != n:
+                raise ValueError(f"einsum: label {c!r} has size {sizes[c]} and {n} in {equation!r}.")
+    if builtins.any(c not in sizes for c in out) or len(set(out)) != len(out):
+        raise ValueError(f"einsum: output {out!r} of {equation!r} must use each input label at most once.")
+    x, term = _einsum_single(xs[0], terms[0], _needed(terms[1:], out))
+    for i in range(1, len(xs)):
+        y, yterm = _einsum_single(xs[i], terms[i], _needed(terms[i + 1 :], out) | set(term))
+        x, term = _einsum_pair(x, term, y, yterm, _needed(terms[i + 1 :], out))
+    return _einsum_single(x, term, set(out), order=out)[0]
+
+
+def _needed(later: Sequence[str], out: str) -> set:
+    return set("".join(later)) | set(out)
+
+
+def _einsum_single(x: Any, term: str, keep: set, order: str | None = None) -> tuple:
+    """Take repeated labels' diagonals, sum out labels not in ``keep``, permute to ``order``."""
+    while len(set(term)) != len(term):
+        c = next(c for c in term if term.count(c) > 1)
+        i, j = term.index(c), term.index(c, term.index(c) + 1)
+        ar = np.arange(x.shape[i])
+        index: list = [slice(None)] * x.ndim
+        index[i], index[j] = ar, ar
+        x = getitem(x, tuple(index))
+        # numpy puts the combined axis first when the two advanced indices are not adjacent
+        rest = term[:i] + term[i + 1 : j] + term[j + 1 :]
+        term = c + rest if j != i + 1 else term[:i] + c + term[j + 1 :]
+    drop = tuple(k for k, c in enumerate(term) if c not in keep)
+    if drop:
+        x = sum(x, drop)
+        term = "".join(c for c in term if c in keep)
+    if order is not None and term != order:
+        x = permute(x, [term.index(c) for c in order])
+        term = order
+    return x, term
+
+
+def _einsum_pair(a: Any, ta: str, b: Any, tb: str, keep: set) -> tuple:
+    """Contract two operands with one batched matmul: (batch, left, k) @ (batch, k, right)."""
+    batch = [c for c in ta if c in tb and c in keep]
+    con = [c for c in ta if c in tb and c not in keep]
+    left = [c for c in ta if c not in tb]
+    right = [c for c in tb if c not in ta]
+    size = dict(zip(ta, a.shape)) | dict(zip(tb, b.shape))
+    nb, nl, nk, nr = (math.prod(size[c] for c in g) for g in (batch, left, con, right))
+    a3 = reshape(permute(a, [ta.index(c) for c in batch + left + con]), (nb, nl, nk))
+    b3 = reshape(permute(b, [tb.index(c) for c in batch + con + right]), (nb, nk, nr))
+    y = reshape(matmul(a3, b3), tuple(size[c] for c in batch + left + right))
+    return y, "".join(batch + left + right)

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import function as _graph
 from ..autograd.function import Function
 from .elementwise import sum_to
 
@@ -118,9 +119,18 @@ class Pad(Function):
         return g[ctx.index]
 
 
+def along(index: np.ndarray, dim: int) -> tuple:
+    """The advanced index that picks ``x[i0, .., index[i0, .., ik], .., ik]`` at each position of
+    ``index`` (``gather``'s pattern): ``index`` itself along ``dim``, the position elsewhere.
+    With it, :class:`GetItem` gathers and :class:`IndexAdd` scatter-adds."""
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index
+    return tuple(grids)
+
+
 def normalize_index(index: Any) -> Any:
     """Replace Tensors inside an index by their arrays."""
-    from ..tensor import Tensor
+    Tensor = _graph.Tensor  # bound by tensor.py once the class exists
 
     if isinstance(index, Tensor):
         return index.data

@@ -1,4 +1,5 @@
-"""Reductions: sum, max, min. Mean and var are composed from these in ``functional``."""
+"""Reductions: sum, max, min, prod, cumsum. Mean, var, norm, logsumexp are composed from these in
+``ops.functions``."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
+from .elementwise import Where
 
 
 def normalize_axis(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
@@ -74,3 +76,46 @@ class Min(_Extremum):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         return Min._forward(ctx, x, axis, keepdims, np.min)
+
+
+class Prod(Function):
+    """Product over ``axis``. The gradient of each element is the product of the others, computed
+    directly (not as prod / x) so zeros are handled; that product is itself a Prod, over a copy
+    of the reduced elements with the diagonal set to 1, so higher orders follow."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.in_shape = x.shape
+        ctx.axis = axis
+        ctx.save_for_backward(x)
+        return np.prod(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        axes = tuple(range(x.ndim)) if ctx.axis is None else ctx.axis
+        rest = tuple(i for i in range(x.ndim) if i not in axes)
+        order = rest + axes
+        xt = x.permute(order) if order != tuple(range(x.ndim)) else x
+        m = int(np.prod([x.shape[a] for a in rest]))
+        n = int(np.prod([x.shape[a] for a in axes]))
+        rows = xt.reshape((m, 1, n)).expand((m, n, n))
+        others = Prod.apply(Where.apply(1.0, rows, cond=np.eye(n, dtype=bool)), axis=(2,))  # (m, n)
+        shaped = others.reshape(tuple(x.shape[a] for a in order))
+        inverse = tuple(np.argsort(order))
+        back = shaped.permute(inverse) if order != tuple(range(x.ndim)) else shaped
+        return back * g.reshape(_keep_shape(ctx.in_shape, ctx.axis)).expand(ctx.in_shape)
+
+
+class CumSum(Function):
+    """Cumulative sum along ``axis``; the gradient is the reversed cumulative sum of ``g``."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        flip = (slice(None),) * ctx.axis + (slice(None, None, -1),)
+        return CumSum.apply(g[flip], axis=ctx.axis)[flip]

@@ -294,7 +294,7 @@ class Picture:
         if self.view == "forward":
             for j, edge in enumerate(n.next_edges):
                 t = n.input_tensors[j] if n.input_tensors is not None and j < len(n.input_tensors) else None
-                if edge is None and (t is None or (t.size == 1 and not self._tensor_name(t))):
+                if edge is None and (t is None or (t.numel() == 1 and not self._tensor_name(t))):
                     consts.append(f"{_arg_name(n.op, j)}={_fmt_value(t.data.item())}" if t is not None else f"{_arg_name(n.op, j)}=const")
         e.attrs = "  ".join(consts + [f"{k}={_fmt_value(v)}" for k, v in _param_items(n)])
         # Integer outputs (argmax indices) carry no gradient: listed apart from the data outputs.
@@ -368,7 +368,7 @@ class Picture:
                         self._edge(el.key, dst, "", tuple(m.shape))
                 elif n.input_tensors is not None and j < len(n.input_tensors):
                     t = n.input_tensors[j]
-                    if t.size != 1 or self._tensor_name(t):
+                    if t.numel() != 1 or self._tensor_name(t):
                         el = self._tensor_elem(t, "input", pos[n] - 0.5)
                         self._edge(el.key, dst, "", tuple(t.shape))
 

@@ -206,7 +206,7 @@ def draw_model(
         )
     if backward:
         t = outs[0]
-        t.backward(None if t.size == 1 else np.ones(t.shape, dtype=t.dtype), retain_graph=True)
+        t.backward(None if t.numel() == 1 else np.ones(t.shape, dtype=t.dtype), retain_graph=True)
     labels = dict(kwargs.pop("names", None) or {})
     if loss_fn is not None and outs[0].name is None and len(outs) == 1:
         labels.setdefault("loss", outs[0])
