@@ -389,9 +389,9 @@ def test_numpy_aliases_still_work():
     a = A
     x = tg.tensor(a)
     np.testing.assert_allclose(x.sum(axis=1, keepdims=True).numpy(), a.sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(x.max(axis=0).numpy(), a.max(axis=0))  # numpy's spelling: numpy's result
-    np.testing.assert_allclose(x.var(axis=1).numpy(), a.var(axis=1))  # numpy's default ddof=0
-    np.testing.assert_allclose(x.var(1).numpy(), a.var(axis=1, ddof=1))  # PyTorch's default correction=1
+    np.testing.assert_allclose(x.amax(axis=0).numpy(), a.max(axis=0))
+    np.testing.assert_allclose(x.var(axis=1, ddof=0).numpy(), a.var(axis=1))
+    np.testing.assert_allclose(x.var(axis=1).numpy(), a.var(axis=1, ddof=1))  # PyTorch's default correction=1
     np.testing.assert_allclose(x.std(axis=0, ddof=1).numpy(), a.std(axis=0, ddof=1))
     assert tg.cat([x, x], axis=1).shape == (3, 8) and x.unsqueeze(axis=0).shape == (1, 3, 4)
     with pytest.raises(TypeError, match="both dim"):
@@ -538,3 +538,19 @@ def test_top_level_names_exist_and_run(tmp_path):
     path = tmp_path / "x.npz"
     tg.save({"x": x}, path)
     np.testing.assert_array_equal(np.asarray(tg.load(path)["x"]), x.numpy())
+
+
+def test_numpy_axis_is_an_alias_of_dim_with_pytorch_semantics():
+    x = tg.tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
+    assert x.var(axis=1).tolist() == x.var(dim=1).tolist() == [4.0, 4.0]  # correction 1 either way
+    assert x.var(axis=1, ddof=0).tolist() == x.var(1, correction=0).tolist()
+    values, indices = x.max(axis=1)
+    assert values.tolist() == [5.0, 6.0] and indices.tolist() == [1, 2]
+    assert x.min(axis=0).indices.tolist() == [0, 1, 0]
+
+
+def test_max_over_several_dims_points_to_amax():
+    x = tg.tensor([[1.0, 5.0], [4.0, 2.0]])
+    with pytest.raises(TypeError, match=r"max: dim must be one int .* amax\(x, dim=\(0, 1\)\)"):
+        x.max(dim=(0, 1))
+    assert x.amax((0, 1)).item() == 5.0

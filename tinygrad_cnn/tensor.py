@@ -824,7 +824,7 @@ class Tensor:
 
     def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kwargs: Any) -> Tensor:
         """Variance over ``dim``; keywords ``correction`` (default 1, as in PyTorch), numpy's
-        ``axis``/``keepdims``/``ddof`` (a numpy-spelled call defaults to ddof=0)."""
+        ``axis``/``keepdims``/``ddof`` as aliases (the default correction is 1 either way)."""
         return F.var(self, dim, unbiased, keepdim, **kwargs)
 
     def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, **kwargs: Any) -> Tensor:

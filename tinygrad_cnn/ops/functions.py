@@ -245,7 +245,7 @@ def mean(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, a
     return Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims)) * (1.0 / n)
 
 
-def _correction(op: str, unbiased: Any, correction: Any, ddof: Any, numpy_style: bool) -> int:
+def _correction(op: str, unbiased: Any, correction: Any, ddof: Any) -> int:
     given = [v for v in (unbiased, correction, ddof) if v is not None]
     if len(given) > 1:
         raise TypeError(f"{op}: give only one of unbiased={unbiased!r}, correction={correction!r}, ddof={ddof!r}.")
@@ -255,28 +255,23 @@ def _correction(op: str, unbiased: Any, correction: Any, ddof: Any, numpy_style:
         return int(correction)
     if ddof is not None:
         return int(ddof)
-    # A call spelled numpy's way (axis=) keeps numpy's default ddof=0; PyTorch's default is 1.
-    return 0 if numpy_style else 1
-
-
-_NOT_GIVEN: Any = object()  # tells ``axis=None`` (numpy's spelling, given) from no axis at all
+    return 1
 
 
 def var(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
-        axis: Any = _NOT_GIVEN, keepdims: bool | None = None, ddof: int | None = None) -> Any:
-    """Variance over ``dim`` with ``correction`` (default 1, Bessel's correction, as in PyTorch;
-    ``unbiased=False`` or ``correction=0`` gives the population variance). A call in numpy's
-    spelling (``axis=`` or ``keepdims=``) defaults to numpy's ``ddof=0``. Shape as for :func:`sum`.
+        axis: Any = None, keepdims: bool | None = None, ddof: int | None = None) -> Any:
+    """Variance over ``dim`` with ``correction`` (default 1, Bessel's correction, as in PyTorch,
+    also when spelled with numpy's ``axis``; ``unbiased=False``, ``correction=0`` or ``ddof=0``
+    gives the population variance, numpy's default). Shape as for :func:`sum`.
 
     >>> var(tensor([1.0, 3.0])).item()
     2.0
-    >>> var(tensor([1.0, 3.0]), axis=0).item()
+    >>> var(tensor([1.0, 3.0]), correction=0).item()
     1.0
     """
     x = _t(x)
-    numpy_style = axis is not _NOT_GIVEN or keepdims is not None
-    c = _correction("var", unbiased, correction, ddof, numpy_style)
-    dim = _dim("var", dim, None if axis is _NOT_GIVEN else axis)
+    c = _correction("var", unbiased, correction, ddof)
+    dim = _dim("var", dim, axis)
     axes = normalize_axis("var", dim, x.ndim)
     n = _count(x, axes)
     if n - c <= 0:
@@ -286,7 +281,7 @@ def var(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = F
 
 
 def std(x: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
-        axis: Any = _NOT_GIVEN, keepdims: bool | None = None, ddof: int | None = None) -> Any:
+        axis: Any = None, keepdims: bool | None = None, ddof: int | None = None) -> Any:
     """Standard deviation, ``sqrt(var(...))`` with :func:`var`'s arguments and defaults.
 
     >>> std(tensor([1.0, 3.0]), correction=0).item()
@@ -360,13 +355,17 @@ def argmin(x: Any, dim: int | None = None, keepdim: bool = False, *, axis: Any =
 
 
 def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None, whole: Any, arg: Any) -> Any:
-    if dim is not None and not isinstance(dim, (int, np.integer)):  # torch.max(a, b): elementwise
+    if dim is not None and not isinstance(dim, (int, np.integer, tuple, list)):  # torch.max(a, b): elementwise
         return (maximum if op == "max" else minimum)(x, dim)
     x = _t(x)
-    if axis is not None:  # numpy's spelling: numpy's result, the reduced values alone
-        return whole(x, axis=axis, keepdims=keepdims)
+    dim = _dim(op, dim, axis)
     if dim is None:
         return whole(x)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(
+            f"{op}: dim must be one int (it returns the values and indices along it), got {dim!r}; "
+            f"for the {op} over several dims use a{op}(x, dim={tuple(dim)!r})."
+        )
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
     # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
@@ -377,8 +376,8 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
 def max(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:  # noqa: A001
     """PyTorch's ``max``: with no ``dim`` the maximum of all elements (ties share the gradient);
     with an int ``dim`` a ``(values, indices)`` named tuple, the gradient going to the indexed
-    element; with a Tensor as second argument the elementwise :func:`maximum`. In numpy's
-    spelling (``axis=``) it returns the values alone, like :func:`amax`.
+    element (numpy's ``axis`` is an alias of ``dim``); with a Tensor as second argument the
+    elementwise :func:`maximum`. :func:`amax` gives the values alone, over any dims.
 
     >>> max(tensor([[1.0, 4.0], [3.0, 2.0]]), 0).indices.tolist()
     [1, 0]

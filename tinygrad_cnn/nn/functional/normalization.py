@@ -50,7 +50,7 @@ def batch_norm(
                 f"shape {x.shape}. Use a larger batch or eval mode."
             )
         mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
+        var = x.var(axes, keepdim=True, correction=0)
         if running_mean is not None or running_var is not None:
             with no_grad():
                 if running_mean is not None:
