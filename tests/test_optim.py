@@ -179,7 +179,7 @@ def test_step_skips_parameters_without_grad_and_runs_closure():
 def test_bad_arguments_are_named():
     p = nn.Parameter(np.ones(2))
     with pytest.raises(ValueError, match="SGD: no learning rate"):
-        optim.SGD([p])
+        optim.SGD([p], lr=None)
     with pytest.raises(ValueError, match="lr=-1"):
         optim.SGD([p], lr=-1)
     with pytest.raises(ValueError, match="Nesterov"):
@@ -288,13 +288,107 @@ def test_constructors_take_the_rules_hyperparameters_and_defaults():
                           (optim.Adam, fopt.adam, "adam"), (optim.AdamW, fopt.adamw, "adamw")):
         declared = {p.name: p.default for p in rules.hyperparameters(name)}
         obj = dict(list(inspect.signature(cls).parameters.items())[1:])
-        assert list(obj) == list(declared) == list(inspect.signature(fn).parameters), name
-        assert {k: p.default for k, p in obj.items() if k in rules.DEFAULTS[name]} == rules.DEFAULTS[name], name
+        hps = {k: p for k, p in obj.items() if k in declared}
+        assert set(hps) == set(declared) and list(declared) == list(inspect.signature(fn).parameters), name
+        assert set(obj) - set(declared) == {"foreach", "fused", "capturable", "differentiable"}, name
+        assert {k: p.default for k, p in hps.items()} == rules.DEFAULTS[name] == declared, name
         assert {k: p.default for k, p in inspect.signature(fn).parameters.items()} == declared, name
-    assert inspect.signature(optim.SGD).parameters["lr"].default is None  # given or refused with the optimizer's message
     a = nn.Parameter(np.ones(2))
     assert list(optim.SGD([a], 0.1, 0.9).param_groups[0])[:2] == ["lr", "momentum"]  # positional, in the rule's order
     with pytest.raises(TypeError, match="Adam: got an unexpected keyword argument 'betas2'"):
         optim.Adam([a], betas2=0.9)
-    with pytest.raises(TypeError, match="sgd: missing a required argument: 'lr'"):
-        fopt.sgd()
+    with pytest.raises(TypeError, match="SGD: too many positional arguments"):
+        optim.SGD([a], 0.1, 0.9, 0.0, 0.0, False, True)  # maximize is keyword-only, as in PyTorch
+
+
+def test_signatures_match_torch_optim():
+    """Names, positional order and defaults of every constructor argument PyTorch 2 has: a call
+    written for torch.optim binds the same way here."""
+    import inspect
+
+    torch = pytest.importorskip("torch")
+    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad"):
+        ours = inspect.signature(getattr(optim, name)).parameters
+        theirs = dict(list(inspect.signature(getattr(torch.optim, name).__init__).parameters.items())[1:])
+        pos = lambda ps: [k for k, p in ps.items() if p.kind is p.POSITIONAL_OR_KEYWORD]  # noqa: E731
+        # RMSprop and Adagrad take maximize/foreach/... positionally in PyTorch; keyword-only here.
+        extra_pos = {"capturable", "foreach", "maximize", "differentiable"}
+        assert pos(ours) == [k for k in pos(theirs) if k not in extra_pos], name
+        assert set(theirs) <= set(ours), name
+        assert set(ours) - set(theirs) <= {"capturable", "fused", "foreach", "differentiable"}, name  # switches, at their defaults
+        for k, p in ours.items():
+            if k in theirs and k != "params":
+                assert p.default == theirs[k].default, (name, k)
+
+
+def test_sgd_positional_arguments_bind_like_torch():
+    torch = pytest.importorskip("torch")
+    p0 = np.random.default_rng(2).standard_normal(4)
+    tp = torch.nn.Parameter(torch.tensor(p0.copy()))
+    topt = torch.optim.SGD([tp], 0.05, 0.9, 0.1, 0.01)  # lr, momentum, dampening, weight_decay
+    p = nn.Parameter(p0.copy())
+    opt = optim.SGD([p], 0.05, 0.9, 0.1, 0.01)
+    for k in range(STEPS):
+        tp.grad = torch.tensor(grads_for(tp.detach().numpy(), k))
+        p.grad = tg.Tensor(grads_for(p.data, k))
+        topt.step()
+        opt.step()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+    assert optim.SGD([p]).param_groups[0]["lr"] == torch.optim.SGD([tp]).param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("hp", [dict(lr=0.02, weight_decay=0.1), dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True)])
+def test_adam_decoupled_weight_decay_matches_torch_and_adamw(hp):
+    torch = pytest.importorskip("torch")
+    p0 = np.random.default_rng(3).standard_normal((5,))
+    tp = torch.nn.Parameter(torch.tensor(p0.copy()))
+    topt = torch.optim.Adam([tp], decoupled_weight_decay=True, **hp)
+    for k in range(STEPS):
+        tp.grad = torch.tensor(grads_for(tp.detach().numpy(), k))
+        topt.step()
+    got = run(optim.Adam, p0, decoupled_weight_decay=True, **hp)
+    np.testing.assert_allclose(got, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, run(optim.AdamW, p0, **hp), rtol=0, atol=0)
+
+
+def test_per_group_options_and_add_param_group_match_torch():
+    """The PyTorch recipe: no weight decay on biases, a second group added later with its own lr."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    w0, b0, h0 = rng.standard_normal((3, 2)), rng.standard_normal(3), rng.standard_normal(2)
+
+    def build(lib):
+        P = torch.nn.Parameter if lib is torch else nn.Parameter
+        w, b, h = (P(lib.tensor(a.copy())) for a in (w0, b0, h0))
+        opt = lib.optim.SGD([{"params": [w]}, {"params": [b], "weight_decay": 0.0}], lr=0.1, momentum=0.9, weight_decay=0.05)
+        return opt, (w, b, h)
+
+    (ta, tps), (oa, ops) = build(torch), build(tg)
+    for k in range(STEPS):
+        if k == 2:
+            ta.add_param_group({"params": [tps[2]], "lr": 0.01, "nesterov": True})
+            oa.add_param_group({"params": [ops[2]], "lr": 0.01, "nesterov": True})
+            assert [g["lr"] for g in oa.param_groups] == [g["lr"] for g in ta.param_groups]
+            assert oa.param_groups[2]["momentum"] == 0.9 and oa.param_groups[1]["weight_decay"] == 0.0
+        for tp, op in zip(tps, ops):
+            tp.grad = torch.tensor(grads_for(tp.detach().numpy(), k))
+            op.grad = tg.Tensor(grads_for(op.data, k))
+        ta.step()
+        oa.step()
+    for tp, op in zip(tps, ops):
+        np.testing.assert_allclose(op.data, tp.detach().numpy(), rtol=1e-12)
+
+
+def test_named_parameters_are_accepted_as_in_torch():
+    model = nn.Linear(3, 2, dtype=np.float64)
+    opt = optim.Adam(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["params"] == list(model.parameters())
+
+
+@pytest.mark.parametrize("flag, value", [("foreach", True), ("fused", True), ("capturable", True), ("differentiable", True)])
+def test_cuda_implementation_switches_are_refused_clearly(flag, value):
+    p = nn.Parameter(np.ones(2))
+    with pytest.raises(NotImplementedError, match=rf"Adam: {flag}=True is not supported in tinygrad_cnn.*Leave {flag} at its default"):
+        optim.Adam([p], **{flag: value})
+    opt = optim.SGD([p], lr=0.1, **{flag: False})  # False (and the default) select what exists here
+    assert flag not in opt.param_groups[0]

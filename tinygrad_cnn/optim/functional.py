@@ -136,7 +136,7 @@ def _constructor(name: str, doc: str) -> Callable[..., GradientTransformation]:
 
 sgd = _constructor("sgd", """SGD with optional (Nesterov) momentum and weight decay; rule :func:`tinygrad_cnn.optim.rules.sgd`.
 
-    ``lr`` (required) may be a schedule ``lr(step) -> float`` (step counts from 0). Example::
+    ``lr`` (default 1e-3, as PyTorch 2) may be a schedule ``lr(step) -> float`` (step counts from 0). Example::
 
         opt = sgd(0.1, momentum=0.9)
         state = opt.init(params)

@@ -20,14 +20,17 @@ from . import rules
 
 class Optimizer:
     """Base class. ``params`` is an iterable of Tensors that require grad (e.g.
-    ``model.parameters()``) or of dicts ``{'params': [...], **hyperparameters}`` (parameter groups;
-    missing hyperparameters take the constructor's values).
+    ``model.parameters()``), of ``(name, Tensor)`` pairs (``model.named_parameters()``) or of
+    dicts ``{'params': [...], **hyperparameters}`` (parameter groups; missing hyperparameters
+    take the constructor's values).
 
     Attributes: ``param_groups`` (list of dicts), ``state`` (dict Tensor -> the rule's state).
 
     ``class SGD(Optimizer, rule="sgd")`` makes an optimizer of a rule in
     :data:`tinygrad_cnn.optim.rules.RULES`: its constructor is ``SGD(params, <the rule's
-    hyperparameters with the rule's defaults>)``, read from the rule's signature.
+    hyperparameters with the rule's defaults>)``, read from the rule's signature, plus PyTorch's
+    ``foreach``/``fused``/``capturable``/``differentiable`` switches, which accept only their
+    defaults (anything else raises NotImplementedError).
 
     Example::
 
@@ -57,7 +60,7 @@ class Optimizer:
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list.")
         if not isinstance(groups[0], dict):
-            groups = [{"params": groups}]
+            groups = [{"params": _unnamed(groups)}]
         for g in groups:
             self.add_param_group(g)
 
@@ -71,7 +74,7 @@ class Optimizer:
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{name}: a parameter group is a dict with a 'params' entry, got {type(group).__name__}.")
         ps = group["params"]
-        ps = [ps] if isinstance(ps, Tensor) else list(ps)
+        ps = [ps] if isinstance(ps, Tensor) else _unnamed(list(ps))
         if not ps:
             raise ValueError(f"{name}: a parameter group has an empty 'params' list.")
         for i, p in enumerate(ps):
@@ -197,15 +200,41 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
+# Hyperparameters that torch.optim takes by keyword only.
+_KEYWORD_ONLY = ("maximize", "decoupled_weight_decay")
+
+# torch.optim's implementation switches, accepted at their defaults (or False); what they select
+# does not exist here: each rule is one numpy implementation on the CPU.
+_IMPLEMENTATION_FLAGS = {
+    "foreach": (None, "the multi-tensor CUDA path"),
+    "fused": (None, "fused CUDA kernels"),
+    "capturable": (False, "CUDA-graph capture"),
+    "differentiable": (False, "differentiating through the optimizer step; use tinygrad_cnn.optim.functional for a pure update"),
+}
+
+
+def _check_flags(name: str, flags: dict[str, Any]) -> None:
+    for k, v in flags.items():
+        if v:
+            default, what = _IMPLEMENTATION_FLAGS[k]
+            raise NotImplementedError(
+                f"{name}: {k}={v!r} is not supported in tinygrad_cnn ({what}); every optimizer runs one numpy "
+                f"implementation on the CPU. Leave {k} at its default ({default!r}) or pass False."
+            )
+
+
 def _constructor(rule: str) -> Callable[..., None]:
-    """``__init__(self, params, <hyperparameters>)`` of the optimizer of ``rule``, with the rule's
-    hyperparameters as keyword-or-positional arguments (a required one, sgd's ``lr``, defaults to
-    None so that leaving it out gets the optimizer's message rather than Python's)."""
+    """``__init__(self, params, <hyperparameters>, *, maximize, ..., foreach=None, fused=None, ...)``
+    of the optimizer of ``rule``, as torch.optim's: the rule's hyperparameters in the rule's order
+    and with its defaults (``maximize`` and ``decoupled_weight_decay`` keyword-only), then PyTorch's
+    implementation switches, which only accept their defaults here."""
     P = inspect.Parameter
-    hps = [p.replace(kind=P.POSITIONAL_OR_KEYWORD) for p in rules.hyperparameters(rule)]
-    hps = [p.replace(default=None, annotation=p.annotation | None) if p.default is P.empty else p for p in hps]
+    hps = list(rules.hyperparameters(rule))
+    positional = [p.replace(kind=P.POSITIONAL_OR_KEYWORD) for p in hps if p.name not in _KEYWORD_ONLY]
+    keyword = [p for p in hps if p.name in _KEYWORD_ONLY]
+    flags = [P(k, P.KEYWORD_ONLY, default=d, annotation=bool | None) for k, (d, _) in _IMPLEMENTATION_FLAGS.items()]
     sig = inspect.Signature(
-        [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD, annotation=Iterable[Any]), *hps],
+        [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD, annotation=Iterable[Any]), *positional, *keyword, *flags],
         return_annotation=None,
     )
 
@@ -218,10 +247,18 @@ def _constructor(rule: str) -> Callable[..., None]:
         hp = dict(bound.arguments)
         del hp["self"]
         params = hp.pop("params")
+        _check_flags(type(self).__name__, {k: hp.pop(k) for k in _IMPLEMENTATION_FLAGS})
         Optimizer.__init__(self, params, rules.with_defaults(rule, hp))
 
     __init__.__signature__ = sig  # type: ignore[attr-defined]
     return __init__
+
+
+def _unnamed(ps: list[Any]) -> list[Any]:
+    # torch.optim also takes model.named_parameters(): (name, tensor) pairs.
+    if ps and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in ps):
+        return [p[1] for p in ps]
+    return ps
 
 
 def _restore(v: Any) -> Any:

@@ -10,7 +10,8 @@ from .optimizer import Optimizer
 
 class SGD(Optimizer, rule="sgd"):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay
-    (rule: :func:`tinygrad_cnn.optim.rules.sgd`, whose hyperparameters are the constructor's; ``lr`` has no default).
+    (rule: :func:`tinygrad_cnn.optim.rules.sgd`, whose hyperparameters are the constructor's: ``SGD(params,
+    lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)`` as in PyTorch 2).
 
     Example::
 
@@ -38,7 +39,7 @@ class RMSprop(Optimizer, rule="rmsprop"):
 
 class Adam(Optimizer, rule="adam"):
     """Adam (Kingma & Ba 2015), optionally AMSGrad; ``weight_decay`` is L2 on the gradient
-    (rule: :func:`tinygrad_cnn.optim.rules.adam`).
+    (decoupled, as AdamW, with ``decoupled_weight_decay=True``) (rule: :func:`tinygrad_cnn.optim.rules.adam`).
 
     Example: ``opt = Adam(model.parameters(), lr=1e-3)``.
     """

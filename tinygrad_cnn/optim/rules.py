@@ -52,14 +52,14 @@ def sgd(
     grad: np.ndarray,
     state: State,
     *,
-    lr: float,
+    lr: float = 1e-3,
     momentum: float = 0.0,
     dampening: float = 0.0,
-    nesterov: bool = False,
     weight_decay: float = 0.0,
+    nesterov: bool = False,
     maximize: bool = False,
 ) -> tuple[np.ndarray, State]:
-    """Stochastic gradient descent (PyTorch's form of momentum and Nesterov).
+    """Stochastic gradient descent (PyTorch's form of momentum and Nesterov; PyTorch 2's default lr 1e-3).
 
     ``g = grad + weight_decay * p``; with momentum, ``buf = g`` on the first step and
     ``buf = momentum * buf + (1 - dampening) * g`` after; the step direction is ``buf``, or
@@ -147,11 +147,14 @@ def adam(
     weight_decay: float = 0.0,
     amsgrad: bool = False,
     maximize: bool = False,
+    decoupled_weight_decay: bool = False,
 ) -> tuple[np.ndarray, State]:
     """Adam (Kingma & Ba 2015): ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
     ``p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``; ``amsgrad`` uses the running
-    maximum of v. ``weight_decay`` is L2 added to the gradient (for decoupled decay use
-    :func:`adamw`). State: ``step``, ``exp_avg``, ``exp_avg_sq`` (, ``max_exp_avg_sq``)."""
+    maximum of v. ``weight_decay`` is L2 added to the gradient, or with ``decoupled_weight_decay``
+    AdamW's decoupled decay (as :func:`adamw`). State: ``step``, ``exp_avg``, ``exp_avg_sq`` (, ``max_exp_avg_sq``)."""
+    if decoupled_weight_decay:
+        return adamw(param, grad, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
     g = _prep(param, grad, "adam", weight_decay, maximize)
     return _adam_core(param, g, state, lr, betas, eps, amsgrad)
 
@@ -208,17 +211,17 @@ RULES: dict[str, Callable[..., tuple[np.ndarray, State]]] = {
 @functools.cache
 def hyperparameters(name: str) -> tuple[inspect.Parameter, ...]:
     """The hyperparameters of rule ``name``, in order: the keyword-only parameters of its signature,
-    with their defaults (``inspect.Parameter.empty`` for none, as sgd's ``lr``).
+    with their defaults.
 
     Example::
 
-        [p.name for p in hyperparameters("adam")]   # ['lr', 'betas', 'eps', 'weight_decay', 'amsgrad', 'maximize']
+        [p.name for p in hyperparameters("sgd")]   # ['lr', 'momentum', 'dampening', 'weight_decay', 'nesterov', 'maximize']
     """
     sig = inspect.signature(RULES[name], eval_str=True)
     return tuple(p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY)
 
 
-# The default hyperparameters of each rule (PyTorch's), read from its signature; sgd has no default learning rate.
+# The default hyperparameters of each rule (PyTorch's), read from its signature.
 DEFAULTS: dict[str, dict[str, Any]] = {
     name: {p.name: p.default for p in hyperparameters(name) if p.default is not p.empty} for name in RULES
 }
