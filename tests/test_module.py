@@ -183,7 +183,7 @@ def test_load_state_dict_lists_all_problems_and_loads_nothing():
     with pytest.raises(ValueError) as e:
         net.load_state_dict(sd)
     msg = str(e.value)
-    for needle in ("'scale'", "'head.0.bias'", "'extra.weight'", "conv_like.weight: checkpoint has shape (5, 3), the model (4, 3)"):
+    for needle in ("'scale'", "'head.0.bias'", "'extra.weight'", "size mismatch for conv_like.weight: copying a param with shape (5, 3)"):
         assert needle in msg
     np.testing.assert_array_equal(net.blocks[0].fc.weight.data, before)
     # strict=False skips missing/unexpected keys but never a shape mismatch.

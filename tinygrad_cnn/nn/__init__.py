@@ -18,9 +18,10 @@ from .layers import (
     SiLU,
     Softmax,
     Tanh,
+    Unflatten,
 )
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
-from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, LocalResponseNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample
 
@@ -64,5 +65,7 @@ __all__ = [
     "NLLLoss",
     "SiLU",
     "SmoothL1Loss",
+    "StateDictError",
+    "Unflatten",
     "Upsample",
 ]

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..kernels.geometry import pair
 from ..tensor import Tensor
 from . import functional as F
-from .layers import add_weight_and_bias
+from .layers import add_weight_and_bias, factory_dtype
 from .module import Module
 
 
@@ -27,8 +25,10 @@ class Conv2d(Module):
     """2-D convolution: (N, C_in, H, W) -> (N, C_out, OH, OW), ``OH = (H + 2p - d(k-1) - 1) // s + 1``.
 
     ``weight`` (C_out, C_in/groups, KH, KW), ``bias`` (C_out,), initialised as in PyTorch
-    (U(+-1/sqrt(fan_in))); ``seed`` makes it reproducible. ``groups`` splits the channels into
-    independent groups (AlexNet's two-GPU layers use groups=2).
+    (U(+-1/sqrt(fan_in))); ``seed`` (keyword only) makes it reproducible. ``groups`` splits the
+    channels into independent groups (AlexNet's two-GPU layers use groups=2). ``padding_mode``
+    'zeros', 'reflect', 'replicate' or 'circular' (the input is padded with ``F.pad`` first, as
+    PyTorch does); ``device`` must be the CPU, ``dtype`` defaults to float32.
 
     Example::
 
@@ -46,11 +46,18 @@ class Conv2d(Module):
         dilation: Any = 1,
         groups: int = 1,
         bias: bool = True,
-        dtype: Any = np.float32,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
         seed: Any = None,
     ) -> None:
         super().__init__()
+        dtype = factory_dtype("Conv2d", device, dtype)
         _check_channels("Conv2d", in_channels, out_channels, groups)
+        self.padding_mode = F.validation.check_option("Conv2d", "padding_mode", padding_mode, ("zeros", "reflect", "replicate", "circular"))
+        if padding_mode != "zeros" and isinstance(padding, str):
+            raise ValueError(f"Conv2d: padding={padding!r} works with padding_mode='zeros' only; give the padding as int(s).")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = pair("Conv2d", "kernel_size", kernel_size)
         self.stride = pair("Conv2d", "stride", stride)
@@ -60,10 +67,14 @@ class Conv2d(Module):
         add_weight_and_bias(self, weight_shape, self.out_channels if bias else None, dtype, seed)
 
     def forward(self, x: Any) -> Tensor:
+        if self.padding_mode != "zeros":
+            ph, pw = self.padding
+            x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        return _conv_repr(self, padding=(0, 0), dilation=(1, 1), groups=1)
+        return _conv_repr(self, padding=(0, 0), dilation=(1, 1), groups=1, padding_mode="zeros")
 
 
 class ConvTranspose2d(Module):
@@ -89,11 +100,18 @@ class ConvTranspose2d(Module):
         groups: int = 1,
         bias: bool = True,
         dilation: Any = 1,
-        dtype: Any = np.float32,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
         seed: Any = None,
     ) -> None:
         super().__init__()
+        dtype = factory_dtype("ConvTranspose2d", device, dtype)
         _check_channels("ConvTranspose2d", in_channels, out_channels, groups)
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported (as in PyTorch), got {padding_mode!r}.")
+        self.padding_mode = padding_mode
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = pair("ConvTranspose2d", "kernel_size", kernel_size)
         self.stride = pair("ConvTranspose2d", "stride", stride)

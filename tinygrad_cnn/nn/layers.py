@@ -7,10 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, get_rng
+from ..tensor import Tensor, device, get_rng
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+
+
+def factory_dtype(op: str, device_: Any, dtype: Any) -> np.dtype:
+    """The dtype of a layer's parameters from PyTorch's ``device=``/``dtype=`` constructor
+    arguments: ``device`` must be the CPU (or None), ``dtype`` None means float32. Example:
+    ``factory_dtype('Linear', None, tinygrad_cnn.float64)`` is float64."""
+    if device_ is not None:
+        device(device_)  # raises, naming the device, for anything but the CPU
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{op}: dtype must be a floating type (parameters are learned), got {dt}.")
+    return dt
 
 
 def add_weight_and_bias(module: Module, weight_shape: tuple[int, ...], bias_size: int | None, dtype: Any, seed: Any) -> None:
@@ -32,7 +44,8 @@ class Linear(Module):
     """``y = x @ weight.T + bias``: (N, *, in_features) -> (N, *, out_features).
 
     ``weight`` is (out_features, in_features) as in PyTorch, initialised like PyTorch:
-    U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias. ``seed`` makes it reproducible.
+    U(-1/sqrt(in_features), 1/sqrt(in_features)) for weight and bias. ``seed`` (keyword only; an
+    int or Generator) makes it reproducible. ``device`` must be the CPU; ``dtype`` defaults to float32.
 
     Example::
 
@@ -40,8 +53,11 @@ class Linear(Module):
         y = fc(x)              # x (N, 4320) -> y (N, 100)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32, seed: Any = None) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None, *, seed: Any = None
+    ) -> None:
         super().__init__()
+        dtype = factory_dtype("Linear", device, dtype)
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Linear: in_features and out_features must be positive, got {in_features}, {out_features}.")
         self.in_features, self.out_features = int(in_features), int(out_features)
@@ -55,7 +71,11 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0) elementwise. Shape unchanged."""
+    """max(x, 0) elementwise. Shape unchanged. ``inplace=True`` is refused (results are new tensors here)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("ReLU", inplace)
 
     def forward(self, x: Any) -> Tensor:
         return F.relu(x)
@@ -64,6 +84,9 @@ class ReLU(Module):
 class Sigmoid(Module):
     """1 / (1 + exp(-x)) elementwise. Shape unchanged."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # PyTorch's signature: arguments are ignored
+        super().__init__()
+
     def forward(self, x: Any) -> Tensor:
         return F.sigmoid(x)
 
@@ -71,26 +94,45 @@ class Sigmoid(Module):
 class Tanh(Module):
     """tanh(x) elementwise. Shape unchanged."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # PyTorch's signature: arguments are ignored
+        super().__init__()
+
     def forward(self, x: Any) -> Tensor:
         return F.tanh(x)
 
 
-class Softmax(Module):
-    """Softmax along ``dim`` (default the last). Shape unchanged."""
+def implicit_dim(op: str, ndim: int) -> int:
+    """PyTorch's dimension for a softmax built without ``dim``: 0 for 0-, 1- and 3-D inputs, else 1
+    (deprecated there, with the same warning here)."""
+    import warnings
 
-    def __init__(self, dim: int = -1) -> None:
+    warnings.warn(f"{op}: implicit dimension choice is deprecated (as in PyTorch); pass dim= (e.g. dim=1 for (N, classes)).",
+                  UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """Softmax along ``dim``. Shape unchanged. Without ``dim`` PyTorch's implicit choice is made
+    (with its deprecation warning): pass ``dim``, e.g. ``Softmax(dim=1)`` for (N, classes)."""
+
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        return F.softmax(x, dim=self.dim)
+        dim = implicit_dim("Softmax", x.ndim) if self.dim is None else self.dim
+        return F.softmax(x, dim=dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
 class Identity(Module):
-    """Returns its input (a placeholder, e.g. to remove a layer from a model)."""
+    """Returns its input (a placeholder, e.g. to remove a layer from a model). Any constructor
+    arguments are ignored, as in PyTorch. Example: ``model.fc = Identity()``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
 
     def forward(self, x: Any) -> Any:
         return x
@@ -110,6 +152,21 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``: ``Unflatten(1, (C, H, W))`` turns
+    (N, C*H*W) into (N, C, H, W) (the inverse of :class:`Flatten`)."""
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in unflattened_size)
+
+    def forward(self, x: Any) -> Tensor:
+        return x.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
 class Dropout(Module):
     """Inverted dropout with probability ``p`` in training mode, identity in eval mode.
 
@@ -117,8 +174,9 @@ class Dropout(Module):
     global generator is used (``tinygrad_cnn.manual_seed``).
     """
 
-    def __init__(self, p: float = 0.5, seed: Any = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, seed: Any = None) -> None:
         super().__init__()
+        F.validation.check_not_inplace("Dropout", inplace)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}.")
         self.p = float(p)
@@ -132,14 +190,15 @@ class Dropout(Module):
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``dim`` (default the last). Shape unchanged."""
+    """log(softmax(x)) along ``dim``. Shape unchanged. Without ``dim``: as :class:`Softmax`."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        return F.log_softmax(x, dim=self.dim)
+        dim = implicit_dim("LogSoftmax", x.ndim) if self.dim is None else self.dim
+        return F.log_softmax(x, dim=dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -228,7 +287,7 @@ class Dropout2d(Module):
         y = drop(x)            # x (N, C, H, W): whole channels zeroed, the rest scaled by 1/0.8
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, seed: Any = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, seed: Any = None) -> None:
         super().__init__()
         F.validation.check_not_inplace("Dropout2d", inplace)
         if not 0.0 <= p <= 1.0:

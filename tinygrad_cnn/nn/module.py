@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..autograd.grad_mode import module_scope, no_grad
-from ..tensor import Tensor
+from ..tensor import Tensor, device
 
 
 class Parameter(Tensor):
@@ -54,6 +54,26 @@ class Parameter(Tensor):
 class _IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+class StateDictError(RuntimeError, ValueError):
+    """``load_state_dict`` found keys or shapes that do not fit the module (PyTorch raises a
+    RuntimeError here; it is also a ValueError). Nothing was loaded.
+
+    Attributes: ``missing_keys`` (in the module, not in the state dict), ``unexpected_keys`` (in
+    the state dict, not in the module) and ``mismatched`` (``(key, checkpoint_shape, model_shape)``).
+
+    Example::
+
+        try:
+            model.load_state_dict(ck)
+        except StateDictError as e:
+            print(e.missing_keys, e.unexpected_keys)
+    """
+
+    def __init__(self, message: str, missing_keys: list[str], unexpected_keys: list[str], mismatched: list[tuple]) -> None:
+        super().__init__(message)
+        self.missing_keys, self.unexpected_keys, self.mismatched = missing_keys, unexpected_keys, mismatched
 
 
 class RemovableHandle:
@@ -356,11 +376,51 @@ class Module:
             yield b
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:
-        """Call ``fn(m)`` on every submodule (children first) and self; returns self.
-        Example: ``model.apply(lambda m: print(type(m).__name__))``."""
-        for m in reversed(list(self.modules())):
-            fn(m)
+        """Call ``fn(m)`` on every submodule and self, each module after its children (PyTorch's
+        post-order; a shared module once per place it appears, as there); returns self.
+        Example: ``model.apply(lambda m: init.zeros_(m.bias) if isinstance(m, Linear) else None)``."""
+        stack: list[tuple[Module, bool]] = [(self, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if expanded:
+                fn(m)
+                continue
+            stack.append((m, True))
+            stack.extend((c, False) for c in reversed([c for c in m._modules.values() if c is not None]))
         return self
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path ``target`` (``''`` is self). Example: ``net.get_submodule('features.0')``."""
+        m: Module = self
+        if not target:
+            return m
+        walked = []
+        for part in target.split("."):
+            child = m._modules.get(part) if isinstance(m, Module) else None
+            if child is None:
+                where = ".".join(walked) or type(self).__name__
+                raise AttributeError(
+                    f"get_submodule: {where} has no submodule {part!r} (path {target!r}); its children are {list(m._modules)}."
+                )
+            walked.append(part)
+            m = child
+        return m
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The Parameter at dotted path ``target``. Example: ``net.get_parameter('fc.weight')``."""
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if m._parameters.get(name) is None:
+            raise AttributeError(f"get_parameter: {mod or type(self).__name__} has no parameter {name!r}; it has {list(m._parameters)}.")
+        return m._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target``. Example: ``net.get_buffer('bn.running_mean')``."""
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if m._buffers.get(name) is None:
+            raise AttributeError(f"get_buffer: {mod or type(self).__name__} has no buffer {name!r}; it has {list(m._buffers)}.")
+        return m._buffers[name]
 
     # ---- modes and gradients ---------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -380,7 +440,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the ``.grad`` of every parameter (to None, or to zeros with ``set_to_none=False``)."""
+        """Clear the ``.grad`` of every parameter: to None (the default, as in PyTorch 2), or to
+        zeros with ``set_to_none=False``."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -391,12 +452,29 @@ class Module:
         """The number of scalar parameters (shared ones counted once)."""
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
-    def to(self, dtype: Any) -> Module:
-        """Cast all floating parameters and buffers to ``dtype`` in place (same Parameter objects,
-        so an optimizer built before still holds them). Example: ``model.to(np.float64)``."""
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``, as in PyTorch:
+        cast all floating parameters and buffers to ``dtype`` in place (same Parameter objects, so
+        an optimizer built before still holds them); the only device is the CPU (any other raises,
+        naming it). Returns self. Example: ``model.to('cpu')``, ``model.to(tinygrad_cnn.float64)``."""
+        dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"Module.to: unexpected keyword argument(s) {sorted(kwargs)}; use dtype=, device=.")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, device) or (isinstance(a, str) and a.split(":")[0] in _DEVICE_NAMES):
+                dev = a
+            elif a is not None:
+                dtype = a
+        if dev is not None:
+            device(dev)  # raises for anything but the CPU
+        if dtype is None:
+            return self
         dt = np.dtype(dtype)
         if dt.kind != "f":
-            raise TypeError(f"to: dtype must be a floating type, got {dt}.")
+            raise TypeError(f"Module.to: dtype must be a floating type, got {dt}.")
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
                 if t.data.dtype.kind == "f" and t.data.dtype != dt:
@@ -405,6 +483,15 @@ class Module:
                     if t.grad is not None:
                         t.grad = Tensor(t.grad.data.astype(dt))
         return self
+
+    def cpu(self) -> Module:
+        """A no-op (everything is on the CPU); returns self."""
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Refused: tinygrad_cnn computes on the CPU only (the error says what to write instead)."""
+        raise RuntimeError("Module.cuda: CUDA is not available; tinygrad_cnn computes with numpy on the CPU only. "
+                           "Drop the .cuda() call (or use .to('cpu')).")
 
     def double(self) -> Module:
         """Cast floating parameters and buffers to float64 (for gradient checks)."""
@@ -433,19 +520,29 @@ class Module:
                     out[pre + k] = b if keep_vars else b.detach()
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> _IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> _IncompatibleKeys:
         """Copy values (Tensors or arrays) into the parameters and buffers, in place.
 
         Everything is checked before anything is written: missing keys, unexpected keys (both only
-        with ``strict=True``) and shape mismatches (always) are all listed in one ValueError.
-        Returns ``(missing_keys, unexpected_keys)``.
+        with ``strict=True``) and shape mismatches (always) are all listed in one
+        :class:`StateDictError` (a RuntimeError, as PyTorch raises, and a ValueError). Returns
+        ``(missing_keys, unexpected_keys)``. With ``assign=True`` the parameters and buffers are
+        replaced by new ones holding the given arrays (their dtype kept, ``requires_grad`` kept
+        from the module's), instead of being copied into; an optimizer built before then holds
+        the old ones, as in PyTorch.
+
+        Example::
+
+            result = model.load_state_dict(ck, strict=False)
+            result.missing_keys            # e.g. ['fc.bias']
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state_dict).__name__}.")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
+        mismatched: list[tuple[str, tuple, tuple]] = []
+        mismatch_text: list[str] = []
         values = {}
         for k, t in own.items():
             if k not in state_dict:
@@ -453,24 +550,41 @@ class Module:
             v = state_dict[k]
             a = v.data if isinstance(v, Tensor) else np.asarray(v)
             if a.shape != t.shape:
-                mismatched.append(f"{k}: checkpoint has shape {a.shape}, the model {t.shape}")
+                mismatched.append((k, a.shape, t.shape))
+                mismatch_text.append(
+                    f"size mismatch for {k}: copying a param with shape {a.shape} from checkpoint, the shape in current model is {t.shape}"
+                )
             elif a.dtype.kind not in "biuf":
-                mismatched.append(f"{k}: checkpoint has dtype {a.dtype}, not a number")
+                mismatched.append((k, a.shape, t.shape))
+                mismatch_text.append(f"{k}: checkpoint has dtype {a.dtype}, not a number")
             values[k] = a
         problems = []
         if strict and missing:
-            problems.append(f"missing keys (in the model, not in the state dict): {missing}")
+            problems.append(f"missing key(s) in state_dict (in the model, not in the state dict): {missing}")
         if strict and unexpected:
-            problems.append(f"unexpected keys (in the state dict, not in the model): {unexpected}")
+            problems.append(f"unexpected key(s) in state_dict (in the state dict, not in the model): {unexpected}")
         if mismatched:
-            problems.append("shape mismatches: " + "; ".join(mismatched))
+            problems.append("shape mismatches: " + "; ".join(mismatch_text))
         if problems:
-            raise ValueError(
-                f"load_state_dict: error(s) loading a state dict into {type(self).__name__}:\n  - "
+            raise StateDictError(
+                f"load_state_dict: error(s) in loading state_dict for {type(self).__name__}:\n  - "
                 + "\n  - ".join(problems)
                 + "\nNothing was loaded. Check that the checkpoint was saved from the same architecture"
-                + (" (or pass strict=False to skip missing/unexpected keys)." if not mismatched else ".")
+                + (" (or pass strict=False to skip missing/unexpected keys)." if not mismatched else "."),
+                missing if strict else [],
+                unexpected if strict else [],
+                mismatched,
             )
+        if assign:
+            owners = {n: m for n, m in self.named_modules(remove_duplicate=False)}
+            for k, a in values.items():
+                mname, _, attr = k.rpartition(".")
+                m = owners[mname]
+                if attr in m._parameters:
+                    m._parameters[attr] = Parameter(a.copy(), requires_grad=m._parameters[attr].requires_grad)
+                else:
+                    m._buffers[attr] = Tensor(a.copy())
+            return _IncompatibleKeys(missing, unexpected)
         with no_grad():
             for k, a in values.items():
                 own[k].copy_(a)
@@ -548,13 +662,13 @@ class Sequential(Module):
         y = net(x)          # (N, 4) -> (N, 2)
     """
 
-    def __init__(self, *modules: Any) -> None:
+    def __init__(self, *args: Any) -> None:
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], Mapping):
-            for k, m in modules[0].items():
+        if len(args) == 1 and isinstance(args[0], Mapping):
+            for k, m in args[0].items():
                 self.add_module(str(k), _check_module("Sequential", k, m))
         else:
-            for i, m in enumerate(modules):
+            for i, m in enumerate(args):
                 self.add_module(str(i), _check_module("Sequential", i, m))
 
     def forward(self, x: Any) -> Any:
@@ -569,14 +683,62 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, idx: int | slice) -> Any:
+        """``seq[i]`` is the i-th module (negative counts from the end); ``seq[a:b]`` a new
+        Sequential of the same module objects, keeping their names, as in PyTorch."""
         items = list(self._modules.items())
         if isinstance(idx, slice):
             return Sequential(OrderedDict(items[idx]))
         return items[_index("Sequential", idx, len(items))][1]
 
+    def __setitem__(self, idx: int, module: Module) -> None:
+        """Replace the i-th module, keeping its name. Example: ``seq[-1] = Linear(84, 2)``."""
+        keys = list(self._modules)
+        key = keys[_index("Sequential", idx, len(keys))]
+        self._modules[key] = _check_module("Sequential", idx, module)
+
+    def __delitem__(self, idx: int | slice) -> None:
+        """Remove the module(s) at ``idx``; the rest are renumbered '0', '1', ... as in PyTorch."""
+        keys = list(self._modules)
+        doomed = keys[idx] if isinstance(idx, slice) else [keys[_index("Sequential", idx, len(keys))]]
+        for k in doomed:
+            del self._modules[k]
+        self._renumber()
+
+    def _renumber(self) -> None:
+        mods = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position); returns self."""
         self.add_module(str(len(self._modules)), _check_module("Sequential", len(self._modules), module))
         return self
+
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        """Append each of ``modules``; returns self."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        """Insert ``module`` before position ``index`` (``len(self)`` appends); the modules are
+        renumbered '0', '1', ... as in PyTorch. Returns self."""
+        n = len(self._modules)
+        if not isinstance(index, (int, np.integer)) or not -n <= index <= n:
+            raise IndexError(f"Sequential.insert: index {index!r} out of range for {n} modules.")
+        mods = list(self._modules.values())
+        mods.insert(int(index) + n if index < 0 else int(index), _check_module("Sequential", index, module))
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+        return self
+
+    def pop(self, index: int = -1) -> Module:
+        """Remove and return the module at ``index`` (default the last)."""
+        m = self[index]
+        del self[index]
+        return m
 
 
 class ModuleList(Module):
@@ -670,6 +832,9 @@ class ModuleDict(Module):
     def update(self, modules: Mapping[str, Module]) -> None:
         for k, m in modules.items():
             self[k] = m
+
+
+_DEVICE_NAMES = ("cpu", "cuda", "mps", "xpu", "meta", "hip", "xla", "ipu", "vulkan", "mkldnn", "opengl", "opencl", "ideep", "hpu", "mtia")
 
 
 def _check_module(container: str, key: Any, m: Any) -> Module:

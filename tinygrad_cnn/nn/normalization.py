@@ -7,6 +7,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import functional as F
+from .layers import factory_dtype
 from .module import Module, Parameter
 
 
@@ -31,9 +32,11 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        dtype: Any = np.float32,
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
+        dtype = factory_dtype(type(self).__name__, device, dtype)
         if num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}.")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
@@ -133,9 +136,16 @@ class LayerNorm(Module):
     """
 
     def __init__(
-        self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, dtype: Any = np.float32
+        self,
+        normalized_shape: Any,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
+        dtype = factory_dtype("LayerNorm", device, dtype)
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
         self.normalized_shape = tuple(int(s) for s in shape)
         if not self.normalized_shape or min(self.normalized_shape) < 1:

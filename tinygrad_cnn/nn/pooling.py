@@ -24,8 +24,8 @@ class MaxPool2d(Module):
         stride: Any = None,
         padding: Any = 0,
         dilation: Any = 1,
-        ceil_mode: bool = False,
         return_indices: bool = False,
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.kernel_size = pair("MaxPool2d", "kernel_size", kernel_size)
@@ -57,15 +57,35 @@ class AvgPool2d(Module):
     """
 
     def __init__(
-        self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
     ) -> None:
         super().__init__()
         self.kernel_size = pair("AvgPool2d", "kernel_size", kernel_size)
         self.stride = self.kernel_size if stride is None else pair("AvgPool2d", "stride", stride)
         self.padding = pair("AvgPool2d", "padding", padding)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        if divisor_override is not None:
+            if isinstance(divisor_override, bool) or not isinstance(divisor_override, int) or divisor_override == 0:
+                raise ValueError(f"AvgPool2d: divisor_override must be a non-zero int or None, got {divisor_override!r}.")
+            if ceil_mode:
+                # The windows that ceil_mode adds past the padded edge are partial; their sums are
+                # not recoverable from the averages this layer computes.
+                raise NotImplementedError("AvgPool2d: divisor_override together with ceil_mode=True is not supported here; "
+                                          "use ceil_mode=False (pad the input with F.pad for the extra windows).")
+        self.divisor_override = divisor_override
 
     def forward(self, x: Any) -> Tensor:
+        if self.divisor_override is not None:
+            # Every window holds kh*kw elements (padding included, no ceil_mode): sum = mean * kh*kw.
+            kh, kw = self.kernel_size
+            mean = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, False, True)
+            return mean * (kh * kw / self.divisor_override)
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
 
     def extra_repr(self) -> str:
