@@ -38,7 +38,7 @@ class SimpleConvNet(Module):
     Example::
 
         net = SimpleConvNet(seed=0)
-        grads = net.gradient(x, t)            # x (N, 1, 28, 28), t (N,) labels or (N, 10) one-hot
+        grads = net.gradient(x, t)            # x (N, 1, 28, 28), t labels (N,) / (N, 1) or one-hot (N, 10)
         for k in grads:
             net.params[k] -= 0.1 * grads[k]
     """
@@ -126,19 +126,27 @@ class SimpleConvNet(Module):
         with no_grad():
             return self(self._input(x)).data
 
+    def _target(self, op: str, t: Any, n: int) -> np.ndarray:
+        return chapter_target(f"SimpleConvNet.{op}", t, n, self.affine2.out_features, self.conv1.weight.dtype)
+
     def loss(self, x: Any, t: Any) -> float:
-        """Softmax cross-entropy of the scores against labels (N,) or one-hot (N, C), as a float."""
+        """Softmax cross-entropy of the scores against ``t``, as a float: labels of shape (N,) or
+        (N, 1), or one-hot / class probabilities (N, C) (the forms the chapter's
+        ``cross_entropy_error`` takes)."""
+        x = self._input(x)
+        t = self._target("loss", t, x.shape[0])
         with no_grad():
-            return float(F.cross_entropy(self(self._input(x)), _target(t, self.conv1.weight.dtype)).item())
+            return float(F.cross_entropy(self(x), t).item())
 
     def accuracy(self, x: Any, t: Any, batch_size: int = 100) -> float:
-        """Fraction of ``x`` classified as ``t`` (labels or one-hot), evaluated ``batch_size`` at a time."""
-        t = np.asarray(t.data if isinstance(t, Tensor) else t)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
+        """Fraction of ``x`` classified as ``t`` (labels (N,) or (N, 1), or one-hot (N, C); the
+        largest entry of a probability row counts as its label), evaluated ``batch_size`` at a time."""
         n = len(x)
         if n == 0:
             raise ValueError("SimpleConvNet.accuracy: x is empty.")
+        t = self._target("accuracy", t, n)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
         correct = 0
         for i in range(0, n, batch_size):
             y = self.predict(x[i : i + batch_size])
@@ -148,8 +156,10 @@ class SimpleConvNet(Module):
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:
         """Gradients of ``loss(x, t)`` by backpropagation, with the keys and shapes of ``params``.
         Also leaves them in each parameter's ``.grad`` (cleared first, not accumulated)."""
+        x = self._input(x)
+        t = self._target("gradient", t, x.shape[0])
         self.zero_grad()
-        F.cross_entropy(self(self._input(x)), _target(t, self.conv1.weight.dtype)).backward()
+        F.cross_entropy(self(x), t).backward()
         return {
             "W1": self.conv1.weight.grad.data,
             "b1": self.conv1.bias.grad.data,
@@ -161,7 +171,10 @@ class SimpleConvNet(Module):
 
     def numerical_gradient(self, x: Any, t: Any, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Gradients of ``loss(x, t)`` by central differences ``(L(w + h) - L(w - h)) / 2h``, one
-        element at a time (slow: 2 forward passes per parameter; use a float64 model)."""
+        element at a time (slow: 2 forward passes per parameter; use a float64 model). ``t`` in
+        any form :meth:`loss` takes."""
+        x = self._input(x)
+        t = self._target("numerical_gradient", t, x.shape[0])
         grads = {}
         for key, arr in self.params.items():
             g = np.zeros(arr.shape, dtype=np.float64)
@@ -177,6 +190,33 @@ class SimpleConvNet(Module):
         return grads
 
 
-def _target(t: Any, dtype: Any) -> np.ndarray:
+def chapter_target(op: str, t: Any, n: int, classes: int, dtype: Any) -> np.ndarray:
+    """The chapter's label forms as ``cross_entropy`` takes them: labels (N,) or (N, 1) (ints, or
+    floats with integer values) become int64 class indices; one-hot rows (N, C) become indices
+    too (the same loss, exactly); other float rows (N, C) stay class probabilities. Anything else
+    raises a ValueError naming ``op`` and the shapes.
+
+    Example: ``chapter_target('loss', [[3], [1]], 2, 10, np.float32)`` is ``array([3, 1])``.
+    """
     a = np.asarray(t.data if isinstance(t, Tensor) else t)
-    return a if a.dtype.kind in "iu" else a.astype(dtype, copy=False)
+    forms = f"labels (N,) or (N, 1), or one-hot / probabilities (N, {classes}), with N = {n} (the batch)"
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: t must hold numbers, got dtype {a.dtype}; give {forms}.")
+    if a.ndim == 2 and a.shape[1] == 1 and classes != 1:
+        a = a[:, 0]
+    if a.ndim == 1 and a.shape[0] == n:
+        if a.dtype.kind == "f":
+            if not np.all(a == np.round(a)):
+                raise ValueError(f"{op}: labels of shape {a.shape} have non-integer values; give {forms}.")
+        labels = a.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"{op}: labels must be in [0, {classes}), got values in [{labels.min()}, {labels.max()}].")
+        return labels
+    if a.ndim == 2 and a.shape == (n, classes):
+        one_hot = np.all((a == 0) | (a == 1)) and np.all(a.sum(axis=1) == 1)
+        if one_hot:
+            return np.argmax(a, axis=1).astype(np.int64)
+        if a.dtype.kind == "f":
+            return a.astype(dtype, copy=False)
+        raise ValueError(f"{op}: integer targets of shape {a.shape} are not one-hot rows; give {forms}.")
+    raise ValueError(f"{op}: t has shape {a.shape}; give {forms}.")
