@@ -44,7 +44,17 @@ def _momentum(text: str) -> float:
 
 # Settings a resumed run may change with --override; the model and its options never (the
 # checkpoint's weights belong to them).
-OVERRIDABLE = ("lr", "batch_size", "seed", "optimizer", "momentum", "dataset", "normalize", "limit_train", "limit_test")
+OVERRIDABLE = ("lr", "lr_schedule", "batch_size", "seed", "optimizer", "momentum", "dataset", "normalize", "limit_train", "limit_test")
+
+
+def _lr_schedule(text: str) -> str:
+    from tinygrad_cnn.train import parse_lr_schedule
+
+    try:
+        parse_lr_schedule(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip()
 
 
 def _override_keys(text: str) -> tuple[str, ...]:
@@ -103,7 +113,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import tinygrad_cnn as tg
     from tinygrad_cnn.data import DataLoader
     from tinygrad_cnn.serialization import CheckpointError
-    from tinygrad_cnn.train import DEFAULT_LR, ResumeConfigError, build_model, fit, load_data, make_optimizer, model_options
+    from tinygrad_cnn.train import DEFAULT_LR, ResumeConfigError, build_model, fit, load_data, make_optimizer, make_scheduler, model_options
 
     if args.override and not args.resume:
         print("tinygrad-cnn train: --override only applies with --resume (a new run takes the options as given).", file=sys.stderr)
@@ -124,18 +134,22 @@ def _run_train(args: argparse.Namespace) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
         "momentum": args.momentum, "seed": args.seed, "limit_train": args.limit_train, "limit_test": args.limit_test,
     }
+    if args.lr_schedule != "constant":  # absent from a constant run's config, as before schedules existed
+        config["lr_schedule"] = args.lr_schedule
     tg.manual_seed(args.seed)
     model = build_model(args.model, **kwargs)
     opt = make_optimizer(args.optimizer, model.parameters(), lr, args.momentum)
     train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test_set, args.eval_batch_size)
+    scheduler, interval = make_scheduler(args.lr_schedule, opt, args.epochs, len(train_loader))
     print(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: {len(train_set)} train / "
-          f"{len(test_set)} test images from {_data_folders(train_set, test_set)}, {args.optimizer} lr={lr}, "
-          f"batch {args.batch_size}, seed {args.seed} -> {args.out}")
+          f"{len(test_set)} test images from {_data_folders(train_set, test_set)}, {args.optimizer} lr={lr}"
+          f"{'' if scheduler is None else ' (schedule ' + args.lr_schedule + ')'}, batch {args.batch_size}, seed {args.seed} -> {args.out}")
     try:
         history = fit(model, opt, train_loader, test_loader, epochs=args.epochs, out_dir=args.out, resume=args.resume,
                       seed=args.seed, progress=not args.no_progress, log_every=args.log_every, config=config,
-                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite, override=args.override)
+                      keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite, override=args.override,
+                      scheduler=scheduler, scheduler_interval=interval)
     except (FileExistsError, FileNotFoundError, ResumeConfigError, CheckpointError) as e:
         print(f"tinygrad-cnn train: {e}", file=sys.stderr)
         return 1
@@ -176,6 +190,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default: 0.01 sgd/momentum/adagrad, 0.001 rmsprop/adam)")
     p.add_argument("--momentum", type=_momentum, default=0.9, help="for --optimizer momentum (default 0.9)")
+    p.add_argument("--lr-schedule", type=_lr_schedule, default="constant", metavar="SPEC",
+                   help="learning-rate schedule: constant (default), step:N[:GAMMA], multistep:M1,M2,...[:GAMMA], exp:GAMMA, "
+                        "cosine[:ETA_MIN] (stepped per epoch) or onecycle[:PCT_START] (per batch, peaking at --lr)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/train", help="output folder: checkpoints, metrics.jsonl, curves.png")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")

@@ -32,6 +32,7 @@ from .loop import Progress, epoch_seed, evaluate, fit, train_epoch
 from .metrics import METRICS_FILE, MetricsLog, StepLogger, read_metrics
 from .registry import (
     DEFAULT_LR,
+    LR_SCHEDULE_FORMS,
     MODEL_NAMES,
     OPTIMIZER_NAMES,
     build_model,
@@ -39,12 +40,15 @@ from .registry import (
     input_transform,
     load_data,
     make_optimizer,
+    make_scheduler,
     model_options,
+    parse_lr_schedule,
 )
 
 __all__ = [
     "CHECKPOINT_RE",
     "DEFAULT_LR",
+    "LR_SCHEDULE_FORMS",
     "FIXED_ON_RESUME",
     "METRICS_FILE",
     "MODEL_NAMES",
@@ -65,7 +69,9 @@ __all__ = [
     "load_checkpoint",
     "load_data",
     "make_optimizer",
+    "make_scheduler",
     "model_options",
+    "parse_lr_schedule",
     "prune_checkpoints",
     "read_metrics",
     "resume_config",

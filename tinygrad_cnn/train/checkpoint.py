@@ -26,8 +26,11 @@ def checkpoint_path(out_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(out_dir) / f"epoch_{epoch:03d}.npz"
 
 
-def save_checkpoint(path: str | os.PathLike, model: Any, optimizer: Any = None, epoch: int = 0, config: dict | None = None) -> Path:
-    """Write model (and optimizer) state, the epoch and a JSON ``config`` to ``path`` (safe .npz).
+def save_checkpoint(
+    path: str | os.PathLike, model: Any, optimizer: Any = None, epoch: int = 0, config: dict | None = None, scheduler: Any = None
+) -> Path:
+    """Write model (and optimizer, and learning-rate scheduler) state, the epoch and a JSON
+    ``config`` to ``path`` (safe .npz).
 
     Loaded back by :func:`load_checkpoint`; the file never contains pickled code.
     """
@@ -36,13 +39,15 @@ def save_checkpoint(path: str | os.PathLike, model: Any, optimizer: Any = None, 
     obj: dict[str, Any] = {"model": model.state_dict(), "epoch": int(epoch), "config": json.dumps(config or {}, sort_keys=True)}
     if optimizer is not None:
         obj["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        obj["scheduler"] = scheduler.state_dict()
     path = Path(path)
     save(obj, path)
     return path
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`: ``{"model", "optimizer"?, "epoch", "config"}``
+    """Read a checkpoint written by :func:`save_checkpoint`: ``{"model", "optimizer"?, "scheduler"?, "epoch", "config"}``
     with ``config`` decoded back into a dict."""
     from ..serialization import CheckpointError, load
 
@@ -131,6 +136,19 @@ def resume_source(resume: str | os.PathLike | bool, out_dir: Path | None) -> Pat
     if not found:
         raise FileNotFoundError(f"fit: resume=True but {out_dir} holds no epoch_NNN.npz checkpoint to resume from.")
     return found[-1]
+
+
+def restore_scheduler(scheduler: Any, ck: dict, changed: dict, say: Callable[[str], Any]) -> None:
+    """Load the checkpoint's scheduler state into ``scheduler`` (call after
+    :func:`restore_optimizer`). When the schedule, the optimizer or the learning rate was
+    overridden, the given scheduler starts afresh from the resume point instead."""
+    if scheduler is None:
+        return
+    if "scheduler" not in ck or {"lr_schedule", "optimizer", "lr"} & set(changed):
+        if "scheduler" in ck or "lr_schedule" in changed:
+            say("learning-rate schedule starts afresh from this epoch")
+        return
+    scheduler.load_state_dict(ck["scheduler"])
 
 
 def restore_optimizer(optimizer: Any, ck: dict, changed: dict, say: Callable[[str], Any]) -> None:

@@ -33,6 +33,7 @@ from .checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     restore_optimizer,
+    restore_scheduler,
     resume_config,
     resume_source,
     save_checkpoint,
@@ -137,8 +138,10 @@ def train_epoch(
     progress: bool = True,
     desc: str = "train",
     on_step: Callable[[int, float, float, int], None] | None = None,
+    scheduler: Any = None,
 ) -> dict:
-    """One pass over ``loader``: forward, loss, backward, ``optimizer.step()`` per batch.
+    """One pass over ``loader``: forward, loss, backward, ``optimizer.step()`` per batch, then
+    ``scheduler.step()`` if a (per-batch) ``scheduler`` is given.
 
     ``on_step(batch_index, loss, batch_accuracy, batch_size)`` is called after each step.
     Returns ``{"loss", "acc", "n", "seconds", "images_per_s"}`` (loss and accuracy are averaged
@@ -162,6 +165,8 @@ def train_epoch(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             b = len(y.data)
             c = _correct(logits, y)
             total_loss += lv * b
@@ -200,6 +205,8 @@ def fit(
     overwrite: bool = False,
     print_fn: Callable[[str], Any] | None = _say,
     override: Iterable[str] = (),
+    scheduler: Any = None,
+    scheduler_interval: str = "epoch",
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs; returns the per-epoch records.
 
@@ -214,6 +221,11 @@ def fit(
     keys are named in ``override`` (see :func:`resume_config`); ``config=None`` keeps the
     checkpoint's.
 
+    ``scheduler`` (an ``optim.lr_scheduler`` object over ``optimizer``) is stepped after every
+    epoch, or after every batch with ``scheduler_interval='step'`` (OneCycleLR); its state is
+    saved in each checkpoint and restored on resume, so a resumed run follows the same schedule.
+    Each epoch record then holds the learning rate it trained with (``lr``, the first group's).
+
     Example::
 
         fit(model, SGD(model.parameters(), lr=0.1), train_loader, test_loader, epochs=2, out_dir="run")
@@ -222,6 +234,8 @@ def fit(
         raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
     if log_every < 1:
         raise ValueError(f"fit: log_every must be >= 1, got {log_every}.")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"fit: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}.")
     if keep_checkpoints is not None and keep_checkpoints < 1:
         raise ValueError(f"fit: keep_checkpoints must be >= 1 (or None to keep all), got {keep_checkpoints}.")
     say = print_fn or (lambda s: None)
@@ -234,6 +248,7 @@ def fit(
         config, changed = resume_config(ck["config"], config, override, ck["epoch"], ckpt_path)
         model.load_state_dict(ck["model"])
         restore_optimizer(optimizer, ck, changed, say)
+        restore_scheduler(scheduler, ck, changed, say)
         start_epoch = ck["epoch"] + 1
         log.truncate_after(ck["epoch"])
         overridden = "".join(f"; {k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -258,7 +273,11 @@ def fit(
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch - 1)
         logger = StepLogger(log, epoch, steps_per_epoch, log_every)
-        tr = train_epoch(model, optimizer, train_loader, loss_fn, progress, f"epoch {epoch}/{epochs}", logger)
+        epoch_lr = float(optimizer.param_groups[0]["lr"])
+        per_batch = scheduler if scheduler_interval == "step" else None
+        tr = train_epoch(model, optimizer, train_loader, loss_fn, progress, f"epoch {epoch}/{epochs}", logger, per_batch)
+        if scheduler is not None and per_batch is None:
+            scheduler.step()
         rec: dict[str, Any] = {
             "type": "epoch",
             "epoch": epoch,
@@ -271,6 +290,8 @@ def fit(
             "eval_seconds": None,
             "images_per_s": round(tr["images_per_s"], 1),
         }
+        if scheduler is not None:
+            rec["lr"] = epoch_lr
         if test_loader is not None:
             ev = evaluate(model, test_loader, loss_fn, progress=False)
             rec.update(test_loss=ev["loss"], test_acc=ev["acc"], eval_seconds=round(ev["seconds"], 3))
@@ -282,7 +303,7 @@ def fit(
             f"  ({rec['seconds']:.1f} s, {rec['images_per_s']:.0f} img/s)"
         )
         if out is not None:
-            save_checkpoint(checkpoint_path(out, epoch), model, optimizer, epoch, config)
+            save_checkpoint(checkpoint_path(out, epoch), model, optimizer, epoch, config, scheduler)
             if keep_checkpoints is not None:
                 prune_checkpoints(out, keep_checkpoints)
     return history

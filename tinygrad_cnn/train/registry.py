@@ -40,6 +40,83 @@ def make_optimizer(name: str, params: Iterable[Any], lr: float | None = None, mo
     return optim.Adam(params, lr=lr)
 
 
+LR_SCHEDULE_FORMS = ("constant", "step:N[:GAMMA]", "multistep:M1,M2,...[:GAMMA]", "exp:GAMMA", "cosine[:ETA_MIN]", "onecycle[:PCT_START]")
+
+
+def parse_lr_schedule(spec: str) -> tuple[str, tuple]:
+    """Read a ``--lr-schedule`` spec into ``(kind, arguments)``; a ValueError names the forms.
+
+    ``constant``; ``step:N[:GAMMA]`` (StepLR, lr times GAMMA, default 0.1, every N epochs);
+    ``multistep:M1,M2,...[:GAMMA]`` (MultiStepLR at those epochs); ``exp:GAMMA`` (ExponentialLR);
+    ``cosine[:ETA_MIN]`` (CosineAnnealingLR over all epochs down to ETA_MIN, default 0);
+    ``onecycle[:PCT_START]`` (OneCycleLR per batch, peaking at the run's lr after PCT_START of
+    the steps, default 0.3).
+
+    Example: ``parse_lr_schedule('multistep:10,15:0.5')`` is ``('multistep', ((10, 15), 0.5))``.
+    """
+    def bad(why: str) -> ValueError:
+        return ValueError(f"lr schedule {spec!r}: {why}; use one of {', '.join(LR_SCHEDULE_FORMS)} (e.g. step:10:0.5).")
+
+    def number(text: str, kind: type, what: str, ok: Any) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise bad(f"{what} {text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not ok(v):
+            raise bad(f"{what} {text!r} is out of range")
+        return v
+
+    kind, *rest = str(spec).strip().split(":")
+    positive_gamma = lambda g: 0 < g <= 1  # noqa: E731
+    if kind == "constant" and not rest:
+        return "constant", ()
+    if kind == "step" and len(rest) in (1, 2):
+        n = number(rest[0], int, "step size", lambda v: v >= 1)
+        return "step", (n, number(rest[1], float, "gamma", positive_gamma) if len(rest) == 2 else 0.1)
+    if kind == "multistep" and len(rest) in (1, 2):
+        ms = tuple(number(m, int, "milestone", lambda v: v >= 1) for m in rest[0].split(","))
+        if list(ms) != sorted(set(ms)):
+            raise bad("milestones must increase")
+        return "multistep", (ms, number(rest[1], float, "gamma", positive_gamma) if len(rest) == 2 else 0.1)
+    if kind == "exp" and len(rest) == 1:
+        return "exp", (number(rest[0], float, "gamma", positive_gamma),)
+    if kind == "cosine" and len(rest) <= 1:
+        return "cosine", (number(rest[0], float, "eta_min", lambda v: v >= 0) if rest else 0.0,)
+    if kind == "onecycle" and len(rest) <= 1:
+        return "onecycle", (number(rest[0], float, "pct_start", lambda v: 0 < v < 1) if rest else 0.3,)
+    raise bad("unknown form")
+
+
+def make_scheduler(spec: str, optimizer: Any, epochs: int, steps_per_epoch: int) -> tuple[Any, str]:
+    """The learning-rate scheduler of a ``--lr-schedule`` spec (see :func:`parse_lr_schedule`) for
+    ``optimizer``, and when to step it: ``'epoch'``, or ``'step'`` (after every batch, OneCycleLR).
+    ``constant`` gives ``(None, 'epoch')``.
+
+    Example::
+
+        sched, interval = make_scheduler("cosine", opt, epochs=20, steps_per_epoch=600)   # interval 'epoch'
+    """
+    from ..optim import lr_scheduler as S
+
+    kind, a = parse_lr_schedule(spec)
+    if kind == "constant":
+        return None, "epoch"
+    if kind == "step":
+        return S.StepLR(optimizer, step_size=a[0], gamma=a[1]), "epoch"
+    if kind == "multistep":
+        return S.MultiStepLR(optimizer, milestones=list(a[0]), gamma=a[1]), "epoch"
+    if kind == "exp":
+        return S.ExponentialLR(optimizer, gamma=a[0]), "epoch"
+    if kind == "cosine":
+        return S.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=a[0]), "epoch"
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    cycle_momentum = all("momentum" in g or "betas" in g for g in optimizer.param_groups) and not any(
+        g.get("momentum", 1) == 0 for g in optimizer.param_groups
+    )
+    return S.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=a[0],
+                        cycle_momentum=cycle_momentum), "step"
+
+
 def input_transform(model: str, normalize: bool = False, mean: float = 0.0, std: float = 1.0) -> Any:
     """The transform that turns 28x28 uint8 images into ``model``'s input: scaled to [0, 1]
     (optionally normalized with ``mean``/``std``), padded to 32x32 for LeNet, resized to
