@@ -34,11 +34,11 @@ def _torch_scheduler(torch, spec, opt):
     S = torch.optim.lr_scheduler
     kind, a = parse_lr_schedule(spec)
     return {
-        "step": lambda: S.StepLR(opt, a[0], a[1]) if kind == "step" else None,
-        "multistep": lambda: S.MultiStepLR(opt, list(a[0]), a[1]) if kind == "multistep" else None,
-        "exp": lambda: S.ExponentialLR(opt, a[0]) if kind == "exp" else None,
-        "cosine": lambda: S.CosineAnnealingLR(opt, EPOCHS, a[0]) if kind == "cosine" else None,
-        "onecycle": lambda: S.OneCycleLR(opt, max_lr=0.1, epochs=EPOCHS, steps_per_epoch=STEPS, pct_start=a[0]) if kind == "onecycle" else None,
+        "step": lambda: S.StepLR(opt, a[0], a[1]),
+        "multistep": lambda: S.MultiStepLR(opt, list(a[0]), a[1]),
+        "exp": lambda: S.ExponentialLR(opt, a[0]),
+        "cosine": lambda: S.CosineAnnealingLR(opt, EPOCHS, a[0]),
+        "onecycle": lambda: S.OneCycleLR(opt, max_lr=0.1, epochs=EPOCHS, steps_per_epoch=STEPS, pct_start=a[0]),
     }[kind]()
 
 
@@ -59,9 +59,9 @@ def test_spec_lr_sequences_match_torch(spec, opt_name):
         theirs_opt.step()
         ours.step()
         theirs.step()
-        got.append((ours_opt.param_groups[0]["lr"], ours_opt.param_groups[0].get("momentum", ours_opt.param_groups[0].get("betas", [0])[0])))
-        g = theirs_opt.param_groups[0]
-        want.append((g["lr"], g.get("momentum", g.get("betas", [0])[0])))
+        for groups, out in ((ours_opt.param_groups, got), (theirs_opt.param_groups, want)):
+            g = groups[0]
+            out.append((g["lr"], g.get("momentum", g.get("betas", [0])[0])))
     np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-12, atol=1e-15)
 
 
