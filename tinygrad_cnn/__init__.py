@@ -3,6 +3,7 @@
 The top level speaks PyTorch: ``import tinygrad_cnn as tg`` and ``tg.tensor``, ``tg.zeros``,
 ``tg.cat``, ``tg.no_grad``, ``tg.float32``... take ``torch``'s names, arguments and defaults.
 """
+from . import optim  # noqa: F401 - tg.optim, as torch.optim is reachable after `import torch`
 from .autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad, once_differentiable, set_grad_enabled
 from .autograd.grad_mode import inference_mode
 from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
