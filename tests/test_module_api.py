@@ -256,3 +256,11 @@ def test_identity_unflatten_flatten_like_torch():
     b = nn.Sequential(nn.Identity(3, k=1), nn.Unflatten(1, (3, 2, 2)), nn.Flatten(2))
     np.testing.assert_array_equal(b(tg.tensor(x)).data, a(torch.tensor(x)).numpy())
     assert b[1].extra_repr() == "dim=1, unflattened_size=(3, 2, 2)"
+
+
+def test_load_state_dict_refuses_values_that_are_not_numbers():
+    lin = nn.Linear(2, 2)
+    before = lin.bias.data.copy()
+    with pytest.raises(nn.StateDictError, match=r"values that are not numbers: weight: checkpoint has dtype <U1"):
+        lin.load_state_dict({"weight": np.array([["a", "b"], ["c", "d"]]), "bias": np.zeros(2)})
+    np.testing.assert_array_equal(lin.bias.data, before)  # nothing loaded

@@ -543,6 +543,7 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         mismatched: list[tuple[str, tuple, tuple]] = []
         mismatch_text: list[str] = []
+        not_numbers: list[str] = []
         values = {}
         for k, t in own.items():
             if k not in state_dict:
@@ -555,8 +556,7 @@ class Module:
                     f"size mismatch for {k}: copying a param with shape {a.shape} from checkpoint, the shape in current model is {t.shape}"
                 )
             elif a.dtype.kind not in "biuf":
-                mismatched.append((k, a.shape, t.shape))
-                mismatch_text.append(f"{k}: checkpoint has dtype {a.dtype}, not a number")
+                not_numbers.append(f"{k}: checkpoint has dtype {a.dtype}")
             values[k] = a
         problems = []
         if strict and missing:
@@ -565,12 +565,14 @@ class Module:
             problems.append(f"unexpected key(s) in state_dict (in the state dict, not in the model): {unexpected}")
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatch_text))
+        if not_numbers:
+            problems.append("values that are not numbers: " + "; ".join(not_numbers))
         if problems:
             raise StateDictError(
                 f"load_state_dict: error(s) in loading state_dict for {type(self).__name__}:\n  - "
                 + "\n  - ".join(problems)
                 + "\nNothing was loaded. Check that the checkpoint was saved from the same architecture"
-                + (" (or pass strict=False to skip missing/unexpected keys)." if not mismatched else "."),
+                + (" (or pass strict=False to skip missing/unexpected keys)." if not (mismatched or not_numbers) else "."),
                 missing if strict else [],
                 unexpected if strict else [],
                 mismatched,
