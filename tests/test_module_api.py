@@ -264,3 +264,51 @@ def test_load_state_dict_refuses_values_that_are_not_numbers():
     with pytest.raises(nn.StateDictError, match=r"values that are not numbers: weight: checkpoint has dtype <U1"):
         lin.load_state_dict({"weight": np.array([["a", "b"], ["c", "d"]]), "bias": np.zeros(2)})
     np.testing.assert_array_equal(lin.bias.data, before)  # nothing loaded
+
+
+def test_module_method_signatures_match_torch():
+    for name in ["named_parameters", "named_buffers", "named_modules", "modules", "state_dict", "load_state_dict", "apply",
+                 "register_forward_hook", "register_forward_pre_hook", "register_buffer", "register_module", "add_module",
+                 "get_submodule", "zero_grad", "requires_grad_", "train", "eval", "children", "named_children", "parameters", "buffers"]:
+        ours = [(k, p.default, p.kind) for k, p in inspect.signature(getattr(nn.Module, name)).parameters.items()]
+        theirs = [(k, p.default, p.kind) for k, p in inspect.signature(getattr(torch.nn.Module, name)).parameters.items()]
+        assert ours == theirs, name
+
+
+def test_duplicates_memo_prefix_destination_like_torch():
+    def build(lib):
+        shared = lib.nn.Linear(2, 2)
+        return lib.nn.Sequential(shared, lib.nn.ReLU(), shared)
+
+    a, b = build(torch), build(tg)
+    for kw in ({}, {"remove_duplicate": False}, {"prefix": "m"}):
+        assert [n for n, _ in a.named_parameters(**kw)] == [n for n, _ in b.named_parameters(**kw)], kw
+        assert [n for n, _ in a.named_modules(**kw)] == [n for n, _ in b.named_modules(**kw)], kw
+    assert [n for n, _ in a.named_modules(memo={a[1]})] == [n for n, _ in b.named_modules(memo={b[1]})] == ["", "0"]
+    dest = {}
+    assert b.state_dict(destination=dest, prefix="net.") is dest and list(dest) == list(a.state_dict(prefix="net."))
+    assert list(b.state_dict(None, "p.")) == ["p.0.weight", "p.0.bias", "p.2.weight", "p.2.bias"]
+
+
+def test_forward_hook_prepend_and_always_call_like_torch():
+    def run(lib):
+        calls = []
+
+        class Boom(lib.nn.Module):
+            def forward(self, x):
+                if x.sum().item() > 100:
+                    raise ValueError("boom")
+                return x
+
+        m = Boom()
+        m.register_forward_hook(lambda mod, args, out: calls.append("a"))
+        m.register_forward_hook(lambda mod, args, out: calls.append("b"), prepend=True)
+        m.register_forward_pre_hook(lambda mod, args: calls.append("pre-a"))
+        m.register_forward_pre_hook(lambda mod, args: calls.append("pre-b"), prepend=True)
+        m.register_forward_hook(lambda mod, args, out: calls.append(f"always {out is None}"), always_call=True)
+        m(lib.ones(2))
+        with pytest.raises(ValueError, match="boom"):
+            m(lib.ones(2) * 100)
+        return calls
+
+    assert run(tg) == run(torch)

@@ -130,8 +130,8 @@ class Module:
         d["_buffers"] = OrderedDict()
         d["_non_persistent"] = set()
         d["_modules"] = OrderedDict()
-        d["_forward_pre_hooks"] = OrderedDict()  # id -> (hook, with_kwargs)
-        d["_forward_hooks"] = OrderedDict()  # id -> (hook, with_kwargs)
+        d["_forward_pre_hooks"] = OrderedDict()  # id -> (hook, with_kwargs, always_call)
+        d["_forward_hooks"] = OrderedDict()  # id -> (hook, with_kwargs, always_call)
         d["training"] = True
         d["_output_shape"] = None
 
@@ -220,6 +220,10 @@ class Module:
         else:
             self._non_persistent.add(name)
 
+    def register_module(self, name: str, module: Module | None) -> None:
+        """The same as :meth:`add_module` (PyTorch has both names)."""
+        self.add_module(name, module)
+
     def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` under ``name`` (what attribute assignment does)."""
         if module is not None and not isinstance(module, Module):
@@ -244,7 +248,7 @@ class Module:
     def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
         """``__call__`` with the pre-hooks before ``forward`` and the forward hooks after it, each
         in registration order (PyTorch's rules for what a hook's return value replaces)."""
-        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
             if with_kwargs:
                 res = hook(self, args, kwargs)
                 if res is not None:
@@ -258,29 +262,38 @@ class Module:
                 res = hook(self, args)
                 if res is not None:
                     args = res if isinstance(res, tuple) else (res,)
-        with module_scope(self):
-            out = self.forward(*args, **kwargs)
+        try:
+            with module_scope(self):
+                out = self.forward(*args, **kwargs)
+        except BaseException:
+            # PyTorch's always_call: these hooks run (with output None) even when forward raised.
+            for hook, with_kwargs, always in list(self._forward_hooks.values()):
+                if always:
+                    hook(self, args, kwargs, None) if with_kwargs else hook(self, args, None)
+            raise
         self.__dict__["_output_shape"] = _shape_of(out)
-        for hook, with_kwargs in list(self._forward_hooks.values()):
+        for hook, with_kwargs, _ in list(self._forward_hooks.values()):
             res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
             if res is not None:
                 out = res
         return out
 
-    def _add_hook(self, hooks: dict, hook: Callable, with_kwargs: bool) -> RemovableHandle:
+    def _add_hook(self, hooks: dict, hook: Callable, with_kwargs: bool, prepend: bool = False, always_call: bool = False) -> Any:
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}: a hook must be callable, got {type(hook).__name__}.")
         Module._hook_counter += 1
-        hooks[Module._hook_counter] = (hook, bool(with_kwargs))
+        hooks[Module._hook_counter] = (hook, bool(with_kwargs), bool(always_call))
+        if prepend:
+            hooks.move_to_end(Module._hook_counter, last=False)
         return RemovableHandle(hooks, Module._hook_counter)
 
-    def register_forward_pre_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
         """Call ``hook(module, args)`` before each ``forward``, ``args`` being the positional
         arguments as a tuple. A non-None return replaces them: a tuple is the new arguments, any
         other value becomes the single argument. With ``with_kwargs=True`` the hook is
         ``hook(module, args, kwargs)`` and returns None or ``(new_args, new_kwargs)``. Hooks run in
-        registration order, each seeing the previous one's arguments. Returns a
-        :class:`RemovableHandle`.
+        registration order (``prepend=True`` puts this one first), each seeing the previous one's
+        arguments. Returns a :class:`RemovableHandle`.
 
         Example (scale every input of a layer by 0.5)::
 
@@ -288,14 +301,18 @@ class Module:
             net(x)
             handle.remove()
         """
-        return self._add_hook(self._forward_pre_hooks, hook, with_kwargs)
+        return self._add_hook(self._forward_pre_hooks, hook, with_kwargs, prepend)
 
-    def register_forward_hook(self, hook: Callable[..., Any], *, with_kwargs: bool = False) -> RemovableHandle:
+    def register_forward_hook(
+        self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False, always_call: bool = False
+    ) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after each ``forward`` (``args``: the positional
         arguments forward received, after any pre-hooks). A non-None return replaces the output
         for the caller and for the later hooks. With ``with_kwargs=True`` the hook is
-        ``hook(module, args, kwargs, output)``. Hooks run in registration order; the output
-        shape ``repr`` shows is forward's own. Returns a :class:`RemovableHandle`.
+        ``hook(module, args, kwargs, output)``. Hooks run in registration order (``prepend=True``
+        puts this one first); with ``always_call=True`` the hook also runs, with output None,
+        when forward raises (the exception then propagates). The output shape ``repr`` shows is
+        forward's own. Returns a :class:`RemovableHandle`.
 
         Example (collect LeNet's C1 feature maps, (N, 6, 28, 28) each)::
 
@@ -303,7 +320,7 @@ class Module:
             with net.c1.register_forward_hook(lambda m, args, out: maps.append(out)):
                 net(x)
         """
-        return self._add_hook(self._forward_hooks, hook, with_kwargs)
+        return self._add_hook(self._forward_hooks, hook, with_kwargs, prepend, always_call)
 
     @property
     def output_shape(self) -> Any:
@@ -311,24 +328,28 @@ class Module:
         return self._output_shape
 
     # ---- traversal (iterative) -----------------------------------------------------------------
-    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """Yield ``(dotted_name, module)`` for self (name ``prefix``) and every descendant, in
-        definition order (pre-order). A module reachable twice is yielded once."""
-        seen: set[int] = set()
+        definition order (pre-order). A module reachable twice is yielded once (with its
+        submodules) unless ``remove_duplicate=False``; ``memo`` (PyTorch's) is a set of modules
+        to skip, which the traversal extends."""
+        seen: set[Module] = set() if memo is None else memo
         stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, m = stack.pop()
+            if m in seen:
+                continue
             if remove_duplicate:
-                if id(m) in seen:
-                    continue
-                seen.add(id(m))
+                seen.add(m)
             yield name, m
             kids = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
             stack.extend(reversed(kids))
 
-    def modules(self) -> Iterator[Module]:
+    def modules(self, remove_duplicate: bool = True) -> Iterator[Module]:
         """Self and every descendant module, in definition order."""
-        for _, m in self.named_modules():
+        for _, m in self.named_modules(remove_duplicate=remove_duplicate):
             yield m
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -344,13 +365,14 @@ class Module:
         for _, c in self.named_children():
             yield c
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
-        """Yield ``(dotted_name, Parameter)``, e.g. ``('conv1.weight', p)``; shared parameters once."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(dotted_name, Parameter)``, e.g. ``('conv1.weight', p)``; shared parameters once
+        (under each name that reaches them with ``remove_duplicate=False``)."""
         seen: set[int] = set()
-        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else iter([(prefix, self)])
         for mname, m in mods:
             for k, p in m._parameters.items():
-                if p is None or id(p) in seen:
+                if p is None or (remove_duplicate and id(p) in seen):
                     continue
                 seen.add(id(p))
                 yield (f"{mname}.{k}" if mname else k), p
@@ -360,13 +382,14 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """Yield ``(dotted_name, buffer_tensor)``."""
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Yield ``(dotted_name, buffer_tensor)``, e.g. ``('bn1.running_mean', t)``; shared buffers
+        once unless ``remove_duplicate=False``."""
         seen: set[int] = set()
-        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else iter([(prefix, self)])
         for mname, m in mods:
             for k, b in m._buffers.items():
-                if b is None or id(b) in seen:
+                if b is None or (remove_duplicate and id(b) in seen):
                     continue
                 seen.add(id(b))
                 yield (f"{mname}.{k}" if mname else k), b
@@ -502,16 +525,25 @@ class Module:
         return self.to(np.float32)
 
     # ---- state -------------------------------------------------------------------------------------
-    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Tensor]:
-        """An ordered dict ``dotted_name -> Tensor`` of every parameter and persistent buffer.
+    def state_dict(
+        self, *args: Any, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> OrderedDict[str, Tensor]:
+        """An ordered dict ``dotted_name -> Tensor`` of every parameter and persistent buffer
+        (written into ``destination`` and returned, if given; ``prefix`` is put before every key,
+        e.g. ``'net.'``; PyTorch's deprecated positional form ``(destination, prefix, keep_vars)``
+        is read too).
 
         The Tensors are detached and share memory with the module (``keep_vars=True`` gives the
         Parameter objects themselves). Shared parameters appear under each name that reaches them,
         as in PyTorch. Example: ``tinygrad_cnn.save(model.state_dict(), 'model.npz')``.
         """
-        out: OrderedDict[str, Tensor] = OrderedDict()
-        for mname, m in self.named_modules(prefix, remove_duplicate=False):
-            pre = f"{mname}." if mname else ""
+        if args:
+            if len(args) > 3:
+                raise TypeError(f"state_dict: takes at most 3 positional arguments (destination, prefix, keep_vars), got {len(args)}.")
+            destination, prefix, keep_vars = (*args, *(destination, prefix, keep_vars)[len(args):])
+        out: Any = OrderedDict() if destination is None else destination
+        for mname, m in self.named_modules(remove_duplicate=False):
+            pre = prefix + (f"{mname}." if mname else "")
             for k, p in m._parameters.items():
                 if p is not None:
                     out[pre + k] = p if keep_vars else p.detach()
