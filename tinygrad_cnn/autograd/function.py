@@ -24,6 +24,7 @@ mode is on, records a :class:`Node` (``y.grad_fn``): the op, edges to its inputs
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import weakref
 from collections.abc import Callable
@@ -290,9 +291,24 @@ class Function:
     - ``forward(ctx, *arrays, **params)``: numpy arrays in (one per positional input), a numpy
       array or a tuple of arrays out. Keyword arguments are non-tensor parameters.
     - ``backward(ctx, *grad_outputs)``: one Tensor per output in, one Tensor or ``None`` per
-      positional input out. Written with Tensor ops it is itself differentiable.
+      positional input out. Written with Tensor ops it is itself differentiable. It reads the
+      forward's parameters from ``ctx.params``, which holds those of the call and the defaults
+      of ``forward`` for the ones the call left out.
 
     Call it with ``MyOp.apply(*inputs, **params)``. Inputs may be Tensors, arrays or scalars.
+
+    Example::
+
+        class Scale(Function):
+            @staticmethod
+            def forward(ctx, x, c=2.0):
+                return x * c
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * ctx.params["c"]      # 2.0 when apply was called without c
+
+        y = Scale.apply(tg.ones(3, requires_grad=True))   # y.grad_fn.params == {"c": 2.0}
     """
 
     # Binary elementwise ops set this so a shape error names both shapes and the rule.
@@ -305,6 +321,13 @@ class Function:
     # not a view, saved value or cached constant) or one of its incoming gradients unchanged set
     # this: the engine then stores such a new array as a leaf's .grad without copying it.
     new_gradients = False
+    # ``forward``'s parameters that have defaults, as (name, position or -1 if keyword-only,
+    # default); computed once per class so that ``ctx.params`` shows the defaults too.
+    _forward_defaults: tuple = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._forward_defaults = _forward_defaults(cls.forward)
 
     @staticmethod
     def forward(ctx: Node, *args: Any, **params: Any) -> Any:
@@ -337,7 +360,7 @@ class Function:
             return _apply_promoted(cls, inputs, arrays, params)
         ctx = _new_node(Node)  # inline Node(cls, params): this runs for every op
         ctx._fn = cls
-        ctx.params = params
+        ctx.params = _with_defaults(cls._forward_defaults, len(arrays), params) if cls._forward_defaults else params
         if record and enabled:
             ctx.needs_input_grad = needs
             ctx.next_edges = edges
@@ -386,6 +409,28 @@ class Function:
         if anomaly_mode:
             anomaly.check_forward(ctx, cls.__name__, [result])
         return result
+
+
+def _forward_defaults(forward: Callable) -> tuple:
+    """(name, position, default) of each parameter of ``forward(ctx, ...)`` that has a default;
+    position is the index among the array inputs (after ``ctx``), -1 for a keyword-only one."""
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):  # not introspectable (a C function): nothing to fill in
+        return ()
+    out = []
+    for i, p in enumerate(list(sig.parameters.values())[1:]):
+        if p.default is p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out.append((p.name, -1 if p.kind is p.KEYWORD_ONLY else i, p.default))
+    return tuple(out)
+
+
+def _with_defaults(defaults: tuple, n_inputs: int, params: dict) -> dict:
+    """``params`` plus the defaults of the forward parameters the call left out (those neither
+    passed by keyword nor filled by a positional input), as ``forward`` sees them."""
+    missing = {k: v for k, pos, v in defaults if k not in params and not 0 <= pos < n_inputs}
+    return {**params, **missing} if missing else params
 
 
 def _reraise_forward(cls: type, arrays: list, e: ValueError) -> None:
@@ -461,7 +506,7 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
         return _apply_promoted(cls, inputs, arrays, params)
     ctx = _new_node(Node)
     ctx._fn = cls
-    ctx.params = params
+    ctx.params = _with_defaults(cls._forward_defaults, len(arrays), params) if cls._forward_defaults else params
     try:  # as in apply, inline
         out = ieee.run(cls.forward, ctx, *arrays, **params)
     except ValueError as e:

@@ -420,8 +420,8 @@ class Clone(Function):
     gradient passes unchanged."""
 
     @staticmethod
-    def forward(ctx, x, order="K"):
-        return np.array(x, copy=True, order=order)
+    def forward(ctx, x, order=None):  # None: numpy's "K", left out of graph labels
+        return np.array(x, copy=True, order=order or "K")
 
     @staticmethod
     def backward(ctx, g):
