@@ -331,14 +331,23 @@ class Function:
 
     @staticmethod
     def forward(ctx: Node, *args: Any, **params: Any) -> Any:
+        """The op on numpy arrays: one array per positional input, keyword arguments for the
+        non-tensor parameters; returns an array or a tuple of arrays. Subclasses define it."""
         raise NotImplementedError
 
     @staticmethod
     def backward(ctx: Node, *grad_outputs: Any) -> Any:
+        """The gradients of the inputs from those of the outputs: one Tensor per output in, one
+        Tensor (or ``None``) per positional input out. Subclasses define it."""
         raise NotImplementedError
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """Run ``forward`` on the inputs (Tensors, arrays or numbers) and, when an input requires
+        grad and grad mode is on, record the node that ``backward`` will run. Returns a Tensor,
+        or a tuple of Tensors for a forward that returns a tuple.
+
+        Example: ``y = Exp.apply(x)``; ``Swish.apply(x, beta=1.5)``."""
         # The hot path of every op: kept lean (no imports, no wrappers for constants, a
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
         state = PER_THREAD.modes  # this thread's modes, each read once

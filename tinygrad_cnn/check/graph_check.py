@@ -65,6 +65,7 @@ class NodeCheck:
         return (self.result is None or self.result.passed) and (self.second is None or self.second.passed)
 
     def title(self) -> str:
+        """One line naming the op: ``#position Name in scope (inputs: ...)``."""
         where = f" in {self.scope}" if self.scope else ""
         return f"#{self.position} {self.name}{where} (inputs: {', '.join(self.inputs) or 'none'})"
 

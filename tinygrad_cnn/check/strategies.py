@@ -144,6 +144,7 @@ class Conv2dConfig:
         return (n, self.out_channels, oh, ow)
 
     def kwargs(self) -> dict:
+        """The keyword arguments of ``F.conv2d`` for this configuration (stride, padding, dilation, groups)."""
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
 
 
@@ -192,6 +193,7 @@ class Pool2dConfig:
         return (n, c, oh, ow)
 
     def kwargs(self) -> dict:
+        """The keyword arguments of the pooling function (kernel_size, stride, padding, ceil_mode; dilation for max)."""
         kw: dict = {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding, "ceil_mode": self.ceil_mode}
         if self.kind == "max":
             kw["dilation"] = self.dilation

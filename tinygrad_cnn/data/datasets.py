@@ -29,6 +29,7 @@ from ..atomic import atomic_open
 from .idx import read_idx
 
 ENV_VAR = "TINYGRAD_CNN_DATA"
+"""The environment variable naming a folder to look in (and download to) before the default cache."""
 
 
 def cache_dir() -> Path:
@@ -299,3 +300,4 @@ class FashionMNIST(MNIST):
 
 
 DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
+"""The dataset classes by their command-line names."""

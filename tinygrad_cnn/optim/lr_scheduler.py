@@ -57,6 +57,7 @@ EPOCH_DEPRECATION_WARNING = (
     "Please use `scheduler.step()` to step the scheduler. During the deprecation, if epoch is different "
     "from None, the closed form is used instead of the new chainable form, where available."
 )
+"""The warning (PyTorch's text) that ``scheduler.step(epoch)`` gives."""
 
 
 def _check_optimizer(name: str, optimizer: Any) -> None:

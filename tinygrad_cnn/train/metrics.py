@@ -20,6 +20,7 @@ from pathlib import Path
 from ..atomic import atomic_open
 
 METRICS_FILE = "metrics.jsonl"
+"""The name of the metrics log in a run folder (one JSON record per line)."""
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -58,6 +59,8 @@ class MetricsLog:
             self.path.unlink()
 
     def append(self, record: dict) -> None:
+        """Keep ``record`` and append it to the file as one JSON line (the file is closed after each
+        record, so a run that crashes keeps what it logged)."""
         self.records.append(record)
         if self.path is not None:
             with open(self.path, "a") as f:
