@@ -294,9 +294,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
         print(f"tinygrad-cnn gradcheck: {e}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
-    lo, hi = args.range if args.range else (None, None)
-    arrays = [rng.standard_normal(s) if lo is None else rng.uniform(lo, hi, s) for s in args.shape]
-    inputs = tuple(tg.Tensor(a.astype(args.dtype), requires_grad=True) for a in arrays)
+    arrays = [rng.uniform(args.range[0], args.range[1], s) if args.range else rng.standard_normal(s) for s in args.shape]
+    inputs = tuple(tg.Tensor(np.asarray(a, dtype=args.dtype), requires_grad=True) for a in arrays)
     opts = {"eps": args.eps, "atol": args.atol, "rtol": args.rtol, "fast_mode": args.fast, "seed": args.seed}
     opts["fail_on_kinks"] = args.fail_on_kinks
     shapes = ", ".join(str(s) for s in args.shape)
@@ -304,7 +303,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
     ok = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradcheckWarning)  # the report lists them
-        checks = [tg.gradcheck] + ([tg.gradgradcheck] if args.double else [])
+        checks: list[Callable[..., Any]] = [tg.gradcheck] + ([tg.gradgradcheck] if args.double else [])
         for check in checks:
             try:
                 res = check(fn, inputs, raise_exception=False, **opts)

@@ -27,8 +27,8 @@ import functools
 import inspect
 import itertools
 import weakref
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class SavedValue(NamedTuple):
 
     kind: str
     value: Any
-    index: int | None = None
+    index: int | None = None  # type: ignore[assignment]  # a field named like tuple.index: the public name
 
 
 class OutputMeta(NamedTuple):
@@ -83,26 +83,32 @@ class Node:
     """
 
     # Defaults live on the class: most nodes never change them, and every op builds a node.
-    _saved: list | None = None
+    _saved: list[Any] | None = None
     _seq = 0
     _released = False
     _on_release: tuple = ()
     _mark: tuple = ()
     _locked: tuple | list = ()
-    _outputs: list = []
+    _outputs: Sequence[weakref.ref] = ()
     _view_version = 0  # a saved output's version when saved: 0, or its base's for a view op
-    _out_meta: list = []
+    _out_meta: Sequence[tuple[tuple[int, ...], np.dtype]] = ()
     needs_input_grad: tuple = ()
-    next_edges: list = []
+    next_edges: Sequence[Any] = ()
     creation_stack: str | None = None
     scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
     input_tensors: tuple | None = None  # only under autograd.keep_inputs()
     # output index -> [{handle id: hook} from Tensor.register_hook, the retain_grad hook or None]
     hooks: dict | None = None
 
-    def __init__(self, fn: type, params: dict) -> None:
+    def __init__(self, fn: type[Function], params: dict) -> None:
         self._fn = fn
         self.params = params
+
+    if TYPE_CHECKING:  # forward and backward keep any non-tensor state as attributes (ctx.stride = 2)
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     # ---- forward-side API -------------------------------------------------------------
     def save_for_backward(self, *values: Any) -> None:
@@ -127,7 +133,7 @@ class Node:
         return self._fn.__name__
 
     @property
-    def op(self) -> type:
+    def op(self) -> type[Function]:
         """The Function class that produced this node."""
         return self._fn
 
@@ -354,6 +360,9 @@ class Function:
         enabled, anomaly_mode = state.enabled, state.anomaly
         if not enabled and not anomaly_mode:
             return _apply_untracked(cls, inputs, params, state.ieee)
+        tensors: Sequence[Any]
+        arrays: Sequence[Any]
+        edges: Sequence[Any]
         if len(inputs) == 1 and type(inputs[0]) is Tensor:  # most ops: one Tensor input, no lists to grow
             x = inputs[0]
             tensors, arrays = inputs, (x.data,)
@@ -442,7 +451,7 @@ def _with_defaults(defaults: tuple, n_inputs: int, params: dict) -> dict:
     return {**params, **missing} if missing else params
 
 
-def _reraise_forward(cls: type, arrays: list, e: ValueError) -> None:
+def _reraise_forward(cls: type[Function], arrays: Sequence[Any], e: ValueError) -> None:
     """A broadcasting op's shape error, re-raised naming the op and both shapes."""
     if cls.broadcasts and len(arrays) == 2:
         _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
@@ -492,7 +501,7 @@ def _gather(inputs: tuple) -> tuple:
     return tensors, arrays, edges, tuple(needs), record
 
 
-def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
+def _apply_untracked(cls: type[Function], inputs: tuple, params: dict, ieee: Any) -> Any:
     """``apply`` with grad mode off (backward passes, evaluation): nothing to record. ``ieee`` is
     the thread's context the forward runs in (grad_mode.ieee_context)."""
     if len(inputs) == 1 and type(inputs[0]) is Tensor:
@@ -536,7 +545,7 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
     return result
 
 
-def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: list, out: tuple) -> tuple:
+def _finish_multi(cls: type[Function], ctx: Node, record: bool, tensors: Sequence[Any], arrays: Sequence[Any], out: tuple) -> tuple:
     outs = tuple(o if type(o) is np.ndarray else np.asarray(o) for o in out)
     if not record:
         results = [Tensor._make(o, None, i) for i, o in enumerate(outs)]
@@ -587,7 +596,7 @@ def result_type(a: Any, b: Any) -> np.dtype:
     return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dim.dtype.kind] else dim.dtype
 
 
-def _apply_promoted(cls: type, inputs: tuple, arrays: list, params: dict) -> Any:
+def _apply_promoted(cls: type[Function], inputs: tuple, arrays: Sequence[Any], params: dict) -> Any:
     """A binary op on operands of different dtypes: cast each to the promoted dtype (a recorded,
     differentiable cast for a Tensor), then apply the op."""
     dtype = result_type(arrays[0], arrays[1])
@@ -607,7 +616,7 @@ def _version_owner(t: Any) -> Any:
     return t if t._base is None else t._base
 
 
-def _input_tensors(tensors: list, arrays: list) -> tuple:
+def _input_tensors(tensors: Sequence[Any], arrays: Sequence[Any]) -> tuple:
     return tuple(t if t is not None else Tensor._make(np.asarray(a), None, 0) for t, a in zip(tensors, arrays))
 
 
@@ -640,10 +649,10 @@ def _unlock_tensors(locked: Any) -> None:
         locked.clear()  # the finalizer below may run later: leave it nothing to do twice
 
 
-def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tuple) -> None:
+def _resolve_saved(ctx: Node, tensors: Sequence[Any], arrays: Sequence[Any], outs: tuple, raw: tuple) -> None:
     """Classify each saved value as an input (kept as its Tensor), an output (array + index) or a
     constant. ``raw`` are the outputs as forward returned them (a numpy scalar for a 0-d result)."""
-    saved = []
+    saved: list[tuple[int, Any, Any]] = []
     for v in ctx._saved:  # type: ignore[union-attr]
         for i, a in enumerate(arrays):
             if v is a:

@@ -178,7 +178,9 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     check = NodeCheck(node, pos, inputs, scope)
     params = {k: _promote_param(v) for k, v in node.params.items()}
     leaves, checked = [], []
-    for idx, t in enumerate(node.input_tensors):
+    tensors = node.input_tensors
+    assert tensors is not None  # check_graph refuses a graph recorded without its inputs
+    for idx, t in enumerate(tensors):
         a = t.data
         need = bool(node.needs_input_grad[idx]) and a.dtype.kind == "f"
         leaves.append(Tensor(np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a, requires_grad=need))
@@ -209,7 +211,7 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     fast = opts["fast_mode"] if opts["fast_mode"] is not None else 2 * n_in + n_out > FULL_BUDGET
     run_opts = {k: opts[k] for k in ("eps", "atol", "rtol", "nondet_tol", "fail_on_kinks", "seed")}
     check.result = GradcheckResult(order=1, mode="fast" if fast else "full", eps=opts["eps"], atol=opts["atol"], rtol=opts["rtol"])
-    check.result.inputs = [(in_labels[i], leaves[i].shape, node.input_tensors[i].dtype) for i in checked]
+    check.result.inputs = [(in_labels[i], leaves[i].shape, tensors[i].dtype) for i in checked]
     run(prob, check.result, fast_mode=fast, **run_opts)
     if opts["gradgrad"]:
         prob2 = second_order(fn, leaves, checked, in_labels, opts["seed"], skip)
@@ -273,7 +275,7 @@ def check_graph(
         )
     names = _module_names(nodes)
     for n in nodes:  # parameters named by their module path, e.g. 'conv1.weight'
-        for t in n.input_tensors:
+        for t in n.input_tensors or ():  # all set: checked above
             if id(t) in names and id(t) not in labels:
                 labels[id(t)] = names[id(t)]
     pos_of = {id(n): i for i, n in enumerate(nodes)}
