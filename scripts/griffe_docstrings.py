@@ -12,6 +12,8 @@ Where reading the source alone cannot see a docstring, it looks at the imported 
 - a function or class whose docstring is set at run time (``__doc__ = ...``, or built by a
   factory such as ``sgd = _constructor(...)``) gets it, with the run-time signature;
 - a module-level second name for a function or class (``concat = cat``) is documented as such;
+- a class whose constructor is built at run time (the optimizers' ``__init__``, made from their
+  update rule's signature) shows that constructor's signature;
 - a method that overrides a documented one of a base class without a docstring of its own
   (each layer's ``forward``) is left out: the base class documents it.
 
@@ -112,6 +114,26 @@ def _documented_in_base(cls: griffe.Class, name: str) -> bool:
     return any(name in b.members and b.members[name].docstring is not None for b in bases)
 
 
+def _function_from_signature(name: str, sig: inspect.Signature) -> griffe.Function:
+    """A Griffe function with the parameters of a run-time signature (annotations and defaults as text)."""
+
+    def text(v: Any) -> str | None:
+        if v is inspect.Parameter.empty:
+            return None
+        return v if isinstance(v, str) else inspect.formatannotation(v).replace("collections.abc.", "").replace("typing.", "")
+
+    params = [
+        griffe.Parameter(
+            p.name,
+            annotation=text(p.annotation),
+            kind=griffe.ParameterKind(p.kind.description),
+            default=None if p.default is p.empty else repr(p.default),
+        )
+        for p in sig.parameters.values()
+    ]
+    return griffe.Function(name, parameters=griffe.Parameters(*params), returns=text(sig.return_annotation))
+
+
 def _fill(obj: griffe.Object, runtime: Any) -> None:
     """Complete the docstrings under ``obj`` (a module or class) from its run-time counterpart."""
     for name, member in list(obj.members.items()):
@@ -141,4 +163,7 @@ def _fill(obj: griffe.Object, runtime: Any) -> None:
                 obj.del_member(name)
                 continue
         if member.is_class:
+            init = vars(rt).get("__init__") if inspect.isclass(rt) else None
+            if init is not None and hasattr(init, "__signature__"):
+                member.set_member("__init__", _function_from_signature("__init__", inspect.signature(init)))
             _fill(member, rt)
