@@ -67,3 +67,9 @@ def test_missing_public_name_is_caught(tmp_path):
     absent = api_reference.unlisted(site)
     assert "tinygrad_cnn.models.AlexNet" in absent and "tinygrad_cnn.models.LeNet" not in absent
     assert "tinygrad_cnn.float32" not in absent and "tinygrad_cnn.float64" in absent  # constants: named on a page
+
+
+def test_new_public_module_needs_a_page(monkeypatch, tmp_path):
+    monkeypatch.setattr(api_reference, "NOT_PAGES", api_reference.NOT_PAGES - {"cli"})
+    absent = api_reference.unlisted(_fake_site(tmp_path, []))
+    assert any(a.startswith("tinygrad_cnn.cli (a new public module") for a in absent)
