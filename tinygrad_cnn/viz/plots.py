@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def _mpl() -> Any:
     return matplotlib
 
 
-def _figure(figsize: tuple[float, float], layout: str | None = None) -> Any:
+def _figure(figsize: tuple[float, float], layout: Literal["constrained"] | None = None) -> Any:
     # A bare Figure, not pyplot's: no global figure list to leak, no display backend needed
     # (it renders with Agg); Jupyter still shows it inline.
     _mpl()
@@ -220,9 +220,11 @@ def _show_filters(ax: Any, w: np.ndarray, ncols: int | None, scale: str, vlim: f
     h, wd = mosaic.shape
     ax.vlines([col * c * kw - 0.5 for col in range(1, ncols)], -0.5, h - 0.5, colors="white", lw=1.5)
     ax.hlines([r * kh - 0.5 for r in range(1, nrows)], -0.5, wd - 0.5, colors="white", lw=1.5)
-    if c > 1:
-        chans = [col * c * kw + ch * kw - 0.5 for col in range(ncols) for ch in range(1, c)]
-        ax.vlines(chans, -0.5, h - 0.5, colors="0.6", lw=0.6)
+    if c > 1:  # per filter, so no line crosses the unused cells of the last row
+        cells = [(divmod(i, ncols), ch) for i in range(o) for ch in range(1, c)]
+        x = [col * c * kw + ch * kw - 0.5 for (_, col), ch in cells]
+        y0 = np.array([r * kh - 0.5 for (r, _), _ in cells])
+        ax.vlines(x, y0, y0 + kh, colors="0.6", lw=0.6)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -262,8 +264,9 @@ def plot_filters(
     if w.ndim != 4:
         raise ValueError(f"plot_filters: expected conv weights (out_channels, in_channels, kh, kw), got shape {w.shape}.")
     _check_scale(scale, "plot_filters")
-    nrows, nc = _grid_shape(*w.shape, 0, ncols)
-    h, wd = nrows * w.shape[2], nc * w.shape[1] * w.shape[3]
+    o, c, kh, kw = w.shape
+    nrows, nc = _grid_shape(o, c, kh, kw, 0, ncols)
+    h, wd = nrows * kh, nc * c * kw
     bar_w = 1.0 if scale == "shared" else 0.0  # room for the colour bar
     fig = _figure((max(3.0, min(12.0, wd / 6)) + bar_w, max(2.5, min(12.0, h / 6)) + 0.6), layout="constrained")
     ax = fig.subplots()
@@ -293,8 +296,9 @@ def plot_filters_before_after(
     if b.ndim != 4:
         raise ValueError(f"plot_filters_before_after: expected conv weights (out_channels, in_channels, kh, kw), got shape {b.shape}.")
     _check_scale(scale, "plot_filters_before_after")
-    nrows, nc = _grid_shape(*b.shape, 0, ncols)
-    h, wd = nrows * b.shape[2], nc * b.shape[1] * b.shape[3]
+    o, c, kh, kw = b.shape
+    nrows, nc = _grid_shape(o, c, kh, kw, 0, ncols)
+    h, wd = nrows * kh, nc * c * kw
     bar_w = 1.0 if scale == "shared" else 0.0
     fig = _figure((max(6.0, min(16.0, wd / 3)) + bar_w, max(2.5, min(10.0, h / 6)) + 0.8), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -478,7 +482,7 @@ def plot_feature_maps(
         _show_input(ax_in, img)
         ax.bar(np.arange(len(maps)), maps, color="tab:blue")
         named = class_names is not None and len(class_names) == len(maps)
-        if named:
+        if class_names is not None and named:
             ax.set_xticks(np.arange(len(maps)), list(class_names), rotation=45, ha="right", fontsize=8)
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set(xlabel="class" if named else "feature", ylabel=f"{what} output")
