@@ -45,7 +45,8 @@ def run_demo(
 
     Writes into ``out``: ``model_graph.svg`` (the forward graph; ``.dot`` source when Graphviz is
     missing), ``filters.png`` (conv1's filters before/after), ``curves.png``, ``feature_maps_conv1.png``
-    and ``feature_maps_pool1.png`` (one test image), and ``run/`` (checkpoints, metrics.jsonl).
+    and ``feature_maps_pool1.png`` (one test image), ``scores.png`` (the class scores for that image)
+    and ``run/`` (checkpoints, metrics.jsonl).
     Returns the last epoch record plus ``files`` (the paths written). Raises FileNotFoundError
     (listing where it looked) when Fashion-MNIST is missing.
     """
@@ -89,7 +90,8 @@ def run_demo(
         path = out / f"feature_maps_{layer}.png"
         plots.plot_feature_maps(model, x0[0], layer, path, title=f"{layer} of SimpleConvNet for a test image ({label}; predicted {pred})")
         files.append(path)
-    files.append(out / "run")
+    plots.plot_scores(model, x0[0], out / "scores.png", class_names=FashionMNIST.classes, label=int(y0[0]))
+    files += [out / "scores.png", out / "run"]
     say("wrote:\n" + "\n".join(f"  {f}" for f in files))
     return {**last, "files": files}
 
