@@ -46,7 +46,9 @@ def place_tensors(b: Picture) -> None:
         elif e.kind != "tensor" and not e.named:  # named inputs (the model's input) stay outside
             ns = [b.elems[k] for k in neighbours.get(e.key, ()) if k in b.elems]
             if len(ns) == 1 and ns[0].kind == "op":
-                e.scope = ns[0].scope
+                # into the module, not into a function call: folding the call must not hide its input
+                sc = ns[0].scope
+                e.scope = next((sc[:d] for d, c in enumerate(sc) if c.is_function), sc)
 
 
 def fold_depth(b: Picture, depth: int, names: Names) -> None:
