@@ -82,20 +82,25 @@ def overflows(svg_text: str) -> list[str]:
         lo, hi = (min(outline), max(outline)) if cls == "cluster" or (outline and cls == "node" and _filled(g)) else (min(page), max(page))
         spans = []
         for t in g.findall(f"{SVG}text"):
-            if not t.text:
+            # what an SVG renderer draws: ordinary spaces at the ends dropped and runs of them
+            # collapsed (xml:space default); no-break spaces kept
+            drawn = re.sub(" +", " ", t.text or "").strip(" ")
+            if not drawn:
                 continue
+            if t.text[0] == " " and drawn[0] != "\xa0" and spans:  # the only space before it is dropped
+                bad.append(f"{g.findtext(f'{SVG}title')}: {t.text!r} starts with a space that SVG viewers drop")
             family = t.get("font-family", "sans-serif").split(",")[0].strip("\"' ")
             size, bold = float(t.get("font-size", "14")), t.get("font-weight") == "bold"
-            w = _measure(ctx, t.text, family, size, bold)
+            w = _measure(ctx, drawn, family, size, bold)
             x = float(t.get("x"))
             left = {"start": x, "middle": x - w / 2, "end": x - w}[t.get("text-anchor", "start")]
             title = g.findtext(f"{SVG}title")
             if left < lo - TOL or left + w > hi + TOL:
-                bad.append(f"{title}: {t.text!r} spans {left:.1f}..{left + w:.1f}, box {lo:.1f}..{hi:.1f}")
-            # where the visible glyphs start and end: leading and trailing spaces may overlap
-            lead = _measure(ctx, t.text[: len(t.text) - len(t.text.lstrip())], family, size, bold)
-            trail = _measure(ctx, t.text[len(t.text.rstrip()):], family, size, bold)
-            spans.append((float(t.get("y")), left + lead, left + w - trail, t.text))
+                bad.append(f"{title}: {drawn!r} spans {left:.1f}..{left + w:.1f}, box {lo:.1f}..{hi:.1f}")
+            # where the glyphs start and end: kept blanks at the ends may overlap a neighbour
+            lead = _measure(ctx, drawn[: len(drawn) - len(drawn.lstrip())], family, size, bold)
+            trail = _measure(ctx, drawn[len(drawn.rstrip()):], family, size, bold)
+            spans.append((float(t.get("y")), left + lead, left + w - trail, drawn))
         # pieces of one line (a bold module path, then the class name) must not overlap each other
         spans.sort()
         for (y0, _l0, r0, s0), (y1, l1, _r1, s1) in zip(spans, spans[1:]):

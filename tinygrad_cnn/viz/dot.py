@@ -279,10 +279,12 @@ def emit(b: Picture, names: Names, rankdir: str, legend: bool, title: str | None
         path, cls, npar = names.module_label(m.module)
         rep = repeats.get(mid)
         if rep:
-            head = f"<B>{_esc(rep[1])} .. {_esc(rep[2])}:</B> {_esc(cls)} <B>x{rep[0]}</B>"
+            head = f"<B>{_esc(rep[1])} .. {_esc(rep[2])}: </B>{_esc(cls)} <B>x{rep[0]}</B>"
         else:
-            # the colon goes with the bold path: a viewer's rounding of the bold width then eats into the space
-            head = f"<B>{_esc(path)}:</B> {_esc(cls)}" if path else f"<B>{_esc(cls)}</B>"
+            # The colon and space go with the bold path: Graphviz places the class name after the space,
+            # and a viewer's rounding of the bold width eats into that space (a leading space of the
+            # class name's text would be dropped by SVG viewers).
+            head = f"<B>{_esc(path)}: </B>{_esc(cls)}" if path else f"<B>{_esc(cls)}</B>"
             head += _esc(m.suffix())
         par = f"  ({npar:,} params{' each' if rep else ''})" if npar else ""
         c.graph_attr.update(
