@@ -77,7 +77,8 @@ if [ "$mode" = test ]; then
   tag=$("$vpy" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
   wheel=$(ls "${TORCH_WHEEL_DIR:-/opt/wheels}"/torch-*+cpu-"$tag"-*.whl 2>/dev/null | head -n 1 || true)
 fi
-key_of() { { cat pyproject.toml "$here/setup.sh"; "$vpy" -V 2>&1; echo "$1"; } | sha256sum | cut -d' ' -f1; }
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }  # coreutils, or macOS
+key_of() { { cat pyproject.toml "$here/setup.sh"; "$vpy" -V 2>&1; echo "$1"; } | sha256 | cut -d' ' -f1; }
 demo_key=$(key_of "demo")
 key=$demo_key
 [ "$mode" = test ] && key=$(key_of "test ${wheel##*/}")

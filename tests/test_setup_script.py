@@ -11,8 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-if shutil.which("bash") is None or shutil.which("sha256sum") is None:
-    pytest.skip("needs bash and coreutils", allow_module_level=True)
+if shutil.which("bash") is None or (shutil.which("sha256sum") is None and shutil.which("shasum") is None):
+    pytest.skip("needs bash and sha256sum or shasum", allow_module_level=True)
 
 # Answers the few questions setup.sh asks a Python, and logs every call; `-m venv DIR` makes DIR/bin/python
 # a copy of itself, `-m pip ...` only logs (and fails when FAKE_PIP_RC says so).
