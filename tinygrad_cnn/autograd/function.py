@@ -447,8 +447,13 @@ def _forward_defaults(forward: Callable) -> tuple:
 def _with_defaults(defaults: tuple, n_inputs: int, params: dict) -> dict:
     """``params`` plus the defaults of the forward parameters the call left out (those neither
     passed by keyword nor filled by a positional input), as ``forward`` sees them."""
-    missing = {k: v for k, pos, v in defaults if k not in params and not 0 <= pos < n_inputs}
-    return {**params, **missing} if missing else params
+    out = params  # copied only when a default is missing: built-in ops pass all their parameters
+    for k, pos, v in defaults:
+        if k not in params and not 0 <= pos < n_inputs:
+            if out is params:
+                out = dict(params)
+            out[k] = v
+    return out
 
 
 def _reraise_forward(cls: type[Function], arrays: Sequence[Any], e: ValueError) -> None:
