@@ -4,7 +4,16 @@ The top level speaks PyTorch: ``import tinygrad_cnn as tg`` and ``tg.tensor``, `
 ``tg.cat``, ``tg.no_grad``, ``tg.float32``... take ``torch``'s names, arguments and defaults.
 """
 from . import optim  # noqa: F401 - tg.optim, as torch.optim is reachable after `import torch`
-from .autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad, once_differentiable, set_grad_enabled
+from .autograd import (
+    Function,
+    detect_anomaly,
+    enable_grad,
+    function_scope,
+    is_grad_enabled,
+    no_grad,
+    once_differentiable,
+    set_grad_enabled,
+)
 from .autograd.grad_mode import inference_mode
 from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
 from .kernels.parallel import get_num_threads, set_num_threads
@@ -184,6 +193,7 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
+    "function_scope",
     "gather",
     "ge",
     "get_num_threads",

@@ -110,7 +110,8 @@ def save(obj: Any, path: str | os.PathLike, compressed: bool = False) -> None:
     }
     arrays[MANIFEST] = np.array(json.dumps(manifest))
     with atomic_open(path) as f:
-        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+        # numpy's stubs read **arrays as possibly holding savez's allow_pickle flag (a bool)
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)  # type: ignore[arg-type]
 
 
 def _decode(node: Any, arrays: dict[str, np.ndarray], path: str) -> Any:

@@ -389,30 +389,6 @@ class Tensor:
                  "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
         return f"tinygrad_cnn.{names.get(self.dtype.name, self.dtype.name)}Tensor"
 
-    def float(self) -> Tensor:
-        """Cast to float32."""
-        return self.astype(np.float32)
-
-    def double(self) -> Tensor:
-        """Cast to float64."""
-        return self.astype(np.float64)
-
-    def half(self) -> Tensor:
-        """Cast to float16."""
-        return self.astype(np.float16)
-
-    def long(self) -> Tensor:
-        """Cast to int64 (not differentiable)."""
-        return self.astype(np.int64)
-
-    def int(self) -> Tensor:
-        """Cast to int32 (not differentiable)."""
-        return self.astype(np.int32)
-
-    def bool(self) -> Tensor:
-        """Cast to bool (not differentiable)."""
-        return self.astype(np.bool_)
-
     def contiguous(self) -> Tensor:
         """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``)."""
         return self if self.data.flags.c_contiguous else E.Clone.apply(self, order="C")
@@ -971,10 +947,38 @@ class Tensor:
         """Entries at the 1-D ``index`` along ``dim``."""
         return F.index_select(self, dim, index)
 
+    # The casts named like builtins come last: in the class body they shadow float, int and bool
+    # for the annotations written after them.
+    def float(self) -> Tensor:
+        """Cast to float32."""
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        """Cast to float64."""
+        return self.astype(np.float64)
+
+    def half(self) -> Tensor:
+        """Cast to float16."""
+        return self.astype(np.float16)
+
+    def long(self) -> Tensor:
+        """Cast to int64 (not differentiable)."""
+        return self.astype(np.int64)
+
+    def int(self) -> Tensor:
+        """Cast to int32 (not differentiable)."""
+        return self.astype(np.int32)
+
+    def bool(self) -> Tensor:
+        """Cast to bool (not differentiable)."""
+        return self.astype(np.bool_)
+
 
 class _SizeMethod(builtins.int):
     """What ``Tensor.size`` gives: called, PyTorch's ``size()`` (the shape) or ``size(d)``; read as
     a number, the element count, as numpy's ``ndarray.size`` (code written for arrays keeps working)."""
+
+    shape: tuple
 
     def __new__(cls, n: int, shape: tuple) -> _SizeMethod:
         obj = super().__new__(cls, n)
@@ -1153,7 +1157,8 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
     """Integers uniform in ``[low, high)``, int64: ``randint(high, size)`` or
     ``randint(low, high, size)``, as ``torch.randint``. Example: ``randint(0, 10, (2, 3))``."""
     if size is None:
-        *args, size = args
+        *front, size = args
+        args = tuple(front)
     if len(args) == 1:
         low, high = 0, args[0]
     elif len(args) == 2:

@@ -235,6 +235,8 @@ class Module:
 
     # ---- forward -------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation of the module, called by ``module(*args)`` (which also runs the hooks).
+        Every subclass defines it; the layers document their input and output shapes on the class."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward(); subclasses of Module must.")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -395,6 +397,7 @@ class Module:
                 yield (f"{mname}.{k}" if mname else k), b
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The buffers (``register_buffer``) of this module and, with ``recurse``, its submodules."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -809,10 +812,12 @@ class ModuleList(Module):
         self.add_module(str(i), _check_module("ModuleList", i, module))
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; returns self."""
         self.add_module(str(len(self._modules)), _check_module("ModuleList", len(self._modules), module))
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add ``modules`` at the end, in order; returns self."""
         for m in modules:
             self.append(m)
         return self
@@ -855,15 +860,19 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self) -> Iterable[str]:
+        """The keys, in insertion order."""
         return self._modules.keys()
 
     def values(self) -> Iterable[Module]:
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def items(self) -> Iterable[tuple[str, Module]]:
+        """``(key, module)`` pairs, in insertion order."""
         return self._modules.items()
 
     def update(self, modules: Mapping[str, Module]) -> None:
+        """Add or replace the modules of the mapping ``modules``."""
         for k, m in modules.items():
             self[k] = m
 

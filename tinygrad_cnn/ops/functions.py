@@ -366,6 +366,7 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
             f"{op}: dim must be one int (it returns the values and indices along it), got {dim!r}; "
             f"for the {op} over several dims use a{op}(x, dim={tuple(dim)!r})."
         )
+    dim = int(dim)
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
     # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
