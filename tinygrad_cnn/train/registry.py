@@ -44,6 +44,7 @@ def make_optimizer(name: str, params: Iterable[Any], lr: float | None = None, mo
 
 
 LR_SCHEDULE_FORMS = ("constant", "step:N[:GAMMA]", "multistep:M1,M2,...[:GAMMA]", "exp:GAMMA", "cosine[:ETA_MIN]", "onecycle[:PCT_START]")
+"""The forms of a ``--lr-schedule`` spec, as :func:`parse_lr_schedule` reads them."""
 
 
 def parse_lr_schedule(spec: str) -> tuple[str, tuple]:
