@@ -68,7 +68,7 @@ class Conv2d(Module):
 
     def forward(self, x: Any) -> Tensor:
         if self.padding_mode != "zeros":
-            ph, pw = self.padding
+            ph, pw = self.padding[0], self.padding[1]  # ints: a string padding needs padding_mode='zeros'
             x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
             return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)

@@ -212,7 +212,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         centre = tuple(k // 2 for k in d.shape[2:])
         for g in range(groups):
             for i in range(n):
-                d[(g * out_per + i, i, *centre)] = 1
+                d[(g * out_per + i, i) + centre] = 1
 
     with no_grad():
         tensor._inplace("dirac_", fill)

@@ -280,7 +280,7 @@ class Module:
                 out = res
         return out
 
-    def _add_hook(self, hooks: dict, hook: Callable, with_kwargs: bool, prepend: bool = False, always_call: bool = False) -> Any:
+    def _add_hook(self, hooks: OrderedDict, hook: Callable, with_kwargs: bool, prepend: bool = False, always_call: bool = False) -> Any:
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}: a hook must be callable, got {type(hook).__name__}.")
         Module._hook_counter += 1
@@ -420,7 +420,7 @@ class Module:
         m: Module = self
         if not target:
             return m
-        walked = []
+        walked: list[str] = []
         for part in target.split("."):
             child = m._modules.get(part) if isinstance(m, Module) else None
             if child is None:
@@ -543,7 +543,8 @@ class Module:
         if args:
             if len(args) > 3:
                 raise TypeError(f"state_dict: takes at most 3 positional arguments (destination, prefix, keep_vars), got {len(args)}.")
-            destination, prefix, keep_vars = (*args, *(destination, prefix, keep_vars)[len(args):])
+            given = [*args, *[destination, prefix, keep_vars][len(args):]]
+            destination, prefix, keep_vars = given[0], given[1], given[2]
         out: Any = OrderedDict() if destination is None else destination
         for mname, m in self.named_modules(remove_duplicate=False):
             pre = prefix + (f"{mname}." if mname else "")
