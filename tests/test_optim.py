@@ -392,3 +392,37 @@ def test_cuda_implementation_switches_are_refused_clearly(flag, value):
         optim.Adam([p], **{flag: value})
     opt = optim.SGD([p], lr=0.1, **{flag: False})  # False (and the default) select what exists here
     assert flag not in opt.param_groups[0]
+
+
+def test_a_pytorch_style_custom_optimizer_works_with_schedulers():
+    """The torch.optim.Optimizer subclass pattern: defaults dict, own step() over param_groups and
+    state; a scheduler sees its steps (no 'scheduler before optimizer' warning)."""
+    import warnings
+
+    class SignSGD(optim.Optimizer):
+        def __init__(self, params, lr=0.01):
+            super().__init__(params, dict(lr=lr))
+
+        @tg.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self.state.setdefault(p, {"n": 0})["n"] += 1
+                        p.sub_(p.grad.sign() * group["lr"])
+
+    class Counted(optim.SGD):
+        def step(self, closure=None):
+            return super().step(closure)
+
+    p = nn.Parameter(np.array([1.0, -2.0]))
+    for opt in (SignSGD([p], lr=0.5), Counted([p], lr=0.5)):
+        sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+        p.grad = tg.tensor([3.0, -0.1], dtype=tg.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            opt.step()
+            sched.step()
+        assert opt.step_count == 1 and opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    np.testing.assert_allclose(p.data, [1.0 - 0.5 - 1.5, -2.0 + 0.5 + 0.05])
+    assert SignSGD([p]).defaults == {"lr": 0.01}

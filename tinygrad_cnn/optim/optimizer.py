@@ -7,6 +7,7 @@ weights are no longer the ones its forward used)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -47,6 +48,9 @@ class Optimizer:
         if rule is not None:
             cls.rule_name = rule
             cls.__init__ = _constructor(rule)  # type: ignore[method-assign]
+        if "step" in cls.__dict__:
+            # A PyTorch-style subclass with its own step() counts its steps too (for the schedulers).
+            cls.step = _counted(cls.__dict__["step"])  # type: ignore[method-assign]
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
@@ -118,7 +122,6 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         rule, names = self.rule, self.defaults
-        self.step_count += 1
         for g in self.param_groups:
             # Only the rule's hyperparameters: a group also holds other tools' entries (a
             # scheduler's 'initial_lr', OneCycleLR's 'max_lr'), as in PyTorch.
@@ -254,6 +257,25 @@ def _constructor(rule: str) -> Callable[..., None]:
     return __init__
 
 
+def _counted(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` that adds one to ``step_count`` per outermost call (a subclass's step calling
+    ``super().step()`` counts once)."""
+
+    @functools.wraps(step)
+    def counted(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        outer = not self.__dict__.get("_in_step", False)
+        if outer:
+            self.step_count += 1
+            self.__dict__["_in_step"] = True
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            if outer:
+                self.__dict__["_in_step"] = False
+
+    return counted
+
+
 def _unnamed(ps: list[Any]) -> list[Any]:
     # torch.optim also takes model.named_parameters(): (name, tensor) pairs.
     if ps and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in ps):
@@ -268,3 +290,6 @@ def _restore(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_restore(x) for x in v)
     return v
+
+
+Optimizer.step = _counted(Optimizer.step)  # type: ignore[method-assign]
