@@ -312,3 +312,23 @@ def test_forward_hook_prepend_and_always_call_like_torch():
         return calls
 
     assert run(tg) == run(torch)
+
+
+def test_module_list_and_dict_editing_like_torch():
+    def ops(lib):
+        m = lib.nn
+        ml = m.ModuleList([m.Linear(1, 1), m.ReLU(), m.Tanh()])
+        ml.insert(1, m.Sigmoid())
+        ml.insert(3, m.Identity())
+        ml += [m.ELU()]
+        del ml[0]
+        out = [type(ml.pop(1)).__name__, list(ml._modules), [type(x).__name__ for x in ml]]
+        del ml[1:3]
+        out.append([type(x).__name__ for x in ml])
+        md = m.ModuleDict({"a": m.ReLU(), "b": m.Tanh()})
+        out += [type(md.pop("a")).__name__, list(md.keys())]
+        md.clear()
+        out.append(len(md))
+        return out
+
+    assert ops(tg) == ops(torch)

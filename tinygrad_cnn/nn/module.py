@@ -823,6 +823,37 @@ class ModuleList(Module):
             self.append(m)
         return self
 
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)
+
+    def __delitem__(self, idx: int | slice) -> None:
+        """Remove the module(s) at ``idx``; the rest are renumbered '0', '1', ... as in PyTorch."""
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            del mods[idx]
+        else:
+            del mods[_index("ModuleList", idx, len(mods))]
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+
+    def insert(self, index: int, module: Module) -> None:
+        """Insert ``module`` before position ``index`` (``len(self)`` appends), renumbering the rest."""
+        n = len(self._modules)
+        if not isinstance(index, (int, np.integer)) or not -n <= index <= n:
+            raise IndexError(f"ModuleList.insert: index {index!r} out of range for {n} modules.")
+        mods = list(self._modules.values())
+        mods.insert(int(index) + n if index < 0 else int(index), _check_module("ModuleList", index, module))
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
+
+    def pop(self, index: int = -1) -> Module:
+        """Remove and return the module at ``index`` (default the last)."""
+        m = self[index]
+        del self[index]
+        return m
+
 
 class ModuleDict(Module):
     """A dict of modules whose parameters are registered under their keys (insertion order).
@@ -876,6 +907,16 @@ class ModuleDict(Module):
         """Add or replace the modules of the mapping ``modules``."""
         for k, m in modules.items():
             self[k] = m
+
+    def pop(self, key: str) -> Module:
+        """Remove the module under ``key`` and return it."""
+        m = self[key]
+        del self._modules[key]
+        return m
+
+    def clear(self) -> None:
+        """Remove every module."""
+        self._modules.clear()
 
 
 _DEVICE_NAMES = ("cpu", "cuda", "mps", "xpu", "meta", "hip", "xla", "ipu", "vulkan", "mkldnn", "opengl", "opencl", "ideep", "hpu", "mtia")
