@@ -162,9 +162,8 @@ MODULES = ["Identity", "Flatten", "Unflatten", "LayerNorm", "GELU", "SiLU", "Lea
            "Upsample", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid",
            "Tanh", "Softmax", "LogSoftmax", "ELU", "Hardtanh", "LocalResponseNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
            "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "Sequential", "ModuleList", "ModuleDict"]
-# Arguments of PyTorch's constructors not taken here: BatchNorm's keyword-only bias (PyTorch 2.6+)
-# and Hardtanh's long-deprecated min_value/max_value.
-NOT_TAKEN = {"BatchNorm1d": {"bias"}, "BatchNorm2d": {"bias"}, "Hardtanh": {"min_value", "max_value"}}
+# Arguments of PyTorch's constructors not taken here: Hardtanh's long-deprecated min_value/max_value.
+NOT_TAKEN = {"Hardtanh": {"min_value", "max_value"}}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -332,3 +331,14 @@ def test_module_list_and_dict_editing_like_torch():
         return out
 
     assert ops(tg) == ops(torch)
+
+
+def test_batch_norm_without_bias_matches_torch():
+    x = np.random.default_rng(6).standard_normal((4, 3, 2, 2))
+    a = torch.nn.BatchNorm2d(3, bias=False).double()
+    b = nn.BatchNorm2d(3, bias=False, dtype=tg.float64)
+    assert list(a.state_dict()) == list(b.state_dict()) and b.bias is None
+    with torch.no_grad():
+        a.weight.mul_(2.0)
+    copy_weights(a, b)
+    np.testing.assert_allclose(b(tg.tensor(x)).data, a(torch.tensor(x)).detach().numpy(), rtol=1e-10)

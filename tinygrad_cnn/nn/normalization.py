@@ -16,7 +16,7 @@ class _BatchNorm(Module):
     behaviour: training normalizes with batch statistics and updates ``running_mean`` /
     ``running_var`` (momentum 0.1; ``momentum=None`` is a cumulative average); eval uses them.
 
-    Parameters ``weight`` (ones) and ``bias`` (zeros) of shape (C,) when ``affine``; buffers
+    Parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``) of shape (C,) when ``affine``; buffers
     ``running_mean``, ``running_var``, ``num_batches_tracked`` (in ``state_dict()``).
 
     Example::
@@ -34,6 +34,8 @@ class _BatchNorm(Module):
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         dtype = factory_dtype(type(self).__name__, device, dtype)
@@ -45,7 +47,10 @@ class _BatchNorm(Module):
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            else:  # PyTorch's bias=False: a learned scale only
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
