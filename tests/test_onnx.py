@@ -12,6 +12,7 @@ from tinygrad_cnn import onnx as tonnx  # noqa: E402
 from tinygrad_cnn.check import gradcheck  # noqa: E402
 from tinygrad_cnn.models import LeNet, SimpleConvNet  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
+from tinygrad_cnn.onnx import OnnxFileError  # noqa: E402
 
 
 def _x(shape, seed=0, dtype=np.float32):
@@ -209,3 +210,141 @@ def test_load_lists_every_unsupported_op(tmp_path):
     with pytest.raises(NotImplementedError, match=r"Hardmax \(node 'hm'\), Einsum \(node 'es'\)") as e:
         tonnx.load(path)
     assert "Relu (node" not in str(e.value)
+
+
+# ---- untrusted files --------------------------------------------------------------------------
+def _tiny_model(initializer, dims=(2, 2)):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(dims))],
+        initializer=[initializer],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _external(name, location, length=16, offset=0, dims=(2, 2)):
+    from onnx import TensorProto
+
+    t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(dims), data_location=TensorProto.EXTERNAL)
+    for k, v in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return t
+
+
+def test_truncated_and_corrupted_files_raise_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "lenet.onnx"
+    tonnx.export(LeNet(seed=0), tg.tensor(_x((1, 1, 28, 28))), path)
+    data = path.read_bytes()
+    for name, content in (("half.onnx", data[: len(data) // 2]), ("tail.onnx", data[:-7]), ("noise.onnx", bytes(range(256)) * 8),
+                          ("empty.onnx", b"")):
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(OnnxFileError, match=name):
+            tonnx.load(bad)
+    with pytest.raises(OnnxFileError, match="missing.onnx"):
+        tonnx.load(tmp_path / "missing.onnx")
+
+
+def test_tensor_sizes_are_checked_before_allocation(tmp_path):
+    from onnx import TensorProto
+
+    # dims promising 2**40 floats with 16 bytes present: refused without allocating 4 TiB.
+    huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**20, 2**20], raw_data=b"\0" * 16)
+    onnx.save(_tiny_model(huge), str(tmp_path / "huge.onnx"))
+    with pytest.raises(OnnxFileError, match=r"huge\.onnx.*'w'.*needs 4398046511104 bytes, the file holds 16"):
+        tonnx.load(tmp_path / "huge.onnx")
+    few = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 2], float_data=[1.0, 2.0])
+    onnx.save(_tiny_model(few), str(tmp_path / "few.onnx"))
+    with pytest.raises(OnnxFileError, match="needs 4 values, the file holds 2"):
+        tonnx.load(tmp_path / "few.onnx")
+    (tmp_path / "short.bin").write_bytes(b"\0" * 8)
+    onnx.save(_tiny_model(_external("w", "short.bin")), str(tmp_path / "short.onnx"))
+    with pytest.raises(OnnxFileError, match=r"short\.onnx.*needs 16 bytes at offset 0 of 'short\.bin', which holds only 8"):
+        tonnx.load(tmp_path / "short.onnx")
+    onnx.save(_tiny_model(_external("w", "short.bin", length=2**40)), str(tmp_path / "lies.onnx"))
+    with pytest.raises(OnnxFileError, match="needs 16 bytes but its external data says 1099511627776"):
+        tonnx.load(tmp_path / "lies.onnx")
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "link.bin").symlink_to(secret)
+    for name, location in (("up.onnx", "../secret.bin"), ("abs.onnx", str(secret)), ("link.onnx", "link.bin")):
+        onnx.save(_tiny_model(_external("w", location)), str(folder / name))
+        with pytest.raises(OnnxFileError, match=rf"{name}.*'w'.*(outside the model's folder|not a path relative)"):
+            tonnx.load(folder / name)
+    # The same data inside the folder loads.
+    (folder / "w.bin").write_bytes(secret.read_bytes())
+    onnx.save(_tiny_model(_external("w", "w.bin")), str(folder / "ok.onnx"))
+    params, fn = tonnx.load(folder / "ok.onnx")
+    np.testing.assert_array_equal(fn(params, np.ones((2, 2), np.float32)).numpy(), 1 + np.arange(4.0).reshape(2, 2))
+
+
+def test_model_saved_with_external_data_round_trips(tmp_path):
+    model = SimpleConvNet(seed=0)
+    proto = tonnx.export(model, tg.tensor(_x((1, 1, 28, 28))), tmp_path / "a.onnx")
+    onnx.save(proto, str(tmp_path / "b.onnx"), save_as_external_data=True, location="b.data", size_threshold=0)
+    params, fn = tonnx.load(tmp_path / "b.onnx")
+    x = _x((2, 1, 28, 28))
+    np.testing.assert_array_equal(fn(params, tg.tensor(x)).numpy(), _ours(model, x))
+
+
+# ---- a model from another framework -----------------------------------------------------------
+def _torch_lenet(torch):
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(1, 6, 5, padding=2)
+            self.bn = torch.nn.BatchNorm2d(6)
+            self.c2 = torch.nn.Conv2d(6, 16, 5)
+            self.f1 = torch.nn.Linear(16 * 5 * 5, 32)
+            self.f2 = torch.nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = torch.nn.functional.max_pool2d(torch.relu(self.bn(self.c1(x))), 2)
+            x = torch.nn.functional.avg_pool2d(torch.tanh(self.c2(x)), 2)
+            x = x.view(x.size(0), -1)
+            return torch.log_softmax(self.f2(torch.sigmoid(self.f1(x))), 1)
+
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.5, 0.5)
+        net.bn.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def test_import_lenet_exported_by_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    net = _torch_lenet(torch)
+    path = tmp_path / "torch_lenet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Without constant folding the exporter keeps BatchNormalization (and c1.weight) as they are.
+        torch.onnx.export(net, (torch.randn(2, 1, 28, 28),), str(path), dynamo=False, do_constant_folding=False,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    params, fn = tonnx.load(path)
+    assert {"c1.weight", "bn.running_var", "f2.bias"} <= set(params)
+    assert "BatchNormalization" in [n.op_type for n in onnx.load(str(path)).graph.node]
+    x = _x((3, 1, 28, 28), seed=11)
+    xt = tg.tensor(x, requires_grad=True)
+    y = fn(params, xt)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = net(tx)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    cot = _x(ty.shape, seed=12)
+    (y * tg.tensor(cot)).sum().backward()
+    (ty * torch.tensor(cot)).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+    tparams = dict(net.named_parameters())
+    for name in ("c1.weight", "bn.weight", "bn.bias", "c2.bias", "f1.weight", "f2.bias"):
+        np.testing.assert_allclose(params[name].grad.numpy(), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-6)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OnnxModel", "export", "load", "supported_ops"]
+__all__ = ["OnnxFileError", "OnnxModel", "export", "load", "supported_ops"]
 
 
 def require_onnx() -> Any:
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
         from . import exporter
 
         return getattr(exporter, name)
-    if name in ("load", "OnnxModel"):
+    if name in ("load", "OnnxModel", "OnnxFileError"):
         require_onnx()
         from . import importer
 

@@ -344,6 +344,7 @@ IMPORTERS: dict[str, Callable] = {
     "Clip": _clip,
     "Expand": _expand,
     "Shape": _shape,
+    "Constant": lambda value: Tensor(value) if value.dtype.kind == "f" else value,
 }
 
 
@@ -398,6 +399,17 @@ class OnnxModule(Module):
         return self._fn(params, *inputs)
 
 
+def _constant_value(path: str, name: str, attrs: dict) -> np.ndarray:
+    if "value" in attrs:
+        return tensor_to_array(path, attrs["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise NotImplementedError(
+        f"onnx.load: {path}: Constant node {name!r} holds {sorted(attrs)}, which is not supported (value, value_float(s), value_int(s) are)."
+    )
+
+
 def _attrs(node: Any) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -432,9 +444,7 @@ def load(path: str | os.PathLike) -> OnnxModel:
     nodes = [(n.op_type, list(n.input), list(n.output), _attrs(n), n.name) for n in g.node]
     for i, (op, ins, outs, attrs, name) in enumerate(nodes):
         if op == "Constant":
-            if "value" not in attrs:
-                raise NotImplementedError(f"onnx.load: {path}: Constant node {name!r} without a 'value' tensor is not supported.")
-            nodes[i] = (op, ins, outs, {"value": tensor_to_array(path, attrs["value"])}, name)
+            nodes[i] = (op, ins, outs, {"value": _constant_value(path, name, attrs)}, name)
 
     def fn(params: dict, *xs: Any) -> Any:
         if len(xs) != len(inputs):
@@ -446,10 +456,6 @@ def load(path: str | os.PathLike) -> OnnxModel:
         for k, x in zip(inputs, xs):
             env[k] = x if isinstance(x, Tensor) else as_tensor(np.asarray(x))
         for op, ins, outs, attrs, name in nodes:
-            if op == "Constant":
-                v = attrs["value"]
-                env[outs[0]] = Tensor(v) if v.dtype.kind == "f" else v
-                continue
             args = [env[i] if i else None for i in ins]
             while args and args[-1] is None:
                 args.pop()
