@@ -406,7 +406,8 @@ def _constant_value(path: str, name: str, attrs: dict) -> np.ndarray:
         if key in attrs:
             return np.asarray(attrs[key], dtype=dtype)
     raise NotImplementedError(
-        f"onnx.load: {path}: Constant node {name!r} holds {sorted(attrs)}, which is not supported (value, value_float(s), value_int(s) are)."
+        f"onnx.load: {path}: Constant node {name!r} holds {sorted(attrs)}, which is not supported "
+        "(value, value_float(s), value_int(s) are)."
     )
 
 
