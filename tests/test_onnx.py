@@ -10,7 +10,7 @@ import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn import nn  # noqa: E402
 from tinygrad_cnn import onnx as tonnx  # noqa: E402
 from tinygrad_cnn.check import gradcheck  # noqa: E402
-from tinygrad_cnn.models import LeNet, SimpleConvNet  # noqa: E402
+from tinygrad_cnn.models import AlexNet, LeNet, SimpleConvNet  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
 from tinygrad_cnn.onnx import OnnxFileError  # noqa: E402
 
@@ -130,6 +130,53 @@ def test_export_unsupported_op_names_op_module_and_list(tmp_path):
     net = nn.Sequential(nn.Linear(3, 3, seed=0), Inner())
     with pytest.raises(NotImplementedError, match=r"CumSum \(created in 1\)"):
         tonnx.export(net, tg.tensor(_x((1, 3))), tmp_path / "x.onnx")
+
+
+def _many_ops_model():
+    rng = np.random.default_rng(2)
+
+    def p(*s):
+        return tg.tensor((rng.standard_normal(s) * 0.3).astype(np.float32), requires_grad=True)
+
+    params = {"ct": p(3, 4, 3, 3), "ctb": p(4), "c": p(4, 4, 3, 3)}
+
+    def fn(q, x):
+        h = F.conv_transpose2d(x, q["ct"], q["ctb"], stride=2, padding=1, output_padding=1)
+        h = F.gelu(h)
+        h = F.pad(h, (1, 2, 0, 1))
+        h = F.pad(h, (1, 1, 1, 1), mode="reflect")
+        h = F.conv2d(h, q["c"], padding=1)
+        h = F.local_response_norm(h, 3, alpha=1e-2, beta=0.75, k=1.5)
+        a = F.adaptive_avg_pool2d(h, (3, 3))
+        g = F.adaptive_avg_pool2d(h, 1)
+        s = tg.cat([a[:, :2].flatten(1), g.squeeze(-1).squeeze(-1), a[:, :, 1:, ::-1].sum((2, 3))], dim=1)
+        s = s + a.mean(dim=(2, 3)).amax(dim=1, keepdim=True) - h[:, 1, 2:5, 0].unsqueeze(1).sum(-1)
+        s = tg.index_select(s, 1, tg.tensor(np.array([0, 3, 5, 1])))
+        return s**2 * 0.5
+
+    return params, fn
+
+
+def test_export_many_ops(tmp_path):
+    model = _many_ops_model()
+    proto = _check_export(model, (1, 3, 5, 5), tmp_path, batches=(2, 3))
+    ops = set(_ops(proto))
+    expect = {"ConvTranspose", "Gelu", "Pad", "Slice", "Concat", "Conv", "MatMul", "GlobalAveragePool", "ReduceSum", "ReduceMax",
+              "Squeeze", "Gather", "Pow", "Flatten"}
+    assert expect <= ops, expect - ops
+    assert "Erf" not in ops
+    params, fn = tonnx.load(tmp_path / "m.onnx")
+    x = _x((2, 3, 5, 5), seed=9)
+    np.testing.assert_allclose(fn(params, tg.tensor(x)).numpy(), _ours(model, x), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_export_alexnet(tmp_path):
+    # The full 227x227 network (its input size is fixed); ten classes keep fc8 small.
+    proto = _check_export(AlexNet(num_classes=10, seed=0), (1, 3, 227, 227), tmp_path, batches=(1, 2))
+    assert _ops(proto) == ["Conv", "Relu", "LRN", "MaxPool", "Conv", "Relu", "LRN", "MaxPool", "Conv", "Relu", "Conv", "Relu",
+                           "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm"]
+    assert "features.conv1.weight" in {i.name for i in proto.graph.initializer}
 
 
 # ---- import and round trip --------------------------------------------------------------------

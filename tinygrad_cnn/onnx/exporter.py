@@ -128,6 +128,9 @@ def _avg_pool(op: _Op) -> None:
             break
     if include is None:
         op.fail("an average pool whose divisors are neither count_include_pad=True nor False cannot be exported.")
+    if tuple(win.kernel) == x.shape[2:] and tuple(win.out) == (1, 1) and not any(win.padding):
+        op.emit("GlobalAveragePool", op.inputs[:1])  # adaptive_avg_pool2d(x, 1)
+        return
     op.emit(
         "AveragePool", op.inputs[:1], kernel_shape=list(win.kernel), strides=list(win.stride), pads=_pairs(win.padding),
         ceil_mode=_ceil_mode(x.shape, win), count_include_pad=int(include),
@@ -187,7 +190,7 @@ def _reshape(op: _Op) -> None:
     b = op.batch(0)
     out_batch = None
     for axis in range(1, x.ndim - 1):
-        if tuple(shape) == x.shape[:axis] + (int(np.prod(x.shape[axis:])),) and b in (None, 0):
+        if len(shape) == 2 and tuple(shape) == (int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))) and b in (None, 0):
             op.emit("Flatten", op.inputs[:1], axis=axis)  # flatten(x, start_dim) / nn.Flatten
             op.em.batch[op.out[0]] = b
             return
@@ -645,7 +648,7 @@ def export(
         getattr(model, "__class__", type(model)).__name__ if params is None else getattr(model, "__name__", "model"),
         [value_info(n, x) for n, x in zip(input_names, xs)],
         [value_info(n, t) for n, t in final],
-        initializer=[numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in em.inits.items()],
+        initializer=[numpy_helper.from_array(np.array(a, order="C"), n) for n, a in em.inits.items()],
     )
     proto = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset or DEFAULT_OPSET)], producer_name="tinygrad_cnn", ir_version=10
