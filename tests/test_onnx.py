@@ -395,3 +395,39 @@ def test_import_lenet_exported_by_pytorch(tmp_path):
     tparams = dict(net.named_parameters())
     for name in ("c1.weight", "bn.weight", "bn.bias", "c2.bias", "f1.weight", "f2.bias"):
         np.testing.assert_allclose(params[name].grad.numpy(), tparams[name].grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+# ---- command line -----------------------------------------------------------------------------
+def test_cli_export_checkpoint(tmp_path, capsys):
+    from tinygrad_cnn.cli import main
+    from tinygrad_cnn.train import save_checkpoint
+    from tinygrad_cnn.train.registry import build_model
+
+    model = build_model("lenet", activation="relu", seed=3)
+    ck = save_checkpoint(tmp_path / "epoch_001.npz", model, epoch=1, config={"model": "lenet", "model_kwargs": {"activation": "relu"}})
+    out = tmp_path / "lenet.onnx"
+    assert main(["export", "lenet", "--checkpoint", str(ck), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    x = _x((2, 1, 32, 32))
+    (got,) = _run_ort(out, x)
+    np.testing.assert_allclose(got, _ours(model, x), rtol=1e-5, atol=1e-6)
+    assert main(["export", "alexnet", "--checkpoint", str(ck), "-o", str(tmp_path / "a.onnx")]) == 2
+    assert "holds a lenet, not a alexnet" in capsys.readouterr().err
+
+
+def test_cli_export_functional_factory(tmp_path, capsys, monkeypatch):
+    from tinygrad_cnn.cli import main
+
+    (tmp_path / "my_models.py").write_text(
+        "import numpy as np\nimport tinygrad_cnn as tg\nfrom tinygrad_cnn.nn import functional as F\n\n"
+        "def make():\n"
+        "    w = tg.tensor(np.ones((2, 1, 3, 3), np.float32), requires_grad=True)\n"
+        "    return {'w': w}, lambda p, x: F.relu(F.conv2d(x, p['w']))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "f.onnx"
+    assert main(["export", "my_models:make", "--shape", "1,1,5,5", "-o", str(out)]) == 0
+    (got,) = _run_ort(out, np.ones((3, 1, 5, 5), np.float32))
+    np.testing.assert_array_equal(got, np.full((3, 2, 3, 3), 9.0, np.float32))
+    assert main(["export", "my_models:make", "-o", str(out)]) == 2
+    assert "--shape" in capsys.readouterr().err
