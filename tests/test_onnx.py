@@ -431,3 +431,16 @@ def test_cli_export_functional_factory(tmp_path, capsys, monkeypatch):
     np.testing.assert_array_equal(got, np.full((3, 2, 3, 3), 9.0, np.float32))
     assert main(["export", "my_models:make", "-o", str(out)]) == 2
     assert "--shape" in capsys.readouterr().err
+
+
+def test_docs_op_table_lists_every_mapping():
+    import pathlib
+
+    from tinygrad_cnn.onnx.importer import IMPORTERS
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "onnx.md").read_text()
+    table = text[text.index("## The op table") :]
+    for ours in tonnx.supported_ops():
+        assert f"`{ours}`" in table, ours
+    for op in IMPORTERS:
+        assert f"`{op}`" in table, op
