@@ -444,3 +444,38 @@ def test_docs_op_table_lists_every_mapping():
         assert f"`{ours}`" in table, ours
     for op in IMPORTERS:
         assert f"`{op}`" in table, op
+
+
+def test_export_opset_and_several_inputs(tmp_path):
+    w = tg.tensor(_x((3, 4)), requires_grad=True)
+
+    def fn(p, a, b):
+        return F.gelu(a @ p["w"]) * b
+
+    with pytest.raises(ValueError, match="opset 13 is not supported; use 18 to"):
+        tonnx.export(({"w": w}, fn), (_x((1, 3)), _x((1, 4))), tmp_path / "x.onnx", opset=13)
+    for opset, gelu in ((18, "Erf"), (20, "Gelu")):
+        path = tmp_path / f"g{opset}.onnx"
+        proto = tonnx.export(({"w": w}, fn), (_x((1, 3)), _x((1, 4))), path, opset=opset, input_names=["a", "b"])
+        assert gelu in _ops(proto) and [i.name for i in proto.graph.input] == ["a", "b"]
+        a, b = _x((5, 3), seed=1), _x((5, 4), seed=2)
+        (got,) = _run_ort(path, a, b)
+        np.testing.assert_allclose(got, _ours(({"w": w}, fn), a, b), rtol=1e-5, atol=1e-6)
+        params, f = tonnx.load(path)
+        np.testing.assert_allclose(f(params, a, b).numpy(), _ours(({"w": w}, fn), a, b), rtol=1e-6, atol=1e-7)
+
+
+def test_import_softmax_of_an_old_opset_takes_the_input_as_2d(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=1)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])])
+    path = tmp_path / "old.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(path))
+    x = _x((2, 3, 4))
+    (ref,) = _run_ort(path, x)
+    params, fn = tonnx.load(path)
+    np.testing.assert_allclose(fn(params, x).numpy(), ref, rtol=1e-6)
+    e = np.exp(x.reshape(2, 12) - x.reshape(2, 12).max(1, keepdims=True))
+    np.testing.assert_allclose(ref, (e / e.sum(1, keepdims=True)).reshape(2, 3, 4), rtol=1e-5)

@@ -28,10 +28,12 @@ from ..ops import reduce as R
 from ..tensor import Tensor
 from . import fusion
 
-__all__ = ["DEFAULT_OPSET", "export", "supported_ops"]
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "MIN_OPSET", "export", "supported_ops"]
 
-# Gelu became an ONNX op in opset 20; onnxruntime runs every opset up to it.
+# Gelu became an ONNX op in opset 20 (with an older opset gelu exports as its Erf formula);
+# ReduceMax/ReduceMin take their axes as an input from opset 18 on, as written here.
 DEFAULT_OPSET = 20
+MIN_OPSET = 18
 
 
 class _Emitter:
@@ -550,6 +552,12 @@ def export(
         model = model_or_fn
     if not callable(model):
         raise TypeError(f"onnx.export: expected a Module or a (params, fn) pair, got {type(model_or_fn).__name__}.")
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(
+            f"onnx.export: opset {opset} is not supported; use {MIN_OPSET} to {onnx.defs.onnx_opset_version()} "
+            f"(the reductions take their axes as inputs from opset {MIN_OPSET} on; default {DEFAULT_OPSET})."
+        )
     inputs = list(example_inputs) if isinstance(example_inputs, (tuple, list)) else [example_inputs]
     outs, xs = _run(model, params, inputs)
     input_names = list(input_names or (["input"] if len(xs) == 1 else [f"input{i}" for i in range(len(xs))]))
@@ -633,7 +641,7 @@ def export(
         em.emit("Identity", [src], [name], name=f"output_{name}")
         em.shape[name], em.batch[name] = t.shape, em.batch.get(src)
         final.append((name, t))
-    fusion.run(em, paths=paths, param_names=param_ids)
+    fusion.run(em, opset)
     fusion.prune(em, [n for n, _ in final])
 
     def value_info(name: str, t: Any) -> Any:
@@ -651,7 +659,7 @@ def export(
         initializer=[numpy_helper.from_array(np.array(a, order="C"), n) for n, a in em.inits.items()],
     )
     proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset or DEFAULT_OPSET)], producer_name="tinygrad_cnn", ir_version=10
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinygrad_cnn", ir_version=10
     )
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, os.fspath(path))

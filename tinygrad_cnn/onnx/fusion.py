@@ -133,9 +133,10 @@ def _gelu(g: _Graph) -> bool:
     return False
 
 
-def run(em: Any, **_: Any) -> None:
-    """Apply the fusions until none matches."""
-    for rule in (_softmax_family, _gemm, _gelu):
+def run(em: Any, opset: int) -> None:
+    """Apply the fusions until none matches (Gelu only where the opset has it)."""
+    rules = (_softmax_family, _gemm, _gelu) if opset >= 20 else (_softmax_family, _gemm)
+    for rule in rules:
         while rule(_Graph(em)):
             pass
 

@@ -248,8 +248,13 @@ def _lrn(x, size, alpha=1e-4, beta=0.75, bias=1.0):
 
 
 def _softmax(fn: Callable) -> Callable:
-    def run(x, axis=-1):
-        return fn(x, dim=int(axis))
+    def run(x, axis=None, _opset=13):
+        if _opset >= 13:
+            return fn(x, dim=-1 if axis is None else int(axis))
+        # Before opset 13 the input is taken as 2-D, (prod(shape[:axis]), prod(shape[axis:])).
+        a = (1 if axis is None else int(axis)) % x.ndim
+        flat = OF.reshape(x, (math.prod(x.shape[:a]), math.prod(x.shape[a:])))
+        return OF.reshape(fn(flat, dim=1), x.shape)
 
     return run
 
@@ -442,7 +447,11 @@ def load(path: str | os.PathLike) -> OnnxModel:
     consts = {k: v for k, v in inits.items() if v.dtype.kind != "f"}
     inputs = [i.name for i in g.input if i.name not in inits]
     outputs = [o.name for o in g.output]
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     nodes = [(n.op_type, list(n.input), list(n.output), _attrs(n), n.name) for n in g.node]
+    for op, _, _, attrs, _ in nodes:
+        if op in ("Softmax", "LogSoftmax"):
+            attrs["_opset"] = opset
     for i, (op, ins, outs, attrs, name) in enumerate(nodes):
         if op == "Constant":
             nodes[i] = (op, ins, outs, {"value": _constant_value(path, name, attrs)}, name)
