@@ -479,3 +479,18 @@ def test_import_softmax_of_an_old_opset_takes_the_input_as_2d(tmp_path):
     np.testing.assert_allclose(fn(params, x).numpy(), ref, rtol=1e-6)
     e = np.exp(x.reshape(2, 12) - x.reshape(2, 12).max(1, keepdims=True))
     np.testing.assert_allclose(ref, (e / e.sum(1, keepdims=True)).reshape(2, 3, 4), rtol=1e-5)
+
+
+def test_export_refuses_values_frozen_from_the_example(tmp_path):
+    w = tg.tensor(_x((4, 4)), requires_grad=True)
+
+    def masked(p, x):  # the mask is numpy on the example's data: a constant in any graph
+        return (x @ p["w"]) * tg.tensor((x.data > 0).astype(np.float32))
+
+    path = tmp_path / "m.onnx"
+    for batch in (1, 3):
+        with pytest.raises(ValueError, match="does not reproduce the model on an input other than the example"):
+            tonnx.export(({"w": w}, masked), _x((batch, 4)), path)
+        assert not path.exists()
+    tonnx.export(({"w": w}, masked), _x((3, 4)), path, dynamic_batch=False, check=False)
+    assert path.exists()

@@ -530,6 +530,7 @@ def export(
     input_names: list[str] | None = None,
     output_names: list[str] | None = None,
     dynamic_batch: bool = True,
+    check: bool = True,
 ) -> Any:
     """Write ``model_or_fn``'s forward graph to the ONNX file ``path``; returns the ``onnx.ModelProto``.
 
@@ -539,7 +540,10 @@ def export(
     runs once on them. Parameters become initializers named by their module path (``conv1.weight``)
     or their key in ``params``; with ``dynamic_batch`` the first dimension of inputs and outputs
     is symbolic (``batch``). An op with no ONNX mapping raises ``NotImplementedError`` naming the op,
-    the module that created it and the supported ops.
+    the module that created it and the supported ops. With ``check`` the written graph is run (by
+    :func:`~tinygrad_cnn.onnx.load`'s interpreter) against the model on a second input (another
+    batch size with ``dynamic_batch``); a difference, i.e. a value computed from the example's data
+    outside the graph and frozen as a constant, raises ``ValueError`` before anything is written.
 
     Example::
 
@@ -662,8 +666,65 @@ def export(
         graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinygrad_cnn", ir_version=10
     )
     onnx.checker.check_model(proto, full_check=True)
+    if check:
+        _check_generalizes(proto, model, params, xs, outs, dynamic_batch)
     onnx.save(proto, os.fspath(path))
     return proto
+
+
+def _other_input(x: np.ndarray, grow: bool) -> np.ndarray:
+    """An input the export never saw, with the example's values: samples in reverse order, each
+    flipped along its last axis, and (``grow``) one more sample."""
+    if x.ndim == 0 or x.dtype.kind != "f":
+        return np.concatenate([x, x[:1]]) if grow and x.ndim else x
+    y = x[::-1][..., ::-1] if x.ndim > 1 else x[::-1]
+    return np.ascontiguousarray(np.concatenate([y, x[:1]]) if grow else y)
+
+
+_FROZEN = (
+    "onnx.export: the exported graph does not reproduce the model on an input other than the example ({what}). "
+    "Some value was computed from the example's data outside the recorded graph (numpy on x.data, a mask, a "
+    "data-dependent shape) and was written as a constant{batch}. Compute it with Tensor ops, or pass check=False "
+    "to write the file anyway."
+)
+_BATCH_HINT = ", or a reshape mixes the batch dimension with others"
+
+
+def _check_generalizes(proto: Any, model: Any, params: Any, xs: list, outs: list, dynamic: bool) -> None:
+    """Run the exported graph (through our importer) and the model on another input: a value
+    computed from the example's data outside the recorded graph (numpy on ``x.data``, a
+    data-dependent ``where``) is a constant in the file and makes them differ."""
+    from ..autograd.grad_mode import no_grad
+    from .importer import from_proto
+
+    others = [_other_input(x.data, dynamic) for x in xs]
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    for m, _ in modes:
+        m.training = False
+    try:
+        with no_grad():
+            want = model(*[Tensor(a) for a in others]) if params is None else model(params, *[Tensor(a) for a in others])
+            got_params, fn = from_proto(proto, "<exported>")
+            try:
+                got = fn(got_params, *[Tensor(a) for a in others])
+            except (ValueError, TypeError) as e:
+                raise ValueError(_FROZEN.format(what=f"it fails: {e}", batch=_BATCH_HINT if dynamic else "")) from None
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    want = list(want) if isinstance(want, (tuple, list)) else [want]
+    got = list(got) if isinstance(got, tuple) else [got]
+    for i, (w, g) in enumerate(zip(want, got)):
+        w, g = np.asarray(w.data), np.asarray(g.data)
+        tol = 1e-4 if w.dtype == np.float32 else 1e-9
+        finite = np.abs(w[np.isfinite(w)]) if w.dtype.kind == "f" else np.abs(w)
+        scale = max(float(finite.max(initial=0.0)), 1.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            same = w.shape == g.shape and np.allclose(g, w, rtol=tol, atol=tol * scale, equal_nan=True)
+            diff = float(np.max(np.abs(g - w), initial=0.0)) if w.shape == g.shape else "n/a"
+        if not same:
+            what = f"output {i}: shape {g.shape} vs {w.shape}, max difference {diff}"
+            raise ValueError(_FROZEN.format(what=what, batch=_BATCH_HINT if dynamic else ""))
 
 
 

@@ -23,7 +23,7 @@ from ..ops.elementwise import Erf
 from ..tensor import Tensor, as_tensor
 from .reader import OnnxFileError, read_model, tensor_to_array
 
-__all__ = ["IMPORTERS", "OnnxFileError", "OnnxModel", "OnnxModule", "load"]
+__all__ = ["IMPORTERS", "OnnxFileError", "OnnxModel", "OnnxModule", "from_proto", "load"]
 
 
 def _f(x: Any, like: Any = None) -> Any:
@@ -435,7 +435,12 @@ def load(path: str | os.PathLike) -> OnnxModel:
         net = load("lenet.onnx").as_module()        # or as a Module
     """
     path = os.fspath(path)
-    model = read_model(path)
+    return from_proto(read_model(path), path)
+
+
+def from_proto(model: Any, path: str = "<model>") -> OnnxModel:
+    """:func:`load` for an ``onnx.ModelProto`` already in memory whose tensors hold their data
+    (as :func:`~tinygrad_cnn.onnx.reader.read_model` returns it); ``path`` names it in errors."""
     g = model.graph
     missing = [(n.op_type, n.name or f"#{i}") for i, n in enumerate(g.node)
                if n.op_type not in IMPORTERS or n.domain not in ("", "ai.onnx")]
