@@ -494,3 +494,24 @@ def test_export_refuses_values_frozen_from_the_example(tmp_path):
         assert not path.exists()
     tonnx.export(({"w": w}, masked), _x((3, 4)), path, dynamic_batch=False, check=False)
     assert path.exists()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15)
+@given(stride=st.integers(1, 2), padding=st.integers(0, 2), dilation=st.integers(1, 2), groups=st.sampled_from([1, 2]),
+       bias=st.booleans(), size=st.integers(5, 8), start=st.integers(0, 2), step=st.sampled_from([1, 2, -1]))
+def test_export_conv_and_slices_match_onnxruntime(tmp_path_factory, stride, padding, dilation, groups, bias, size, start, step):
+    rng = np.random.default_rng(size)
+    params = {"w": tg.tensor(rng.standard_normal((4, 4 // groups, 3, 3)).astype(np.float32), requires_grad=True)}
+    if bias:
+        params["b"] = tg.tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+
+    def fn(p, x):
+        y = F.conv2d(x, p["w"], p.get("b"), stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return y[:, start:, ::step, None, -1] * 2.0
+
+    path = tmp_path_factory.mktemp("conv") / "c.onnx"
+    _check_export((params, fn), (1, 4, size, size), path.parent, batches=(2, 3), name=path.name)

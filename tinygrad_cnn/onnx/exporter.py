@@ -255,26 +255,37 @@ def _pad(op: _Op) -> None:
 _INT64_MIN = -(2**63)
 
 
+def _chain(op: _Op, kind: str, cur: str, args: list) -> str:
+    nxt = op.em.fresh(kind.lower())
+    op.emit(kind, [cur, *args], [nxt])
+    return nxt
+
+
 def _getitem(op: _Op) -> None:
     index = op.params["index"]
     x = op.arrays[0]
     index = index if isinstance(index, tuple) else (index,)
-    arrays = [i for i in index if isinstance(i, np.ndarray) or isinstance(i, list)]
-    if arrays:
-        pos = [k for k, i in enumerate(index) if isinstance(i, (np.ndarray, list))]
+    pos = [k for k, i in enumerate(index) if isinstance(i, (np.ndarray, list))]
+    b = op.batch(0)
+    if pos:
         rest = [i for k, i in enumerate(index) if k not in pos]
         arr = np.asarray(index[pos[0]])
         if len(pos) != 1 or arr.dtype.kind not in "iu" or any(not (isinstance(i, slice) and i == slice(None)) for i in rest):
             op.fail("only one integer index array (x[..., idx, ...] with full slices elsewhere) maps to ONNX Gather.")
-        op.emit("Gather", [op.inputs[0], op.em.ints(arr.reshape(-1), "indices") if arr.ndim == 1 else op.em.const(arr.astype(np.int64))],
-                axis=pos[0])
+        if b is not None and op.em.dynamic and pos[0] == b:
+            op.fail("an index array along the batch dimension cannot be exported with a symbolic batch; use dynamic_batch=False.")
+        indices = op.em.ints(arr.reshape(-1), "indices") if arr.ndim == 1 else op.em.const(arr.astype(np.int64), "indices")
+        op.emit("Gather", [op.inputs[0], indices], axis=pos[0])
+        if b is not None:
+            op.em.batch[op.out[0]] = b if b < pos[0] else b + arr.ndim - 1
         return
-    if sum(i is Ellipsis for i in index) > 1:
+    ellipsis = [k for k, i in enumerate(index) if i is Ellipsis]
+    if len(ellipsis) > 1:
         op.fail("more than one Ellipsis in an index.")
-    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
-    if Ellipsis in [i for i in index if i is Ellipsis]:
-        k = next(j for j, i in enumerate(index) if i is Ellipsis)
-        index = index[:k] + (slice(None),) * (x.ndim - n_real) + index[k + 1 :]
+    if ellipsis:
+        k = ellipsis[0]
+        used = sum(1 for i in index if i is not None and i is not Ellipsis)
+        index = index[:k] + (slice(None),) * (x.ndim - used) + index[k + 1 :]
     index = index + (slice(None),) * (x.ndim - sum(1 for i in index if i is not None))
     starts, ends, axes, steps, squeeze, unsq = [], [], [], [], [], []
     axis, out_axis = 0, 0
@@ -285,40 +296,32 @@ def _getitem(op: _Op) -> None:
             continue
         if isinstance(i, slice):
             if i != slice(None):
-                a, b, s = i.indices(x.shape[axis])
-                if s < 0 and b < 0:
-                    b = _INT64_MIN
-                starts.append(a), ends.append(b), axes.append(axis), steps.append(s)
+                start, stop, step = i.indices(x.shape[axis])
+                if step < 0 and stop < 0:
+                    stop = _INT64_MIN  # through the first element
+                starts.append(start), ends.append(stop), axes.append(axis), steps.append(step)
             out_axis += 1
         else:
             j = int(i) % x.shape[axis]
             starts.append(j), ends.append(j + 1), axes.append(axis), steps.append(1)
             squeeze.append(axis)
         axis += 1
+    if b is not None and b in axes and op.em.dynamic:
+        op.fail("an index that slices or picks along the batch dimension cannot be exported with a symbolic batch; "
+                "use dynamic_batch=False.")
     cur = op.inputs[0]
-    steps_out = [cur]
     if starts:
-        nxt = op.em.fresh("slice")
-        ints = [op.em.ints(v, k) for v, k in ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))]
-        op.emit("Slice", [cur, *ints], [nxt])
-        cur = nxt
+        bounds = ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))
+        cur = _chain(op, "Slice", cur, [op.em.ints(v, k) for v, k in bounds])
     if squeeze:
-        nxt = op.em.fresh("squeeze")
-        op.emit("Squeeze", [cur, op.em.ints(squeeze, "axes")], [nxt])
-        cur = nxt
+        cur = _chain(op, "Squeeze", cur, [op.em.ints(squeeze, "axes")])
     if unsq:
-        nxt = op.em.fresh("unsqueeze")
-        op.emit("Unsqueeze", [cur, op.em.ints(unsq, "axes")], [nxt])
-        cur = nxt
-    if cur is steps_out[0]:
+        cur = _chain(op, "Unsqueeze", cur, [op.em.ints(unsq, "axes")])
+    if cur == op.inputs[0]:
         op.emit("Identity", [cur])
     else:
         op.em.nodes[-1].output[0] = op.out[0]
-    b = op.batch(0)
     if b is not None:
-        if b in axes and op.em.dynamic:
-            op.fail(f"an index that slices the batch dimension ({index[b]!r}) cannot be exported with a symbolic batch; "
-                    "use dynamic_batch=False.")
         shift = sum(u <= b for u in unsq) - sum(s < b for s in squeeze)
         op.em.batch[op.out[0]] = None if b in squeeze else b + shift
 
