@@ -2,6 +2,8 @@
 against ours, finite differences and PyTorch), including untrusted and foreign files."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")  # the optional 'onnx' extra
 ort = pytest.importorskip("onnxruntime")
@@ -452,6 +454,9 @@ def test_export_opset_and_several_inputs(tmp_path):
     def fn(p, a, b):
         return F.gelu(a @ p["w"]) * b
 
+    # leaky_relu straight on an input (a leaf, not a node) is still LeakyRelu.
+    proto = _check_export(({"w": w}, lambda p, a: F.leaky_relu(a, 0.2) @ p["w"]), (1, 3), tmp_path, name="lr.onnx")
+    assert _ops(proto) == ["LeakyRelu", "MatMul"]
     with pytest.raises(ValueError, match="opset 13 is not supported; use 18 to"):
         tonnx.export(({"w": w}, fn), (_x((1, 3)), _x((1, 4))), tmp_path / "x.onnx", opset=13)
     for opset, gelu in ((18, "Erf"), (20, "Gelu")):
@@ -494,10 +499,6 @@ def test_export_refuses_values_frozen_from_the_example(tmp_path):
         assert not path.exists()
     tonnx.export(({"w": w}, masked), _x((3, 4)), path, dynamic_batch=False, check=False)
     assert path.exists()
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=15)

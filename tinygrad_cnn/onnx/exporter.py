@@ -330,7 +330,8 @@ def _where(op: _Op) -> None:
     # leaky_relu is where(x > 0, x, x * slope): ONNX's LeakyRelu.
     e0, e1 = op.node.next_edges[0], op.node.next_edges[1]
     cond = op.params["cond"]
-    if e0 is not None and e1 is not None and type(e1[0]) is Node and e1[0].op is E.MulScalar and e1[0].next_edges[0] == e0:
+    inner = e1[0].next_edges[0] if e1 is not None and type(e1[0]) is Node and e1[0].op is E.MulScalar else None
+    if e0 is not None and inner is not None and inner[0] is e0[0] and inner[1] == e0[1]:
         x = op.arrays[0]
         if np.array_equal(np.asarray(cond), x > 0):
             op.emit("LeakyRelu", op.inputs[:1], alpha=float(e1[0].params["c"]))
