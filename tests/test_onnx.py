@@ -111,6 +111,12 @@ def test_export_eval_mode_dropout_and_batch_norm(tmp_path):
     assert model.training  # export leaves the mode as it was
     assert "BatchNormalization" in _ops(proto)
     assert {"1.running_mean", "1.running_var", "1.weight", "1.bias"} <= {i.name for i in proto.graph.initializer}
+    # Loaded back, the running statistics are buffers and the state_dict keys are the model's.
+    net = tonnx.load(tmp_path / "m.onnx").as_module()
+    assert {n for n, _ in net.named_buffers()} == {"1.running_mean", "1.running_var"}
+    assert set(net.state_dict()) == set(model.state_dict()) - {"1.num_batches_tracked"}
+    x = _x((3, 2, 4, 4), seed=8)
+    np.testing.assert_allclose(net(tg.tensor(x)).numpy(), _ours(model, x), rtol=1e-6, atol=1e-6)
 
 
 def test_export_unsupported_op_names_op_module_and_list(tmp_path):

@@ -374,13 +374,15 @@ class OnnxModel(tuple):
         return self[1]
 
     def as_module(self) -> OnnxModule:
-        """A ``Module`` whose parameters are (the same Tensors as) ``params``; parameter names are
-        the ONNX names, with dots as module nesting (``conv1.weight``)."""
+        """A ``Module`` whose parameters start from ``params``, named by the ONNX names with dots
+        as module nesting (``conv1.weight``); batch norm's running statistics become buffers."""
         return OnnxModule(self)
 
 
 class OnnxModule(Module):
-    """An imported ONNX graph as a Module: ``named_parameters()`` follows the initializer names."""
+    """An imported ONNX graph as a Module. Its parameters (and, for batch norm's running
+    statistics, buffers) start from the loaded ``params`` and are named by the ONNX initializer
+    names, dots nesting submodules (``conv1.weight``), so ``state_dict`` keys match the exporter's."""
 
     def __init__(self, model: OnnxModel) -> None:
         super().__init__()
@@ -390,13 +392,15 @@ class OnnxModule(Module):
             parts = [p or "_" for p in name.split(".")]
             owner: Module = self
             for p in parts[:-1]:
-                child = owner._modules.get(p) if hasattr(owner, "_modules") else None
+                child = dict(owner.named_children()).get(p)
                 if child is None:
                     child = Module()
                     owner.add_module(p, child)
                 owner = child
-            param = t if isinstance(t, Parameter) else Parameter(t.data)
-            owner.register_parameter(parts[-1], param)
+            if t.requires_grad:
+                owner.register_parameter(parts[-1], t if isinstance(t, Parameter) else Parameter(t.data))
+            else:
+                owner.register_buffer(parts[-1], t)
             self._slots.append((name, owner, parts[-1]))
 
     def forward(self, *inputs: Any) -> Any:
@@ -448,7 +452,9 @@ def from_proto(model: Any, path: str = "<model>") -> OnnxModel:
         listed = ", ".join(f"{op} (node {name!r})" for op, name in missing)
         raise NotImplementedError(f"onnx.load: {path} uses ops with no mapping here: {listed}. Supported: {', '.join(sorted(IMPORTERS))}.")
     inits = {t.name: tensor_to_array(path, t) for t in g.initializer}
-    params = {k: Tensor(v, requires_grad=True) for k, v in inits.items() if v.dtype.kind == "f"}
+    # Batch norm's running statistics are state, not weights (PyTorch's buffers): no gradient.
+    stats = {n.input[i] for n in g.node if n.op_type == "BatchNormalization" for i in (3, 4) if i < len(n.input)}
+    params = {k: Tensor(v, requires_grad=k not in stats) for k, v in inits.items() if v.dtype.kind == "f"}
     consts = {k: v for k, v in inits.items() if v.dtype.kind != "f"}
     inputs = [i.name for i in g.input if i.name not in inits]
     outputs = [o.name for o in g.output]
