@@ -170,7 +170,7 @@ def test_export_many_ops(tmp_path):
     proto = _check_export(model, (1, 3, 5, 5), tmp_path, batches=(2, 3))
     ops = set(_ops(proto))
     expect = {"ConvTranspose", "Gelu", "Pad", "Slice", "Concat", "Conv", "MatMul", "GlobalAveragePool", "ReduceSum", "ReduceMax",
-              "Squeeze", "Gather", "Pow", "Flatten"}
+              "ReduceMean", "Squeeze", "Unsqueeze", "Gather", "Pow", "Flatten"}
     assert expect <= ops, expect - ops
     assert "Erf" not in ops
     params, fn = tonnx.load(tmp_path / "m.onnx")

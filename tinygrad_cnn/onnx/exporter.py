@@ -186,6 +186,32 @@ def _binary(onnx_op: str) -> Callable[[_Op], None]:
     return exporter
 
 
+def _squeeze_or_unsqueeze(op: _Op, src: tuple, dst: tuple, b: int | None) -> bool:
+    """A reshape that only drops or only inserts size-1 dimensions (squeeze/unsqueeze)."""
+    for kind, short, long in (("Squeeze", dst, src), ("Unsqueeze", src, dst)):
+        if len(long) <= len(short) or [s for s in long if s != 1] != [s for s in short if s != 1]:
+            continue
+        axes, j = [], 0
+        for i, s in enumerate(long):  # match greedily; the extra 1s are the squeezed/inserted axes
+            if j < len(short) and short[j] == s:
+                j += 1
+            else:
+                axes.append(i)
+        if j != len(short) or any(long[a] != 1 for a in axes):
+            continue
+        if b is not None and op.em.dynamic and kind == "Squeeze" and b in axes:
+            return False
+        op.emit(kind, [op.inputs[0], op.em.ints(axes, "axes")])
+        if b is not None:
+            if kind == "Squeeze":
+                op.em.batch[op.out[0]] = b - sum(a < b for a in axes)
+            else:
+                pos = [i for i in range(len(long)) if i not in axes]
+                op.em.batch[op.out[0]] = pos[b]
+        return True
+    return False
+
+
 def _reshape(op: _Op) -> None:
     x = op.arrays[0]
     shape = list(op.params["shape"])
@@ -196,6 +222,8 @@ def _reshape(op: _Op) -> None:
             op.emit("Flatten", op.inputs[:1], axis=axis)  # flatten(x, start_dim) / nn.Flatten
             op.em.batch[op.out[0]] = b
             return
+    if _squeeze_or_unsqueeze(op, x.shape, tuple(shape), b):
+        return
     if b is not None and op.em.dynamic:
         if b < len(shape) and shape[b] == x.shape[b]:
             shape[b], out_batch = 0, b  # 0 copies the input's (batch) dimension

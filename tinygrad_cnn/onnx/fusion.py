@@ -133,9 +133,30 @@ def _gelu(g: _Graph) -> bool:
     return False
 
 
+def _mean(g: _Graph) -> bool:
+    """``sum(x, axes) * (1 / count)`` -> ReduceMean (mean), so the count follows the input's size."""
+    for n in list(g.em.nodes):
+        if n.op_type != "Mul":
+            continue
+        r = g.src(n.input[0], "ReduceSum")
+        c = g.scalar(n.input[1])
+        shape = g.em.shape.get(r.input[0]) if r is not None else None
+        if r is None or c is None or shape is None or not g.only_used_by(r.output[0], n):
+            continue
+        axes = g.axes(r)
+        count = int(np.prod(shape)) if axes is None else int(np.prod([shape[a] for a in axes]))
+        if count == 0 or not math.isclose(c, 1.0 / count, rel_tol=1e-6):
+            continue
+        attrs = {"keepdims": g.attr(r, "keepdims", 1)}
+        _replace(g.em, [r, n], helper.make_node("ReduceMean", list(r.input), [n.output[0]], name=r.name.replace("ReduceSum", "ReduceMean"),
+                                                **attrs), n)
+        return True
+    return False
+
+
 def run(em: Any, opset: int) -> None:
     """Apply the fusions until none matches (Gelu only where the opset has it)."""
-    rules = (_softmax_family, _gemm, _gelu) if opset >= 20 else (_softmax_family, _gemm)
+    rules = (_softmax_family, _gemm, _mean, _gelu) if opset >= 20 else (_softmax_family, _gemm, _mean)
     for rule in rules:
         while rule(_Graph(em)):
             pass
