@@ -522,3 +522,20 @@ def test_export_conv_and_slices_match_onnxruntime(tmp_path_factory, stride, padd
 
     path = tmp_path_factory.mktemp("conv") / "c.onnx"
     _check_export((params, fn), (1, 4, size, size), path.parent, batches=(2, 3), name=path.name)
+
+
+@settings(max_examples=20)
+@given(kind=st.sampled_from(["max", "avg"]), k=st.integers(2, 3), s=st.integers(1, 3), p=st.integers(0, 1), d=st.integers(1, 2),
+       ceil=st.booleans(), include=st.booleans(), size=st.integers(6, 7))
+def test_export_pooling_matches_onnxruntime(tmp_path_factory, kind, k, s, p, d, ceil, include, size):
+    d = d if kind == "max" else 1
+    a = {"a": tg.tensor(np.float32(1.5), requires_grad=True)}
+
+    def fn(q, x):
+        if kind == "max":
+            return F.max_pool2d(x * q["a"], k, s, p, d, ceil_mode=ceil)
+        return F.avg_pool2d(x * q["a"], k, s, p, ceil_mode=ceil, count_include_pad=include)
+
+    folder = tmp_path_factory.mktemp("pool")
+    proto = _check_export((a, fn), (1, 2, size, size), folder, batches=(2, 3))
+    assert _ops(proto)[-1] in ("MaxPool", "AveragePool", "GlobalAveragePool")
