@@ -136,8 +136,19 @@ def test_export_unsupported_op_names_op_module_and_list(tmp_path):
             return x.cumsum(1)
 
     net = nn.Sequential(nn.Linear(3, 3, seed=0), Inner())
-    with pytest.raises(NotImplementedError, match=r"CumSum \(created in 1\)"):
+    with pytest.raises(NotImplementedError, match=r"op CumSum \(created in 1\) has"):
         tonnx.export(net, tg.tensor(_x((1, 3))), tmp_path / "x.onnx")
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3, seed=0), Inner()
+
+        def forward(self, x):
+            return self.b(self.a(x)).prod(1) + x.cumsum(1).sum(1)
+
+    with pytest.raises(NotImplementedError, match=r"ops CumSum \(created in b\), Prod \(created in the top level\), CumSum \(created in the top"):
+        tonnx.export(Two(), tg.tensor(_x((1, 3))), tmp_path / "x.onnx")
 
 
 def _many_ops_model():

@@ -623,10 +623,11 @@ def export(
     produced: dict[tuple[int, int], str] = {}
     unsupported = [n for n in nodes if n.op not in EXPORTERS]
     if unsupported:
-        n = unsupported[0]
-        where = _where_created(n, paths).rstrip("/") or "the top level"
+        found = dict.fromkeys(f"{n.name} (created in {_where_created(n, paths).rstrip('/') or 'the top level'})" for n in unsupported)
         raise NotImplementedError(
-            f"onnx.export: op {n.name} (created in {where}) has no ONNX mapping. Supported ops: {', '.join(sorted(supported_ops()))}."
+            f"onnx.export: op {', '.join(found)} has no ONNX mapping. Supported ops: {', '.join(sorted(supported_ops()))}."
+            if len(found) == 1 else
+            f"onnx.export: ops {', '.join(found)} have no ONNX mapping. Supported ops: {', '.join(sorted(supported_ops()))}."
         )
     groups = _groups(nodes)
     decided: dict = {}
