@@ -79,12 +79,12 @@ def _functional_cnn():
     def p(*s):
         return tg.tensor((rng.standard_normal(s) * 0.3).astype(np.float32), requires_grad=True)
 
-    params = {"c1": {"w": p(4, 3, 3, 3), "b": p(4)}, "c2": {"w": p(4, 2, 3, 3)}, "fc": {"w": p(5, 4 * 3 * 3), "b": p(5)}}
+    params = {"c1": {"w": p(4, 3, 3, 3), "b": p(4)}, "c2": [{"w": p(4, 2, 3, 3)}], "fc": {"w": p(5, 4 * 3 * 3), "b": p(5)}}
 
     def fn(q, x):
         h = F.conv2d(x, q["c1"]["w"], q["c1"]["b"], padding="same")
         h = F.leaky_relu(h, 0.1)
-        h = F.conv2d(h, q["c2"]["w"], stride=2, padding=1, dilation=2, groups=2)
+        h = F.conv2d(h, q["c2"][0]["w"], stride=2, padding=1, dilation=2, groups=2)
         h = F.max_pool2d(h.tanh(), 2, ceil_mode=True)
         h = (h - h * 0.5) / 2.0 + (-h).sigmoid()
         h = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
@@ -101,7 +101,7 @@ def test_export_functional_cnn(tmp_path):
     for op in ("Conv", "LeakyRelu", "MaxPool", "AveragePool", "Gemm", "LogSoftmax", "Softmax", "Sigmoid", "Neg", "Div", "Sub", "Tanh"):
         assert op in ops, (op, ops)
     assert "Exp" not in ops and "ReduceMax" not in ops  # softmax family as the ONNX ops, not primitives
-    assert {"c1.w", "c1.b", "c2.w", "fc.w", "fc.b"} <= {i.name for i in proto.graph.initializer}
+    assert {"c1.w", "c1.b", "c2.0.w", "fc.w", "fc.b"} <= {i.name for i in proto.graph.initializer}
 
 
 def test_export_eval_mode_dropout_and_batch_norm(tmp_path):

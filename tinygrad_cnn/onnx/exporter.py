@@ -612,10 +612,10 @@ def export(
     if params is None:
         named = list(model.named_parameters()) + list(model.named_buffers()) if hasattr(model, "named_parameters") else []
     else:
-        from ..pytree import keystr, tree_flatten_with_path
+        from ..pytree import tree_flatten_with_path
 
-        named = [(keystr(p).lstrip(".").replace("['", "").replace("']", "."), t) for p, t in tree_flatten_with_path(params)[0]]
-        named = [(n.rstrip("."), t) for n, t in named]
+        # {'conv': {'w': ...}, 'blocks': [{'b': ...}]} -> 'conv.w', 'blocks.0.b' (module-path style)
+        named = [(".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in p), t) for p, t in tree_flatten_with_path(params)[0]]
     param_ids = {id(t): n for n, t in named if isinstance(t, Tensor)}
     paths = _module_paths(model)
 
