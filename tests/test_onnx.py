@@ -551,3 +551,63 @@ def test_export_pooling_matches_onnxruntime(tmp_path_factory, kind, k, s, p, d, 
     folder = tmp_path_factory.mktemp("pool")
     proto = _check_export((a, fn), (1, 2, size, size), folder, batches=(2, 3))
     assert _ops(proto)[-1] in ("MaxPool", "AveragePool", "GlobalAveragePool")
+
+
+def _helper_graph(dtype):
+    """A CNN written with onnx.helper the way other exporters write it: auto_pad, asymmetric pads,
+    ONNX's defaults (stride 1, count_include_pad 0), a Shape/Gather/Concat/Reshape flatten,
+    Constant nodes, Gemm with alpha/beta, and assorted shape ops."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
+
+    def init(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.4).astype(dtype), name)
+
+    ints = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("zero", [0]), ("minus1", [-1]), ("ax1", [1]),
+                                                                             ("starts", [1]), ("ends", [100]), ("axes3", [3]))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], auto_pad="SAME_UPPER", kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], pads=[0, 0, 1, 1]),        # stride 1, asymmetric pads
+        helper.make_node("Conv", ["p1", "w2"], ["c2"], pads=[1, 0, 0, 1], group=2),
+        helper.make_node("AveragePool", ["c2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Slice", ["p2", "starts", "ends", "axes3"], ["s2"]),
+        helper.make_node("Shape", ["s2"], ["shp"]),
+        helper.make_node("Gather", ["shp", "zero"], ["n"], axis=0),
+        helper.make_node("Concat", ["n", "minus1"], ["flat_shape"], axis=0),
+        helper.make_node("Reshape", ["s2", "flat_shape"], ["flat"]),
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.array(2.0, dtype))),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["g"], alpha=0.5, beta=2.0, transB=1),
+        helper.make_node("Mul", ["g", "two"], ["g2"]),
+        helper.make_node("Clip", ["g2", "lo", "hi"], ["cl"]),
+        helper.make_node("Unsqueeze", ["cl", "ax1"], ["u"]),
+        helper.make_node("Transpose", ["u"], ["t"]),
+        helper.make_node("ReduceMean", ["t"], ["m"], keepdims=1),
+        helper.make_node("Sub", ["u", "m"], ["d"]),
+        helper.make_node("Squeeze", ["d", "ax1"], ["sq"]),
+        helper.make_node("Dropout", ["sq"], ["dr"]),
+        helper.make_node("Softmax", ["dr"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "helper_cnn", [helper.make_tensor_value_info("x", elem, ["N", 2, 9, 9])], [helper.make_tensor_value_info("y", elem, ["N", 5])],
+        initializer=[init("w1", 4, 2, 3, 3), init("b1", 4), init("w2", 4, 2, 2, 2), init("wf", 5, 4 * 3 * 2), init("bf", 5),
+                     numpy_helper.from_array(np.array(-3.0, dtype), "lo"), numpy_helper.from_array(np.array(3.0, dtype), "hi"), *ints],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_import_helper_built_cnn_matches_onnxruntime_and_gradcheck(tmp_path):
+    path = tmp_path / "helper.onnx"
+    onnx.save(_helper_graph(np.float32), str(path))
+    params, fn = tonnx.load(path)
+    for n in (1, 3):
+        x = _x((n, 2, 9, 9), seed=n)
+        (ref,) = _run_ort(path, x)
+        np.testing.assert_allclose(fn(params, x).numpy(), ref, rtol=1e-5, atol=1e-6)
+    path64 = tmp_path / "helper64.onnx"
+    onnx.save(_helper_graph(np.float64), str(path64))
+    p, f = tonnx.load(path64)
+    x = tg.tensor(_x((2, 2, 9, 9), seed=4, dtype=np.float64), requires_grad=True)
+    assert gradcheck(lambda xx, w1, wf: f({**p, "w1": w1, "wf": wf}, xx)[:, :3], (x, p["w1"], p["wf"]))
