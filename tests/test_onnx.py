@@ -591,7 +591,8 @@ def _helper_graph(dtype):
         helper.make_node("Softmax", ["dr"], ["y"], axis=-1),
     ]
     graph = helper.make_graph(
-        nodes, "helper_cnn", [helper.make_tensor_value_info("x", elem, ["N", 2, 9, 9])], [helper.make_tensor_value_info("y", elem, ["N", 5])],
+        nodes, "helper_cnn",
+        [helper.make_tensor_value_info("x", elem, ["N", 2, 9, 9])], [helper.make_tensor_value_info("y", elem, ["N", 5])],
         initializer=[init("w1", 4, 2, 3, 3), init("b1", 4), init("w2", 4, 2, 2, 2), init("wf", 5, 4 * 3 * 2), init("bf", 5),
                      numpy_helper.from_array(np.array(-3.0, dtype), "lo"), numpy_helper.from_array(np.array(3.0, dtype), "hi"), *ints],
     )
