@@ -612,3 +612,13 @@ def test_import_helper_built_cnn_matches_onnxruntime_and_gradcheck(tmp_path):
     p, f = tonnx.load(path64)
     x = tg.tensor(_x((2, 2, 9, 9), seed=4, dtype=np.float64), requires_grad=True)
     assert gradcheck(lambda xx, w1, wf: f({**p, "w1": w1, "wf": wf}, xx)[:, :3], (x, p["w1"], p["wf"]))
+
+
+def test_clear_error_when_onnx_is_missing(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the package were not installed
+    with pytest.raises(ImportError, match=r"pip install 'tinygrad_cnn\[onnx\]'"):
+        tonnx.export  # noqa: B018
+    with pytest.raises(ImportError, match=r"pip install 'tinygrad_cnn\[onnx\]'"):
+        tonnx.load  # noqa: B018

@@ -488,7 +488,10 @@ def _groups(nodes: list[Node]) -> dict[int, tuple[Any, list[Node]]]:
 
 
 def supported_ops() -> dict[str, str]:
-    """Our primitive op names -> the ONNX op(s) they export as, e.g. ``{'Conv2d': 'Conv', ...}``."""
+    """Our primitive op names -> the ONNX op(s) they export as.
+
+    Example: ``supported_ops()["Conv2d"]`` is ``'Conv'``, ``supported_ops()["Permute"]`` ``'Transpose'``.
+    """
     return {cls.__name__: onnx_name for cls, (onnx_name, _) in EXPORTERS.items()}
 
 

@@ -444,7 +444,10 @@ def load(path: str | os.PathLike) -> OnnxModel:
 
 def from_proto(model: Any, path: str = "<model>") -> OnnxModel:
     """:func:`load` for an ``onnx.ModelProto`` already in memory whose tensors hold their data
-    (as :func:`~tinygrad_cnn.onnx.reader.read_model` returns it); ``path`` names it in errors."""
+    (as :func:`~tinygrad_cnn.onnx.reader.read_model` returns it); ``path`` names it in errors.
+
+    Example: ``params, fn = from_proto(tinygrad_cnn.onnx.export(model, x, "m.onnx"))``.
+    """
     g = model.graph
     missing = [(n.op_type, n.name or f"#{i}") for i, n in enumerate(g.node)
                if n.op_type not in IMPORTERS or n.domain not in ("", "ai.onnx")]

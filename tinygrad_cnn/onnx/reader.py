@@ -107,7 +107,8 @@ def _check_present(path: str, t: Any) -> None:
 
 
 def tensor_to_array(path: str, t: Any) -> np.ndarray:
-    """A checked TensorProto (see :func:`read_model`) as a numpy array of its own."""
+    """A TensorProto as a numpy array of its own, after checking that its data is all there
+    (``path`` names the file in the error). Example: ``tensor_to_array("m.onnx", model.graph.initializer[0])``."""
     _check_present(path, t)
     return np.array(numpy_helper.to_array(t))
 
