@@ -16,14 +16,13 @@ from tinygrad_cnn.nn import functional as F
 
 
 @pytest.fixture
-def forced(monkeypatch):
+def forced():
     """Every conv and pool big enough for two chunks takes the threaded path: convs in chunks of
     one image or more, pools in blocks of a few planes."""
-    monkeypatch.setattr(parallel, "MIN_PARALLEL_FLOPS", 1e-9)
-    monkeypatch.setattr(parallel, "BLOCK_BYTES", 64)
     old = parallel.get_num_threads()
     parallel.set_num_threads(2)
-    yield
+    with parallel.thresholds(min_parallel_flops=1e-9, block_bytes=64):
+        yield
     parallel.set_num_threads(old)
 
 
@@ -220,7 +219,7 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
     x = tg.randn(8, 1, 20, 20, seed=0)
     w = tg.randn(6, 1, 3, 3, seed=1, requires_grad=True)
     F.conv2d(x, w).sum().backward()  # the parent's pool exists at fork time; its threads do not in the child
-    assert parallel._workers is not None
+    assert parallel.workers() is not None
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     child = ctx.Process(target=_threaded_conv_in_child, args=(q,))
@@ -234,15 +233,13 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
 
 
 @pytest.mark.parametrize("sa, sb", [((7, 5), (5, 3)), ((4, 6, 5), (5, 2)), ((2, 1, 7, 3), (4, 3, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2))])
-def test_matmul_rows_on_the_pool_match_numpy(forced, monkeypatch, rng, sa, sb):
-    from tinygrad_cnn.ops import linalg
-    from tinygrad_cnn.ops.linalg import matmul_array
-
-    monkeypatch.setattr(linalg, "_ONE_THREAD_MNK", 0)  # even these small products take the pool
+def test_matmul_rows_on_the_pool_match_numpy(forced, rng, sa, sb):
+    from tinygrad_cnn.kernels.matmul import matmul_array
 
     for dtype in (np.float32, np.float64):
         a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
-        out = matmul_array(a, b)
+        with parallel.thresholds(one_thread_mnk=0):  # even these small products take the pool
+            out = matmul_array(a, b)
         assert out.dtype == dtype
         np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
@@ -309,7 +306,7 @@ def test_an_interrupt_between_waking_and_waiting_waits_for_the_woken_workers_onl
 
     parallel.set_num_threads(3)
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(3, 3)) == [0, 1, 2]  # workers exist
-    workers = parallel._workers
+    workers = parallel.workers()
     main = threading.get_ident()
     joined, finished, worker_started = [], [], threading.Event()
 
@@ -336,7 +333,7 @@ def test_an_interrupt_before_any_worker_joins_returns_without_waiting(forced):
 
     parallel.set_num_threads(2)  # new workers
     assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(2, 2)) == [0, 1]  # workers exist
-    workers = parallel._workers
+    workers = parallel.workers()
     ran = []
     real = workers.go[0]
     for _ in range(500):  # until the worker has taken its last wake-up and sleeps

@@ -3,7 +3,16 @@
 The top level speaks PyTorch: ``import tinygrad_cnn as tg`` and ``tg.tensor``, ``tg.zeros``,
 ``tg.cat``, ``tg.no_grad``, ``tg.float32``... take ``torch``'s names, arguments and defaults.
 """
-from .autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad, once_differentiable, set_grad_enabled
+from .autograd import (
+    Function,
+    detect_anomaly,
+    enable_grad,
+    function_scope,
+    is_grad_enabled,
+    no_grad,
+    once_differentiable,
+    set_grad_enabled,
+)
 from .autograd.grad_mode import inference_mode
 from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
 from .kernels.parallel import get_num_threads, set_num_threads
@@ -183,6 +192,7 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
+    "function_scope",
     "gather",
     "ge",
     "get_num_threads",

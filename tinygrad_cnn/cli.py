@@ -210,9 +210,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="test accuracy of a training checkpoint")
     p.add_argument("checkpoint", help="an epoch_NNN.npz written by `tinygrad-cnn train`")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data-root", default=None,
+                   help="folder with the IDX files (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
     p.add_argument("--batch-size", type=_positive_int, default=500)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
 
 
@@ -234,22 +235,36 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--epochs", type=_positive_int, default=1)
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--limit-train", type=_positive_int, default=None)
-    p.add_argument("--limit-test", type=_positive_int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--data-root", default=None,
+                   help="folder with the IDX files (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
+    p.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=_positive_int, default=None, help="use only the first N test images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape expects comma-separated positive integers like 2,3,8,8, got {text!r}") from None
+    """``"2,3,8,8"`` (or ``"2x3x8x8"``) -> ``(2, 3, 8, 8)``. Every part must be a positive integer, so
+    ``"2,x"`` or ``"2,"`` is a usage error rather than a silent ``(2,)``."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 2,3,8,8 (or 2x3x8x8), got {text!r}")
+    shape = tuple(int(p) for p in parts)
     if any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"--shape dimensions must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected positive dimensions, got {text!r}")
     return shape
+
+
+def _range(text: str) -> tuple[float, float]:
+    """``"0.1,2"`` -> ``(0.1, 2.0)``: two finite numbers, LO < HI."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LO,HI like 0.1,2, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"expected finite numbers LO < HI, got {text!r}")
+    return lo, hi
 
 
 def _load_target(spec: str) -> object:
@@ -325,7 +340,7 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--double", action="store_true", help="also check second derivatives (gradgradcheck, double backward)")
     p.add_argument("--fast", action="store_true", help="fast mode: random projections v^T J u instead of whole Jacobians")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the random inputs (checked in float64)")
-    p.add_argument("--range", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
+    p.add_argument("--range", type=_range, default=None, metavar="LO,HI",
                    help="draw inputs uniformly from [LO, HI] instead of a standard normal (e.g. 0.1,2 for log)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--eps", type=_positive_float, default=1e-6)
@@ -449,16 +464,57 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph, _add_export]
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, also for options without a help text; a help text that
+    already explains its default (or a flag, or a default of None) is left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is None or action.default is False \
+                or action.default is argparse.SUPPRESS or action.default == ():
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._get_help_string(action):
+            action.help = self._get_help_string(action)  # argparse prints nothing for an empty help text
+        return super()._format_action(action)
+
+
+class _Commands(argparse._SubParsersAction):
+    """Subcommands whose ``--help`` uses HelpFormatter and opens with their one-line ``help`` as the
+    description, unless a command gives a description of its own."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        if kwargs.get("description") is None and kwargs.get("help"):
+            text = kwargs["help"]
+            kwargs["description"] = text[0].upper() + text[1:] + "."
+        return super().add_parser(name, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tinygrad-cnn`` argument parser with every command of ``COMMANDS``.
+
+    Example: ``build_parser().parse_args(["eval", "runs/train/epoch_001.npz"]).batch_size`` is 500.
+    """
+    from tinygrad_cnn import __version__
+
+    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line: train, evaluate and draw CNNs, "
+                                     "check gradients. `tinygrad-cnn COMMAND --help` describes a command.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, action=_Commands, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: sys.argv[1:]); return the exit status.
 
     Example: ``main(["graph", "lenet", "--format", "dot", "-o", "lenet.dot"])``.
     """
-    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in COMMANDS:
-        add(sub)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:  # Ctrl-C is the user's choice, not an error: one line, the shell's 128 + SIGINT

@@ -94,7 +94,7 @@ class Node:
     needs_input_grad: tuple = ()
     next_edges: list = []
     creation_stack: str | None = None
-    scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
+    scope: tuple = ()  # the nn.Modules and FunctionScopes (composite functions) that recorded this node, outermost first
     input_tensors: tuple | None = None  # only under autograd.keep_inputs()
     # output index -> [{handle id: hook} from Tensor.register_hook, the retain_grad hook or None]
     hooks: dict | None = None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Node
-from ..autograd.grad_mode import enable_grad, keep_inputs
+from ..autograd.grad_mode import FunctionScope, enable_grad, keep_inputs
 from ..autograd.graph import walk
 from ..pytree import tree_leaves
 from ..tensor import Tensor
@@ -142,9 +142,9 @@ def _module_names(nodes: list[Node]) -> dict:
     """``id(module) -> dotted name`` and ``id(parameter) -> dotted name`` from the root modules."""
     names: dict = {}
     for n in nodes:
-        if not n.scope or id(n.scope[0]) in names:
+        root = next((m for m in n.scope if not isinstance(m, FunctionScope)), None)
+        if root is None or id(root) in names:
             continue
-        root = n.scope[0]
         names[id(root)] = type(root).__name__
         if hasattr(root, "named_modules"):
             for name, m in root.named_modules():
@@ -288,8 +288,9 @@ def check_graph(
     }
     checks = []
     for pos, node in enumerate(nodes):
-        scope = " > ".join(names.get(id(m), type(m).__name__) for m in node.scope[1:]) if node.scope else ""
-        if node.scope and not scope:
-            scope = names.get(id(node.scope[0]), type(node.scope[0]).__name__)
+        mods = [m for m in node.scope if not isinstance(m, FunctionScope)]  # where, by module; functions are not places
+        scope = " > ".join(names.get(id(m), type(m).__name__) for m in mods[1:])
+        if mods and not scope:
+            scope = names.get(id(mods[0]), type(mods[0]).__name__)
         checks.append(_check_node(node, pos, _describe_inputs(node, pos_of, labels), scope, opts))
     return GraphCheckResult(checks)

@@ -6,7 +6,8 @@ no grad mode). This is the boundary another array backend would plug in at.
 - :mod:`.conv_rows`: convolution by output rows over a width-unfolded input;
 - :mod:`.conv`: the conv kernels (forward, transposed, weight gradient), either algorithm;
 - :mod:`.pool`: max and average pooling and their backward scatters;
-- :mod:`.parallel`: the thread pool the kernels run their chunks on;
+- :mod:`.matmul`: matrix products with their rows on the thread pool;
+- :mod:`.parallel`: the thread pool the kernels run their chunks on, and its work thresholds;
 - :mod:`.workspace`: large scratch buffers reused from call to call;
 - :mod:`.settings`: which conv algorithm to use.
 

@@ -11,7 +11,7 @@ then share. Chunks are at least ``MIN_PARALLEL_FLOPS`` of work, since a shorter 
 than the thread hand-off it needs.
 
 The workers and the caller hand jobs over through ``threading`` locks and events only
-(:class:`_Workers`).
+(:class:`Workers`).
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where ``threadpoolctl`` finds
@@ -25,7 +25,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -36,10 +36,14 @@ CHUNKS_PER_THREAD = 2
 # Pooling passes run over blocks of about a core's L2 cache, so each block stays in cache through
 # all its passes; smaller blocks cost more in per-call overhead than they save.
 BLOCK_BYTES = 1 << 20
-# How long the caller polls for a worker's end before it sleeps until woken (see _Workers).
+# How long the caller polls for a worker's end before it sleeps until woken (see Workers).
 POLL_SECONDS = 200e-6
 # A memory pass (a strided copy or add) costs about as long per element as 4 GEMM flops.
 PASS_FLOPS_PER_ELEMENT = 4
+# OpenBLAS runs a GEMM with m*n*k up to 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the
+# calling thread (interface/gemm.c), so smaller products never wake its workers and gain nothing
+# from the pool (kernels/matmul.py).
+ONE_THREAD_MNK = 65536 * 4
 
 
 def _default_threads() -> int:
@@ -55,11 +59,11 @@ def _default_threads() -> int:
 
 
 _num_threads = _default_threads()
-_workers: _Workers | None = None
+_workers: Workers | None = None
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
 
 
-class _Workers:
+class Workers:
     """``n`` persistent daemon threads that run one job at a time alongside the calling thread.
 
     Each worker sleeps on a lock of its own (``go``), released by the caller to wake it (a
@@ -194,6 +198,39 @@ def set_num_threads(n: int) -> None:
             _workers = None
 
 
+@contextlib.contextmanager
+def thresholds(
+    min_parallel_flops: float | None = None, block_bytes: int | None = None, one_thread_mnk: int | None = None
+) -> Iterator[None]:
+    """Inside the block, use other work thresholds than ``MIN_PARALLEL_FLOPS``, ``BLOCK_BYTES`` and
+    ``ONE_THREAD_MNK`` (``None`` keeps one); the previous values are restored on exit. Tiny
+    thresholds send even small inputs through the threaded paths, which is how the tests check
+    them; results never depend on the thresholds, only the speed does.
+
+    >>> with thresholds(min_parallel_flops=1e-9):
+    ...     len(plan(8, flops=1.0)) > 1 or get_num_threads() == 1 or not blas_libraries()
+    True
+    """
+    global MIN_PARALLEL_FLOPS, BLOCK_BYTES, ONE_THREAD_MNK
+    before = MIN_PARALLEL_FLOPS, BLOCK_BYTES, ONE_THREAD_MNK
+    if min_parallel_flops is not None:
+        MIN_PARALLEL_FLOPS = min_parallel_flops
+    if block_bytes is not None:
+        BLOCK_BYTES = block_bytes
+    if one_thread_mnk is not None:
+        ONE_THREAD_MNK = one_thread_mnk
+    try:
+        yield
+    finally:
+        MIN_PARALLEL_FLOPS, BLOCK_BYTES, ONE_THREAD_MNK = before
+
+
+def workers() -> Workers | None:
+    """The pool's worker threads (``None`` until the first parallel region, and after
+    :func:`set_num_threads` until the next one)."""
+    return _workers
+
+
 def get_num_threads() -> int:
     """The number of threads the conv and pool ops may use (see :func:`set_num_threads`).
 
@@ -313,7 +350,7 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]],
             if threads < 2:
                 return [fn(a, b) for a, b in parts]
             if _workers is None:
-                _workers = _Workers(_num_threads - 1)
+                _workers = Workers(_num_threads - 1)
             results: list[Any] = [None] * len(parts)
             errors: list[BaseException] = []
             tickets = itertools.count()  # next() is atomic under the GIL

@@ -698,9 +698,9 @@ def export(
         [value_info(n, t) for n, t in final],
         initializer=[numpy_helper.from_array(np.array(a, order="C"), n) for n, a in em.inits.items()],
     )
-    proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinygrad_cnn", ir_version=10
-    )
+    opsets = [helper.make_opsetid("", opset)]
+    # The oldest IR version the opset allows, so older runtimes read the file too.
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="tinygrad_cnn", ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto, full_check=True)
     if check:
         _check_generalizes(proto, model, params, xs, outs, dynamic_batch)

@@ -145,7 +145,11 @@ class PowScalar(Function):
         p = ctx.exponent
         if p == 0:
             return g * 0.0
-        return g * (p * x ** (p - 1)) if p != 1 else g
+        if p == 1:
+            return g
+        if p == 2:  # x ** 1 would put a needless pow node in the graph of a create_graph backward
+            return g * (x * 2.0)
+        return g * (p * x ** (p - 1))
 
 
 class Pow(Function):

@@ -29,7 +29,7 @@ from .checkpoint import (
 )
 from .demo import first_conv, run_demo
 from .loop import Progress, epoch_seed, evaluate, fit, train_epoch
-from .metrics import METRICS_FILE, MetricsLog, StepLogger, read_metrics
+from .metrics import METRICS_FILE, MetricsLog, StepLogger, batch_losses, read_metrics
 from .registry import (
     DEFAULT_LR,
     MODEL_NAMES,
@@ -53,6 +53,7 @@ __all__ = [
     "Progress",
     "ResumeConfigError",
     "StepLogger",
+    "batch_losses",
     "build_model",
     "checkpoint_path",
     "checkpoints",

@@ -7,6 +7,7 @@ Example::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,10 @@ def run_demo(
 
     Writes into ``out``: ``model_graph.svg`` (the forward graph; ``.dot`` source when Graphviz is
     missing), ``filters.png`` (conv1's filters before/after), ``curves.png``, ``feature_maps_conv1.png``
-    and ``feature_maps_pool1.png`` (one test image), and ``run/`` (checkpoints, metrics.jsonl).
-    Returns the last epoch record plus ``files`` (the paths written). Raises FileNotFoundError
+    and ``feature_maps_pool1.png`` (one test image), ``scores.png`` (the class scores for that image)
+    and ``run/`` (checkpoints, metrics.jsonl).
+    Prints the time of each stage (data, training with its test pass, pictures). Returns the last epoch
+    record plus ``files`` (the paths written) and ``seconds`` (stage -> wall time). Raises FileNotFoundError
     (listing where it looked) when Fashion-MNIST is missing.
     """
     from ..data import DataLoader, FashionMNIST
@@ -54,8 +57,10 @@ def run_demo(
 
     out = Path(out)
     say = print_fn
+    clock = time.perf_counter()
     train_set = load_data("fashion-mnist", "simpleconvnet", root, True, limit_train)
     test_set = load_data("fashion-mnist", "simpleconvnet", root, False, limit_test)
+    seconds = {"data": time.perf_counter() - clock}
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     manual_seed(seed)
@@ -67,7 +72,10 @@ def run_demo(
     say(f"Fashion-MNIST: {len(train_set)} training / {len(test_set)} test images from {getattr(train_set, 'folder', root)}")
     say(f"SimpleConvNet: {model.num_parameters():,} parameters; Adam lr 0.001, batch 100, {epochs} epoch(s), seed {seed}")
 
+    clock = time.perf_counter()
     files.append(_draw_graph(model, Tensor(x0), out, say))
+    seconds["pictures"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     opt = make_optimizer("adam", model.parameters(), 0.001)
     config = {"model": "simpleconvnet", "model_kwargs": opts, "dataset": "fashion-mnist", "normalize": False,
               "epochs": epochs, "batch_size": 100, "optimizer": "adam", "lr": 0.001, "seed": seed,
@@ -75,7 +83,9 @@ def run_demo(
     history = fit(model, opt, DataLoader(train_set, 100, shuffle=True, seed=seed), DataLoader(test_set, 500),
                   epochs=epochs, out_dir=out / "run", seed=seed, progress=progress, config=config, overwrite=True, print_fn=say)
     last = history[-1]
+    seconds["training"] = time.perf_counter() - clock
     say(f"test accuracy after {epochs} epoch(s): {last['test_acc']:.4f}")
+    clock = time.perf_counter()
 
     plots.plot_filters_before_after(before, conv.weight, out / "filters.png")
     plots.plot_training_curves(out / "run" / METRICS_FILE, out / "curves.png", title="SimpleConvNet on Fashion-MNIST")
@@ -89,9 +99,12 @@ def run_demo(
         path = out / f"feature_maps_{layer}.png"
         plots.plot_feature_maps(model, x0[0], layer, path, title=f"{layer} of SimpleConvNet for a test image ({label}; predicted {pred})")
         files.append(path)
-    files.append(out / "run")
+    plots.plot_scores(model, x0[0], out / "scores.png", class_names=FashionMNIST.classes, label=int(y0[0]))
+    files += [out / "scores.png", out / "run"]
+    seconds["pictures"] += time.perf_counter() - clock
     say("wrote:\n" + "\n".join(f"  {f}" for f in files))
-    return {**last, "files": files}
+    say("time: " + ", ".join(f"{stage} {seconds[stage]:.1f} s" for stage in ("data", "training", "pictures")))
+    return {**last, "files": files, "seconds": seconds}
 
 
 def _draw_graph(model: Any, x: Tensor, out: Path, say: Callable[[str], Any]) -> Path:

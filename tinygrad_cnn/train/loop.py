@@ -272,7 +272,7 @@ def fit(
             "images_per_s": round(tr["images_per_s"], 1),
         }
         if test_loader is not None:
-            ev = evaluate(model, test_loader, loss_fn, progress=False)
+            ev = evaluate(model, test_loader, loss_fn, progress=progress, desc=f"test {epoch}/{epochs}")
             rec.update(test_loss=ev["loss"], test_acc=ev["acc"], eval_seconds=round(ev["seconds"], 3))
         log.append(rec)
         history.append(rec)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ...autograd.grad_mode import function_scope
 from ...ops import functions as OF
 from ...ops.elementwise import Erf
 from ...tensor import Tensor, as_tensor
@@ -47,6 +48,7 @@ def relu(input: Any, inplace: bool = False) -> Tensor:  # noqa: A002
     return OF.relu(input)
 
 
+@function_scope("logsumexp")
 def logsumexp(input: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:  # noqa: A002
     """log(sum(exp(x))) over ``dim`` (default -1), stable for large inputs: ``log(sum(exp(x - m))) + m``
     with ``m`` the detached max, taken as 0 where it is infinite (as PyTorch does, so a row of -inf
@@ -65,6 +67,7 @@ def logsumexp(input: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = N
     return out if keep else OF.squeeze(out, d)
 
 
+@function_scope("log_softmax")
 def log_softmax(input: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Tensor:  # noqa: A002
     """log(softmax(x)) along ``dim`` (default -1), shape unchanged: ``s - log(sum(exp(s)))`` with
     ``s = x - max(x)``. Computing ``s`` once keeps the result as exact as PyTorch's in float32
@@ -82,6 +85,7 @@ def log_softmax(input: Any, dim: Any = None, dtype: Any = None, *, axis: Any = N
     return s - s.exp().sum(axis=d, keepdims=True).log()
 
 
+@function_scope("softmax")
 def softmax(input: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Tensor:  # noqa: A002
     """exp(x) / sum(exp(x)) along ``dim`` (default -1), computed as ``exp(s) / sum(exp(s))`` with
     ``s = x - max(x)``: stable for logits of any size. Shape unchanged. A row of -inf, or holding
@@ -96,6 +100,7 @@ def softmax(input: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None)
     return e / e.sum(axis=d, keepdims=True)
 
 
+@function_scope("gelu")
 def gelu(input: Any, approximate: str = "none") -> Tensor:  # noqa: A002
     """Gaussian error linear unit, shape unchanged: ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))``
     (``approximate='none'``) or ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` ('tanh').
@@ -110,6 +115,7 @@ def gelu(input: Any, approximate: str = "none") -> Tensor:  # noqa: A002
     return x * 0.5 * (Erf.apply(x * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
+@function_scope("silu")
 def silu(input: Any, inplace: bool = False) -> Tensor:  # noqa: A002
     """x * sigmoid(x) elementwise (also called swish), shape unchanged.
 
@@ -121,6 +127,7 @@ def silu(input: Any, inplace: bool = False) -> Tensor:  # noqa: A002
     return x * x.sigmoid()
 
 
+@function_scope("leaky_relu")
 def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:  # noqa: A002
     """x where x > 0, else ``negative_slope * x``; shape unchanged. The gradient at 0 is
     ``negative_slope`` (as in PyTorch).
@@ -133,6 +140,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
     return OF.where(x.data > 0, x, x * float(negative_slope))
 
 
+@function_scope("elu")
 def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
     """x where x > 0, else ``alpha * (exp(x) - 1)``; shape unchanged.
 
@@ -148,6 +156,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noq
     return OF.where(pos, x, neg)
 
 
+@function_scope("hardtanh")
 def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
     """Clamp to [min_val, max_val], shape unchanged; the gradient passes only strictly inside
     (as in PyTorch).
