@@ -63,8 +63,9 @@ def test_export_simple_convnet(tmp_path):
     assert _ops(proto) == ["Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm"]
     names = {i.name for i in proto.graph.initializer}
     assert names == {"conv1.weight", "conv1.bias", "affine1.weight", "affine1.bias", "affine2.weight", "affine2.bias"}
-    dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
-    assert dim.dim_param == "batch"
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim[1:]] == [10]
 
 
 @pytest.mark.parametrize("kw", [{}, {"activation": "relu", "pooling": "max"}, {"activation": "tanh", "input_size": 32}])
