@@ -344,7 +344,7 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
     (folder / "link.bin").symlink_to(secret)
-    for name, location in (("up.onnx", "../secret.bin"), ("abs.onnx", str(secret)), ("link.onnx", "link.bin")):
+    for name, location in (("up.onnx", "../secret.bin"), ("abs.onnx", str(secret)), ("link.onnx", "link.bin"), ("nul.onnx", "w\x00.bin")):
         onnx.save(_tiny_model(_external("w", location)), str(folder / name))
         with pytest.raises(OnnxFileError, match=rf"{name}.*'w'.*(outside the model's folder|not a path relative)"):
             tonnx.load(folder / name)

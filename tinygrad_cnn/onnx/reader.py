@@ -53,8 +53,12 @@ def _inside(path: str, base: str, location: str, name: str) -> str:
             f"{path}: tensor {name!r} points to external data {location!r}, which is not a path relative to the model's folder."
         )
     root = os.path.realpath(base)
-    full = os.path.realpath(os.path.join(root, location))
-    if os.path.commonpath([root, full]) != root:
+    try:
+        full = os.path.realpath(os.path.join(root, location))
+        outside = os.path.commonpath([root, full]) != root
+    except ValueError:  # an embedded NUL, or paths on different drives
+        outside = True
+    if outside:
         raise OnnxFileError(
             f"{path}: tensor {name!r} points to external data {location!r} outside the model's folder {root}; "
             "refusing to read it. Keep external data files next to the model."
