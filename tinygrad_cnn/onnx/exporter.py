@@ -299,7 +299,8 @@ def _getitem(op: _Op) -> None:
         rest = [i for k, i in enumerate(index) if k not in pos]
         arr = np.asarray(index[pos[0]])
         if len(pos) != 1 or arr.dtype.kind not in "iu" or any(not (isinstance(i, slice) and i == slice(None)) for i in rest):
-            op.fail("only one integer index array (x[..., idx, ...] with full slices elsewhere) maps to ONNX Gather.")
+            op.fail("only one integer index array (x[..., idx, ...] with full slices elsewhere) maps to ONNX Gather. "
+                    "A loss that picks by label (cross_entropy, nll_loss) does this: export the model's logits instead.")
         if b is not None and op.em.dynamic and pos[0] == b:
             op.fail("an index array along the batch dimension cannot be exported with a symbolic batch; use dynamic_batch=False.")
         indices = op.em.ints(arr.reshape(-1), "indices") if arr.ndim == 1 else op.em.const(arr.astype(np.int64), "indices")
