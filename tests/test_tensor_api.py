@@ -328,6 +328,15 @@ def test_size_dim_numel_device():
     assert x.dim() == x.ndim == 3 and x.numel() == 24 and len(x) == 2
     with pytest.raises(IndexError, match="size: dim 3 is out of range"):
         x.size(3)
+    with pytest.raises(IndexError, match=r"size: dim -4 is out of range .* \[-3, 2\]"):
+        x.size(-4)
+    with pytest.raises(TypeError, match="size: dim must be an int"):
+        x.size(1.0)
+    # size is PyTorch's method, never numpy's element-count attribute
+    assert callable(x.size) and not isinstance(x.size, int)
+    s = x.size()
+    assert isinstance(s, tg.Size) and isinstance(s, tuple) and s.numel() == 24 and s[1:] == (3, 4)
+    assert x.size(dim=0) == 2 and tg.zeros(()).size() == () and tg.zeros(()).numel() == 1
     assert x.device == "cpu" and str(x.device) == "cpu" and x.device == tg.device("cpu")
     assert x.cpu() is x and x.to("cpu") is x and x.to(tg.device("cpu")) is x
     assert x.to("cpu", tg.float64).dtype == tg.float64 and x.to(device="cpu", dtype=tg.int64).dtype == tg.int64

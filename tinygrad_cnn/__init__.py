@@ -86,6 +86,7 @@ from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
 from .tensor import (
     Generator,
+    Size,
     Tensor,
     arange,
     as_tensor,
@@ -143,6 +144,7 @@ __all__ = [
     "GradcheckResult",
     "GradcheckWarning",
     "GraphCheckResult",
+    "Size",
     "Tensor",
     "ValuesIndices",
     "add",

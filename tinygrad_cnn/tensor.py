@@ -234,15 +234,24 @@ class Tensor:
         """The number of dimensions (``dim()`` gives the same)."""
         return self.data.ndim
 
-    @property
-    def size(self) -> _SizeMethod:
-        """``t.size()`` is the shape and ``t.size(d)`` the size of dim ``d``, as in PyTorch.
-        Read as a number, ``t.size`` is still the element count (``numel()``); new code should
-        call ``numel()``.
+    def size(self, dim: int | None = None) -> Any:
+        """``size()`` is the shape, a :class:`Size` (a tuple); ``size(d)`` the size of dim ``d``
+        (negative ``d`` counts from the end), as in PyTorch. The element count is ``numel()``.
 
         Example: ``zeros(2, 3).size() == (2, 3)`` and ``zeros(2, 3).size(-1) == 3``.
         """
-        return _SizeMethod(self.data.size, self.data.shape)
+        shape = self.data.shape
+        if dim is None:
+            return Size(shape)
+        nd = len(shape)
+        if not isinstance(dim, (builtins.int, np.integer)) or isinstance(dim, (builtins.bool, np.bool_)):
+            raise TypeError(f"size: dim must be an int, got {dim!r}; size() gives the whole shape.")
+        if not -nd <= dim < nd:
+            raise IndexError(
+                f"size: dim {dim} is out of range for a tensor of shape {shape} "
+                f"(expected a dim in [{-nd}, {nd - 1}])."
+            )
+        return shape[dim]
 
     def numel(self) -> int:
         """The number of elements. Example: ``zeros(2, 3).numel() == 6``."""
@@ -972,22 +981,24 @@ class Tensor:
         return F.index_select(self, dim, index)
 
 
-class _SizeMethod(builtins.int):
-    """What ``Tensor.size`` gives: called, PyTorch's ``size()`` (the shape) or ``size(d)``; read as
-    a number, the element count, as numpy's ``ndarray.size`` (code written for arrays keeps working)."""
+class Size(tuple):
+    """A tensor's shape as ``Tensor.size()`` gives it: a tuple of ints (it compares equal to
+    one), with ``numel()`` as ``torch.Size`` has.
 
-    def __new__(cls, n: int, shape: tuple) -> _SizeMethod:
-        obj = super().__new__(cls, n)
-        obj.shape = shape
-        return obj
+    Example: ``Size((2, 3)).numel() == 6`` and ``zeros(2, 3).size() == (2, 3)``.
+    """
 
-    def __call__(self, dim: int | None = None) -> Any:
-        if dim is None:
-            return self.shape
-        nd = len(self.shape)
-        if not -nd <= dim < nd:
-            raise IndexError(f"size: dim {dim} is out of range for a tensor with {nd} dimension(s).")
-        return self.shape[dim]
+    __slots__ = ()
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
 
 
 _CPU = device("cpu")
