@@ -107,7 +107,7 @@ def test_softmax_axis_aliases_and_conflicts():
     np.testing.assert_array_equal(F.softmax(x, axis=0).data, F.softmax(x, dim=0).data)
     np.testing.assert_array_equal(F.logsumexp(x, axis=1, keepdims=True).data, F.logsumexp(x, dim=1, keepdim=True).data)
     assert F.logsumexp(x, 1, keepdims=True).shape == (2, 1)
-    with pytest.raises(ValueError, match=r"softmax: got dim=0 and its alias axis=1"):
+    with pytest.raises(TypeError, match=r"softmax: got both dim=0 and its numpy alias axis=1"):
         F.softmax(x, dim=0, axis=1)
     with pytest.raises(ValueError, match=r"log_softmax: dim must be an int in \[-2, 2\).*got 2"):
         F.log_softmax(x, 2)
