@@ -394,7 +394,13 @@ def min(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, kee
     return _extremum("min", x, dim, keepdim, axis, keepdims, amin, argmin)
 
 
-def _float_input(op: str, x: Any, dtype: Any = None) -> Any:
+def float_input(op: str, x: Any, dtype: Any = None) -> Any:
+    """``x`` as a floating Tensor (cast to ``dtype`` first when given), or a TypeError naming
+    ``op`` for an integer or bool input: the check of every op defined only on floats.
+
+    >>> float_input("softmax", [1, 2], dtype=float64).dtype
+    dtype('float64')
+    """
     x = _t(x)
     if dtype is not None:
         x = x.astype(dtype)
@@ -434,7 +440,7 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = Non
     >>> round(logsumexp(tensor([[1000.0, 1000.0]]), dim=1).item(), 2)
     1000.69
     """
-    x = _float_input("logsumexp", x)
+    x = float_input("logsumexp", x)
     d = _softmax_dim("logsumexp", x, dim, axis)
     m = np.max(x.data, axis=_axes(x, d), keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
     m = _const(np.where(np.isfinite(m), m, 0).astype(x.dtype))
@@ -450,7 +456,7 @@ def softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> 
     >>> softmax(tensor([[1e4, 0.0]]), dim=1).tolist()
     [[1.0, 0.0]]
     """
-    x = _float_input("softmax", x, dtype)
+    x = float_input("softmax", x, dtype)
     d = _softmax_dim("softmax", x, dim, axis)
     e = (x - _detached_max(x, d)).exp()
     return e / Sum.apply(e, axis=_axes(x, d), keepdims=True)
@@ -467,7 +473,7 @@ def log_softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None)
     >>> log_softmax(tensor([-1e4, -1e4, -1e4])).tolist()  # -log(3) in float32
     [-1.0986123085021973, -1.0986123085021973, -1.0986123085021973]
     """
-    x = _float_input("log_softmax", x, dtype)
+    x = float_input("log_softmax", x, dtype)
     d = _softmax_dim("log_softmax", x, dim, axis)
     s = x - _detached_max(x, d)
     return s - Sum.apply(s.exp(), axis=_axes(x, d), keepdims=True).log()

@@ -11,20 +11,11 @@ import numpy as np
 
 from ...ops import functions as OF
 from ...ops.elementwise import Erf
-from ...ops.functions import log_softmax, logsumexp, softmax  # noqa: F401  (re-exported: one implementation, in ops)
-from ...tensor import Tensor, as_tensor
+from ...ops.functions import float_input, log_softmax, logsumexp, softmax  # noqa: F401  (re-exported: one implementation, in ops)
+from ...tensor import Tensor
 from .validation import check_not_inplace, check_option
 
 __all__ = ["elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "logsumexp", "relu", "silu", "softmax"]
-
-
-def _float_input(op: str, input: Any, dtype: Any = None) -> Tensor:  # noqa: A002
-    x = as_tensor(input)
-    if dtype is not None:
-        x = x.astype(dtype)
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}; convert with .float() or pass dtype=.")
-    return x
 
 
 def relu(input: Any, inplace: bool = False) -> Tensor:  # noqa: A002
@@ -45,7 +36,7 @@ def gelu(input: Any, approximate: str = "none") -> Tensor:  # noqa: A002
     [-0.1587, 0.0, 0.8413]
     """
     check_option("gelu", "approximate", approximate, ("none", "tanh"))
-    x = _float_input("gelu", input)
+    x = float_input("gelu", input)
     if approximate == "tanh":
         return x * 0.5 * (((x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)).tanh() + 1.0)
     return x * 0.5 * (Erf.apply(x * (1.0 / math.sqrt(2.0))) + 1.0)
@@ -58,7 +49,7 @@ def silu(input: Any, inplace: bool = False) -> Tensor:  # noqa: A002
     0.7311
     """
     check_not_inplace("silu", inplace)
-    x = _float_input("silu", input)
+    x = float_input("silu", input)
     return x * x.sigmoid()
 
 
@@ -70,7 +61,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
     [-1.0, 3.0]
     """
     check_not_inplace("leaky_relu", inplace)
-    x = _float_input("leaky_relu", input)
+    x = float_input("leaky_relu", input)
     return OF.where(x.data > 0, x, x * float(negative_slope))
 
 
@@ -81,7 +72,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noq
     [-0.6321, 2.0]
     """
     check_not_inplace("elu", inplace)
-    x = _float_input("elu", input)
+    x = float_input("elu", input)
     pos = x.data > 0
     # exp only of the non-positive side: exp of a large positive x would overflow to inf, and
     # the inf would turn the zero gradient of the unused branch into NaN.
@@ -99,6 +90,6 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
     check_not_inplace("hardtanh", inplace)
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val}).")
-    x = _float_input("hardtanh", input)
+    x = float_input("hardtanh", input)
     inside = (x.data > min_val) & (x.data < max_val)
     return OF.where(inside, x, Tensor(np.clip(x.data, min_val, max_val)))
