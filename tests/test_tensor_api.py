@@ -563,3 +563,18 @@ def test_max_over_several_dims_points_to_amax():
     with pytest.raises(TypeError, match=r"max: dim must be one int .* amax\(x, dim=\(0, 1\)\)"):
         x.max(dim=(0, 1))
     assert x.amax((0, 1)).item() == 5.0
+
+
+def test_bitwise_operators_on_masks():
+    x = tg.tensor([-1.0, 0.5, 2.0])
+    np.testing.assert_array_equal(((x > 0) & (x < 1)).numpy(), [False, True, False])
+    np.testing.assert_array_equal(((x < 0) | (x > 1)).numpy(), [True, False, True])
+    np.testing.assert_array_equal(((x > 0) ^ (x > 1)).numpy(), [False, True, False])
+    np.testing.assert_array_equal((~(x > 0)).numpy(), [True, False, False])
+    np.testing.assert_array_equal((x > 0).logical_not().numpy(), [True, False, False])
+    np.testing.assert_array_equal((tg.tensor([6, 3]) & 5).numpy(), [4, 1])
+    assert ((x > 0) & True).dtype == tg.bool
+    with pytest.raises(TypeError, match=r"&: defined for bool and integer tensors only, got dtype float32"):
+        x & (x > 0)
+    with pytest.raises(TypeError, match=r"~: defined for bool and integer tensors only"):
+        ~x

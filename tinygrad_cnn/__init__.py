@@ -84,6 +84,9 @@ from .ops.functions import min as min  # noqa: A004
 from .ops.functions import pow as pow  # noqa: A004
 from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
+
+# tg.nn, tg.optim and tg.autograd without importing them first, as torch.nn, torch.optim, torch.autograd.
+from . import autograd, nn, optim  # noqa: E402, F401  isort: skip
 from .tensor import (
     Generator,
     Size,

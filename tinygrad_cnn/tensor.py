@@ -705,6 +705,39 @@ class Tensor:
     def __ge__(self, o: Any) -> Tensor:
         return self._cmp(o, np.greater_equal)
 
+    # Bitwise operators on bool and integer tensors (masks: ``(x > 0) & (x < 1)``), not differentiable.
+    def _bitwise(self, op: str, o: Any, fn: Any) -> Tensor:
+        other = o.data if isinstance(o, Tensor) else np.asarray(o)
+        for a in (self.data, other):
+            if a.dtype.kind not in "biu":
+                raise TypeError(
+                    f"{op}: defined for bool and integer tensors only, got dtype {a.dtype}; compare first "
+                    "(e.g. (x > 0) & (x < 1)) or use logical ops on masks."
+                )
+        return Tensor._make(np.asarray(fn(self.data, other)), None, 0)
+
+    def __and__(self, o: Any) -> Tensor:
+        return self._bitwise("&", o, np.bitwise_and)
+
+    __rand__ = __and__
+
+    def __or__(self, o: Any) -> Tensor:
+        return self._bitwise("|", o, np.bitwise_or)
+
+    __ror__ = __or__
+
+    def __xor__(self, o: Any) -> Tensor:
+        return self._bitwise("^", o, np.bitwise_xor)
+
+    __rxor__ = __xor__
+
+    def __invert__(self) -> Tensor:
+        return self._bitwise("~", self, lambda a, _: np.invert(a))
+
+    def logical_not(self) -> Tensor:
+        """Elementwise not, a bool tensor. Example: ``(x > 0).logical_not()``."""
+        return Tensor._make(np.logical_not(self.data), None, 0)
+
     # ---- methods mirroring the functional API (see ops/functions.py for shapes and examples) ----
     def exp(self) -> Tensor:
         """e ** self elementwise."""
