@@ -575,6 +575,6 @@ def test_bitwise_operators_on_masks():
     np.testing.assert_array_equal((tg.tensor([6, 3]) & 5).numpy(), [4, 1])
     assert ((x > 0) & True).dtype == tg.bool
     with pytest.raises(TypeError, match=r"&: defined for bool and integer tensors only, got dtype float32"):
-        x & (x > 0)
+        _ = x & (x > 0)
     with pytest.raises(TypeError, match=r"~: defined for bool and integer tensors only"):
-        ~x
+        _ = ~x
