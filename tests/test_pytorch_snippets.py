@@ -201,6 +201,20 @@ def tensor_manual_sgd_steps(torch):
     return losses, w, b
 
 
+def tensor_arithmetic_extras(torch):
+    nn, F, optim = libs(torch)
+    x = torch.tensor(X * 3, requires_grad=True)
+    y = (x % torch.tensor(np.array([1.5, -2.0, 0.7, 2.0]))) * torch.tensor(Y) + (x % 2) * 3
+    y.sum().backward()
+    z = x * 2
+    z.detach_()
+    i = torch.tensor([7, -7, 5])
+    acts = nn.Sequential(nn.ReLU(inplace=False), nn.Dropout(0.5, inplace=False)).eval()
+    return (y, x.grad, i % 3, i // 3, (x // 2), 5.0 % x.detach(), z.requires_grad, z.is_leaf, x.new_zeros(2, 3),
+            x.new_ones(2), x.new_tensor([1, 2]), x.new_full((2,), 7), x.new_empty(2).shape, torch.is_tensor(x),
+            torch.is_tensor(X), torch.numel(x), torch.randperm(6).sort().values, acts(x))
+
+
 # ---- top-level functions ----------------------------------------------------------------------
 def toplevel_functions(torch):
     x, y = torch.tensor(X, requires_grad=True), torch.tensor(Y, requires_grad=True)
@@ -680,7 +694,7 @@ def custom_function(torch):
 SNIPPETS = [
     creation_inference, creation_factories, creation_dtype_casts, creation_from_numpy_and_copies, creation_random_shapes,
     tensor_size_and_shape, tensor_reductions, tensor_max_min, tensor_shapes, tensor_index_ops, tensor_elementwise,
-    tensor_compare_sort, tensor_python_conversions, tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
+    tensor_compare_sort, tensor_python_conversions, tensor_arithmetic_extras, tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
     toplevel_functions, toplevel_save_load,
     functional_pad, functional_classification_losses, functional_binary_and_regression_losses, functional_one_hot,
     functional_activations, functional_conv_pool, functional_interpolate, functional_normalization,

@@ -346,6 +346,34 @@ class Tensor:
         t._base = self if self._base is None else self._base
         return t
 
+    def detach_(self) -> Tensor:
+        """Cut this tensor off from the graph in place (it becomes a leaf that does not require
+        grad); returns self."""
+        self.grad_fn = None
+        self._output_nr = 0
+        self._requires_grad = False
+        return self
+
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A copy of ``data`` with this tensor's dtype unless ``dtype`` is given. Example: ``x.new_tensor([1, 2])``."""
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of shape ``size`` with this tensor's dtype (unless ``dtype``). Example: ``x.new_zeros(2, 3)``."""
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones of shape ``size`` with this tensor's dtype (unless ``dtype``). Example: ``x.new_ones(2)``."""
+        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_full(self, size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """``size`` filled with ``fill_value``, this tensor's dtype (unless ``dtype``). Example: ``x.new_full((2,), 7)``."""
+        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor of shape ``size`` to be overwritten (zeros), this tensor's dtype. Example: ``x.new_empty(3)``."""
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
     def clone(self) -> Tensor:
         """A copy with memory of its own, recorded in the graph (gradients flow back to self)."""
         return E.Clone.apply(self)
@@ -679,6 +707,21 @@ class Tensor:
 
     def __neg__(self) -> Tensor:
         return E.Neg.apply(self)
+
+    # ``//`` is piecewise constant: its derivative is 0 wherever it exists, so the result is a
+    # constant of the graph. ``%`` is ``a - floor(a / b) * b`` with that floor constant, which
+    # gives PyTorch's gradients (1 for a, -floor(a / b) for b).
+    def __floordiv__(self, o: Any) -> Tensor:
+        return Tensor._make(np.asarray(np.floor_divide(self.data, o.data if isinstance(o, Tensor) else o)), None, 0)
+
+    def __rfloordiv__(self, o: Any) -> Tensor:
+        return Tensor._make(np.asarray(np.floor_divide(o, self.data)), None, 0)
+
+    def __mod__(self, o: Any) -> Tensor:
+        return _remainder(self, o)
+
+    def __rmod__(self, o: Any) -> Tensor:
+        return _remainder(as_tensor(o, like=self), self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return F.getitem(self, index)
@@ -1037,6 +1080,24 @@ class Size(tuple):
 _CPU = device("cpu")
 
 
+def _remainder(a: Tensor, b: Any) -> Tensor:
+    bd = b.data if isinstance(b, Tensor) else b
+    q = np.floor_divide(a.data, bd)
+    if a.data.dtype.kind in "iub" and np.asarray(bd).dtype.kind in "iub":
+        return Tensor._make(np.asarray(np.remainder(a.data, bd)), None, 0)
+    return a - Tensor._make(np.asarray(q), None, 0) * b
+
+
+def is_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`Tensor`. Example: ``is_tensor(zeros(1))``."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Any) -> int:  # noqa: A002
+    """The number of elements of ``input``. Example: ``numel(zeros(2, 3)) == 6``."""
+    return input.numel()
+
+
 def _check_no_overlap(op: str, a: np.ndarray) -> None:
     """An in-place write into a tensor whose elements share memory (an ``expand``ed tensor) would
     write each location several times: refuse it, as PyTorch does."""
@@ -1207,6 +1268,13 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low}).")
     a = _rng_of(generator, seed).integers(low, high, _shape((size,))).astype(dtype or np.int64)
+    return _new(a, requires_grad, device)
+
+
+def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
+             device: Any = None) -> Tensor:
+    """A random permutation of ``0..n-1`` (int64), as ``torch.randperm``. Example: ``randperm(5, seed=0)``."""
+    a = _rng_of(generator, seed).permutation(builtins.int(n)).astype(dtype or np.int64)
     return _new(a, requires_grad, device)
 
 
