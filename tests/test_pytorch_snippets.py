@@ -694,7 +694,8 @@ def custom_function(torch):
 SNIPPETS = [
     creation_inference, creation_factories, creation_dtype_casts, creation_from_numpy_and_copies, creation_random_shapes,
     tensor_size_and_shape, tensor_reductions, tensor_max_min, tensor_shapes, tensor_index_ops, tensor_elementwise,
-    tensor_compare_sort, tensor_python_conversions, tensor_arithmetic_extras, tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
+    tensor_compare_sort, tensor_python_conversions,
+    tensor_arithmetic_extras, tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
     toplevel_functions, toplevel_save_load,
     functional_pad, functional_classification_losses, functional_binary_and_regression_losses, functional_one_hot,
     functional_activations, functional_conv_pool, functional_interpolate, functional_normalization,
