@@ -215,6 +215,42 @@ def tensor_arithmetic_extras(torch):
             torch.is_tensor(X), torch.numel(x), torch.randperm(6).sort().values, acts(x))
 
 
+def tensor_more_methods(torch):
+    x, y = torch.tensor(X * 2, requires_grad=True), torch.tensor(Y, requires_grad=True)
+    a, b = x.unbind(0)[:2]
+    v, m = torch.var_mean(x, 0)
+    s, m2 = torch.std_mean(x, dim=1, keepdim=True)
+    outs = (x.add(y, alpha=2), x.sub(y, alpha=0.5), x.mul(y), x.div(y.abs() + 1), x.neg(), x.square(), (x.abs() + 1).log2(),
+            (x.abs() + 1).log10(), x.floor() + x, x.ceil() * x, x.round() + x.trunc() + x, x.matmul(y.t()), x.mm(y.t()),
+            torch.mm(x, y.t()), torch.bmm(x[None], y.t()[None]), a.dot(b), x.flip(0), x.flip((0, 1)), x.tril(), x.triu(1),
+            x.tril(-1), x.narrow(1, 1, 2), x.narrow(0, -2, 2), v, m, s, m2, x.type_as(torch.zeros(1, dtype=torch.float32)))
+    sum((o * (k + 1)).sum() for k, o in enumerate(outs)).backward()
+    t = torch.tensor(X)
+    inplace = (t.clone().relu_(), t.clone().sigmoid_(), t.clone().exp_())
+    u = torch.zeros(100, dtype=torch.float64).uniform_(-1, 2)
+    n = torch.zeros(3, 4).normal_()
+    return (outs, x.grad, y.grad, f"{x.sum():.4f}", f"{torch.tensor(3):d}", x.argsort(), x.argsort(dim=0, descending=True),
+            (x > 0).nonzero(), torch.tensor([0, 1, 1]).nonzero(), x.stride(), x.t().stride(), x.t().is_contiguous(),
+            x.is_contiguous(), x.element_size(), x.float().element_size(), inplace, bool(((u >= -1) & (u < 2)).all()),
+            n.shape, n.dtype)
+
+
+def grad_mode_bare_decorators(torch):
+    @torch.no_grad
+    def frozen(t):
+        return t * 2
+
+    x = torch.tensor(X, requires_grad=True)
+    with torch.no_grad():
+
+        @torch.enable_grad
+        def live(t):
+            return t * 2
+
+        z = live(x)
+    return frozen(x).requires_grad, frozen.__name__, z.requires_grad
+
+
 # ---- top-level functions ----------------------------------------------------------------------
 def toplevel_functions(torch):
     x, y = torch.tensor(X, requires_grad=True), torch.tensor(Y, requires_grad=True)
@@ -694,8 +730,8 @@ def custom_function(torch):
 SNIPPETS = [
     creation_inference, creation_factories, creation_dtype_casts, creation_from_numpy_and_copies, creation_random_shapes,
     tensor_size_and_shape, tensor_reductions, tensor_max_min, tensor_shapes, tensor_index_ops, tensor_elementwise,
-    tensor_compare_sort, tensor_python_conversions,
-    tensor_arithmetic_extras, tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
+    tensor_compare_sort, tensor_python_conversions, tensor_arithmetic_extras, tensor_more_methods, grad_mode_bare_decorators,
+    tensor_inplace_under_no_grad, tensor_clone_detach, tensor_manual_sgd_steps,
     toplevel_functions, toplevel_save_load,
     functional_pad, functional_classification_losses, functional_binary_and_regression_losses, functional_one_hot,
     functional_activations, functional_conv_pool, functional_interpolate, functional_normalization,

@@ -1057,6 +1057,149 @@ class Tensor:
         return F.index_select(self, dim, index)
 
 
+    # ---- more of PyTorch's Tensor methods, composed of the ones above --------------------
+    def __format__(self, spec: str) -> str:
+        # As PyTorch: a 0-d tensor formats as its number (f"{loss:.3f}"), others as their repr.
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self + alpha * other``. Example: ``x.add(y, alpha=2)``."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self - alpha * other``. Example: ``x.sub(1)``."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        """``self * other``. Example: ``x.mul(2)``."""
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        """``self / other``. Example: ``x.div(2)``."""
+        return self / other
+
+    def neg(self) -> Tensor:
+        """``-self``. Example: ``x.neg()``."""
+        return -self
+
+    def square(self) -> Tensor:
+        """``self * self``. Example: ``x.square()``."""
+        return self * self
+
+    def log2(self) -> Tensor:
+        """Base-2 logarithm elementwise. Example: ``tensor([8.0]).log2()``."""
+        return E.Log.apply(self) * (1.0 / np.log(2.0))
+
+    def log10(self) -> Tensor:
+        """Base-10 logarithm elementwise. Example: ``tensor([100.0]).log10()``."""
+        return E.Log.apply(self) * (1.0 / np.log(10.0))
+
+    def floor(self) -> Tensor:
+        """Round down elementwise (gradient 0). Example: ``tensor([1.5]).floor()``."""
+        return E.Rounding.apply(self, mode="floor")
+
+    def ceil(self) -> Tensor:
+        """Round up elementwise (gradient 0). Example: ``tensor([1.5]).ceil()``."""
+        return E.Rounding.apply(self, mode="ceil")
+
+    def round(self) -> Tensor:
+        """Round half to even elementwise (gradient 0), as ``torch.round``. Example: ``tensor([2.5]).round()``."""
+        return E.Rounding.apply(self, mode="round")
+
+    def trunc(self) -> Tensor:
+        """Round toward zero elementwise (gradient 0). Example: ``tensor([-1.5]).trunc()``."""
+        return E.Rounding.apply(self, mode="trunc")
+
+    def matmul(self, other: Any) -> Tensor:
+        """``self @ other``. Example: ``a.matmul(b)``."""
+        return F.matmul(self, other)
+
+    def mm(self, other: Any) -> Tensor:
+        """Product of two 2-D tensors. Example: ``a.mm(b)`` for (n, k) and (k, m)."""
+        return mm(self, other)
+
+    def dot(self, other: Any) -> Tensor:
+        """Inner product of two 1-D tensors. Example: ``x.dot(y)``."""
+        o = as_tensor(other, like=self)
+        if self.ndim != 1 or o.ndim != 1 or self.shape != o.shape:
+            raise ValueError(f"dot: expects two 1-D tensors of the same size, got shapes {self.shape} and {o.shape}.")
+        return F.matmul(self, o)
+
+    def flip(self, *dims: Any) -> Tensor:
+        """Reverse the order along ``dims``. Example: ``x.flip(0)`` or ``x.flip((0, 1))``."""
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        axes = normalize_axis("flip", tuple(dims), self.ndim) or ()
+        return self[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(self.ndim))]
+
+    def argsort(self, dim: int = -1, descending: bool = False) -> Tensor:
+        """The indices that sort ``dim`` (int64). Example: ``tensor([3, 1, 2]).argsort()``."""
+        return F.sort(self, dim, descending).indices
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """Cast to ``other``'s dtype. Example: ``x.type_as(y)``."""
+        return self.astype(other.dtype)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        """The slices along ``dim``, without it. Example: ``a, b = ones(2, 3).unbind()``."""
+        d = normalize_axis("unbind", dim, self.ndim)[0]  # type: ignore[index]
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """``length`` entries of ``dim`` from ``start``. Example: ``arange(5).narrow(0, 1, 2)``."""
+        d = normalize_axis("narrow", dim, self.ndim)[0]  # type: ignore[index]
+        start = start + self.shape[d] if start < 0 else start
+        if not 0 <= start <= start + length <= self.shape[d]:
+            raise IndexError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {self.shape[d]}.")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims, zeros above. Example: ``ones(3, 3).tril()``."""
+        return self * Tensor._make(np.tril(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims, zeros below. Example: ``ones(3, 3).triu()``."""
+        return self * Tensor._make(np.triu(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
+
+    def nonzero(self) -> Tensor:
+        """The (n, ndim) int64 indices of the nonzero entries. Example: ``tensor([0, 1, 1]).nonzero()``."""
+        return Tensor._make(np.argwhere(self.data).astype(np.int64), None, 0)
+
+    def is_contiguous(self) -> bool:
+        """Whether the data is C-contiguous. Example: ``ones(2, 3).t().is_contiguous() is False``."""
+        return builtins.bool(self.data.flags.c_contiguous)
+
+    def stride(self, dim: int | None = None) -> Any:
+        """Strides in elements (not bytes), as PyTorch. Example: ``ones(2, 3).stride() == (3, 1)``."""
+        st = tuple(s // self.data.itemsize for s in self.data.strides)
+        return st if dim is None else st[dim]
+
+    def element_size(self) -> int:
+        """Bytes per element. Example: ``ones(2).element_size() == 4``."""
+        return self.data.itemsize
+
+    def relu_(self) -> Tensor:
+        """``max(self, 0)`` in place; returns self."""
+        return self._inplace("relu_", lambda d: np.maximum(d, 0, out=d))
+
+    def sigmoid_(self) -> Tensor:
+        """Sigmoid in place; returns self."""
+        return self._inplace("sigmoid_", lambda d: np.copyto(d, 0.5 * (1.0 + np.tanh(0.5 * d))))
+
+    def exp_(self) -> Tensor:
+        """``exp(self)`` in place; returns self."""
+        return self._inplace("exp_", lambda d: np.exp(d, out=d))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill in place with uniform samples from [a, b); returns self."""
+        return self._inplace("uniform_", lambda d: np.copyto(d, get_rng(generator).uniform(a, b, d.shape), casting="unsafe"))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill in place with normal samples; returns self."""
+        return self._inplace("normal_", lambda d: np.copyto(d, get_rng(generator).normal(mean, std, d.shape), casting="unsafe"))
+
+
 class Size(tuple):
     """A tensor's shape as ``Tensor.size()`` gives it: a tuple of ints (it compares equal to
     one), with ``numel()`` as ``torch.Size`` has.
@@ -1086,6 +1229,34 @@ def _remainder(a: Tensor, b: Any) -> Tensor:
     if a.data.dtype.kind in "iub" and np.asarray(bd).dtype.kind in "iub":
         return Tensor._make(np.asarray(np.remainder(a.data, bd)), None, 0)
     return a - Tensor._make(np.asarray(q), None, 0) * b
+
+
+def mm(input: Any, mat2: Any) -> Tensor:  # noqa: A002
+    """Product of two 2-D tensors, (n, k) @ (k, m) -> (n, m). Example: ``mm(ones(2, 3), ones(3, 4))``."""
+    a, b = as_tensor(input), as_tensor(mat2)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects two 2-D tensors, got shapes {a.shape} and {b.shape}; use matmul for batches.")
+    return F.matmul(a, b)
+
+
+def bmm(input: Any, mat2: Any) -> Tensor:  # noqa: A002
+    """Batched product, (b, n, k) @ (b, k, m) -> (b, n, m). Example: ``bmm(ones(5, 2, 3), ones(5, 3, 4))``."""
+    a, b = as_tensor(input), as_tensor(mat2)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expects two 3-D tensors with the same batch size, got shapes {a.shape} and {b.shape}.")
+    return F.matmul(a, b)
+
+
+def var_mean(input: Any, dim: Any = None, *, correction: int = 1, keepdim: bool = False) -> tuple:  # noqa: A002
+    """``(var, mean)`` over ``dim``. Example: ``v, m = var_mean(x, 0)``."""
+    x = as_tensor(input)
+    return F.var(x, dim, keepdim=keepdim, correction=correction), F.mean(x, dim, keepdim=keepdim)
+
+
+def std_mean(input: Any, dim: Any = None, *, correction: int = 1, keepdim: bool = False) -> tuple:  # noqa: A002
+    """``(std, mean)`` over ``dim``. Example: ``s, m = std_mean(x, 0)``."""
+    x = as_tensor(input)
+    return F.std(x, dim, keepdim=keepdim, correction=correction), F.mean(x, dim, keepdim=keepdim)
 
 
 def is_tensor(obj: Any) -> bool:
@@ -1326,3 +1497,4 @@ _function.as_tensor = _engine.as_tensor = as_tensor
 
 from .ops import elementwise as E  # noqa: E402
 from .ops import functions as F  # noqa: E402
+from .ops.reduce import normalize_axis  # noqa: E402
