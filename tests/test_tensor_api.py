@@ -578,3 +578,37 @@ def test_bitwise_operators_on_masks():
         _ = x & (x > 0)
     with pytest.raises(TypeError, match=r"~: defined for bool and integer tensors only"):
         _ = ~x
+
+
+def test_composed_methods_gradcheck_and_errors():
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.standard_normal((3, 4)) + 3.0, requires_grad=True)
+    b = tg.tensor(rng.uniform(0.5, 2.0, 4), requires_grad=True)
+    fns = [
+        lambda x: x.flip(0) * x.flip((0, 1)),
+        lambda x: x.tril() + x.triu(1) * 2 + x.tril(-1),
+        lambda x: x.narrow(1, 1, 2).square()[1:] + x.narrow(0, -2, 2)[:, :2],
+        lambda x: x.unbind(1)[2] * x.unbind()[0][:3],
+        lambda x: x.log2() + x.log10() + x.sub(x, alpha=0.5).add(x, alpha=2),
+        lambda x: x[0].dot(x[1]) + x.mm(x.t()).sum(),
+        lambda x: x % 1.5,
+        lambda x: (x.floor() + x.round() + x.ceil() + x.trunc()) * x,
+    ]
+    for f in fns:
+        assert tg.gradcheck(f, (x,))
+    assert tg.gradcheck(lambda x, b: x % b, (x, b))
+    assert (x // 2).requires_grad is False  # piecewise constant: a graph constant
+    y = x.floor()
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0.0)
+    with pytest.raises(ValueError, match=r"dot: expects two 1-D tensors of the same size, got shapes \(3, 4\)"):
+        x.dot(x)
+    with pytest.raises(ValueError, match="mm: expects two 2-D tensors"):
+        tg.mm(x, x[0])
+    with pytest.raises(ValueError, match="bmm: expects two 3-D tensors with the same batch size"):
+        tg.bmm(x[None], tg.ones(2, 4, 3))
+    with pytest.raises(IndexError, match="narrow: start 3 and length 2 do not fit dim 0 of size 3"):
+        x.narrow(0, 3, 2)
+    assert f"{tg.tensor(2.5):.2f}" == "2.50" and f"{x}" == repr(x)
+    with pytest.raises(TypeError):
+        f"{x:.2f}"
