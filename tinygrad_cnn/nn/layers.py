@@ -80,9 +80,10 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim`` (default the last). Shape unchanged."""
+    """Softmax along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or 2-D
+    input (PyTorch's implicit choice there); a higher-dimensional input needs ``dim``."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
@@ -137,9 +138,10 @@ class Dropout(Module):
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``dim`` (default the last). Shape unchanged."""
+    """log(softmax(x)) along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or
+    2-D input; a higher-dimensional input needs ``dim``."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 

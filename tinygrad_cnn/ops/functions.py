@@ -413,6 +413,10 @@ def _softmax_dim(op: str, x: Any, dim: Any, axis: Any) -> int:
     """The one dim the softmax family normalizes over: ``dim`` (or its alias ``axis``), the last
     dim when neither is given."""
     dim = _dim(op, dim, axis)
+    if dim is None and x.ndim > 2 and op != "logsumexp":
+        # PyTorch's implicit dim is 0 for 3-D and 1 for 4-D inputs (deprecated there): rather
+        # than normalize over a different dim than the ported script did, ask for it.
+        raise TypeError(f"{op}: give dim for a {x.ndim}-D input (of shape {x.shape}), e.g. {op}(x, dim=1) for class scores on dim 1.")
     dim = -1 if dim is None else dim
     n = builtins.max(x.ndim, 1)
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)) or not -n <= dim < n:
@@ -449,7 +453,8 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = Non
 
 
 def softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Any:
-    """exp(x) / sum(exp(x)) along ``dim`` (default -1), computed as ``exp(s) / sum(exp(s))`` with
+    """exp(x) / sum(exp(x)) along ``dim`` (default -1 for 1-D and 2-D inputs, PyTorch's implicit
+    choice there; required for more dims), computed as ``exp(s) / sum(exp(s))`` with
     ``s = x - max(x)``: stable for logits of any size. Shape unchanged. A row of -inf, or holding
     +inf or NaN, gives NaN (as in PyTorch). ``dtype`` casts the input first; ``axis`` is an alias.
 
@@ -463,10 +468,11 @@ def softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> 
 
 
 def log_softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Any:
-    """log(softmax(x)) along ``dim`` (default -1), shape unchanged: ``s - log(sum(exp(s)))`` with
-    ``s = x - max(x)``. Computing ``s`` once keeps the result as exact as PyTorch's in float32
-    (``x - (m + log(sum))`` rounds ``m + log(sum)`` to the spacing of floats near ``m``). A row of
-    -inf, or holding +inf or NaN, gives NaN. ``dtype`` casts the input first; ``axis`` is an alias.
+    """log(softmax(x)) along ``dim`` (default -1 for 1-D and 2-D inputs; required for more dims),
+    shape unchanged: ``s - log(sum(exp(s)))`` with ``s = x - max(x)``. Computing ``s`` once keeps
+    the result as exact as PyTorch's in float32 (``x - (m + log(sum))`` rounds ``m + log(sum)`` to
+    the spacing of floats near ``m``). A row of -inf, or holding +inf or NaN, gives NaN. ``dtype``
+    casts the input first; ``axis`` is an alias.
 
     >>> log_softmax(tensor([0.0, 0.0]), dim=0).exp().tolist()
     [0.5, 0.5]
