@@ -397,13 +397,11 @@ def nn_tutorial_training_loop(torch):
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     inputs_all, labels_all = torch.tensor(DATA_X), torch.tensor(DATA_Y)
-    dataset = list(zip(inputs_all, labels_all))  # a TensorDataset: (sample, label) pairs
+    trainloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs_all, labels_all), batch_size=4)
     history = []
     for _epoch in range(2):
         running_loss = 0.0
-        for i in range(0, len(dataset), 4):
-            batch = dataset[i : i + 4]
-            inputs, labels = torch.stack([s for s, _ in batch]), torch.stack([y for _, y in batch])
+        for inputs, labels in trainloader:
             optimizer.zero_grad()
             outputs = net(inputs)
             loss = criterion(outputs, labels)

@@ -85,8 +85,8 @@ from .ops.functions import pow as pow  # noqa: A004
 from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
 
-# tg.nn, tg.optim and tg.autograd without importing them first, as torch.nn, torch.optim, torch.autograd.
-from . import autograd, nn, optim  # noqa: E402, F401  isort: skip
+# tg.nn, tg.optim, tg.autograd and tg.utils.data without importing them first, as in torch.
+from . import autograd, nn, optim, utils  # noqa: E402, F401  isort: skip
 from .tensor import (
     Generator,
     Size,
