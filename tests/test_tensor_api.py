@@ -607,6 +607,14 @@ def test_composed_methods_gradcheck_and_errors():
         tg.mm(x, x[0])
     with pytest.raises(ValueError, match="bmm: expects two 3-D tensors with the same batch size"):
         tg.bmm(x[None], tg.ones(2, 4, 3))
+    for bad in (lambda: x % tg.ones(5), lambda: x // tg.ones(5), lambda: (x > 0) & tg.ones(5).bool()):
+        with pytest.raises(ValueError, match=r"shapes \(3, 4\) and \(5,\) cannot be broadcast together"):
+            bad()
+    with pytest.raises(ValueError, match="randperm: n must be non-negative"):
+        tg.randperm(-1)
+    assert x.stride(-1) == 1 and sorted(tg.randperm(5, seed=0).tolist()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"tril: input must have at least 2 dimensions, got shape \(4,\)"):
+        x[0].tril()
     with pytest.raises(IndexError, match="narrow: start 3 and length 2 do not fit dim 0 of size 3"):
         x.narrow(0, 3, 2)
     assert f"{tg.tensor(2.5):.2f}" == "2.50" and f"{x}" == repr(x)

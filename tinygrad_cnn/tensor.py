@@ -712,9 +712,12 @@ class Tensor:
     # constant of the graph. ``%`` is ``a - floor(a / b) * b`` with that floor constant, which
     # gives PyTorch's gradients (1 for a, -floor(a / b) for b).
     def __floordiv__(self, o: Any) -> Tensor:
-        return Tensor._make(np.asarray(np.floor_divide(self.data, o.data if isinstance(o, Tensor) else o)), None, 0)
+        od = o.data if isinstance(o, Tensor) else o
+        _check_broadcast("//", self.data, od)
+        return Tensor._make(np.asarray(np.floor_divide(self.data, od)), None, 0)
 
     def __rfloordiv__(self, o: Any) -> Tensor:
+        _check_broadcast("//", o, self.data)
         return Tensor._make(np.asarray(np.floor_divide(o, self.data)), None, 0)
 
     def __mod__(self, o: Any) -> Tensor:
@@ -757,6 +760,7 @@ class Tensor:
                     f"{op}: defined for bool and integer tensors only, got dtype {a.dtype}; compare first "
                     "(e.g. (x > 0) & (x < 1)) or use logical ops on masks."
                 )
+        _check_broadcast(op, self.data, other)
         return Tensor._make(np.asarray(fn(self.data, other)), None, 0)
 
     def __and__(self, o: Any) -> Tensor:
@@ -1156,10 +1160,14 @@ class Tensor:
 
     def tril(self, diagonal: int = 0) -> Tensor:
         """The lower triangle of the last two dims, zeros above. Example: ``ones(3, 3).tril()``."""
+        if self.ndim < 2:
+            raise ValueError(f"tril: input must have at least 2 dimensions, got shape {self.shape}.")
         return self * Tensor._make(np.tril(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
 
     def triu(self, diagonal: int = 0) -> Tensor:
         """The upper triangle of the last two dims, zeros below. Example: ``ones(3, 3).triu()``."""
+        if self.ndim < 2:
+            raise ValueError(f"triu: input must have at least 2 dimensions, got shape {self.shape}.")
         return self * Tensor._make(np.triu(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
 
     def nonzero(self) -> Tensor:
@@ -1173,7 +1181,7 @@ class Tensor:
     def stride(self, dim: int | None = None) -> Any:
         """Strides in elements (not bytes), as PyTorch. Example: ``ones(2, 3).stride() == (3, 1)``."""
         st = tuple(s // self.data.itemsize for s in self.data.strides)
-        return st if dim is None else st[dim]
+        return st if dim is None else st[normalize_axis("stride", dim, self.ndim)[0]]  # type: ignore[index]
 
     def element_size(self) -> int:
         """Bytes per element. Example: ``ones(2).element_size() == 4``."""
@@ -1223,8 +1231,19 @@ class Size(tuple):
 _CPU = device("cpu")
 
 
+def _check_broadcast(op: str, a: Any, b: Any) -> None:
+    try:
+        np.broadcast_shapes(np.shape(a), np.shape(b))
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {np.shape(a)} and {np.shape(b)} cannot be broadcast together: aligned from the right, each "
+            "pair of dimensions must be equal or one of them 1."
+        ) from None
+
+
 def _remainder(a: Tensor, b: Any) -> Tensor:
     bd = b.data if isinstance(b, Tensor) else b
+    _check_broadcast("%", a.data, bd)
     q = np.floor_divide(a.data, bd)
     if a.data.dtype.kind in "iub" and np.asarray(bd).dtype.kind in "iub":
         return Tensor._make(np.asarray(np.remainder(a.data, bd)), None, 0)
@@ -1445,6 +1464,8 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
 def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
              device: Any = None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64), as ``torch.randperm``. Example: ``randperm(5, seed=0)``."""
+    if builtins.int(n) < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}.")
     a = _rng_of(generator, seed).permutation(builtins.int(n)).astype(dtype or np.int64)
     return _new(a, requires_grad, device)
 
