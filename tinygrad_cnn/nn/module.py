@@ -392,7 +392,7 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """The number of scalar parameters (shared ones counted once)."""
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def to(self, dtype: Any) -> Module:
         """Cast all floating parameters and buffers to ``dtype`` in place (same Parameter objects,
