@@ -1108,8 +1108,8 @@ class Tensor:
 
     def flip(self, *dims: Any) -> Tensor:
         """Reverse the order along ``dims``. Example: ``x.flip(0)`` or ``x.flip((0, 1))``."""
-        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        axes = normalize_axis("flip", tuple(dims), self.ndim) or ()
+        chosen = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        axes = normalize_axis("flip", chosen, self.ndim) or ()
         return self[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(self.ndim))]
 
     def argsort(self, dim: int = -1, descending: bool = False) -> Tensor:

@@ -157,7 +157,7 @@ class no_grad(ModeSwitch):
         self = super().__new__(cls)
         if func is None:
             return self
-        self.__init__()
+        no_grad.__init__(self)
         return self(func)
 
     def __init__(self) -> None:
@@ -194,7 +194,7 @@ class enable_grad(ModeSwitch):
         self = super().__new__(cls)
         if func is None:
             return self
-        self.__init__()
+        enable_grad.__init__(self)
         return self(func)
 
     def __init__(self) -> None:

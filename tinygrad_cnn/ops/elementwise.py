@@ -301,7 +301,7 @@ class Rounding(Function):
     """floor, ceil, round (half to even) or trunc; piecewise constant, so the gradient is 0
     everywhere, as in PyTorch."""
 
-    FNS = {"floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc}
+    FNS: dict[str, Any] = {"floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc}
 
     @staticmethod
     def forward(ctx, x, mode):
