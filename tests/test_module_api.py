@@ -217,16 +217,17 @@ def test_max_pool_positional_return_indices_like_torch():
     np.testing.assert_array_equal(np.asarray(ib.data), ia.numpy())
 
 
-def test_softmax_without_dim_uses_torchs_implicit_choice():
-    for shape in [(5,), (3, 5), (2, 3, 5), (2, 3, 4, 5)]:
+def test_softmax_without_dim_like_torch_where_torch_is_unambiguous():
+    """1-D and 2-D inputs: PyTorch's implicit dim (the last); 3-D and more: a TypeError asking for
+    dim (PyTorch would pick dim 0 or 1, a documented difference)."""
+    for shape in [(5,), (3, 5)]:
         x = np.random.default_rng(4).standard_normal(shape)
         with pytest.warns(UserWarning, match="Implicit dimension"):
             want = torch.nn.Softmax()(torch.tensor(x)).numpy()
-        with pytest.warns(UserWarning, match="implicit dimension choice is deprecated"):
-            got = nn.Softmax()(tg.tensor(x)).data
-        np.testing.assert_allclose(got, want, rtol=1e-12)
-        with pytest.warns(UserWarning):
-            np.testing.assert_allclose(nn.LogSoftmax()(tg.tensor(x)).data, np.log(want), rtol=1e-10)
+        np.testing.assert_allclose(nn.Softmax()(tg.tensor(x)).data, want, rtol=1e-12)
+        np.testing.assert_allclose(nn.LogSoftmax()(tg.tensor(x)).data, np.log(want), rtol=1e-10)
+    with pytest.raises(TypeError, match="dim"):
+        nn.Softmax()(tg.ones(2, 3, 4))
 
 
 @pytest.mark.parametrize("size_average, reduce", [(None, False), (False, None), (True, True), (False, True)])

@@ -3,7 +3,6 @@
 The top level speaks PyTorch: ``import tinygrad_cnn as tg`` and ``tg.tensor``, ``tg.zeros``,
 ``tg.cat``, ``tg.no_grad``, ``tg.float32``... take ``torch``'s names, arguments and defaults.
 """
-from . import optim  # noqa: F401 - tg.optim, as torch.optim is reachable after `import torch`
 from .autograd import (
     Function,
     detect_anomaly,
@@ -94,11 +93,16 @@ from .ops.functions import min as min  # noqa: A004
 from .ops.functions import pow as pow  # noqa: A004
 from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
+
+# tg.nn, tg.optim, tg.autograd and tg.utils.data without importing them first, as in torch.
+from . import autograd, nn, optim, utils  # noqa: E402, F401  isort: skip
 from .tensor import (
     Generator,
+    Size,
     Tensor,
     arange,
     as_tensor,
+    bmm,
     bool_,
     device,
     double,
@@ -116,9 +120,12 @@ from .tensor import (
     int16,
     int32,
     int64,
+    is_tensor,
     linspace,
     long,
     manual_seed,
+    mm,
+    numel,
     ones,
     ones_like,
     rand,
@@ -126,9 +133,12 @@ from .tensor import (
     randint,
     randn,
     randn_like,
+    randperm,
     short,
+    std_mean,
     tensor,
     uint8,
+    var_mean,
     zeros,
     zeros_like,
 )
@@ -153,6 +163,7 @@ __all__ = [
     "GradcheckResult",
     "GradcheckWarning",
     "GraphCheckResult",
+    "Size",
     "Tensor",
     "ValuesIndices",
     "add",
@@ -160,6 +171,7 @@ __all__ = [
     "amax",
     "amin",
     "arange",
+    "bmm",
     "argmax",
     "argmin",
     "as_tensor",
@@ -209,6 +221,7 @@ __all__ = [
     "int64",
     "int8",
     "is_grad_enabled",
+    "is_tensor",
     "isfinite",
     "isnan",
     "le",
@@ -221,6 +234,8 @@ __all__ = [
     "long",
     "lt",
     "manual_seed",
+    "mm",
+    "numel",
     "masked_fill",
     "matmul",
     "maximum",
@@ -243,6 +258,7 @@ __all__ = [
     "randint",
     "randn",
     "randn_like",
+    "randperm",
     "relu",
     "reshape",
     "rsqrt",
@@ -261,6 +277,7 @@ __all__ = [
     "squeeze",
     "stack",
     "std",
+    "std_mean",
     "sub",
     "subtract",
     "tanh",
@@ -271,6 +288,7 @@ __all__ = [
     "unflatten",
     "unsqueeze",
     "var",
+    "var_mean",
     "where",
     "zeros",
     "zeros_like",

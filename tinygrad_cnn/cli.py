@@ -404,8 +404,80 @@ def _add_graph(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=graph_command)
 
 
+# Example input shapes of the named models as `train` builds them (LeNet 32x32, AlexNet 227x227, grey).
+_EXPORT_SHAPES = {"simpleconvnet": (1, 1, 28, 28), "lenet": (1, 1, 32, 32), "alexnet": (1, 1, 227, 227)}
+
+
+def _export(args: argparse.Namespace) -> int:
+    """tinygrad-cnn export MODEL [--checkpoint PATH] -o model.onnx: write the model as ONNX (docs/onnx.md)."""
+    import numpy as np
+
+    from tinygrad_cnn.train.registry import MODEL_NAMES, build_model, model_options
+
+    def fail(msg: str) -> int:
+        print(f"tinygrad-cnn export: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        from tinygrad_cnn import onnx as tonnx
+
+        tonnx.require_onnx()
+    except ImportError as e:
+        return fail(str(e))
+    if args.model in MODEL_NAMES:
+        if args.checkpoint:
+            from tinygrad_cnn.train import load_checkpoint
+
+            try:
+                ck = load_checkpoint(args.checkpoint)
+            except (OSError, ValueError) as e:
+                return fail(str(e))
+            cfg = ck["config"]
+            if cfg.get("model", args.model) != args.model:
+                return fail(f"{args.checkpoint} holds a {cfg['model']}, not a {args.model}; "
+                            f"export it as `tinygrad-cnn export {cfg['model']}`.")
+            model = build_model(args.model, **cfg.get("model_kwargs", model_options(args.model)))
+            model.load_state_dict(ck["model"])
+        else:
+            model = build_model(args.model, seed=0, **model_options(args.model))
+        shape = args.shape or _EXPORT_SHAPES[args.model]
+    else:
+        if args.checkpoint:
+            return fail("--checkpoint works with the named models only; load your weights in your factory function.")
+        if args.shape is None:
+            return fail("give the example input shape of your model with --shape, e.g. --shape 1,1,28,28.")
+        try:
+            model = _load_target(args.model)()
+        except ValueError as e:
+            return fail(f"MODEL must be one of {', '.join(MODEL_NAMES)} or module:factory returning a Module or (params, fn): {e}")
+        shape = args.shape
+    from tinygrad_cnn.tensor import Tensor
+
+    dtype = np.float32
+    x = Tensor(np.random.default_rng(0).standard_normal(shape).astype(dtype))
+    out = args.output or f"{args.model.split(':')[-1]}.onnx"
+    try:
+        tonnx.export(model, x, out, opset=args.opset, dynamic_batch=not args.static_batch)
+    except (NotImplementedError, ValueError, TypeError) as e:
+        return fail(str(e))
+    print(out)
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a model (optionally a training checkpoint's weights) as an ONNX file",
+                       description="Export a model to ONNX; see docs/onnx.md.")
+    p.add_argument("model", help="simpleconvnet, lenet, alexnet, or module:factory returning a Module or (params, fn)")
+    p.add_argument("--checkpoint", default=None, help="an epoch_NNN.npz written by `tinygrad-cnn train` (default: fresh weights)")
+    p.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: <model>.onnx)")
+    p.add_argument("--shape", type=_parse_shape, default=None, help="example input shape, e.g. 1,1,28,28 (named models know theirs)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 20)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of a symbolic one")
+    p.set_defaults(func=_export)
+
+
 # Each command registers itself here: one `_add_<command>(sub)` function per command.
-COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph]
+COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph, _add_export]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -337,7 +337,7 @@ def _value_and_grad(f: Callable, argnums: Any, has_aux: bool, op: str, args: tup
     if not isinstance(out, Tensor):
         hint = " If f returns (loss, aux), pass has_aux=True." if isinstance(out, (tuple, list)) else ""
         raise TypeError(f"{op}: f must return a scalar Tensor, got {describe(out)}.{hint}")
-    if out.size != 1:
+    if out.numel() != 1:
         raise ValueError(
             f"{op}: f must return a scalar (single-element) Tensor, got shape {out.shape}. For a non-scalar output use "
             "vjp(f, x) and call the returned function with a cotangent of that shape, or jacobian(f)."
@@ -521,9 +521,9 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
         per_out = []
         for j, o in enumerate(out_leaves):
             rows = []
-            for k in range(o.size):
+            for k in range(o.numel()):
                 cot = list(zeros)
-                onehot = np.zeros(o.size, dtype=o.dtype)
+                onehot = np.zeros(o.numel(), dtype=o.dtype)
                 onehot[k] = 1
                 cot[j] = onehot.reshape(o.shape)
                 rows.append(vjp_fn(out_def.unflatten(cot)))

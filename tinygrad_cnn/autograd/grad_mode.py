@@ -152,6 +152,14 @@ class no_grad(ModeSwitch):
             w -= 0.1 * w.grad     # an update that must not be differentiated
     """
 
+    def __new__(cls, func: Any = None) -> Any:
+        # ``@no_grad`` without parentheses decorates ``func`` directly, as in PyTorch.
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        no_grad.__init__(self)
+        return self(func)
+
     def __init__(self) -> None:
         super().__init__(False)
 
@@ -181,6 +189,13 @@ class inference_mode(ModeSwitch):
 
 class enable_grad(ModeSwitch):
     """Context manager / decorator that turns graph recording back on inside ``no_grad``."""
+
+    def __new__(cls, func: Any = None) -> Any:
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        enable_grad.__init__(self)
+        return self(func)
 
     def __init__(self) -> None:
         super().__init__(True)

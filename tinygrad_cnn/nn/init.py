@@ -228,7 +228,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Any = None, *, see
         raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got shape {tensor.shape}.")
     rng = get_rng(_rng("orthogonal_", generator, seed))
     rows = tensor.shape[0]
-    cols = tensor.size // rows if rows else 0
+    cols = math.prod(tensor.shape[1:])
 
     def fill(d: np.ndarray) -> None:
         flat = rng.standard_normal((rows, cols))

@@ -71,7 +71,7 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0) elementwise. Shape unchanged. ``inplace=True`` is refused (results are new tensors here)."""
+    """max(x, 0) elementwise. Shape unchanged. ``inplace=True`` is refused (results are new tensors)."""
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -101,27 +101,16 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-def implicit_dim(op: str, ndim: int) -> int:
-    """PyTorch's dimension for a softmax built without ``dim``: 0 for 0-, 1- and 3-D inputs, else 1
-    (deprecated there, with the same warning here)."""
-    import warnings
-
-    warnings.warn(f"{op}: implicit dimension choice is deprecated (as in PyTorch); pass dim= (e.g. dim=1 for (N, classes)).",
-                  UserWarning, stacklevel=3)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class Softmax(Module):
-    """Softmax along ``dim``. Shape unchanged. Without ``dim`` PyTorch's implicit choice is made
-    (with its deprecation warning): pass ``dim``, e.g. ``Softmax(dim=1)`` for (N, classes)."""
+    """Softmax along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or 2-D
+    input (PyTorch's implicit choice there); a higher-dimensional input needs ``dim``."""
 
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        dim = implicit_dim("Softmax", x.ndim) if self.dim is None else self.dim
-        return F.softmax(x, dim=dim)
+        return F.softmax(x, dim=self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -190,15 +179,15 @@ class Dropout(Module):
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``dim``. Shape unchanged. Without ``dim``: as :class:`Softmax`."""
+    """log(softmax(x)) along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or
+    2-D input; a higher-dimensional input needs ``dim``."""
 
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Any) -> Tensor:
-        dim = implicit_dim("LogSoftmax", x.ndim) if self.dim is None else self.dim
-        return F.log_softmax(x, dim=dim)
+        return F.log_softmax(x, dim=self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -297,6 +297,21 @@ class Sign(Function):
         return g * 0.0
 
 
+class Rounding(Function):
+    """floor, ceil, round (half to even) or trunc; piecewise constant, so the gradient is 0
+    everywhere, as in PyTorch."""
+
+    FNS: dict[str, Any] = {"floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc}
+
+    @staticmethod
+    def forward(ctx, x, mode):
+        return Rounding.FNS[mode](x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.0
+
+
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):

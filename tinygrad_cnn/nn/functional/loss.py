@@ -249,7 +249,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction:
     """
     check_reduction("binary_cross_entropy", reduction)
     x, t = _same_shape("binary_cross_entropy", input, target)
-    if x.size and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
+    if x.numel() and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
         raise ValueError(
             "binary_cross_entropy: input must hold probabilities in [0, 1], got values in "
             f"[{np.nanmin(x.data)}, {np.nanmax(x.data)}]; for logits use binary_cross_entropy_with_logits."

@@ -44,7 +44,7 @@ def batch_norm(
     axes = (0,) + tuple(range(2, x.ndim))
     bshape = (1, c) + (1,) * (x.ndim - 2)
     if training:
-        n = x.size // c if c else 0
+        n = x.numel() // c if c else 0
         if n <= 1:
             raise ValueError(
                 f"batch_norm: training needs more than 1 value per channel to compute a variance, got input of "
