@@ -30,10 +30,12 @@ from . import fusion
 
 __all__ = ["DEFAULT_OPSET", "EXPORTERS", "MIN_OPSET", "export", "supported_ops"]
 
-# Gelu became an ONNX op in opset 20 (with an older opset gelu exports as its Erf formula);
-# ReduceMax/ReduceMin take their axes as an input from opset 18 on, as written here.
 DEFAULT_OPSET = 20
+"""The opset :func:`export` writes when none is given: the first with a ``Gelu`` op (with an older
+opset ``gelu`` is written as its ``Erf`` formula)."""
 MIN_OPSET = 18
+"""The oldest opset :func:`export` writes: from 18 on ``ReduceMax``/``ReduceMin`` take their axes as
+an input, as they are written here."""
 
 
 class _Emitter:
@@ -390,7 +392,7 @@ def _pow_scalar(op: _Op) -> None:
     op.emit("Pow", [op.inputs[0], op.em.const(np.asarray(op.params["exponent"], dtype=dtype), "exponent")])
 
 
-# Our primitive op classes -> their ONNX export, in one place (docs/onnx.md shows this table).
+# In one place: docs/onnx.md shows this table.
 EXPORTERS: dict[type, tuple[str, Callable[[_Op], None]]] = {
     C.Conv2d: ("Conv", _conv),
     C.ConvTranspose2d: ("ConvTranspose", _conv_transpose),
@@ -433,6 +435,8 @@ EXPORTERS: dict[type, tuple[str, Callable[[_Op], None]]] = {
     M.Concat: ("Concat", _concat),
     M.Pad: ("Pad", _pad),
 }
+"""Our primitive op classes -> (the ONNX op name(s), the function that writes a recorded node of that
+op); :func:`supported_ops` lists it by name."""
 
 
 def _param(em: _Emitter, path: str, name: str, value: Any, like: Any) -> str:

@@ -297,7 +297,7 @@ def _unary(name: str) -> Callable:
     return run
 
 
-# ONNX op -> how it runs here, in one place (docs/onnx.md shows this table).
+# In one place: docs/onnx.md shows this table.
 IMPORTERS: dict[str, Callable] = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
@@ -353,6 +353,8 @@ IMPORTERS: dict[str, Callable] = {
     "Shape": _shape,
     "Constant": lambda value: Tensor(value) if value.dtype.kind == "f" else value,
 }
+"""ONNX op name -> the function that runs it here, called with the node's inputs (Tensors, or numpy
+arrays for integer constants) and its attributes as keywords; :func:`load` accepts the ops listed."""
 
 
 class OnnxModel(tuple):
@@ -372,10 +374,12 @@ class OnnxModel(tuple):
 
     @property
     def params(self) -> dict:
+        """The floating-point initializers by ONNX name, as Tensors (the first item of the pair)."""
         return self[0]
 
     @property
     def fn(self) -> Callable:
+        """``fn(params, *inputs)``: runs the graph (the second item of the pair)."""
         return self[1]
 
     def as_module(self) -> OnnxModule:
