@@ -267,7 +267,7 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _load_target(spec: str) -> object:
+def _load_target(spec: str) -> Callable[..., Any]:
     """``module:attr`` (attr may be dotted) -> the callable; a Function subclass gives its apply."""
     import importlib
     import os
