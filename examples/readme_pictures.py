@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tinygrad_cnn.train import run_demo  # noqa: E402
+from tinygrad_cnn.demo import run_demo  # noqa: E402
 from tinygrad_cnn.viz.plots import plot_training_curves  # noqa: E402
 
 

@@ -24,12 +24,14 @@ MODULES = [
     "tinygrad_cnn.nn.utils", "tinygrad_cnn.optim", "tinygrad_cnn.optim.rules", "tinygrad_cnn.optim.functional",
     "tinygrad_cnn.optim.lr_scheduler", "tinygrad_cnn.func", "tinygrad_cnn.pytree", "tinygrad_cnn.check",
     "tinygrad_cnn.check.strategies", "tinygrad_cnn.testing", "tinygrad_cnn.viz", "tinygrad_cnn.viz.plots", "tinygrad_cnn.data",
-    "tinygrad_cnn.train", "tinygrad_cnn.models",
+    "tinygrad_cnn.train", "tinygrad_cnn.demo", "tinygrad_cnn.models", "tinygrad_cnn.onnx", "tinygrad_cnn.onnx.exporter",
+    "tinygrad_cnn.onnx.importer", "tinygrad_cnn.onnx.reader",
 ]  # fmt: skip
 
 # Top-level modules without a page of their own: internals (the primitives, kernels, command
-# line) and modules whose public names the pages above cover (Tensor, save/load).
-NOT_PAGES = {"__main__", "atomic", "cli", "kernels", "ops", "tensor", "serialization"}
+# line) and modules whose public names the pages above cover (Tensor, save/load; utils is
+# PyTorch's spelling of data, ``tg.utils.data``).
+NOT_PAGES = {"__main__", "atomic", "cli", "kernels", "ops", "tensor", "serialization", "utils"}
 
 _ANCHOR = re.compile(r'id="(tinygrad_cnn(?:\.\w+)*)"')
 

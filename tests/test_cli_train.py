@@ -135,8 +135,8 @@ def test_demo_writes_every_picture(tmp_path, data, monkeypatch):
 def test_demo_graph_falls_back_to_dot_source_without_graphviz(tmp_path, monkeypatch):
     import tinygrad_cnn as tg
     import tinygrad_cnn.viz.graph as vg
+    from tinygrad_cnn.demo import _draw_graph
     from tinygrad_cnn.models import SimpleConvNet
-    from tinygrad_cnn.train.demo import _draw_graph
 
     def missing():
         raise vg.GraphvizNotFoundError("Graphviz's dot program is not installed.")

@@ -280,6 +280,33 @@ def test_load_lists_every_unsupported_op(tmp_path):
     assert "Relu (node" not in str(e.value)
 
 
+
+def test_loaded_model_names_its_inputs_and_outputs():
+    from onnx import TensorProto, helper
+
+    from tinygrad_cnn.onnx.importer import from_proto
+
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["r"])], "g",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")],
+                              [helper.make_tensor_value_info("r", TensorProto.FLOAT, [2])])
+    model = from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert (model.input_names, model.output_names) == (("a", "b"), ("r",))
+    np.testing.assert_array_equal(model.fn(model.params, np.array([1.0, -3.0], np.float32), np.ones(2, np.float32)).data, [2.0, 0.0])
+
+
+def test_unsqueeze_without_axes_names_the_node():
+    # The reader's checker refuses such a file; a ModelProto given to from_proto is not checked.
+    from onnx import TensorProto, helper
+
+    from tinygrad_cnn.onnx.importer import from_proto
+
+    graph = helper.make_graph([helper.make_node("Unsqueeze", ["x"], ["y"], name="unsq")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    params, fn = from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "u.onnx")
+    with pytest.raises(ValueError, match=r"u\.onnx: node 'unsq' \(Unsqueeze\): Unsqueeze has no axes"):
+        fn(params, _x((2,)))
+
 # ---- untrusted files --------------------------------------------------------------------------
 def _tiny_model(initializer, dims=(2, 2)):
     from onnx import TensorProto, helper

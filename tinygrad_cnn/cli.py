@@ -236,7 +236,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     """tinygrad-cnn demo: SimpleConvNet on Fashion-MNIST for one epoch, then pictures of it."""
-    from tinygrad_cnn.train import run_demo
+    from tinygrad_cnn.demo import run_demo
 
     try:
         run_demo(args.out, epochs=args.epochs, seed=args.seed, root=args.data_root, limit_train=args.limit_train,
@@ -284,7 +284,7 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _load_target(spec: str) -> object:
+def _load_target(spec: str) -> Callable[..., Any]:
     """``module:attr`` (attr may be dotted) -> the callable; a Function subclass gives its apply."""
     import importlib
     import os

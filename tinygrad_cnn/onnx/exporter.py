@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import onnx
@@ -30,10 +30,12 @@ from . import fusion
 
 __all__ = ["DEFAULT_OPSET", "EXPORTERS", "MIN_OPSET", "export", "supported_ops"]
 
-# Gelu became an ONNX op in opset 20 (with an older opset gelu exports as its Erf formula);
-# ReduceMax/ReduceMin take their axes as an input from opset 18 on, as written here.
 DEFAULT_OPSET = 20
+"""The opset :func:`export` writes when none is given: the first with a ``Gelu`` op (with an older
+opset ``gelu`` is written as its ``Erf`` formula)."""
 MIN_OPSET = 18
+"""The oldest opset :func:`export` writes: from 18 on ``ReduceMax``/``ReduceMin`` take their axes as
+an input, as they are written here."""
 
 
 class _Emitter:
@@ -80,7 +82,7 @@ class _Op:
         name = f"{self.where}{op_type}_{self.node.sequence_nr}"
         self.em.emit(op_type, inputs, self.out if outputs is None else outputs, name=name, **attrs)
 
-    def fail(self, why: str) -> None:
+    def fail(self, why: str) -> NoReturn:
         raise NotImplementedError(f"onnx.export: {self.node.name} (created in {self.where.rstrip('/') or 'the top level'}): {why}")
 
 
@@ -328,11 +330,17 @@ def _getitem(op: _Op) -> None:
                 start, stop, step = i.indices(x.shape[axis])
                 if step < 0 and stop < 0:
                     stop = _INT64_MIN  # through the first element
-                starts.append(start), ends.append(stop), axes.append(axis), steps.append(step)
+                starts.append(start)
+                ends.append(stop)
+                axes.append(axis)
+                steps.append(step)
             out_axis += 1
         else:
             j = int(i) % x.shape[axis]
-            starts.append(j), ends.append(j + 1), axes.append(axis), steps.append(1)
+            starts.append(j)
+            ends.append(j + 1)
+            axes.append(axis)
+            steps.append(1)
             squeeze.append(axis)
         axis += 1
     if b is not None and b in axes and op.em.dynamic:
@@ -384,7 +392,7 @@ def _pow_scalar(op: _Op) -> None:
     op.emit("Pow", [op.inputs[0], op.em.const(np.asarray(op.params["exponent"], dtype=dtype), "exponent")])
 
 
-# Our primitive op classes -> their ONNX export, in one place (docs/onnx.md shows this table).
+# In one place: docs/onnx.md shows this table.
 EXPORTERS: dict[type, tuple[str, Callable[[_Op], None]]] = {
     C.Conv2d: ("Conv", _conv),
     C.ConvTranspose2d: ("ConvTranspose", _conv_transpose),
@@ -427,6 +435,8 @@ EXPORTERS: dict[type, tuple[str, Callable[[_Op], None]]] = {
     M.Concat: ("Concat", _concat),
     M.Pad: ("Pad", _pad),
 }
+"""Our primitive op classes -> (the ONNX op name(s), the function that writes a recorded node of that
+op); :func:`supported_ops` lists it by name."""
 
 
 def _param(em: _Emitter, path: str, name: str, value: Any, like: Any) -> str:
@@ -471,21 +481,16 @@ def _groups(nodes: list[Node]) -> dict[int, tuple[Any, list[Node]]]:
     """Runs of consecutive nodes recorded inside one call of a module that exports as a single ONNX
     op (batch norm, local response norm): id(node) -> (module, nodes of the call)."""
     table = _module_exporters()
-    out: dict[int, tuple[Any, list[Node]]] = {}
-    run: list[Node] = []
+    runs: list[tuple[Any, list[Node]]] = []
     owner = None
-    for n in nodes + [None]:  # type: ignore[list-item]
-        m = None
-        if n is not None:
-            m = next((s for s in n.scope if any(isinstance(s, c) for c in table)), None)
-        if m is not owner or m is None:
-            if owner is not None and run:
-                for r in run:
-                    out[id(r)] = (owner, run)
-            run, owner = [], m
+    for n in nodes:
+        m = next((s for s in n.scope if any(isinstance(s, c) for c in table)), None)
         if m is not None:
-            run.append(n)
-    return out
+            if m is not owner:
+                runs.append((m, []))
+            runs[-1][1].append(n)
+        owner = m
+    return {id(r): (module, run) for module, run in runs for r in run}
 
 
 def supported_ops() -> dict[str, str]:
@@ -527,6 +532,13 @@ def _run(model: Any, params: Any, inputs: list) -> tuple:
     return outs, xs
 
 
+def _kept(node: Node, i: int, t: Any) -> Any:
+    """Input ``i`` of ``node`` as recorded under ``keep_inputs`` (the export needs its value)."""
+    if t is None:
+        raise RuntimeError(f"onnx.export: the graph kept no value for input {i} of {node.name}; it must be recorded under keep_inputs().")
+    return t
+
+
 def _export_group(em: _Emitter, group: tuple, node: Node, produced: dict, names: dict, paths: dict, decided: dict) -> bool:
     """Write a module call that has an ONNX op of its own (at its last node; its other nodes are
     skipped). False when the call does not fit (then its primitives are exported one by one)."""
@@ -535,7 +547,7 @@ def _export_group(em: _Emitter, group: tuple, node: Node, produced: dict, names:
     key = id(run)
     if key not in decided:
         members = {id(n) for n in run}
-        external = []
+        external: list[tuple[int | str, int]] = []  # (id of the producing node, output) or ("leaf", id of the tensor)
         for n in run:
             for e in n.next_edges:
                 if e is not None and type(e[0]) is Node and id(e[0]) not in members:
@@ -646,9 +658,10 @@ def export(
             t = tensors[i] if i < len(tensors) else None
             if edge is not None and type(edge[0]) is Node:
                 in_names.append(produced[(id(edge[0]), edge[1])])
-                arrays.append(edge[0].output(edge[1]).data if edge[0].output(edge[1]) is not None else t.data)
+                value = edge[0].output(edge[1])
+                arrays.append((value if value is not None else _kept(node, i, t)).data)
                 continue
-            leaf = edge[0] if edge is not None else t
+            leaf = edge[0] if edge is not None else _kept(node, i, t)
             arrays.append(leaf.data)
             if id(leaf) in names:
                 in_names.append(names[id(leaf)])

@@ -73,7 +73,8 @@ def _softmax_family(g: _Graph) -> bool:
         else:
             continue
         m = g.src(s.input[1], "ReduceMax") if s is not None else None
-        if m is None or m.input[0] != s.input[0] or g.axes(m) is None or g.axes(m) != g.axes(z) or len(g.axes(z)) != 1:
+        axes = g.axes(z)
+        if m is None or m.input[0] != s.input[0] or axes is None or g.axes(m) != axes or len(axes) != 1:
             continue
         if not g.attr(z, "keepdims", 1) or not g.attr(m, "keepdims", 1):
             continue
@@ -82,7 +83,7 @@ def _softmax_family(g: _Graph) -> bool:
             continue
         op = "Softmax" if n.op_type == "Div" else "LogSoftmax"
         name = n.name.rsplit("/", 1)[0] + f"/{op}" if "/" in n.name else f"{op}_{n.name}"
-        _replace(g.em, inner + [n], helper.make_node(op, [s.input[0]], [n.output[0]], name=name, axis=g.axes(z)[0]), n)
+        _replace(g.em, inner + [n], helper.make_node(op, [s.input[0]], [n.output[0]], name=name, axis=axes[0]), n)
         return True
     return False
 
@@ -93,11 +94,11 @@ def _gemm(g: _Graph) -> bool:
         if mm.op_type != "MatMul":
             continue
         t = g.src(mm.input[1], "Transpose")
-        if t is None or g.attr(t, "perm") != [1, 0] or g.const(t.input[0]) is None or len(g.em.shape.get(mm.input[0], ())) != 2:
+        w = g.const(t.input[0]) if t is not None else None
+        if t is None or g.attr(t, "perm") != [1, 0] or w is None or len(g.em.shape.get(mm.input[0], ())) != 2:
             continue
         if not g.only_used_by(t.output[0], mm):
             continue
-        w = g.const(t.input[0])
         inputs, last, remove = [mm.input[0], t.input[0]], mm, [t, mm]
         users = g.users.get(mm.output[0], [])
         if len(users) == 1 and users[0].op_type == "Add" and users[0].input[0] == mm.output[0]:
@@ -123,7 +124,7 @@ def _gelu(g: _Graph) -> bool:
             erf = g.src(a.input[0], "Erf")
             k = g.src(erf.input[0], "Mul") if erf is not None else None
             c = g.scalar(k.input[1]) if k is not None else None
-            if c is None or not math.isclose(c, 1 / math.sqrt(2), rel_tol=1e-6) or k.input[0] != h.input[0]:
+            if k is None or c is None or not math.isclose(c, 1 / math.sqrt(2), rel_tol=1e-6) or k.input[0] != h.input[0]:
                 continue
             inner = [h, a, erf, k]
             if not all(g.only_used_by(x.output[0], *inner, n) for x in inner):

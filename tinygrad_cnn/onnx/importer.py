@@ -169,7 +169,10 @@ def _squeeze(x, axes=None, **a):
 
 
 def _unsqueeze(x, axes=None, **a):
-    ax = sorted(v % (x.ndim + len(_axes(axes, a))) for v in _axes(axes, a))
+    given = _axes(axes, a)
+    if given is None:  # required by the spec: an input from opset 13 on, an attribute before
+        raise ValueError("Unsqueeze has no axes (neither an 'axes' input nor attribute); the node is malformed.")
+    ax = sorted(v % (x.ndim + len(given)) for v in given)
     for v in ax:
         x = np.expand_dims(x, v) if not isinstance(x, Tensor) else OF.unsqueeze(x, v)
     return x
@@ -206,9 +209,8 @@ def _slice(x, starts, ends, axes=None, steps=None):
     index = [slice(None)] * x.ndim
     for s, e, a, k in zip(st, en, ax, sp):
         size = x.shape[a]
-        if k < 0 and e < -size:
-            e = None  # to the very beginning
-        index[a % x.ndim] = slice(max(min(s, size), -size - 1) if k > 0 else s, e if e is None else min(e, size) if e >= 0 else e, k)
+        stop: int | None = None if k < 0 and e < -size else min(e, size) if e >= 0 else e  # None: to the very beginning
+        index[a % x.ndim] = slice(max(min(s, size), -size - 1) if k > 0 else s, stop, k)
     return x[tuple(index)]
 
 
@@ -295,7 +297,7 @@ def _unary(name: str) -> Callable:
     return run
 
 
-# ONNX op -> how it runs here, in one place (docs/onnx.md shows this table).
+# In one place: docs/onnx.md shows this table.
 IMPORTERS: dict[str, Callable] = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
@@ -351,6 +353,8 @@ IMPORTERS: dict[str, Callable] = {
     "Shape": _shape,
     "Constant": lambda value: Tensor(value) if value.dtype.kind == "f" else value,
 }
+"""ONNX op name -> the function that runs it here, called with the node's inputs (Tensors, or numpy
+arrays for integer constants) and its attributes as keywords; :func:`load` accepts the ops listed."""
 
 
 class OnnxModel(tuple):
@@ -360,6 +364,9 @@ class OnnxModel(tuple):
     ``input_names``/``output_names`` are the graph's. :meth:`as_module` wraps both in a ``Module``.
     """
 
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
     def __new__(cls, params: dict, fn: Callable, input_names: tuple = (), output_names: tuple = ()) -> OnnxModel:
         obj = super().__new__(cls, (params, fn))
         obj.input_names, obj.output_names = tuple(input_names), tuple(output_names)
@@ -367,10 +374,12 @@ class OnnxModel(tuple):
 
     @property
     def params(self) -> dict:
+        """The floating-point initializers by ONNX name, as Tensors (the first item of the pair)."""
         return self[0]
 
     @property
     def fn(self) -> Callable:
+        """``fn(params, *inputs)``: runs the graph (the second item of the pair)."""
         return self[1]
 
     def as_module(self) -> OnnxModule:

@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_open
-from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor, manual_seed
-from .loop import _say, fit
-from .metrics import METRICS_FILE
-from .registry import build_model, load_data, make_optimizer, model_options
+from .atomic import atomic_open
+from .autograd.grad_mode import no_grad
+from .tensor import Tensor, manual_seed
+from .train.loop import fit
+from .train.metrics import METRICS_FILE
+from .train.registry import build_model, load_data, make_optimizer, model_options
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)  # flushed: a log redirected to a file shows each stage as it ends
 
 
 def first_conv(model: Any) -> tuple[str, Any]:
@@ -39,7 +43,7 @@ def run_demo(
     limit_train: int | None = None,
     limit_test: int | None = None,
     progress: bool = True,
-    print_fn: Callable[[str], Any] = _say,
+    print_fn: Callable[[str], Any] | None = None,
 ) -> dict:
     """The README's main job (``tinygrad-cnn demo``): train SimpleConvNet on Fashion-MNIST with the
     chapter's settings (Adam, lr 0.001, batch 100, weight std 0.01) and draw what it learned.
@@ -52,11 +56,11 @@ def run_demo(
     record plus ``files`` (the paths written) and ``seconds`` (stage -> wall time). Raises FileNotFoundError
     (listing where it looked) when Fashion-MNIST is missing.
     """
-    from ..data import DataLoader, FashionMNIST
-    from ..viz import plots
+    from .data import DataLoader, FashionMNIST
+    from .viz import plots
 
     out = Path(out)
-    say = print_fn
+    say = print_fn or _say
     clock = time.perf_counter()
     train_set = load_data("fashion-mnist", "simpleconvnet", root, True, limit_train)
     test_set = load_data("fashion-mnist", "simpleconvnet", root, False, limit_test)
@@ -108,7 +112,7 @@ def run_demo(
 
 
 def _draw_graph(model: Any, x: Tensor, out: Path, say: Callable[[str], Any]) -> Path:
-    from ..viz import GraphvizNotFoundError, draw_model
+    from .viz import GraphvizNotFoundError, draw_model
 
     try:
         draw_model(model, x, path=out / "model_graph.svg")
