@@ -113,7 +113,12 @@ def _infer_array(data: Any) -> np.ndarray:
         return data.data
     if isinstance(data, (np.ndarray, np.generic)):
         return np.asarray(data)
-    a = np.asarray(data)
+    try:
+        a = np.asarray(data)
+    except ValueError as e:  # ragged lists
+        raise TypeError(
+            f"tensor: cannot build a tensor from {data!r:.60}: {str(e).rstrip('.')}. Give (nested) lists of equal lengths."
+        ) from None
     kind = a.dtype.kind
     if kind == "f" and a.dtype != np.float32 and not _holds_numpy_floats(data):
         return a.astype(np.float32)
@@ -145,8 +150,17 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(data)
     if isinstance(data, np.generic) and dtype is None:
         return np.asarray(data)
-    # Python numbers and (nested) lists: float32 unless asked otherwise.
-    return np.asarray(data, dtype=dtype or DEFAULT_DTYPE)
+    # Python numbers and (nested) lists: float32 unless asked otherwise. Anything numpy would turn
+    # into NaN (None) or refuse with its own wording (strings, ragged lists) gets one clear error.
+    if data is None or isinstance(data, (str, bytes)):
+        raise TypeError(f"expected a Tensor, an array, a number or (nested) lists of numbers; got {type(data).__name__} {data!r:.60}.")
+    try:
+        return np.asarray(data, dtype=dtype or DEFAULT_DTYPE)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} {data!r:.60}: {str(e).rstrip('.')}. "
+            "Give numbers, (nested) lists of numbers of equal lengths, or an array."
+        ) from None
 
 
 class Tensor:

@@ -18,7 +18,12 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:  # noqa: A002
     >>> linear(ones(5, 3), ones(2, 3), tensor([0.0, 1.0])).tolist()[0]
     [3.0, 4.0]
     """
-    x = as_tensor(input)
+    x, weight = as_tensor(input), as_tensor(weight)
+    if x.ndim < 1 or weight.ndim != 2:
+        raise ValueError(
+            f"linear: expects input (*, in_features) and a 2-D weight (out_features, in_features), "
+            f"got shapes {x.shape} and {weight.shape}."
+        )
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight expects "
