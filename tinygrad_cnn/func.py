@@ -37,11 +37,12 @@ import numpy as np
 from .autograd.engine import grad as _autograd_grad
 from .autograd.function import Function, Node
 from .autograd.grad_mode import enable_grad, state
+from .ops import batching as B
 from .ops.functions import stack as _stack
 from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
 from .tensor import Tensor, as_tensor
 
-__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
+__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp", "vmap"]
 
 # How an input leaf was given, so its gradient is returned the same way.
 _TENSOR, _ARRAY, _NPSCALAR, _FLOAT = range(4)
@@ -163,6 +164,9 @@ class _Args:
 
     @staticmethod
     def _wrap(leaf: Any) -> tuple[int, Tensor]:
+        levels = B.batch_levels()
+        if levels:  # inside vmap: differentiate per example (see _batched_leaf)
+            return _TENSOR, _batched_leaf(leaf, levels)
         if isinstance(leaf, Tensor):
             if leaf.dtype.kind != "f":
                 raise TypeError
@@ -180,7 +184,46 @@ class _Args:
         raise TypeError
 
     def ours(self) -> set[int]:
-        return {id(t) for t in self.flat}
+        return {id(B.physical(t)[0]) for t in self.flat}
+
+
+def _batched_leaf(leaf: Any, levels: list) -> Tensor:
+    """A differentiated input inside vmap: its values with a batch dimension for *every* running
+    vmap level (broadcast where the input is not batched at that level), as a fresh leaf (or an
+    _Input handle when it already requires grad), wrapped back into BatchedTensors. Each example
+    then has its own copy of every input, so the gradient of the summed batch of outputs with
+    respect to the copies is the batch of per-example gradients."""
+    if not isinstance(leaf, Tensor):
+        if not isinstance(leaf, (np.ndarray, np.floating, float)):
+            raise TypeError
+        leaf = as_tensor(np.asarray(leaf, dtype=np.float64) if isinstance(leaf, float) else np.asarray(leaf))
+    if leaf.dtype.kind != "f":
+        raise TypeError
+    p, have = B.physical(leaf)
+    want = [lv for lv, _, _ in levels]
+    sizes = {lv: n for lv, n, _ in levels}
+    if have != want[: len(have)] or any(lv not in sizes for lv in have):
+        have_set = set(have)
+        # Insert a broadcast batch dim for each missing level, keeping level order.
+        shape, k = [], 0
+        for lv in want:
+            if lv in have_set:
+                shape.append(p.shape[k])
+                k += 1
+            else:
+                shape.append(1)
+        rest = tuple(p.shape[len(have):])
+        p = p.reshape(tuple(shape) + rest)
+        p = p.expand(tuple(sizes[lv] for lv in want) + rest)
+    elif len(have) < len(want):
+        rest = tuple(p.shape[len(have):])
+        p = p.reshape(tuple(p.shape[: len(have)]) + (1,) * (len(want) - len(have)) + rest)
+        p = p.expand(tuple(sizes[lv] for lv in want) + rest)
+    if p.requires_grad and state().enabled:
+        fresh = _Input.apply(p)
+    else:
+        fresh = _Leaf._make(p.data, None, 0).requires_grad_(True)
+    return B.rewrap(fresh, want)
 
 
 def _live(t: Tensor, ours: set[int]) -> bool:
@@ -200,6 +243,7 @@ def _reaches_foreign(outs: list[Tensor], ours: set[int]) -> bool:
     stack: list = []
     seen: set = set()
     for t in outs:
+        t = B.physical(t)[0]
         if t.grad_fn is None:
             if t.requires_grad and _live(t, ours):
                 return True
@@ -242,6 +286,8 @@ class _Results:
     def convert(self, g: Tensor, kind: int, connected: bool) -> Any:
         if connected:
             return g
+        if B.is_batched(g):  # inside vmap: a batch of gradients, owned by this call
+            return g
         a = g.data
         base = a if a.base is None else a.base
         # Gradients may be read-only broadcast views, or one array handed to several inputs
@@ -270,6 +316,8 @@ def _zeros(t: Tensor) -> Tensor:
 
 def _engine_grads(outs: list[Tensor], cots: list | None, inputs: list[Tensor], create: bool, retain: bool) -> list[Tensor]:
     """d(outs)/d(inputs), zeros where an input is unused. ``outs`` may be empty (a constant f)."""
+    if any(B.is_batched(t) for t in inputs) or any(B.is_batched(o) for o in outs):
+        return _batched_engine_grads(outs, cots, inputs, create, retain)
     live = [(o, c) for o, c in zip(outs, cots if cots is not None else [None] * len(outs)) if o.requires_grad]
     if not live or not inputs:
         return [_zeros(t) for t in inputs]
@@ -282,6 +330,38 @@ def _engine_grads(outs: list[Tensor], cots: list | None, inputs: list[Tensor], c
         allow_unused=True,
     )
     return [g if g is not None else _zeros(t) for g, t in zip(res, inputs)]
+
+
+def _batched_engine_grads(outs: list, cots: list | None, inputs: list, create: bool, retain: bool) -> list:
+    """``_engine_grads`` inside vmap, on the whole batch: each input leaf holds one copy per
+    example (see _batched_leaf), so differentiating the batch of outputs, seeded with ones (or
+    the cotangents, broadcast to the outputs' batch), gives the per-example gradients."""
+    p_in = [B.physical(t) for t in inputs]
+    p_outs, p_cots = [], []
+    for j, o in enumerate(outs):
+        po, lv = B.physical(o)
+        if not po.requires_grad:
+            continue
+        if cots is None:
+            c = Tensor._make(np.ones(po.shape, dtype=po.dtype), None, 0)
+        else:
+            c, clv = B.physical(cots[j])
+            if any(x not in lv for x in clv):
+                raise NotImplementedError(
+                    "vjp inside vmap: a cotangent batched at a vmap level that the output is not batched at is not supported."
+                )
+            if clv != lv:  # broadcast the cotangent over the output's batch dims it lacks
+                shape = [po.shape[k] if x in clv else 1 for k, x in enumerate(lv)]
+                c = c.reshape(tuple(shape) + tuple(c.shape[len(clv):])).expand(po.shape)
+        p_outs.append(po)
+        p_cots.append(c)
+    if not p_outs:
+        return [B.rewrap(Tensor._make(np.zeros(p.shape, dtype=p.dtype), None, 0), lv) for p, lv in p_in]
+    res = _autograd_grad(p_outs, [p for p, _ in p_in], grad_outputs=p_cots, retain_graph=retain, create_graph=create, allow_unused=True)
+    return [
+        B.rewrap(g if g is not None else Tensor._make(np.zeros(p.shape, dtype=p.dtype), None, 0), lv)
+        for g, (p, lv) in zip(res, p_in)
+    ]
 
 
 def _check_cotangents(out_def: PyTreeDef, out_leaves: list[Tensor], cot: Any, name: str, op: str) -> list[Tensor]:
@@ -684,3 +764,182 @@ def functional_call(module: Any, params: Mapping[str, Any], *args: Any, **kwargs
         raise TypeError(f"functional_call: params must be a dict name -> Tensor (the state_dict() structure), got {describe(params)}.")
     with _swapped(module, params):
         return module(*args, **kwargs)
+
+
+# ---- vmap ----------------------------------------------------------------------------------
+_RANDOMNESS = ("error", "different", "same")
+
+
+def _spec_leaves(spec: Any, tree: Any, where: str, op: str) -> list:
+    """Match the ``in_dims`` prefix ``spec`` against argument ``tree``: one dim (int or None) per leaf of ``tree``."""
+    if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
+        return [spec] * len(tree_flatten(tree)[0])
+    if isinstance(spec, dict) and isinstance(tree, Mapping):
+        if set(spec) != set(tree):
+            raise ValueError(f"{op}: in_dims for {where} is a dict with keys {sorted(spec)} but the argument has keys {sorted(tree)}.")
+        out: list = []
+        for k in tree:  # the argument's key order is its flattening order
+            out += _spec_leaves(spec[k], tree[k], f"{where}[{k!r}]", op)
+        return out
+    if isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list)) and len(spec) == len(tree):
+        out = []
+        for i, (s_, t_) in enumerate(zip(spec, tree)):
+            out += _spec_leaves(s_, t_, f"{where}[{i}]", op)
+        return out
+    raise ValueError(
+        f"{op}: in_dims for {where} is {spec!r}, which is neither an int, None, nor a prefix of the argument's structure "
+        f"({describe(tree)}). Give one in_dims entry per argument: an int (batch dim), None (not batched) or a matching container."
+    )
+
+
+def _out_spec_leaves(spec: Any, tree: Any, op: str) -> list:
+    if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
+        return [spec] * len(tree_flatten(tree)[0])
+    return _spec_leaves(spec, tree, "output", op)
+
+
+def vmap(
+    func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *, chunk_size: int | None = None
+) -> Callable:
+    """Vectorizing map, as ``torch.func.vmap`` / ``jax.vmap``: ``vmap(f)(xs)`` is
+    ``stack([f(x) for x in xs])``, computed in one batched pass.
+
+    ``in_dims`` gives, per positional argument, the dimension to map over: an int, ``None`` (the
+    argument is shared by all examples) or a pytree prefix of the argument (a dict/tuple of
+    those); a single int or None applies to every argument. ``out_dims`` says where the batch
+    dimension goes in each output (an output that does not depend on the batch is broadcast).
+    Inside, ``f`` sees one example: shapes without the batch dimension. Every op runs once for
+    the whole batch through its batching rule (an op without one loops, with a warning).
+    ``randomness`` is what random ops (dropout) do: ``'error'`` refuses them, ``'different'``
+    draws per example, ``'same'`` shares one draw. ``chunk_size`` maps over chunks of that many
+    examples at a time (less memory). Keyword arguments are passed through unbatched.
+
+    Composes with the other transforms: ``vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)``
+    gives per-example gradients, ``vmap(vmap(f))`` maps over two dims.
+
+    Example::
+
+        x = randn(8, 3)
+        vmap(lambda v: (v * v).sum())(x)          # shape (8,): each row's squared norm
+        vmap(lambda a, b: a @ b, in_dims=(0, None))(randn(8, 2, 3), randn(3, 4)).shape   # (8, 2, 4)
+    """
+    op = "vmap"
+    if randomness not in _RANDOMNESS:
+        raise ValueError(f"{op}: randomness must be one of {_RANDOMNESS}, got {randomness!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1):
+        raise ValueError(f"{op}: chunk_size must be a positive int or None, got {chunk_size!r}.")
+    name = getattr(func, "__name__", repr(func))
+
+    @functools.wraps(func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(in_dims, (tuple, list)):
+            if len(in_dims) != len(args):
+                raise ValueError(
+                    f"{op}({name}): in_dims has {len(in_dims)} entries but the function was called with {len(args)} positional "
+                    "argument(s); give one entry per positional argument (None for a shared one)."
+                )
+            specs = list(in_dims)
+        elif in_dims is None or (isinstance(in_dims, (int, np.integer)) and not isinstance(in_dims, bool)):
+            specs = [in_dims] * len(args)
+        else:
+            raise ValueError(f"{op}({name}): in_dims must be an int, None, or a tuple with one entry per argument, got {in_dims!r}.")
+        flat, defs, dims = [], [], []
+        sizes: dict[str, int] = {}
+        for i, (a, spec) in enumerate(zip(args, specs)):
+            leaves, treedef = tree_flatten(a)
+            ds = _spec_leaves(spec, a, _arg_name(func, i), f"{op}({name})")
+            pairs = tree_flatten_with_path(a)[0]
+            for j, (leaf, d) in enumerate(zip(leaves, ds)):
+                if d is None:
+                    continue
+                where = keystr(pairs[j][0], _arg_name(func, i))
+                if not isinstance(leaf, (Tensor, np.ndarray)):
+                    raise ValueError(f"{op}({name}): in_dims={d} for {where}, but it is {describe(leaf)}, not a tensor; use None for it.")
+                nd = leaf.ndim
+                if not -nd <= d < nd:
+                    raise ValueError(
+                        f"{op}({name}): in_dims={d} for {where}, which has shape {tuple(leaf.shape)} ({nd} dims): the batch dim must "
+                        f"be in [{-nd}, {nd}). Use None for an argument without a batch dim."
+                    )
+                sizes[where] = leaf.shape[d]
+            flat.append(leaves)
+            defs.append(treedef)
+            dims.append(ds)
+        if not sizes:
+            raise ValueError(f"{op}({name}): no argument is batched (in_dims={in_dims!r}); at least one must have a batch dim.")
+        if len(set(sizes.values())) > 1:
+            listing = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+            raise ValueError(f"{op}({name}): the batched arguments have different batch sizes ({listing}); they must all be equal.")
+        n = next(iter(sizes.values()))
+        if chunk_size is None or chunk_size >= n:
+            return wrapped_one(flat, defs, dims, kwargs, n, True)
+        parts = []
+        for a in range(0, n, chunk_size):
+            b = min(a + chunk_size, n)
+            sub = [[leaf if d is None else _take(leaf, d, a, b) for leaf, d in zip(leaves, ds)] for leaves, ds in zip(flat, dims)]
+            parts.append(wrapped_one(sub, defs, dims, kwargs, b - a, False))
+        leaves0, out_def = tree_flatten(parts[0])
+        cols = [tree_flatten(p)[0] for p in parts]
+        ods = _out_spec_leaves(out_dims, parts[0], f"{op}({name})")
+        joined = [_place(_cat([c[j] for c in cols]), d, f"{op}({name})") for j, d in enumerate(ods)]
+        return out_def.unflatten(joined)
+
+    def wrapped_one(flat: list, defs: list, dims: list, kwargs: dict, n: int, move: bool) -> Any:
+        level = B.new_level(n, randomness)
+        try:
+            new_args = []
+            for leaves, treedef, ds in zip(flat, defs, dims):
+                vals = []
+                for leaf, d in zip(leaves, ds):
+                    if d is None:
+                        vals.append(leaf)
+                        continue
+                    t = as_tensor(leaf)
+                    d = d % t.ndim
+                    if d != 0:
+                        t = t.permute((d,) + tuple(k for k in range(t.ndim) if k != d))
+                    vals.append(B.wrap(t, level))
+                new_args.append(treedef.unflatten(vals))
+            out = func(*new_args, **kwargs)
+        finally:
+            B.end_level(level)
+        leaves, out_def = tree_flatten(out)
+        ods = _out_spec_leaves(out_dims, out, f"{op}({name})")
+        res = []
+        for j, (v, d) in enumerate(zip(leaves, ods)):
+            if B.is_batched(v) and v.level == level:
+                p = v.value
+            elif isinstance(v, Tensor):
+                p = v.reshape((1,) + tuple(v.shape)).expand((n,) + tuple(v.shape))
+            else:
+                raise TypeError(f"{op}({name}): the function returned {describe(v)} at output leaf {j}; vmap outputs must be tensors.")
+            res.append(_place(p, d, f"{op}({name})") if move else p)
+        return out_def.unflatten(res)
+
+    return wrapped
+
+
+def _place(p: Tensor, d: Any, op: str) -> Tensor:
+    """Move the batch dim of ``p`` from the front to ``out_dims`` entry ``d``."""
+    if d is None:
+        raise ValueError(f"{op}: out_dims=None for an output; every output of vmap carries the batch dim.")
+    nd = p.ndim
+    if not -nd <= d < nd:
+        raise ValueError(f"{op}: out_dims={d} is out of range for an output with {nd} dims (batch included).")
+    d = d % nd
+    if d == 0:
+        return p
+    order = list(range(1, nd))
+    order.insert(d, 0)
+    return p.permute(tuple(order))
+
+
+def _cat(parts: list) -> Tensor:
+    from .ops.functions import cat
+
+    return cat(parts, 0)
+
+
+def _take(leaf: Any, d: int, a: int, b: int) -> Any:
+    idx = (slice(None),) * (d % leaf.ndim) + (slice(a, b),)
+    return leaf[idx]

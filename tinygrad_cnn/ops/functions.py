@@ -189,6 +189,10 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     >>> where(tensor([1.0, -1.0]) > 0, 1.0, tensor([0.0, 0.0])).tolist()
     [1.0, 0.0]
     """
+    if getattr(cond, "is_batched", False):  # a per-example condition inside vmap
+        from .batching import where as batched_where
+
+        return batched_where(cond, a, b)
     c = np.asarray(cond.data if isinstance(cond, _graph.Tensor) else cond)
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
@@ -404,10 +408,24 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = Non
     x = _t(x)
     dim = _dim("logsumexp", dim, axis)
     axes = normalize_axis("logsumexp", dim, x.ndim)
-    m = np.max(x.data, axis=axes, keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
-    m = _const(np.where(np.isfinite(m), m, 0).astype(x.dtype))
+    m = detached_max(x, axes, finite=True)
     out = Sum.apply((x - m).exp(), axis=axes, keepdims=True).log() + m
     return out if _keep(keepdim, keepdims) else reshape(out, [s for i, s in enumerate(out.shape) if axes is not None and i not in axes])
+
+
+def detached_max(x: Any, axes: tuple[int, ...] | None, finite: bool = False) -> Any:
+    """The max of ``x`` over ``axes`` (kept as size 1) as a constant, the shift of the softmax
+    family (shift-invariant, so it needs no gradient); with ``finite``, 0 where the max is
+    infinite. Inside vmap it is computed per example by the ``Max`` op on ``x.detach()``.
+
+    >>> detached_max(tensor([[1.0, 3.0]]), (1,)).tolist()
+    [[3.0]]
+    """
+    if not getattr(x, "is_batched", False):
+        m = np.max(x.data, axis=axes, keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
+        return _const(np.where(np.isfinite(m), m, 0).astype(x.dtype) if finite else m)
+    m = Max.apply(x.detach(), axis=axes, keepdims=True)
+    return where(m.abs() < np.inf, m, 0.0) if finite else m
 
 
 def softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
@@ -419,7 +437,7 @@ def softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
     """
     x = _t(x)
     d = _softmax_dim("softmax", x, _dim("softmax", dim, axis))
-    e = (x - _const(np.max(x.data, axis=d, keepdims=True))).exp()
+    e = (x - detached_max(x, (d,))).exp()
     return e / Sum.apply(e, axis=(d,), keepdims=True)
 
 
@@ -431,7 +449,7 @@ def log_softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
     """
     x = _t(x)
     d = _softmax_dim("log_softmax", x, _dim("log_softmax", dim, axis))
-    s = x - _const(np.max(x.data, axis=d, keepdims=True))
+    s = x - detached_max(x, (d,))
     return s - Sum.apply(s.exp(), axis=(d,), keepdims=True).log()
 
 

@@ -19,7 +19,7 @@ __all__ = ["elu", "gelu", "hardtanh", "leaky_relu", "log_softmax", "logsumexp", 
 def _detached_max(x: Tensor, axis: int) -> Tensor:
     """The max of ``x`` along ``axis`` (kept as size 1), as a constant: the softmax family is
     shift-invariant, so the shift needs no gradient of its own."""
-    return Tensor(np.max(x.data, axis=axis, keepdims=True))
+    return OF.detached_max(x, (axis,))
 
 
 def _float_input(op: str, input: Any, dtype: Any = None) -> Tensor:  # noqa: A002
@@ -59,8 +59,7 @@ def logsumexp(input: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = N
     x = _float_input("logsumexp", input)
     d = _check_dim("logsumexp", x, resolve_dim("logsumexp", dim, axis, -1))
     keep = resolve_keepdim("logsumexp", keepdim, keepdims)
-    m = np.max(x.data, axis=d, keepdims=True)
-    m = Tensor(np.where(np.isfinite(m), m, 0).astype(x.dtype))
+    m = OF.detached_max(x, (d,), finite=True)
     out = ((x - m).exp().sum(axis=d, keepdims=True)).log() + m
     return out if keep else OF.squeeze(out, d)
 
