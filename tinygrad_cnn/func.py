@@ -42,7 +42,7 @@ from .ops.functions import stack as _stack
 from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
 from .tensor import Tensor, as_tensor
 
-__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp", "vmap"]
+__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "match_in_dims", "value_and_grad", "vjp", "vmap"]
 
 # How an input leaf was given, so its gradient is returned the same way.
 _TENSOR, _ARRAY, _NPSCALAR, _FLOAT = range(4)
@@ -770,8 +770,10 @@ def functional_call(module: Any, params: Mapping[str, Any], *args: Any, **kwargs
 _RANDOMNESS = ("error", "different", "same")
 
 
-def _spec_leaves(spec: Any, tree: Any, where: str, op: str) -> list:
-    """Match the ``in_dims`` prefix ``spec`` against argument ``tree``: one dim (int or None) per leaf of ``tree``."""
+def match_in_dims(spec: Any, tree: Any, where: str = "argument", op: str = "vmap") -> list:
+    """Match the ``in_dims`` prefix ``spec`` against argument ``tree``: one dim (int or None) per
+    leaf of ``tree``, in ``tree_flatten`` order. Example: ``match_in_dims({'a': 0, 'b': None},
+    {'a': x, 'b': y}) == [0, None]``."""
     if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
         return [spec] * len(tree_flatten(tree)[0])
     if isinstance(spec, dict) and isinstance(tree, Mapping):
@@ -779,12 +781,12 @@ def _spec_leaves(spec: Any, tree: Any, where: str, op: str) -> list:
             raise ValueError(f"{op}: in_dims for {where} is a dict with keys {sorted(spec)} but the argument has keys {sorted(tree)}.")
         out: list = []
         for k in tree:  # the argument's key order is its flattening order
-            out += _spec_leaves(spec[k], tree[k], f"{where}[{k!r}]", op)
+            out += match_in_dims(spec[k], tree[k], f"{where}[{k!r}]", op)
         return out
     if isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list)) and len(spec) == len(tree):
         out = []
         for i, (s_, t_) in enumerate(zip(spec, tree)):
-            out += _spec_leaves(s_, t_, f"{where}[{i}]", op)
+            out += match_in_dims(s_, t_, f"{where}[{i}]", op)
         return out
     raise ValueError(
         f"{op}: in_dims for {where} is {spec!r}, which is neither an int, None, nor a prefix of the argument's structure "
@@ -792,10 +794,10 @@ def _spec_leaves(spec: Any, tree: Any, where: str, op: str) -> list:
     )
 
 
-def _out_spec_leaves(spec: Any, tree: Any, op: str) -> list:
+def _outmatch_in_dims(spec: Any, tree: Any, op: str) -> list:
     if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
         return [spec] * len(tree_flatten(tree)[0])
-    return _spec_leaves(spec, tree, "output", op)
+    return match_in_dims(spec, tree, "output", op)
 
 
 def vmap(
@@ -847,7 +849,7 @@ def vmap(
         sizes: dict[str, int] = {}
         for i, (a, spec) in enumerate(zip(args, specs)):
             leaves, treedef = tree_flatten(a)
-            ds = _spec_leaves(spec, a, _arg_name(func, i), f"{op}({name})")
+            ds = match_in_dims(spec, a, _arg_name(func, i), f"{op}({name})")
             pairs = tree_flatten_with_path(a)[0]
             for j, (leaf, d) in enumerate(zip(leaves, ds)):
                 if d is None:
@@ -880,7 +882,7 @@ def vmap(
             parts.append(wrapped_one(sub, defs, dims, kwargs, b - a, False))
         leaves0, out_def = tree_flatten(parts[0])
         cols = [tree_flatten(p)[0] for p in parts]
-        ods = _out_spec_leaves(out_dims, parts[0], f"{op}({name})")
+        ods = _outmatch_in_dims(out_dims, parts[0], f"{op}({name})")
         joined = [_place(_cat([c[j] for c in cols]), d, f"{op}({name})") for j, d in enumerate(ods)]
         return out_def.unflatten(joined)
 
@@ -904,7 +906,7 @@ def vmap(
         finally:
             B.end_level(level)
         leaves, out_def = tree_flatten(out)
-        ods = _out_spec_leaves(out_dims, out, f"{op}({name})")
+        ods = _outmatch_in_dims(out_dims, out, f"{op}({name})")
         res = []
         for j, (v, d) in enumerate(zip(leaves, ods)):
             if B.is_batched(v) and v.level == level:

@@ -184,11 +184,29 @@ class BatchedTensor(Tensor):
     def __repr__(self) -> str:
         return f"BatchedTensor(level={self.level}, batch_size={self.batch_size}, shape={self.shape}, dtype={self.dtype})"
 
-    def _inplace(self, op: str, fn: Any) -> Tensor:
+    def _inplace(self, op: str, fn: Any = None) -> Tensor:
         raise RuntimeError(
             f"{op}: in-place updates of a batched tensor (per-example shape {self.shape}) are not supported inside vmap; "
             "use the out-of-place op."
         )
+
+    def _binary_(self, op: str, ufunc: Any, other: Any) -> Tensor:
+        return self._inplace(op)
+
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        return self._inplace("add_")
+
+    def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        return self._inplace("sub_")
+
+    def copy_(self, src: Any) -> Tensor:
+        return self._inplace("copy_")
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        return self._inplace("masked_fill_")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._inplace("setitem")
 
     def _cmp(self, o: Any, fn: Any) -> Tensor:
         return compare(fn, self, o)
@@ -249,6 +267,23 @@ def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
             args.append(x)
             flags.append(False)
     return level, args, tuple(flags), size
+
+
+def random_like(x: BatchedTensor, op: str, draw: Any, shape: tuple | None = None) -> Any:
+    """A random array of per-example ``shape`` (default ``x.shape``) for ``x`` inside vmap, as
+    vmap's ``randomness`` says: ``'same'`` gives ``draw(shape)`` (shared by all examples),
+    ``'different'`` one draw per example (a BatchedTensor), ``'error'`` refuses."""
+    shape = tuple(x.shape if shape is None else shape)
+    mode = _randomness(x.level)
+    if mode == "error":
+        raise RuntimeError(
+            f"vmap: {op} draws random numbers, and vmap was called with randomness='error' (the default). Pass "
+            "randomness='different' (independent draws per example) or 'same' (one draw shared by all examples)."
+        )
+    if mode == "same":
+        return draw(shape)
+    p, levels = physical(x)
+    return rewrap(Tensor._make(np.asarray(draw(tuple(p.shape[: len(levels)]) + shape)), None, 0), levels)
 
 
 def _randomness(level: int) -> str:

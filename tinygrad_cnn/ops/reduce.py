@@ -125,6 +125,10 @@ class CumSum(Function):
         return np.cumsum(x, axis=axis)
 
     @staticmethod
+    def vmap(info, x, axis):
+        return CumSum.apply(x, axis=int(axis) % (x.ndim - 1) + 1)
+
+    @staticmethod
     def backward(ctx, g):
         flip = (slice(None),) * ctx.axis + (slice(None, None, -1),)
         return CumSum.apply(g[flip], axis=ctx.axis)[flip]
