@@ -296,3 +296,38 @@ def test_errors():
         vmap(lambda a: a.mul_(2.0))(x)
     with pytest.raises(ValueError, match="randomness"):
         vmap(f, randomness="maybe")
+
+
+def fd_jac(f, x, eps=1e-6):
+    y = np.asarray(f(x))
+    J = np.zeros(y.shape + x.shape)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        J[(...,) + i] = (np.asarray(f(xp)) - np.asarray(f(xm))) / (2 * eps)
+    return J
+
+
+def test_jacrev_jacfwd_hessian_against_finite_differences():
+    from tinygrad_cnn.func import hessian, jacfwd, jacrev
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1, 5, 5))
+    w0 = rng.standard_normal((2, 1, 3, 3)) * 0.5
+
+    def f(w):
+        h = F.max_pool2d(F.conv2d(tg.tensor(x), w, padding=1).tanh(), 2)
+        return F.log_softmax(h.reshape((1, -1)), dim=1)[0, :3]
+
+    def npf(w):
+        return f(tg.tensor(w)).numpy()
+
+    want = fd_jac(npf, w0)
+    for jac in (jacrev, jacfwd, jacobian):
+        np.testing.assert_allclose(jac(f)(tg.tensor(w0)).numpy(), want, atol=1e-7)
+    loss = lambda w: (f(w) ** 2).sum()  # noqa: E731
+    H = hessian(loss)(tg.tensor(w0)).numpy()
+    want_h = fd_jac(lambda w: grad(loss)(tg.tensor(w)).numpy(), w0)
+    np.testing.assert_allclose(H, want_h, atol=1e-6)
+    np.testing.assert_allclose(jacfwd(grad(loss))(tg.tensor(w0)).numpy(), want_h, atol=1e-6)

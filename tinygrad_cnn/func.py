@@ -38,11 +38,10 @@ from .autograd.engine import grad as _autograd_grad
 from .autograd.function import Function, Node
 from .autograd.grad_mode import enable_grad, state
 from .ops import batching as B
-from .ops.functions import stack as _stack
 from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
 from .tensor import Tensor, as_tensor
 
-__all__ = ["functional_call", "get_params", "grad", "hessian", "jacobian", "jvp", "match_in_dims", "value_and_grad", "vjp", "vmap"]
+__all__ = ["functional_call", "get_params", "grad", "hessian", "jacfwd", "jacobian", "jacrev", "jvp", "match_in_dims", "value_and_grad", "vjp", "vmap"]
 
 # How an input leaf was given, so its gradient is returned the same way.
 _TENSOR, _ARRAY, _NPSCALAR, _FLOAT = range(4)
@@ -553,8 +552,12 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
     ours = a.ours()
     foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], ours)
     # u -> J^T u, recorded so it can be differentiated with respect to the dummy cotangent u.
-    us = [_Leaf._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True) for o in out_leaves]
-    ours |= {id(u) for u in us}
+    levels = B.batch_levels()
+    us = [
+        _batched_leaf(np.zeros(o.shape, dtype=o.dtype), levels) if levels else _Leaf._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True)
+        for o in out_leaves
+    ]
+    ours |= {id(B.physical(u)[0]) for u in us}
     gs = _engine_grads(out_leaves, us, a.flat, True, True)
     create = outer and (foreign or any(t.requires_grad for t in tans))
     live = [(g, t) for g, t in zip(gs, tans) if g.requires_grad]
@@ -569,8 +572,9 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
 
 # ---- jacobian / hessian --------------------------------------------------------------------
 def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
-    """The Jacobian of ``f`` with respect to the arguments at ``argnums``, by reverse mode
-    (one vjp per output element).
+    """The Jacobian of ``f`` with respect to the arguments at ``argnums``, by reverse mode:
+    one batched backward pass per output leaf (``vmap`` of the vjp over the identity's rows).
+    ``jacrev`` is the same function.
 
     For an output leaf of shape ``O`` and an input leaf of shape ``I`` the entry has shape
     ``O + I``. The result has the output's structure; each output leaf holds the input's
@@ -597,21 +601,22 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
         # Keep f's parameter names for error messages about the differentiated arguments.
         g.__signature__ = _sub_signature(f, nums)  # type: ignore[attr-defined]
         _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent")
-        zeros = [np.zeros(o.shape, dtype=o.dtype) for o in out_leaves]
         per_out = []
         for j, o in enumerate(out_leaves):
-            rows = []
-            for k in range(o.size):
-                cot = list(zeros)
-                onehot = np.zeros(o.size, dtype=o.dtype)
-                onehot[k] = 1
-                cot[j] = onehot.reshape(o.shape)
-                rows.append(vjp_fn(out_def.unflatten(cot)))
+            m = o.size
+            # All rows of this output's Jacobian in one batched reverse pass: vmap over a batch of
+            # one-hot cotangents (the identity), zeros for the other outputs.
+            cots = [np.zeros((m,) + o2.shape, dtype=o2.dtype) for o2 in out_leaves]
+            cots[j] = np.eye(m, dtype=o.dtype).reshape((m,) + o.shape)
+            if m == 0:
+                rows = None
+            else:
+                rows = vmap(lambda *c: vjp_fn(out_def.unflatten(list(c))), in_dims=0)(*[Tensor._make(c, None, 0) for c in cots])
             per_arg = []
             for n, i in enumerate(nums):
                 leaves_in, treedef = tree_flatten(args[i])
-                rows_flat = [tree_flatten(r[n])[0] for r in rows]
-                entries = [_stack_rows([r[m] for r in rows_flat], o.shape, leaf) for m, leaf in enumerate(leaves_in)]
+                got = [None] * len(leaves_in) if rows is None else tree_flatten(rows[n])[0]
+                entries = [_jac_entry(r, o.shape, leaf) for r, leaf in zip(got, leaves_in)]
                 per_arg.append(treedef.unflatten(entries))
             per_out.append(per_arg[0] if single else tuple(per_arg))
         jac = out_def.unflatten(per_out)
@@ -630,14 +635,86 @@ def _sub_signature(f: Callable, nums: tuple[int, ...]) -> inspect.Signature | No
     return inspect.Signature([params[i].replace(kind=inspect.Parameter.POSITIONAL_ONLY, default=inspect.Parameter.empty) for i in nums])
 
 
-def _stack_rows(rows: list, out_shape: tuple, leaf: Any) -> Any:
+jacrev = jacobian
+
+
+def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The Jacobian of ``f`` by forward mode: for each input leaf, one ``jvp`` batched (``vmap``)
+    over the basis of that leaf's tangent space. Same result and layout as :func:`jacobian`
+    (``jacrev``); cheaper when inputs are few and outputs many.
+
+    Example::
+
+        J = jacfwd(lambda x: x.sin())(tensor([0.0, 1.0]))   # diag(cos(x))
+    """
+    op = "jacfwd"
+    _normalize_argnums(argnums, op)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _normalize_argnums(argnums, op)
+        nums = _resolve_argnums(nums, len(args), op, argnums)
+
+        def g(*diff: Any) -> Any:
+            full = list(args)
+            for i, d in zip(nums, diff):
+                full[i] = d
+            return f(*full, **kwargs)
+
+        primals = tuple(args[i] for i in nums)
+        flats = [tree_flatten(p) for p in primals]
+        raw = g(*primals)
+        out, aux = _split_aux(raw, has_aux, op)
+        out_leaves, out_def = _out_leaves(out, op)
+        blocks: list[list[list]] = [[[] for _ in primals] for _ in out_leaves]  # [out][arg][in leaf]
+        for n, (leaves, treedef) in enumerate(flats):
+            for k, leaf in enumerate(leaves):
+                arr = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
+                if arr.dtype.kind != "f":
+                    raise _not_float(op, _leaf_path(primals[n], k, _arg_name(f, nums[n])), leaf)
+                size = arr.size
+                basis = Tensor._make(np.eye(size, dtype=arr.dtype).reshape((size,) + arr.shape), None, 0)
+
+                def push(t: Tensor, n: int = n, k: int = k) -> Any:
+                    tans = []
+                    for m, (lv, td) in enumerate(flats):
+                        ts = [t if (m, j) == (n, k) else _zeros(as_tensor(np.asarray(x.data if isinstance(x, Tensor) else x)))
+                              for j, x in enumerate(lv)]
+                        tans.append(td.unflatten(ts))
+                    res = jvp(g, primals, tuple(tans), has_aux=has_aux)
+                    return res[1]
+
+                cols = vmap(push)(basis) if size else None
+                col_leaves = tree_flatten(cols)[0] if cols is not None else [None] * len(out_leaves)
+                for j, (o, c) in enumerate(zip(out_leaves, col_leaves)):
+                    if c is None:
+                        blocks[j][n].append(_jac_entry(None, o.shape, leaf))
+                        continue
+                    # (in size, *out shape) -> out shape + in shape
+                    moved = c.permute(tuple(range(1, c.ndim)) + (0,)) if c.ndim > 1 else c
+                    blocks[j][n].append(_jac_entry(moved, o.shape, leaf))
+        per_out = []
+        for j in range(len(out_leaves)):
+            per_arg = [flats[n][1].unflatten(blocks[j][n]) for n in range(len(primals))]
+            per_out.append(per_arg[0] if single else tuple(per_arg))
+        jac = out_def.unflatten(per_out)
+        return (jac, _detach_tree(aux)) if has_aux else jac
+
+    return wrapped
+
+
+def _jac_entry(rows: Any, out_shape: tuple, leaf: Any) -> Any:
+    """One Jacobian block from the batched vjp (rows: (O.size,) + I), shaped O + I and of the
+    input leaf's kind (a Tensor, an array, a float)."""
     in_shape = tuple(np.shape(leaf.data if isinstance(leaf, Tensor) else leaf))
     shape = tuple(out_shape) + in_shape
-    if any(isinstance(r, Tensor) for r in rows):
-        if not rows:
-            return Tensor._make(np.zeros(shape, dtype=leaf.dtype), None, 0)
-        return _stack([as_tensor(r) for r in rows]).reshape(shape)
-    arr = np.stack([np.asarray(r) for r in rows]).reshape(shape) if rows else np.zeros(shape, dtype=np.asarray(leaf).dtype)
+    if rows is None:  # an empty output
+        arr = np.zeros(shape, dtype=leaf.dtype if isinstance(leaf, (Tensor, np.ndarray, np.floating)) else np.float64)
+        return Tensor._make(arr, None, 0) if isinstance(leaf, Tensor) else arr
+    r = rows.reshape(shape)
+    if r.requires_grad or isinstance(leaf, Tensor):
+        return r
+    arr = r.numpy()
     if isinstance(leaf, np.floating):
         return arr if arr.ndim else arr[()]
     if isinstance(leaf, float):
@@ -846,33 +923,35 @@ def vmap(
         else:
             raise ValueError(f"{op}({name}): in_dims must be an int, None, or a tuple with one entry per argument, got {in_dims!r}.")
         flat, defs, dims = [], [], []
-        sizes: dict[str, int] = {}
+        sizes: list = []  # (arg index, leaf index, size): names are only built for an error message
         for i, (a, spec) in enumerate(zip(args, specs)):
             leaves, treedef = tree_flatten(a)
-            ds = match_in_dims(spec, a, _arg_name(func, i), f"{op}({name})")
-            pairs = tree_flatten_with_path(a)[0]
+            if spec is None or type(spec) is int:
+                ds = [spec] * len(leaves)
+            else:
+                ds = match_in_dims(spec, a, _arg_name(func, i), f"{op}({name})")
             for j, (leaf, d) in enumerate(zip(leaves, ds)):
                 if d is None:
                     continue
-                where = keystr(pairs[j][0], _arg_name(func, i))
                 if not isinstance(leaf, (Tensor, np.ndarray)):
+                    where = _where(a, j, func, i)
                     raise ValueError(f"{op}({name}): in_dims={d} for {where}, but it is {describe(leaf)}, not a tensor; use None for it.")
                 nd = leaf.ndim
                 if not -nd <= d < nd:
                     raise ValueError(
-                        f"{op}({name}): in_dims={d} for {where}, which has shape {tuple(leaf.shape)} ({nd} dims): the batch dim must "
-                        f"be in [{-nd}, {nd}). Use None for an argument without a batch dim."
+                        f"{op}({name}): in_dims={d} for {_where(a, j, func, i)}, which has shape {tuple(leaf.shape)} ({nd} dims): the "
+                        f"batch dim must be in [{-nd}, {nd}). Use None for an argument without a batch dim."
                     )
-                sizes[where] = leaf.shape[d]
+                sizes.append((i, j, leaf.shape[d]))
             flat.append(leaves)
             defs.append(treedef)
             dims.append(ds)
         if not sizes:
             raise ValueError(f"{op}({name}): no argument is batched (in_dims={in_dims!r}); at least one must have a batch dim.")
-        if len(set(sizes.values())) > 1:
-            listing = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        if len({n for _, _, n in sizes}) > 1:
+            listing = ", ".join(f"{_where(args[i], j, func, i)}: {n}" for i, j, n in sizes)
             raise ValueError(f"{op}({name}): the batched arguments have different batch sizes ({listing}); they must all be equal.")
-        n = next(iter(sizes.values()))
+        n = sizes[0][2]
         if chunk_size is None or chunk_size >= n:
             return wrapped_one(flat, defs, dims, kwargs, n, True)
         parts = []
@@ -919,6 +998,11 @@ def vmap(
         return out_def.unflatten(res)
 
     return wrapped
+
+
+def _where(arg: Any, j: int, func: Callable, i: int) -> str:
+    """The name of leaf ``j`` of argument ``i`` for an error message, e.g. ``params['w']``."""
+    return keystr(tree_flatten_with_path(arg)[0][j][0], _arg_name(func, i))
 
 
 def _place(p: Tensor, d: Any, op: str) -> Tensor:

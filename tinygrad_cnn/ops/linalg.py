@@ -36,16 +36,16 @@ class MatMul(Function):
         la, lb = a.ndim - ba, b.ndim - bb
         out = matmul_shape(tuple(a.shape[ba:]), tuple(b.shape[bb:]))
         if ba and la == 1:
-            a = a.reshape((n, 1, a.shape[1]))
+            a = R.reshape(a, (n, 1, a.shape[1]))
         if bb and lb == 1:
-            b = b.reshape((n, b.shape[1], 1))
+            b = R.reshape(b, (n, b.shape[1], 1))
         r = max(a.ndim - ba, b.ndim - bb)
         if ba:
             a = R.pad_batched(a, r)
         if bb:
             b = R.pad_batched(b, r)
         y = MatMul.apply(a, b)
-        return y.reshape((n,) + out) if y.shape != (n,) + out else y
+        return R.reshape(y, (n,) + out)
 
     @staticmethod
     def backward(ctx, g):

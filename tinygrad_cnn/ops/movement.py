@@ -157,6 +157,9 @@ class Pad(Function):
         return g[ctx.index]
 
 
+R.Reshape, R.Expand, R.Permute = Reshape, Expand, Permute
+
+
 def batched_index(index: Any) -> tuple | None:
     """``index`` for an array with a batch dimension in front, or None where prepending a full
     slice would move the batch dimension (advanced indices split by a slice go first in numpy)."""

@@ -11,6 +11,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+# The movement ops, bound by ops.movement (which imports this module): rules reshape with the
+# ops themselves, skipping the user-facing functions' argument checks.
+Reshape: Any = None
+Expand: Any = None
+Permute: Any = None
+
+
+def reshape(a: Any, shape: tuple) -> Any:
+    return a if tuple(a.shape) == tuple(shape) else Reshape.apply(a, shape=tuple(shape))
+
 
 class BatchInfo(NamedTuple):
     """What a batching rule is told: which inputs carry the batch dimension (in front), its size,
@@ -30,7 +40,7 @@ def pad_batched(a: Any, ndim: int) -> Any:
     """A batched ``a`` (B, *s) as (B, 1, ..., 1, *s) with ``ndim`` dims after B, so it broadcasts
     against unbatched operands of ``ndim`` dims aligned from the right."""
     extra = ndim - (a.ndim - 1)
-    return a if extra <= 0 else a.reshape((a.shape[0],) + (1,) * extra + tuple(a.shape[1:]))
+    return a if extra <= 0 else reshape(a, (a.shape[0],) + (1,) * extra + tuple(a.shape[1:]))
 
 
 def elementwise(info: BatchInfo, *args: Any, **params: Any) -> Any:
@@ -59,32 +69,32 @@ def reduction(info: BatchInfo, x: Any, axis: Any = None, keepdims: bool = False,
     """The rule of a reduction over ``axis``: the same reduction over the axes shifted past B."""
     ax = shift_axis(axis, x.ndim - 1)
     if x.ndim == 1:  # a batch of scalars: nothing to reduce per example
-        return info.op.apply(x.reshape((x.shape[0], 1)), axis=(1,), keepdims=False, **params)
+        return info.op.apply(reshape(x, (x.shape[0], 1)), axis=(1,), keepdims=False, **params)
     return info.op.apply(x, axis=ax, keepdims=keepdims, **params)
 
 
 def fold(x: Any) -> tuple[Any, tuple]:
     """(B, N, ...) -> (B*N, ...), and the (B, N) to unfold with."""
-    return x.reshape((x.shape[0] * x.shape[1],) + tuple(x.shape[2:])), tuple(x.shape[:2])
+    return reshape(x, (x.shape[0] * x.shape[1],) + tuple(x.shape[2:])), tuple(x.shape[:2])
 
 
 def unfold(y: Any, lead: tuple) -> Any:
     """(B*N, ...) -> (B, N, ...)."""
-    return y.reshape(tuple(lead) + tuple(y.shape[1:]))
+    return reshape(y, tuple(lead) + tuple(y.shape[1:]))
 
 
 def expand_batch(a: Any, b: int) -> Any:
     """An unbatched Tensor as a batched one: (B, *shape), a broadcast view."""
-    return a.reshape((1,) + tuple(a.shape)).expand((b,) + tuple(a.shape))
+    return Expand.apply(reshape(a, (1,) + tuple(a.shape)), shape=(b,) + tuple(a.shape))
 
 
 def batched_to_groups(x: Any) -> Any:
     """(B, N, C, H, W) -> (N, B*C, H, W): a batch of images per example as one grouped input."""
     b, n, c = x.shape[:3]
-    return x.permute((1, 0, 2, 3, 4)).reshape((n, b * c) + tuple(x.shape[3:]))
+    return reshape(Permute.apply(x, axes=(1, 0, 2, 3, 4)), (n, b * c) + tuple(x.shape[3:]))
 
 
 def groups_to_batched(y: Any, b: int) -> Any:
     """(N, B*C, H, W) -> (B, N, C, H, W)."""
     n, bc = y.shape[:2]
-    return y.reshape((n, b, bc // b) + tuple(y.shape[2:])).permute((1, 0, 2, 3, 4))
+    return Permute.apply(reshape(y, (n, b, bc // b) + tuple(y.shape[2:])), axes=(1, 0, 2, 3, 4))
