@@ -41,7 +41,10 @@ from .ops import batching as B
 from .pytree import PyTreeDef, describe, keystr, tree_flatten, tree_flatten_with_path, tree_map
 from .tensor import Tensor, as_tensor
 
-__all__ = ["functional_call", "get_params", "grad", "hessian", "jacfwd", "jacobian", "jacrev", "jvp", "match_in_dims", "value_and_grad", "vjp", "vmap"]
+__all__ = [
+    "functional_call", "get_params", "grad", "hessian", "jacfwd", "jacobian", "jacrev", "jvp", "match_in_dims", "value_and_grad", "vjp",
+    "vmap",
+]
 
 # How an input leaf was given, so its gradient is returned the same way.
 _TENSOR, _ARRAY, _NPSCALAR, _FLOAT = range(4)
@@ -553,10 +556,8 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
     foreign = outer and _reaches_foreign([o for o in out_leaves if o.requires_grad], ours)
     # u -> J^T u, recorded so it can be differentiated with respect to the dummy cotangent u.
     levels = B.batch_levels()
-    us = [
-        _batched_leaf(np.zeros(o.shape, dtype=o.dtype), levels) if levels else _Leaf._make(np.zeros(o.shape, dtype=o.dtype), None, 0).requires_grad_(True)
-        for o in out_leaves
-    ]
+    zs = [np.zeros(o.shape, dtype=o.dtype) for o in out_leaves]
+    us = [_batched_leaf(z, levels) if levels else _Leaf._make(z, None, 0).requires_grad_(True) for z in zs]
     ours |= {id(B.physical(u)[0]) for u in us}
     gs = _engine_grads(out_leaves, us, a.flat, True, True)
     create = outer and (foreign or any(t.requires_grad for t in tans))
