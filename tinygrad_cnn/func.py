@@ -668,7 +668,7 @@ def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
         out, aux = _split_aux(raw, has_aux, op)
         out_leaves, out_def = _out_leaves(out, op)
         blocks: list[list[list]] = [[[] for _ in primals] for _ in out_leaves]  # [out][arg][in leaf]
-        for n, (leaves, treedef) in enumerate(flats):
+        for n, (leaves, _) in enumerate(flats):
             for k, leaf in enumerate(leaves):
                 arr = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
                 if arr.dtype.kind != "f":
