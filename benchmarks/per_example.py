@@ -23,8 +23,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-import tinygrad_cnn as tg  # noqa: E402
 from _timing import SETTLE_MS, alternate  # noqa: E402
+
+import tinygrad_cnn as tg  # noqa: E402
 from tinygrad_cnn.func import functional_call, get_params, grad, jacobian, vmap  # noqa: E402
 from tinygrad_cnn.models import SimpleConvNet  # noqa: E402
 from tinygrad_cnn.nn import functional as F  # noqa: E402
