@@ -33,9 +33,9 @@ from tinygrad_cnn.nn import functional as F  # noqa: E402
 BATCH = 100
 
 
-def data() -> tuple[np.ndarray, np.ndarray]:
+def data(batch: int = BATCH) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+    return rng.random((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
 
 
 def ours(model: SimpleConvNet, x: np.ndarray, y: np.ndarray) -> tuple:
@@ -100,13 +100,14 @@ def jacobians(rev: str, tmp: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
-    ap.add_argument("--rev", default="main", help="a revision with the row-loop jacobian")
+    ap.add_argument("--rev", default="main", help="a revision with the row-loop jacobian ('' to skip that part)")
+    ap.add_argument("--batch", type=int, default=BATCH)
     args = ap.parse_args()
     model = SimpleConvNet(seed=0)
-    x, y = data()
+    x, y = data(args.batch)
     per_example, batch = ours(model, x, y)
     r = alternate(per_example, batch, pairs=args.pairs)
-    print(f"SimpleConvNet batch {BATCH} float32: per-example grads {r.a_ms:7.1f} ms, one batch gradient {r.b_ms:6.1f} ms, "
+    print(f"SimpleConvNet batch {args.batch} float32: per-example grads {r.a_ms:7.1f} ms, one batch gradient {r.b_ms:6.1f} ms, "
           f"ratio {r.ratio:.2f} (median of {args.pairs} pairs)")
     t = theirs(model, x, y)
     if t is None:
@@ -114,6 +115,8 @@ def main() -> None:
     else:
         r = alternate(per_example, t, pairs=args.pairs, settle_ms=SETTLE_MS)
         print(f"per-example grads: ours {r.a_ms:7.1f} ms, torch.func.vmap(grad) {r.b_ms:6.1f} ms, ratio ours/torch {r.ratio:.2f}")
+    if not args.rev:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         new, previous = jacobians(args.rev, tmp)
         r = alternate(previous, new, pairs=args.pairs)
