@@ -5,8 +5,9 @@ per-pair ratios):
    against one ordinary batch gradient of the same model and batch (target: at most 3x);
 2. the same per-example gradients against ``torch.func.vmap(torch.func.grad(...))`` of the same
    network with the same weights, when PyTorch is installed (reported);
-3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP) against the row loop of a git revision
-   that still had it (``--rev``, default the merge base with main; target: at least 5x faster).
+3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP with a hidden layer of 50, then 1000)
+   against the row loop of a git revision that still had it (``--rev``, default main; target: at
+   least 5x faster).
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev main]
 """
@@ -74,12 +75,9 @@ def theirs(model: SimpleConvNet, x: np.ndarray, y: np.ndarray):
     return lambda: per_example(params, xt, yt)
 
 
-def jacobians(rev: str, tmp: str):
-    from ab_revision import load_old
-
-    old = load_old(rev, tmp)
+def jacobians(old, hidden: int):
     rng = np.random.default_rng(1)
-    w1, w2 = rng.standard_normal((100, 50)).astype(np.float32), rng.standard_normal((50, 10)).astype(np.float32)
+    w1, w2 = rng.standard_normal((100, hidden)).astype(np.float32), rng.standard_normal((hidden, 10)).astype(np.float32)
     x = rng.standard_normal(100).astype(np.float32)
     new_args = tg.Tensor(w1), tg.Tensor(w2), tg.Tensor(x)
     old_args = old.Tensor(w1), old.Tensor(w2), old.Tensor(x)
@@ -117,11 +115,15 @@ def main() -> None:
         print(f"per-example grads: ours {r.a_ms:7.1f} ms, torch.func.vmap(grad) {r.b_ms:6.1f} ms, ratio ours/torch {r.ratio:.2f}")
     if not args.rev:
         return
+    from ab_revision import load_old
+
     with tempfile.TemporaryDirectory() as tmp:
-        new, previous = jacobians(args.rev, tmp)
-        r = alternate(previous, new, pairs=args.pairs)
-        print(f"jacobian R^100 -> R^10: row loop ({args.rev}) {r.a_ms * 1e3:7.0f} us, batched {r.b_ms * 1e3:6.0f} us, "
-              f"speed-up {r.ratio:.2f}x")
+        old = load_old(args.rev, tmp)
+        for hidden in (50, 1000):
+            new, previous = jacobians(old, hidden)
+            r = alternate(previous, new, pairs=args.pairs)
+            print(f"jacobian R^100 -> R^10 (tanh MLP, hidden {hidden}): row loop ({args.rev}) {r.a_ms * 1e3:7.0f} us, "
+                  f"batched {r.b_ms * 1e3:6.0f} us, speed-up {r.ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -607,12 +607,17 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
             m = o.size
             # All rows of this output's Jacobian in one batched reverse pass: vmap over a batch of
             # one-hot cotangents (the identity), zeros for the other outputs.
-            cots = [np.zeros((m,) + o2.shape, dtype=o2.dtype) for o2 in out_leaves]
-            cots[j] = np.eye(m, dtype=o.dtype).reshape((m,) + o.shape)
-            if m == 0:
-                rows = None
-            else:
-                rows = vmap(lambda *c: vjp_fn(out_def.unflatten(list(c))), in_dims=0)(*[Tensor._make(c, None, 0) for c in cots])
+            rows = None
+            if m:
+                eye = Tensor._make(np.eye(m, dtype=o.dtype).reshape((m,) + o.shape), None, 0)
+                level = B.new_level(m, "error")
+                try:
+                    cots: list = [Tensor._make(np.zeros(o2.shape, dtype=o2.dtype), None, 0) for o2 in out_leaves]
+                    cots[j] = B.wrap(eye, level)
+                    got = vjp_fn(out_def.unflatten(cots))
+                finally:
+                    B.end_level(level)
+                rows = tree_map(lambda r, m=m, level=level: _unbatch(r, m, level), got)
             per_arg = []
             for n, i in enumerate(nums):
                 leaves_in, treedef = tree_flatten(args[i])
@@ -702,6 +707,16 @@ def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
         return (jac, _detach_tree(aux)) if has_aux else jac
 
     return wrapped
+
+
+def _unbatch(r: Any, m: int, level: int) -> Any:
+    """A result of a function run under vmap level ``level`` as an ordinary Tensor, batch in front
+    (broadcast when the result does not depend on the batch)."""
+    if B.is_batched(r) and r.level == level:
+        return r.value
+    if not isinstance(r, Tensor):
+        r = as_tensor(np.asarray(r))
+    return r.reshape((1,) + tuple(r.shape)).expand((m,) + tuple(r.shape))
 
 
 def _jac_entry(rows: Any, out_shape: tuple, leaf: Any) -> Any:

@@ -234,7 +234,7 @@ def wrap(value: Tensor, level: int) -> BatchedTensor:
 
 def is_batched(x: Any) -> bool:
     """Whether ``x`` is a BatchedTensor (an argument inside ``vmap``)."""
-    return getattr(x, "is_batched", False) is True
+    return type(x) is BatchedTensor
 
 
 def physical(x: Any) -> tuple[Any, list[int]]:
@@ -256,13 +256,17 @@ def rewrap(p: Any, levels: list[int]) -> Any:
 
 
 def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
-    level = max(x.level for x in inputs if is_batched(x))
-    args, flags, size = [], [], None
+    level = 0
     for x in inputs:
-        if is_batched(x) and x.level == level:
-            args.append(x.value)
+        if type(x) is BatchedTensor and x.level > level:
+            level = x.level
+    args, flags, size = [], [], 0
+    for x in inputs:
+        if type(x) is BatchedTensor and x.level == level:
+            v = x.value
+            args.append(v)
             flags.append(True)
-            size = x.value.shape[0] if size is None else size
+            size = v.shape[0]
         else:
             args.append(x)
             flags.append(False)
@@ -296,7 +300,7 @@ def _randomness(level: int) -> str:
 def batched_apply(cls: type, inputs: tuple, params: dict) -> Any:
     """Apply op ``cls`` to inputs of which at least one is batched, through its ``vmap`` rule."""
     level, args, flags, size = _unwrap_args(inputs)
-    info = BatchInfo(flags, size, cls, _randomness(level))
+    info = BatchInfo(flags, size, cls, level)
     rule = getattr(cls, "vmap", None)
     out = NotImplemented if rule is None else rule(info, *args, **params)
     if out is NotImplemented:

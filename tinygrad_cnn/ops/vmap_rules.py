@@ -24,12 +24,12 @@ def reshape(a: Any, shape: tuple) -> Any:
 
 class BatchInfo(NamedTuple):
     """What a batching rule is told: which inputs carry the batch dimension (in front), its size,
-    the op, and vmap's ``randomness`` setting."""
+    the op, and the vmap level (which vmap call this is)."""
 
     batched: tuple
     batch_size: int
     op: type
-    randomness: str = "error"
+    level: int = 0
 
 
 def logical_ndim(a: Any, batched: bool) -> int:
