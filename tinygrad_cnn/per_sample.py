@@ -86,12 +86,18 @@ def per_sample_grad_norms(
     squares: dict[str, np.ndarray] = {}
     for name, g in grads.items():
         a = g.numpy() if isinstance(g, Tensor) else np.asarray(g)
-        sq = np.einsum("ij,ij->i", a.reshape(a.shape[0], -1), a.reshape(a.shape[0], -1), dtype=np.float64)
+        sq = _squares(a)
         key = _layer(name)
         squares[key] = squares.get(key, 0.0) + sq
     out = {k: np.sqrt(v) for k, v in squares.items()}
     out["total"] = np.sqrt(sum(squares.values()))
     return out
+
+
+def _squares(a: np.ndarray) -> np.ndarray:
+    """Sum of squares of each example's entries (N,), float64, read in place whatever the strides."""
+    rest = "abcdefghjklm"[: a.ndim - 1]
+    return np.einsum(f"i{rest},i{rest}->i", a, a, dtype=np.float64)
 
 
 def clip_and_noise(
@@ -116,13 +122,12 @@ def clip_and_noise(
     n = next(iter(arrays.values())).shape[0]
     sq = np.zeros(n)
     for a in arrays.values():
-        flat = a.reshape(n, -1)
-        sq += np.einsum("ij,ij->i", flat, flat, dtype=np.float64)
+        sq += _squares(a)
     norms = np.sqrt(sq)
     scale = np.minimum(1.0, max_norm / np.maximum(norms, 1e-12))
     out = {}
     for k, a in arrays.items():
-        summed = np.tensordot(scale.astype(a.dtype), a, axes=(0, 0))
+        summed = np.einsum("i,i...->...", scale.astype(a.dtype), a)  # strided: no copy of the (often transposed) gradients
         noise = rng.normal(0.0, noise_multiplier * max_norm, size=summed.shape).astype(a.dtype)
         out[k] = (summed + noise) / np.asarray(expected_batch_size, dtype=a.dtype)
     return out, norms
