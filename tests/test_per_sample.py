@@ -33,7 +33,7 @@ def test_per_sample_grads_and_norms_match_a_loop():
     norms = per_sample_grad_norms(model, x, y, grads=g)
     p = get_params(model)
     for i in range(len(x)):
-        gi = grad(lambda q: F.cross_entropy(functional_call(model, q, tg.tensor(x[i:i + 1])), y[i:i + 1]))(p)
+        gi = grad(lambda q, i=i: F.cross_entropy(functional_call(model, q, tg.tensor(x[i:i + 1])), y[i:i + 1]))(p)
         for k in p:
             np.testing.assert_allclose(g[k].numpy()[i], gi[k].numpy(), atol=1e-12)
         layer = np.sqrt(sum((gi[k].numpy() ** 2).sum() for k in p if k.startswith("conv.")))
