@@ -5,7 +5,7 @@ probability ``q = batch / N``), computes each example's gradient
 (:func:`tinygrad_cnn.per_sample.per_sample_grads`), clips each to L2 norm ``C``, sums them, adds
 Gaussian noise of standard deviation ``noise_multiplier * C`` and divides by the expected batch
 size ``q N`` (:func:`~tinygrad_cnn.per_sample.clip_and_noise`); an optimizer then takes that as
-the gradient (Adam by default: post-processing a private gradient keeps it private).
+the gradient (SGD with momentum by default; any optimizer keeps the privacy, being post-processing).
 
 The privacy guarantee is (epsilon, delta)-DP with epsilon from the Renyi-DP accountant of the
 sampled Gaussian mechanism (:func:`~tinygrad_cnn.per_sample.dp_epsilon`, integer orders 2..256,
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=1.1, help="noise multiplier sigma")
     ap.add_argument("--clip", type=float, default=1.0, help="per-example clipping norm C")
     ap.add_argument("--delta", type=float, default=1e-5)
-    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 for Adam, 0.1 for SGD (momentum 0.9)")
     ap.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--root", default=None, help="folder holding Fashion-MNIST (default: the usual places)")
