@@ -137,6 +137,19 @@ def test_pools(n, k, s, dim):
     check_vmap(lambda v: F.adaptive_avg_pool2d(v, (2, 3)), x, in_dims=dim)
 
 
+@FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
+def test_composite_functions(shape, n, data):
+    dim = data.draw(st.integers(0, len(shape)))
+    x = batched(shape, dim, n)
+    for fn in (lambda v: F.leaky_relu(v, 0.1), F.elu, F.gelu, F.silu, lambda v: tg.where(v > 0, v, v * v),
+               lambda v: tg.gather(v, 0, tg.tensor(np.zeros((1,) + v.shape[1:], dtype=np.int64))),
+               lambda v: tg.index_select(v, 1, tg.tensor(np.array([0, 0]))), lambda v: v.var(-1, correction=0), lambda v: F.layer_norm(v, v.shape[-1:]),
+               lambda v: F.mse_loss(v, v * 0.5), lambda v: F.smooth_l1_loss(v, v * 0.1), lambda v: v.argmax(-1), lambda v: v.argmax(),
+               lambda v: v.max(0)[0] + v.min(-1, keepdim=True)[1].float().sum()):
+        check_vmap(fn, x, in_dims=dim)
+
+
 def test_cross_entropy_batch_norm_dropout():
     x, y = arr(4, 3, 5), tg.tensor(np.array([[0, 1, 4], [2, 2, 0], [1, 3, 3], [4, 0, 1]]))
     check_vmap(lambda u, t: F.cross_entropy(u, t), x, y)

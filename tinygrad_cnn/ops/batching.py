@@ -358,6 +358,13 @@ def compare(fn: Any, a: Any, b: Any) -> Tensor:
     return wrap(Tensor._make(np.asarray(fn(raw[0], raw[1])), None, 0), level)
 
 
+def map_physical(x: BatchedTensor, fn: Any) -> BatchedTensor:
+    """A non-differentiable numpy computation on every example of ``x`` at once: ``fn(array, k)``
+    gets the whole batch with its ``k`` batch dims in front and returns them in front too."""
+    p, levels = physical(x)
+    return rewrap(Tensor._make(np.asarray(fn(p.data, len(levels))), None, 0), levels)
+
+
 def where(cond: BatchedTensor, a: Any, b: Any) -> Tensor:
     """``where`` with a per-example condition: the Where op on the whole batch, the condition's
     batch dimension in front and the operands padded to line up with it."""

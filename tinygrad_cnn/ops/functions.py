@@ -330,6 +330,10 @@ def amin(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, ke
 
 def _arg(op: str, x: Any, dim: Any, keepdim: bool, fn: Any) -> Any:
     x = _t(x)
+    if getattr(x, "is_batched", False):  # inside vmap: on the whole batch, the batch dims in front
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: _arg_batched(op, a, k, dim, keepdim, fn))
     if x.data.size == 0:
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}.")
     if dim is None:
@@ -337,6 +341,18 @@ def _arg(op: str, x: Any, dim: Any, keepdim: bool, fn: Any) -> Any:
         return _const(r.reshape((1,) * x.ndim) if keepdim else r)
     (d,) = normalize_axis(op, int(dim), x.ndim) or (0,)
     return _const(np.asarray(fn(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def _arg_batched(op: str, a: np.ndarray, k: int, dim: Any, keepdim: bool, fn: Any) -> np.ndarray:
+    """``_arg`` of each example of ``a``, whose first ``k`` dims are batch dims."""
+    nd = a.ndim - k
+    if a.size == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {a.shape[k:]}.")
+    if dim is None:
+        r = np.asarray(fn(a.reshape(a.shape[:k] + (-1,)), axis=-1), dtype=np.int64)
+        return r.reshape(r.shape + (1,) * nd) if keepdim else r
+    (d,) = normalize_axis(op, int(dim), nd) or (0,)
+    return np.asarray(fn(a, axis=d + k, keepdims=keepdim), dtype=np.int64)
 
 
 def argmax(x: Any, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
@@ -372,6 +388,11 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
         )
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
+    if getattr(x, "is_batched", False):
+        # Inside vmap the index differs per example, so the values are the reduction itself
+        # (a tie then shares the gradient instead of routing it to the indexed element).
+        values = (amax if op == "max" else amin)(x, dim, keepdim=True)
+        return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
     # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
     values = gather(x, dim, idx)
     return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))

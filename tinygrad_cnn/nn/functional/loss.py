@@ -248,7 +248,7 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     a = d.abs()
     if beta == 0:
         return _reduce(a, reduction)
-    return _reduce(OF.where(a.data < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction)
+    return _reduce(OF.where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction)
 
 
 def _weighted(op: str, loss: Tensor, weight: Any) -> Tensor:
