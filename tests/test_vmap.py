@@ -144,7 +144,8 @@ def test_composite_functions(shape, n, data):
     x = batched(shape, dim, n)
     for fn in (lambda v: F.leaky_relu(v, 0.1), F.elu, F.gelu, F.silu, lambda v: tg.where(v > 0, v, v * v),
                lambda v: tg.gather(v, 0, tg.tensor(np.zeros((1,) + v.shape[1:], dtype=np.int64))),
-               lambda v: tg.index_select(v, 1, tg.tensor(np.array([0, 0]))), lambda v: v.var(-1, correction=0), lambda v: F.layer_norm(v, v.shape[-1:]),
+               lambda v: tg.index_select(v, 1, tg.tensor(np.array([0, 0]))), lambda v: v.var(-1, correction=0),
+               lambda v: F.layer_norm(v, v.shape[-1:]),
                lambda v: F.mse_loss(v, v * 0.5), lambda v: F.smooth_l1_loss(v, v * 0.1), lambda v: v.argmax(-1), lambda v: v.argmax(),
                lambda v: v.max(0)[0] + v.min(-1, keepdim=True)[1].float().sum()):
         check_vmap(fn, x, in_dims=dim)
