@@ -1235,5 +1235,6 @@ from .autograd import function as _function  # noqa: E402
 _function.Tensor = _engine.Tensor = Tensor
 _function.as_tensor = _engine.as_tensor = as_tensor
 
+from .ops import batching as _batching  # noqa: E402, F401  (BatchedTensor and vmap's dispatch, bound into autograd.function)
 from .ops import elementwise as E  # noqa: E402
 from .ops import functions as F  # noqa: E402

@@ -27,8 +27,11 @@ from typing import Any
 import numpy as np
 
 from ..autograd import function as _function
-from ..tensor import Tensor
 from .vmap_rules import BatchInfo
+
+# tensor.py imports this module once it has bound the Tensor class (see docs/architecture.md);
+# BatchedTensor subclasses it.
+Tensor: Any = _function.Tensor
 
 __all__ = ["BatchedTensor", "Placeholder", "batch_levels", "batched_apply", "is_batched", "physical"]
 
