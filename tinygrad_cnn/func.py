@@ -588,6 +588,8 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
     op = "jacobian"
     _normalize_argnums(argnums, op)
 
+    signatures: dict = {}
+
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         nums, single = _normalize_argnums(argnums, op)
@@ -600,7 +602,9 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
             return f(*full, **kwargs)
 
         # Keep f's parameter names for error messages about the differentiated arguments.
-        g.__signature__ = _sub_signature(f, nums)  # type: ignore[attr-defined]
+        if nums not in signatures:  # inspect.signature is slow: once per argnums, not per call
+            signatures[nums] = _sub_signature(f, nums)
+        g.__signature__ = signatures[nums]  # type: ignore[attr-defined]
         _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent")
         per_out = []
         for j, o in enumerate(out_leaves):

@@ -223,12 +223,18 @@ class BatchedTensor(Tensor):
     __hash__ = object.__hash__
 
 
+_new = object.__new__
+
+
 def wrap(value: Tensor, level: int) -> BatchedTensor:
     """``value`` (B in front) as a BatchedTensor of ``level``."""
     t = object.__new__(BatchedTensor)
     t.value = value
     t.level = level
-    t.data = Placeholder(value.shape[1:], value.dtype)
+    d = _new(Placeholder)  # Placeholder(shape, dtype) without the conversions: this runs for every batched op
+    d.shape = value.shape[1:]
+    d.dtype = value.dtype
+    t.data = d
     t.grad_fn = None
     t._output_nr = 0
     t._requires_grad = False
