@@ -345,3 +345,34 @@ def test_jacrev_jacfwd_hessian_against_finite_differences():
     want_h = fd_jac(lambda w: grad(loss)(tg.tensor(w)).numpy(), w0)
     np.testing.assert_allclose(H, want_h, atol=1e-6)
     np.testing.assert_allclose(jacfwd(grad(loss))(tg.tensor(w0)).numpy(), want_h, atol=1e-6)
+
+
+def test_transforms_inside_vmap():
+    from tinygrad_cnn.func import hessian, jacfwd, jvp, value_and_grad
+
+    rng = np.random.default_rng(5)
+    w = tg.tensor(rng.standard_normal((3, 4)))
+    xs = tg.tensor(rng.standard_normal((5, 3)))
+
+    def f(x):
+        return (x @ w).tanh()
+
+    def s(x):
+        return (f(x) ** 2).sum()
+
+    check_vmap(jacobian(f), xs)
+    check_vmap(jacfwd(f), xs)
+    check_vmap(hessian(s), xs)
+    check_vmap(lambda x: jvp(f, (x,), (tg.ones(3, dtype=np.float64),))[1], xs)
+    check_vmap(lambda x: vjp(f, x)[1](tg.ones(4, dtype=np.float64))[0], xs)
+    check_vmap(lambda x: value_and_grad(s)(x)[1], xs)
+    check_vmap(vmap(grad(s)), tg.tensor(rng.standard_normal((2, 5, 3))))
+
+    def penalty(wv, batched):
+        g = grad(lambda x, v: ((x @ v).tanh() ** 2).sum(), argnums=1)
+        if batched:
+            gs = vmap(g, in_dims=(0, None))(xs, wv)
+            return (gs * gs).sum()
+        return sum(((g(xs[i], wv)) ** 2).sum() for i in range(5))
+
+    np.testing.assert_allclose(grad(lambda v: penalty(v, True))(w).numpy(), grad(lambda v: penalty(v, False))(w).numpy(), atol=1e-10)

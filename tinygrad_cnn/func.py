@@ -337,9 +337,15 @@ def _engine_grads(outs: list[Tensor], cots: list | None, inputs: list[Tensor], c
 def _batched_engine_grads(outs: list, cots: list | None, inputs: list, create: bool, retain: bool) -> list:
     """``_engine_grads`` inside vmap, on the whole batch: each input leaf holds one copy per
     example (see _batched_leaf), so differentiating the batch of outputs, seeded with ones (or
-    the cotangents, broadcast to the outputs' batch), gives the per-example gradients."""
+    the cotangents, broadcast to the outputs' batch), gives the per-example gradients.
+
+    A cotangent may also be batched at inner vmap levels the outputs are not (a vjp taken inside
+    one vmap and called inside another, as ``vmap(jacobian(f))`` does): it is then passed as a
+    batched Tensor of those levels, so the backward runs through the batching rules, and the
+    results are batched at those levels too."""
     p_in = [B.physical(t) for t in inputs]
     p_outs, p_cots = [], []
+    extra: list = []
     for j, o in enumerate(outs):
         po, lv = B.physical(o)
         if not po.requires_grad:
@@ -348,22 +354,38 @@ def _batched_engine_grads(outs: list, cots: list | None, inputs: list, create: b
             c = Tensor._make(np.ones(po.shape, dtype=po.dtype), None, 0)
         else:
             c, clv = B.physical(cots[j])
-            if any(x not in lv for x in clv):
+            more = [x for x in clv if x not in lv]
+            if more and (extra and more != extra or (lv and min(more) < max(lv))):
                 raise NotImplementedError(
-                    "vjp inside vmap: a cotangent batched at a vmap level that the output is not batched at is not supported."
+                    "vjp inside vmap: a cotangent batched at an outer vmap level that the output is not batched at is not supported."
                 )
-            if clv != lv:  # broadcast the cotangent over the output's batch dims it lacks
-                shape = [po.shape[k] if x in clv else 1 for k, x in enumerate(lv)]
-                c = c.reshape(tuple(shape) + tuple(c.shape[len(clv):])).expand(po.shape)
+            extra = more or extra
+            want = sorted(set(lv) | set(more))
+            if clv != want:  # broadcast the cotangent over the batch dims it lacks
+                sizes = dict(zip(lv, po.shape))
+                sizes.update(zip(clv, c.shape))
+                shape = [c.shape[clv.index(x)] if x in clv else 1 for x in want]
+                c = c.reshape(tuple(shape) + tuple(c.shape[len(clv):])).expand(tuple(sizes[x] for x in want) + tuple(c.shape[len(clv):]))
+            if more:  # the inner levels' dims go in front, wrapped: a batch of cotangents for po
+                k, m = len(lv), len(more)
+                c = c.permute(tuple(range(k, k + m)) + tuple(range(k)) + tuple(range(k + m, c.ndim)))
+                c = B.rewrap(c, more)
         p_outs.append(po)
         p_cots.append(c)
     if not p_outs:
         return [B.rewrap(Tensor._make(np.zeros(p.shape, dtype=p.dtype), None, 0), lv) for p, lv in p_in]
     res = _autograd_grad(p_outs, [p for p, _ in p_in], grad_outputs=p_cots, retain_graph=retain, create_graph=create, allow_unused=True)
-    return [
-        B.rewrap(g if g is not None else Tensor._make(np.zeros(p.shape, dtype=p.dtype), None, 0), lv)
-        for g, (p, lv) in zip(res, p_in)
-    ]
+    out = []
+    for g, (p, lv) in zip(res, p_in):
+        if g is None:
+            out.append(B.rewrap(Tensor._make(np.zeros(p.shape, dtype=p.dtype), None, 0), lv))
+            continue
+        pg, glv = B.physical(g)
+        if glv:  # batched at the inner levels: (inner..., p's levels..., *shape) -> level order
+            m, k = len(glv), len(lv)
+            pg = pg.permute(tuple(range(m, m + k)) + tuple(range(m)) + tuple(range(m + k, pg.ndim)))
+        out.append(B.rewrap(pg, lv + glv))
+    return out
 
 
 def _check_cotangents(out_def: PyTreeDef, out_leaves: list[Tensor], cot: Any, name: str, op: str) -> list[Tensor]:
