@@ -20,6 +20,7 @@ but refuses to give values, so code that reads values (``.item()``, ``if x > 0``
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import warnings
 from typing import Any
@@ -91,7 +92,7 @@ class Placeholder:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def itemsize(self) -> int:

@@ -765,8 +765,8 @@ def matmul(a: Any, b: Any) -> Any:
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} do not broadcast.") from None
-    if a.ndim >= 2 and b.ndim >= 2:
-        return MatMul.apply(a, b)
+    if (a.ndim >= 2 and b.ndim >= 2) or a.is_batched or b.is_batched:
+        return MatMul.apply(a, b)  # under vmap the batching rule handles 1-D operands itself
     a2 = reshape(a, (1, ka)) if a.ndim == 1 else a
     b2 = reshape(b, (kb, 1)) if b.ndim == 1 else b
     y = MatMul.apply(a2, b2)

@@ -35,10 +35,11 @@ class MatMul(Function):
         n = info.batch_size
         la, lb = a.ndim - ba, b.ndim - bb
         out = matmul_shape(tuple(a.shape[ba:]), tuple(b.shape[bb:]))
-        if ba and la == 1:
-            a = R.reshape(a, (n, 1, a.shape[1]))
-        if bb and lb == 1:
-            b = R.reshape(b, (n, b.shape[1], 1))
+        # 1-D operands as matrices (a row, b a column); the final reshape drops the added axes.
+        if la == 1:
+            a = R.reshape(a, (n, 1, a.shape[1]) if ba else (1, a.shape[0]))
+        if lb == 1:
+            b = R.reshape(b, (n, b.shape[1], 1) if bb else (b.shape[0], 1))
         r = max(a.ndim - ba, b.ndim - bb)
         if ba:
             a = R.pad_batched(a, r)
