@@ -147,7 +147,8 @@ def test_composite_functions(shape, n, data):
                lambda v: tg.index_select(v, 1, tg.tensor(np.array([0, 0]))), lambda v: v.var(-1, correction=0),
                lambda v: F.layer_norm(v, v.shape[-1:]),
                lambda v: F.mse_loss(v, v * 0.5), lambda v: F.smooth_l1_loss(v, v * 0.1), lambda v: v.argmax(-1), lambda v: v.argmax(),
-               lambda v: v.max(0)[0] + v.min(-1, keepdim=True)[1].float().sum()):
+               lambda v: v.max(0)[0] + v.min(-1, keepdim=True)[1].float().sum(), lambda v: tg.norm(v, dim=-1), lambda v: tg.norm(v * 0.0),
+               lambda v: tg.masked_fill(v, v > 0, 0.0)):
         check_vmap(fn, x, in_dims=dim)
 
 

@@ -517,6 +517,9 @@ def norm(x: Any, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Any:
     if p == 1:
         return sum(a, axes, keepdim)
     s = sum(a**p if p != 2 else x * x, axes, keepdim)
+    if getattr(s, "is_batched", False):  # inside vmap: the same, with a per-example condition
+        pos_t = s > 0
+        return where(pos_t, where(pos_t, s, 1.0) ** (1.0 / p), 0.0)
     pos = s.data > 0
     # Where the sum is 0, root a constant instead: the root's infinite slope times 0 would be NaN.
     return where(pos, E.Where.apply(s, 1.0, cond=pos) ** (1.0 / p), 0.0)
@@ -1029,6 +1032,10 @@ def masked_fill(x: Any, mask: Any, value: Any) -> Any:
     [0.0, 2.0]
     """
     x = _t(x)
+    if getattr(mask, "is_batched", False):  # inside vmap: a per-example mask
+        if mask.dtype != bool:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}; compare first, e.g. x > 0.")
+        return where(mask, value, x)
     m = np.asarray(_np(mask))
     if m.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}; compare first, e.g. x > 0.")
