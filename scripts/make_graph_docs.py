@@ -50,7 +50,7 @@ class Swish(Function):
     @staticmethod
     def backward(ctx, g):
         x, s = ctx.saved_tensors
-        beta = ctx.params.get("beta", 1.0)
+        beta = ctx.params["beta"]
         return g * (s + beta * x * s * (1 - s))
 
 

@@ -1,6 +1,7 @@
 """`tinygrad-cnn train`, `eval` and `demo` end to end on small IDX files written by the test."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def test_demo_writes_every_picture(tmp_path, data, monkeypatch):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy after 1 epoch(s)" in proc.stdout
-    for name in ("filters.png", "curves.png", "feature_maps_conv1.png", "feature_maps_pool1.png"):
+    assert re.search(r"^time: data \d+\.\d s, training \d+\.\d s, pictures \d+\.\d s$", proc.stdout, re.M), proc.stdout
+    for name in ("filters.png", "curves.png", "feature_maps_conv1.png", "feature_maps_pool1.png", "scores.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     graph = out / "model_graph.svg" if (out / "model_graph.svg").exists() else out / "model_graph.dot"
     text = graph.read_text()
@@ -133,8 +135,8 @@ def test_demo_writes_every_picture(tmp_path, data, monkeypatch):
 def test_demo_graph_falls_back_to_dot_source_without_graphviz(tmp_path, monkeypatch):
     import tinygrad_cnn as tg
     import tinygrad_cnn.viz.graph as vg
+    from tinygrad_cnn.demo import _draw_graph
     from tinygrad_cnn.models import SimpleConvNet
-    from tinygrad_cnn.train.demo import _draw_graph
 
     def missing():
         raise vg.GraphvizNotFoundError("Graphviz's dot program is not installed.")

@@ -107,7 +107,7 @@ def test_softmax_axis_aliases_and_conflicts():
     np.testing.assert_array_equal(F.softmax(x, axis=0).data, F.softmax(x, dim=0).data)
     np.testing.assert_array_equal(F.logsumexp(x, axis=1, keepdims=True).data, F.logsumexp(x, dim=1, keepdim=True).data)
     assert F.logsumexp(x, 1, keepdims=True).shape == (2, 1)
-    with pytest.raises(ValueError, match=r"softmax: got dim=0 and its alias axis=1"):
+    with pytest.raises(TypeError, match=r"softmax: got both dim=0 and its numpy alias axis=1"):
         F.softmax(x, dim=0, axis=1)
     with pytest.raises(ValueError, match=r"log_softmax: dim must be an int in \[-2, 2\).*got 2"):
         F.log_softmax(x, 2)
@@ -494,3 +494,16 @@ def test_dropout2d_module_and_reprs():
         nn.BCELoss(reduction="foo")
     ln = nn.LayerNorm(4)
     assert [n for n, _ in ln.named_parameters()] == ["weight", "bias"]
+
+
+def test_softmax_without_dim_only_where_pytorch_implies_the_last():
+    # PyTorch's implicit dim is the last one for 1-D and 2-D inputs (same result here); for
+    # 3-D and 4-D it is 0 and 1, so a missing dim there is an error rather than another result.
+    x = t64(np.random.default_rng(0).standard_normal((2, 3)))
+    np.testing.assert_array_equal(F.softmax(x).data, F.softmax(x, dim=1).data)
+    np.testing.assert_array_equal(tg.nn.LogSoftmax()(x[0]).data, F.log_softmax(x[0], dim=0).data)
+    y = tg.zeros(2, 3, 4, 4)
+    for f in (F.softmax, F.log_softmax, tg.nn.Softmax(), tg.nn.LogSoftmax()):
+        with pytest.raises(TypeError, match=r"softmax: give dim for a 4-D input \(of shape \(2, 3, 4, 4\)\)"):
+            f(y)
+    assert F.softmax(y, dim=1).shape == y.shape and F.logsumexp(y).shape == (2, 3, 4)

@@ -106,7 +106,9 @@ def test_call_runs_forward_in_module_scope_and_records_output_shape():
     # The tanh node was recorded while net and head and head.1 were running.
     assert y.grad_fn.scope == (net, net.head, net.head[1])
     fc_node = net.blocks[1].fc(tg.randn(2, 4, seed=1)).grad_fn
-    assert fc_node.scope == (net.blocks[1].fc,)
+    # Linear's ops were recorded inside its F.linear call: the function comes after the module.
+    assert fc_node.scope[0] is net.blocks[1].fc and [type(s).__name__ for s in fc_node.scope[1:]] == ["FunctionScope"]
+    assert fc_node.scope[1].name == "linear"
     # The scope is restored after an exception inside forward.
     with pytest.raises(ValueError):
         net(tg.randn(2, 7, seed=0))

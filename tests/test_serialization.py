@@ -34,6 +34,9 @@ def test_roundtrip_keeps_structure_types_and_dtypes(tmp_path):
     back = tg.load(p)
     assert list(back) == list(obj)
     np.testing.assert_array_equal(back["model"]["w"], obj["model"]["w"].data)
+    # a saved Tensor comes back a Tensor (as with torch.load), a saved array an array
+    assert isinstance(back["model"]["w"], tg.Tensor) and not back["model"]["w"].requires_grad
+    assert type(back["model"]["n"]) is np.ndarray and type(back["half"]) is np.ndarray
     assert back["model"]["w"].dtype == np.float32 and back["model"]["n"].dtype == np.int64 and back["model"]["n"].shape == ()
     assert list(back["optim"]["state"]) == [0]  # int keys stay ints
     assert back["optim"]["state"][0]["step"] == 3 and type(back["optim"]["state"][0]["step"]) is int
@@ -217,8 +220,8 @@ def test_mismatched_files_are_reported(tmp_path):
 def _same_tree(a, b):
     if isinstance(a, dict):
         return isinstance(b, dict) and list(a) == list(b) and all(_same_tree(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, (np.ndarray, tg.Tensor)):
+        return type(b) is type(a) and a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b))
     return type(a) is type(b) and a == b
 
 

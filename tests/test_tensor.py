@@ -16,7 +16,7 @@ def test_dtypes_follow_the_rules():
 
 def test_attributes_and_conversions():
     t = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="w")
-    assert t.shape == (2, 2) and t.ndim == 2 and t.size == 4 and t.size() == (2, 2) and t.numel() == 4 and t.is_leaf and t.name == "w"
+    assert t.shape == (2, 2) and t.ndim == 2 and t.size() == (2, 2) and t.numel() == 4 and t.is_leaf and t.name == "w"
     assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert isinstance(t.numpy(), np.ndarray)
     assert tg.tensor([3.0]).item() == 3.0

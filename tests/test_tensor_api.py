@@ -328,6 +328,15 @@ def test_size_dim_numel_device():
     assert x.dim() == x.ndim == 3 and x.numel() == 24 and len(x) == 2
     with pytest.raises(IndexError, match="size: dim 3 is out of range"):
         x.size(3)
+    with pytest.raises(IndexError, match=r"size: dim -4 is out of range .* \[-3, 2\]"):
+        x.size(-4)
+    with pytest.raises(TypeError, match="size: dim must be an int"):
+        x.size(1.0)
+    # size is PyTorch's method, never numpy's element-count attribute
+    assert callable(x.size) and not isinstance(x.size, int)
+    s = x.size()
+    assert isinstance(s, tg.Size) and isinstance(s, tuple) and s.numel() == 24 and s[1:] == (3, 4)
+    assert x.size(dim=0) == 2 and tg.zeros(()).size() == () and tg.zeros(()).numel() == 1
     assert x.device == "cpu" and str(x.device) == "cpu" and x.device == tg.device("cpu")
     assert x.cpu() is x and x.to("cpu") is x and x.to(tg.device("cpu")) is x
     assert x.to("cpu", tg.float64).dtype == tg.float64 and x.to(device="cpu", dtype=tg.int64).dtype == tg.int64
@@ -427,8 +436,8 @@ def test_error_messages_name_the_problem():
         tg.einsum("...ij->...ji", x)
     with pytest.raises(ValueError, match="label 'j' has size 3 and 2"):
         tg.einsum("ij,jk->ik", x, x)
-    with pytest.raises(TypeError, match="softmax: give the dimension"):
-        tg.softmax(x)
+    with pytest.raises(TypeError, match="softmax: input must be floating point"):
+        tg.softmax(tg.tensor([1, 2]), dim=0)
     with pytest.raises(ValueError, match="repeat: needs at least 2"):
         x.repeat(2)
     with pytest.raises(ValueError, match="unflatten"):
@@ -554,3 +563,60 @@ def test_max_over_several_dims_points_to_amax():
     with pytest.raises(TypeError, match=r"max: dim must be one int .* amax\(x, dim=\(0, 1\)\)"):
         x.max(dim=(0, 1))
     assert x.amax((0, 1)).item() == 5.0
+
+
+def test_bitwise_operators_on_masks():
+    x = tg.tensor([-1.0, 0.5, 2.0])
+    np.testing.assert_array_equal(((x > 0) & (x < 1)).numpy(), [False, True, False])
+    np.testing.assert_array_equal(((x < 0) | (x > 1)).numpy(), [True, False, True])
+    np.testing.assert_array_equal(((x > 0) ^ (x > 1)).numpy(), [False, True, False])
+    np.testing.assert_array_equal((~(x > 0)).numpy(), [True, False, False])
+    np.testing.assert_array_equal((x > 0).logical_not().numpy(), [True, False, False])
+    np.testing.assert_array_equal((tg.tensor([6, 3]) & 5).numpy(), [4, 1])
+    assert ((x > 0) & True).dtype == tg.bool
+    with pytest.raises(TypeError, match=r"&: defined for bool and integer tensors only, got dtype float32"):
+        _ = x & (x > 0)
+    with pytest.raises(TypeError, match=r"~: defined for bool and integer tensors only"):
+        _ = ~x
+
+
+def test_composed_methods_gradcheck_and_errors():
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.standard_normal((3, 4)) + 3.0, requires_grad=True)
+    b = tg.tensor(rng.uniform(0.5, 2.0, 4), requires_grad=True)
+    fns = [
+        lambda x: x.flip(0) * x.flip((0, 1)),
+        lambda x: x.tril() + x.triu(1) * 2 + x.tril(-1),
+        lambda x: x.narrow(1, 1, 2).square()[1:] + x.narrow(0, -2, 2)[:, :2],
+        lambda x: x.unbind(1)[2] * x.unbind()[0][:3],
+        lambda x: x.log2() + x.log10() + x.sub(x, alpha=0.5).add(x, alpha=2),
+        lambda x: x[0].dot(x[1]) + x.mm(x.t()).sum(),
+        lambda x: x % 1.5,
+        lambda x: (x.floor() + x.round() + x.ceil() + x.trunc()) * x,
+    ]
+    for f in fns:
+        assert tg.gradcheck(f, (x,))
+    assert tg.gradcheck(lambda x, b: x % b, (x, b))
+    assert (x // 2).requires_grad is False  # piecewise constant: a graph constant
+    y = x.floor()
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0.0)
+    with pytest.raises(ValueError, match=r"dot: expects two 1-D tensors of the same size, got shapes \(3, 4\)"):
+        x.dot(x)
+    with pytest.raises(ValueError, match="mm: expects two 2-D tensors"):
+        tg.mm(x, x[0])
+    with pytest.raises(ValueError, match="bmm: expects two 3-D tensors with the same batch size"):
+        tg.bmm(x[None], tg.ones(2, 4, 3))
+    for bad in (lambda: x % tg.ones(5), lambda: x // tg.ones(5), lambda: (x > 0) & tg.ones(5).bool()):
+        with pytest.raises(ValueError, match=r"shapes \(3, 4\) and \(5,\) cannot be broadcast together"):
+            bad()
+    with pytest.raises(ValueError, match="randperm: n must be non-negative"):
+        tg.randperm(-1)
+    assert x.stride(-1) == 1 and sorted(tg.randperm(5, seed=0).tolist()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"tril: input must have at least 2 dimensions, got shape \(4,\)"):
+        x[0].tril()
+    with pytest.raises(IndexError, match="narrow: start 3 and length 2 do not fit dim 0 of size 3"):
+        x.narrow(0, 3, 2)
+    assert f"{tg.tensor(2.5):.2f}" == "2.50" and f"{x}" == repr(x)
+    with pytest.raises(TypeError):
+        f"{x:.2f}"

@@ -244,3 +244,13 @@ def test_resume_with_another_config_refuses_or_records_the_override(tmp_path):
     opt = SGD(m3.parameters(), lr=1.0)
     fit(m3, opt, train, test, epochs=3, resume=True, **quiet)
     assert opt.param_groups[0]["lr"] == 0.05 and load_checkpoint(tmp_path / "epoch_003.npz")["config"] == ck["config"]
+
+
+def test_fit_shows_a_progress_bar_for_the_test_pass_too(capsys):
+    model = _model()
+    train, test = _loaders()  # 15 training batches, 2 test batches per epoch
+    fit(model, SGD(model.parameters(), lr=0.1), train, test, epochs=2, seed=0, progress=True, print_fn=None)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "test 1/2" in err and "test 2/2" in err
+    fit(model, SGD(model.parameters(), lr=0.1), train, test, epochs=1, seed=0, progress=False, print_fn=None)
+    assert capsys.readouterr().err == ""

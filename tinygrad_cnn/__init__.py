@@ -3,7 +3,16 @@
 The top level speaks PyTorch: ``import tinygrad_cnn as tg`` and ``tg.tensor``, ``tg.zeros``,
 ``tg.cat``, ``tg.no_grad``, ``tg.float32``... take ``torch``'s names, arguments and defaults.
 """
-from .autograd import Function, detect_anomaly, enable_grad, is_grad_enabled, no_grad, once_differentiable, set_grad_enabled
+from .autograd import (
+    Function,
+    detect_anomaly,
+    enable_grad,
+    function_scope,
+    is_grad_enabled,
+    no_grad,
+    once_differentiable,
+    set_grad_enabled,
+)
 from .autograd.grad_mode import inference_mode
 from .check import GradcheckError, GradcheckResult, GradcheckWarning, GraphCheckResult, check_graph, gradcheck, gradgradcheck
 from .kernels.parallel import get_num_threads, set_num_threads
@@ -84,11 +93,16 @@ from .ops.functions import min as min  # noqa: A004
 from .ops.functions import pow as pow  # noqa: A004
 from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
+
+# tg.nn, tg.optim, tg.autograd and tg.utils.data without importing them first, as in torch.
+from . import autograd, nn, optim, utils  # noqa: E402, F401  isort: skip
 from .tensor import (
     Generator,
+    Size,
     Tensor,
     arange,
     as_tensor,
+    bmm,
     bool_,
     device,
     double,
@@ -106,9 +120,12 @@ from .tensor import (
     int16,
     int32,
     int64,
+    is_tensor,
     linspace,
     long,
     manual_seed,
+    mm,
+    numel,
     ones,
     ones_like,
     rand,
@@ -116,9 +133,12 @@ from .tensor import (
     randint,
     randn,
     randn_like,
+    randperm,
     short,
+    std_mean,
     tensor,
     uint8,
+    var_mean,
     zeros,
     zeros_like,
 )
@@ -143,6 +163,7 @@ __all__ = [
     "GradcheckResult",
     "GradcheckWarning",
     "GraphCheckResult",
+    "Size",
     "Tensor",
     "ValuesIndices",
     "add",
@@ -150,6 +171,7 @@ __all__ = [
     "amax",
     "amin",
     "arange",
+    "bmm",
     "argmax",
     "argmin",
     "as_tensor",
@@ -183,6 +205,7 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
+    "function_scope",
     "gather",
     "ge",
     "get_num_threads",
@@ -198,6 +221,7 @@ __all__ = [
     "int64",
     "int8",
     "is_grad_enabled",
+    "is_tensor",
     "isfinite",
     "isnan",
     "le",
@@ -210,6 +234,8 @@ __all__ = [
     "long",
     "lt",
     "manual_seed",
+    "mm",
+    "numel",
     "masked_fill",
     "matmul",
     "maximum",
@@ -232,6 +258,7 @@ __all__ = [
     "randint",
     "randn",
     "randn_like",
+    "randperm",
     "relu",
     "reshape",
     "rsqrt",
@@ -250,6 +277,7 @@ __all__ = [
     "squeeze",
     "stack",
     "std",
+    "std_mean",
     "sub",
     "subtract",
     "tanh",
@@ -260,6 +288,7 @@ __all__ = [
     "unflatten",
     "unsqueeze",
     "var",
+    "var_mean",
     "where",
     "zeros",
     "zeros_like",

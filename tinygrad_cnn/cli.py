@@ -210,15 +210,16 @@ def _eval(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="test accuracy of a training checkpoint")
     p.add_argument("checkpoint", help="an epoch_NNN.npz written by `tinygrad-cnn train`")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data-root", default=None,
+                   help="folder with the IDX files (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
     p.add_argument("--batch-size", type=_positive_int, default=500)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
 
 
 def _demo(args: argparse.Namespace) -> int:
     """tinygrad-cnn demo: SimpleConvNet on Fashion-MNIST for one epoch, then pictures of it."""
-    from tinygrad_cnn.train import run_demo
+    from tinygrad_cnn.demo import run_demo
 
     try:
         run_demo(args.out, epochs=args.epochs, seed=args.seed, root=args.data_root, limit_train=args.limit_train,
@@ -234,25 +235,39 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--epochs", type=_positive_int, default=1)
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--limit-train", type=_positive_int, default=None)
-    p.add_argument("--limit-test", type=_positive_int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--data-root", default=None,
+                   help="folder with the IDX files (default: $TINYGRAD_CNN_DATA, the cache, the system package)")
+    p.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=_positive_int, default=None, help="use only the first N test images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_demo)
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape expects comma-separated positive integers like 2,3,8,8, got {text!r}") from None
+    """``"2,3,8,8"`` (or ``"2x3x8x8"``) -> ``(2, 3, 8, 8)``. Every part must be a positive integer, so
+    ``"2,x"`` or ``"2,"`` is a usage error rather than a silent ``(2,)``."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 2,3,8,8 (or 2x3x8x8), got {text!r}")
+    shape = tuple(int(p) for p in parts)
     if any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"--shape dimensions must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected positive dimensions, got {text!r}")
     return shape
 
 
-def _load_target(spec: str) -> object:
+def _range(text: str) -> tuple[float, float]:
+    """``"0.1,2"`` -> ``(0.1, 2.0)``: two finite numbers, LO < HI."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LO,HI like 0.1,2, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"expected finite numbers LO < HI, got {text!r}")
+    return lo, hi
+
+
+def _load_target(spec: str) -> Callable[..., Any]:
     """``module:attr`` (attr may be dotted) -> the callable; a Function subclass gives its apply."""
     import importlib
     import os
@@ -294,9 +309,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
         print(f"tinygrad-cnn gradcheck: {e}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
-    lo, hi = args.range if args.range else (None, None)
-    arrays = [rng.standard_normal(s) if lo is None else rng.uniform(lo, hi, s) for s in args.shape]
-    inputs = tuple(tg.Tensor(a.astype(args.dtype), requires_grad=True) for a in arrays)
+    arrays = [rng.uniform(args.range[0], args.range[1], s) if args.range else rng.standard_normal(s) for s in args.shape]
+    inputs = tuple(tg.Tensor(np.asarray(a, dtype=args.dtype), requires_grad=True) for a in arrays)
     opts = {"eps": args.eps, "atol": args.atol, "rtol": args.rtol, "fast_mode": args.fast, "seed": args.seed}
     opts["fail_on_kinks"] = args.fail_on_kinks
     shapes = ", ".join(str(s) for s in args.shape)
@@ -304,7 +318,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
     ok = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradcheckWarning)  # the report lists them
-        checks = [tg.gradcheck] + ([tg.gradgradcheck] if args.double else [])
+        checks: list[Callable[..., Any]] = [tg.gradcheck] + ([tg.gradgradcheck] if args.double else [])
         for check in checks:
             try:
                 res = check(fn, inputs, raise_exception=False, **opts)
@@ -325,7 +339,7 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--double", action="store_true", help="also check second derivatives (gradgradcheck, double backward)")
     p.add_argument("--fast", action="store_true", help="fast mode: random projections v^T J u instead of whole Jacobians")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of the random inputs (checked in float64)")
-    p.add_argument("--range", type=lambda t: tuple(float(v) for v in t.split(",")), default=None, metavar="LO,HI",
+    p.add_argument("--range", type=_range, default=None, metavar="LO,HI",
                    help="draw inputs uniformly from [LO, HI] instead of a standard normal (e.g. 0.1,2 for log)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--eps", type=_positive_float, default=1e-6)
@@ -373,8 +387,125 @@ def _add_graph(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=graph_command)
 
 
+# Example input shapes of the named models as `train` builds them (LeNet 32x32, AlexNet 227x227, grey).
+_EXPORT_SHAPES = {"simpleconvnet": (1, 1, 28, 28), "lenet": (1, 1, 32, 32), "alexnet": (1, 1, 227, 227)}
+
+
+def _export(args: argparse.Namespace) -> int:
+    """tinygrad-cnn export MODEL [--checkpoint PATH] -o model.onnx: write the model as ONNX (docs/onnx.md)."""
+    import numpy as np
+
+    from tinygrad_cnn.train.registry import MODEL_NAMES, build_model, model_options
+
+    def fail(msg: str) -> int:
+        print(f"tinygrad-cnn export: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        from tinygrad_cnn import onnx as tonnx
+
+        tonnx.require_onnx()
+    except ImportError as e:
+        return fail(str(e))
+    if args.model in MODEL_NAMES:
+        if args.checkpoint:
+            from tinygrad_cnn.train import load_checkpoint
+
+            try:
+                ck = load_checkpoint(args.checkpoint)
+            except (OSError, ValueError) as e:
+                return fail(str(e))
+            cfg = ck["config"]
+            if cfg.get("model", args.model) != args.model:
+                return fail(f"{args.checkpoint} holds a {cfg['model']}, not a {args.model}; "
+                            f"export it as `tinygrad-cnn export {cfg['model']}`.")
+            model = build_model(args.model, **cfg.get("model_kwargs", model_options(args.model)))
+            model.load_state_dict(ck["model"])
+        else:
+            model = build_model(args.model, seed=0, **model_options(args.model))
+        shape = args.shape or _EXPORT_SHAPES[args.model]
+    else:
+        if args.checkpoint:
+            return fail("--checkpoint works with the named models only; load your weights in your factory function.")
+        if args.shape is None:
+            return fail("give the example input shape of your model with --shape, e.g. --shape 1,1,28,28.")
+        try:
+            model = _load_target(args.model)()
+        except ValueError as e:
+            return fail(f"MODEL must be one of {', '.join(MODEL_NAMES)} or module:factory returning a Module or (params, fn): {e}")
+        shape = args.shape
+    from tinygrad_cnn.tensor import Tensor
+
+    dtype = np.float32
+    x = Tensor(np.random.default_rng(0).standard_normal(shape).astype(dtype))
+    out = args.output or f"{args.model.split(':')[-1]}.onnx"
+    try:
+        tonnx.export(model, x, out, opset=args.opset, dynamic_batch=not args.static_batch)
+    except (NotImplementedError, ValueError, TypeError) as e:
+        return fail(str(e))
+    print(out)
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a model (optionally a training checkpoint's weights) as an ONNX file",
+                       description="Export a model to ONNX; see docs/onnx.md.")
+    p.add_argument("model", help="simpleconvnet, lenet, alexnet, or module:factory returning a Module or (params, fn)")
+    p.add_argument("--checkpoint", default=None, help="an epoch_NNN.npz written by `tinygrad-cnn train` (default: fresh weights)")
+    p.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: <model>.onnx)")
+    p.add_argument("--shape", type=_parse_shape, default=None, help="example input shape, e.g. 1,1,28,28 (named models know theirs)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 20)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch dimension instead of a symbolic one")
+    p.set_defaults(func=_export)
+
+
 # Each command registers itself here: one `_add_<command>(sub)` function per command.
-COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph]
+COMMANDS = [_add_train, _add_eval, _add_demo, _add_gradcheck, _add_graph, _add_export]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, also for options without a help text; a help text that
+    already explains its default (or a flag, or a default of None) is left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is None or action.default is False \
+                or action.default is argparse.SUPPRESS or action.default == ():
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._get_help_string(action):
+            action.help = self._get_help_string(action)  # argparse prints nothing for an empty help text
+        return super()._format_action(action)
+
+
+class _Commands(argparse._SubParsersAction):
+    """Subcommands whose ``--help`` uses HelpFormatter and opens with their one-line ``help`` as the
+    description, unless a command gives a description of its own."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        if kwargs.get("description") is None and kwargs.get("help"):
+            text = kwargs["help"]
+            kwargs["description"] = text[0].upper() + text[1:] + "."
+        return super().add_parser(name, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tinygrad-cnn`` argument parser with every command of ``COMMANDS``.
+
+    Example: ``build_parser().parse_args(["eval", "runs/train/epoch_001.npz"]).batch_size`` is 500.
+    """
+    from tinygrad_cnn import __version__
+
+    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line: train, evaluate and draw CNNs, "
+                                     "check gradients. `tinygrad-cnn COMMAND --help` describes a command.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, action=_Commands, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -382,11 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example: ``main(["graph", "lenet", "--format", "dot", "-o", "lenet.dot"])``.
     """
-    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description="tinygrad_cnn command line")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in COMMANDS:
-        add(sub)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:  # Ctrl-C is the user's choice, not an error: one line, the shell's 128 + SIGINT

@@ -441,7 +441,7 @@ def _value_and_grad(f: Callable, argnums: Any, has_aux: bool, op: str, args: tup
     if not isinstance(out, Tensor):
         hint = " If f returns (loss, aux), pass has_aux=True." if isinstance(out, (tuple, list)) else ""
         raise TypeError(f"{op}: f must return a scalar Tensor, got {describe(out)}.{hint}")
-    if out.size != 1:
+    if out.numel() != 1:
         raise ValueError(
             f"{op}: f must return a scalar (single-element) Tensor, got shape {out.shape}. For a non-scalar output use "
             "vjp(f, x) and call the returned function with a cotangent of that shape, or jacobian(f)."
@@ -630,7 +630,7 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
         _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent")
         per_out = []
         for j, o in enumerate(out_leaves):
-            m = o.size
+            m = o.numel()
             # All rows of this output's Jacobian in one batched reverse pass: vmap over a batch of
             # one-hot cotangents (the identity), zeros for the other outputs.
             rows = None

@@ -21,7 +21,8 @@ Safety and robustness:
   :class:`CheckpointError` (a ValueError) that names the file and the problem; zip's CRC-32 of
   every entry catches flipped bytes in the data.
 
-``load`` returns numpy arrays where Tensors or arrays were saved, dicts, lists and tuples as saved.
+``load`` returns Tensors where Tensors were saved (as ``torch.load``), numpy arrays where arrays
+were saved, dicts, lists and tuples as saved.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_open
-from .tensor import Tensor
+from .tensor import Tensor, from_numpy
 
 __all__ = ["CheckpointError", "load", "save"]
 
@@ -54,8 +55,9 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray], depth: int) -> A
     where = path or "<root>"
     if depth > _MAX_DEPTH:
         raise ValueError(f"save: the object is nested more than {_MAX_DEPTH} levels deep at {where!r}.")
+    kind = "array"
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj, kind = obj.data, "tensor"
     if isinstance(obj, np.generic):
         obj = np.asarray(obj)
     if isinstance(obj, np.ndarray):
@@ -69,7 +71,7 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray], depth: int) -> A
             n += 1
             name = f"{base}#{n}"
         arrays[name] = obj
-        return {"array": name}
+        return {kind: name}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return {"value": obj}
     if isinstance(obj, dict):
@@ -110,7 +112,8 @@ def save(obj: Any, path: str | os.PathLike, compressed: bool = False) -> None:
     }
     arrays[MANIFEST] = np.array(json.dumps(manifest))
     with atomic_open(path) as f:
-        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+        # numpy's stubs read **arrays as possibly holding savez's allow_pickle flag (a bool)
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)  # type: ignore[arg-type]
 
 
 def _decode(node: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
@@ -121,6 +124,8 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
         return v
     if kind == "array":
         return arrays[v]
+    if kind == "tensor":
+        return from_numpy(arrays[v])
     if kind == "dict":
         out = {}
         for key, kt, child in v:

@@ -235,15 +235,24 @@ class Tensor:
         """The number of dimensions (``dim()`` gives the same)."""
         return self.data.ndim
 
-    @property
-    def size(self) -> _SizeMethod:
-        """``t.size()`` is the shape and ``t.size(d)`` the size of dim ``d``, as in PyTorch.
-        Read as a number, ``t.size`` is still the element count (``numel()``); new code should
-        call ``numel()``.
+    def size(self, dim: int | None = None) -> Any:
+        """``size()`` is the shape, a :class:`Size` (a tuple); ``size(d)`` the size of dim ``d``
+        (negative ``d`` counts from the end), as in PyTorch. The element count is ``numel()``.
 
         Example: ``zeros(2, 3).size() == (2, 3)`` and ``zeros(2, 3).size(-1) == 3``.
         """
-        return _SizeMethod(self.data.size, self.data.shape)
+        shape = self.data.shape
+        if dim is None:
+            return Size(shape)
+        nd = len(shape)
+        if not isinstance(dim, (builtins.int, np.integer)) or isinstance(dim, (builtins.bool, np.bool_)):
+            raise TypeError(f"size: dim must be an int, got {dim!r}; size() gives the whole shape.")
+        if not -nd <= dim < nd:
+            raise IndexError(
+                f"size: dim {dim} is out of range for a tensor of shape {shape} "
+                f"(expected a dim in [{-nd}, {nd - 1}])."
+            )
+        return shape[dim]
 
     def numel(self) -> int:
         """The number of elements. Example: ``zeros(2, 3).numel() == 6``."""
@@ -338,6 +347,34 @@ class Tensor:
         t._base = self if self._base is None else self._base
         return t
 
+    def detach_(self) -> Tensor:
+        """Cut this tensor off from the graph in place (it becomes a leaf that does not require
+        grad); returns self."""
+        self.grad_fn = None
+        self._output_nr = 0
+        self._requires_grad = False
+        return self
+
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A copy of ``data`` with this tensor's dtype unless ``dtype`` is given. Example: ``x.new_tensor([1, 2])``."""
+        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of shape ``size`` with this tensor's dtype (unless ``dtype``). Example: ``x.new_zeros(2, 3)``."""
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones of shape ``size`` with this tensor's dtype (unless ``dtype``). Example: ``x.new_ones(2)``."""
+        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_full(self, size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """``size`` filled with ``fill_value``, this tensor's dtype (unless ``dtype``). Example: ``x.new_full((2,), 7)``."""
+        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor of shape ``size`` to be overwritten (zeros), this tensor's dtype. Example: ``x.new_empty(3)``."""
+        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
     def clone(self) -> Tensor:
         """A copy with memory of its own, recorded in the graph (gradients flow back to self)."""
         return E.Clone.apply(self)
@@ -389,30 +426,6 @@ class Tensor:
         names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
                  "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
         return f"tinygrad_cnn.{names.get(self.dtype.name, self.dtype.name)}Tensor"
-
-    def float(self) -> Tensor:
-        """Cast to float32."""
-        return self.astype(np.float32)
-
-    def double(self) -> Tensor:
-        """Cast to float64."""
-        return self.astype(np.float64)
-
-    def half(self) -> Tensor:
-        """Cast to float16."""
-        return self.astype(np.float16)
-
-    def long(self) -> Tensor:
-        """Cast to int64 (not differentiable)."""
-        return self.astype(np.int64)
-
-    def int(self) -> Tensor:
-        """Cast to int32 (not differentiable)."""
-        return self.astype(np.int32)
-
-    def bool(self) -> Tensor:
-        """Cast to bool (not differentiable)."""
-        return self.astype(np.bool_)
 
     def contiguous(self) -> Tensor:
         """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``)."""
@@ -679,6 +692,24 @@ class Tensor:
     def __neg__(self) -> Tensor:
         return E.Neg.apply(self)
 
+    # ``//`` is piecewise constant: its derivative is 0 wherever it exists, so the result is a
+    # constant of the graph. ``%`` is ``a - floor(a / b) * b`` with that floor constant, which
+    # gives PyTorch's gradients (1 for a, -floor(a / b) for b).
+    def __floordiv__(self, o: Any) -> Tensor:
+        od = o.data if isinstance(o, Tensor) else o
+        _check_broadcast("//", self.data, od)
+        return Tensor._make(np.asarray(np.floor_divide(self.data, od)), None, 0)
+
+    def __rfloordiv__(self, o: Any) -> Tensor:
+        _check_broadcast("//", o, self.data)
+        return Tensor._make(np.asarray(np.floor_divide(o, self.data)), None, 0)
+
+    def __mod__(self, o: Any) -> Tensor:
+        return _remainder(self, o)
+
+    def __rmod__(self, o: Any) -> Tensor:
+        return _remainder(as_tensor(o, like=self), self)
+
     def __getitem__(self, index: Any) -> Tensor:
         return F.getitem(self, index)
 
@@ -707,6 +738,40 @@ class Tensor:
 
     def __ge__(self, o: Any) -> Tensor:
         return self._cmp(o, np.greater_equal)
+
+    # Bitwise operators on bool and integer tensors (masks: ``(x > 0) & (x < 1)``), not differentiable.
+    def _bitwise(self, op: str, o: Any, fn: Any) -> Tensor:
+        other = o.data if isinstance(o, Tensor) else np.asarray(o)
+        for a in (self.data, other):
+            if a.dtype.kind not in "biu":
+                raise TypeError(
+                    f"{op}: defined for bool and integer tensors only, got dtype {a.dtype}; compare first "
+                    "(e.g. (x > 0) & (x < 1)) or use logical ops on masks."
+                )
+        _check_broadcast(op, self.data, other)
+        return Tensor._make(np.asarray(fn(self.data, other)), None, 0)
+
+    def __and__(self, o: Any) -> Tensor:
+        return self._bitwise("&", o, np.bitwise_and)
+
+    __rand__ = __and__
+
+    def __or__(self, o: Any) -> Tensor:
+        return self._bitwise("|", o, np.bitwise_or)
+
+    __ror__ = __or__
+
+    def __xor__(self, o: Any) -> Tensor:
+        return self._bitwise("^", o, np.bitwise_xor)
+
+    __rxor__ = __xor__
+
+    def __invert__(self) -> Tensor:
+        return self._bitwise("~", self, lambda a, _: np.invert(a))
+
+    def logical_not(self) -> Tensor:
+        """Elementwise not, a bool tensor. Example: ``(x > 0).logical_not()``."""
+        return Tensor._make(np.logical_not(self.data), None, 0)
 
     # ---- methods mirroring the functional API (see ops/functions.py for shapes and examples) ----
     def exp(self) -> Tensor:
@@ -983,26 +1048,257 @@ class Tensor:
         """Entries at the 1-D ``index`` along ``dim``."""
         return F.index_select(self, dim, index)
 
+    # ---- more of PyTorch's Tensor methods, composed of the ones above --------------------
+    def __format__(self, spec: str) -> str:
+        # As PyTorch: a 0-d tensor formats as its number (f"{loss:.3f}"), others as their repr.
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
-class _SizeMethod(builtins.int):
-    """What ``Tensor.size`` gives: called, PyTorch's ``size()`` (the shape) or ``size(d)``; read as
-    a number, the element count, as numpy's ``ndarray.size`` (code written for arrays keeps working)."""
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self + alpha * other``. Example: ``x.add(y, alpha=2)``."""
+        return self + (other if alpha == 1 else other * alpha)
 
-    def __new__(cls, n: int, shape: tuple) -> _SizeMethod:
-        obj = super().__new__(cls, n)
-        obj.shape = shape
-        return obj
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self - alpha * other``. Example: ``x.sub(1)``."""
+        return self - (other if alpha == 1 else other * alpha)
 
-    def __call__(self, dim: int | None = None) -> Any:
-        if dim is None:
-            return self.shape
-        nd = len(self.shape)
-        if not -nd <= dim < nd:
-            raise IndexError(f"size: dim {dim} is out of range for a tensor with {nd} dimension(s).")
-        return self.shape[dim]
+    def mul(self, other: Any) -> Tensor:
+        """``self * other``. Example: ``x.mul(2)``."""
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        """``self / other``. Example: ``x.div(2)``."""
+        return self / other
+
+    def neg(self) -> Tensor:
+        """``-self``. Example: ``x.neg()``."""
+        return -self
+
+    def square(self) -> Tensor:
+        """``self * self``. Example: ``x.square()``."""
+        return self * self
+
+    def log2(self) -> Tensor:
+        """Base-2 logarithm elementwise. Example: ``tensor([8.0]).log2()``."""
+        return E.Log.apply(self) * (1.0 / np.log(2.0))
+
+    def log10(self) -> Tensor:
+        """Base-10 logarithm elementwise. Example: ``tensor([100.0]).log10()``."""
+        return E.Log.apply(self) * (1.0 / np.log(10.0))
+
+    def floor(self) -> Tensor:
+        """Round down elementwise (gradient 0). Example: ``tensor([1.5]).floor()``."""
+        return E.Rounding.apply(self, mode="floor")
+
+    def ceil(self) -> Tensor:
+        """Round up elementwise (gradient 0). Example: ``tensor([1.5]).ceil()``."""
+        return E.Rounding.apply(self, mode="ceil")
+
+    def round(self) -> Tensor:
+        """Round half to even elementwise (gradient 0), as ``torch.round``. Example: ``tensor([2.5]).round()``."""
+        return E.Rounding.apply(self, mode="round")
+
+    def trunc(self) -> Tensor:
+        """Round toward zero elementwise (gradient 0). Example: ``tensor([-1.5]).trunc()``."""
+        return E.Rounding.apply(self, mode="trunc")
+
+    def matmul(self, other: Any) -> Tensor:
+        """``self @ other``. Example: ``a.matmul(b)``."""
+        return F.matmul(self, other)
+
+    def mm(self, other: Any) -> Tensor:
+        """Product of two 2-D tensors. Example: ``a.mm(b)`` for (n, k) and (k, m)."""
+        return mm(self, other)
+
+    def dot(self, other: Any) -> Tensor:
+        """Inner product of two 1-D tensors. Example: ``x.dot(y)``."""
+        o = as_tensor(other, like=self)
+        if self.ndim != 1 or o.ndim != 1 or self.shape != o.shape:
+            raise ValueError(f"dot: expects two 1-D tensors of the same size, got shapes {self.shape} and {o.shape}.")
+        return F.matmul(self, o)
+
+    def flip(self, *dims: Any) -> Tensor:
+        """Reverse the order along ``dims``. Example: ``x.flip(0)`` or ``x.flip((0, 1))``."""
+        chosen = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        axes = normalize_axis("flip", chosen, self.ndim) or ()
+        return self[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(self.ndim))]
+
+    def argsort(self, dim: int = -1, descending: bool = False) -> Tensor:
+        """The indices that sort ``dim`` (int64). Example: ``tensor([3, 1, 2]).argsort()``."""
+        return F.sort(self, dim, descending).indices
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """Cast to ``other``'s dtype. Example: ``x.type_as(y)``."""
+        return self.astype(other.dtype)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        """The slices along ``dim``, without it. Example: ``a, b = ones(2, 3).unbind()``."""
+        d = normalize_axis("unbind", dim, self.ndim)[0]  # type: ignore[index]
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """``length`` entries of ``dim`` from ``start``. Example: ``arange(5).narrow(0, 1, 2)``."""
+        d = normalize_axis("narrow", dim, self.ndim)[0]  # type: ignore[index]
+        start = start + self.shape[d] if start < 0 else start
+        if not 0 <= start <= start + length <= self.shape[d]:
+            raise IndexError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {self.shape[d]}.")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims, zeros above. Example: ``ones(3, 3).tril()``."""
+        if self.ndim < 2:
+            raise ValueError(f"tril: input must have at least 2 dimensions, got shape {self.shape}.")
+        return self * Tensor._make(np.tril(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims, zeros below. Example: ``ones(3, 3).triu()``."""
+        if self.ndim < 2:
+            raise ValueError(f"triu: input must have at least 2 dimensions, got shape {self.shape}.")
+        return self * Tensor._make(np.triu(np.ones(self.shape[-2:], dtype=self.dtype), diagonal), None, 0)
+
+    def nonzero(self) -> Tensor:
+        """The (n, ndim) int64 indices of the nonzero entries. Example: ``tensor([0, 1, 1]).nonzero()``."""
+        return Tensor._make(np.argwhere(self.data).astype(np.int64), None, 0)
+
+    def is_contiguous(self) -> bool:
+        """Whether the data is C-contiguous. Example: ``ones(2, 3).t().is_contiguous() is False``."""
+        return builtins.bool(self.data.flags.c_contiguous)
+
+    def stride(self, dim: int | None = None) -> Any:
+        """Strides in elements (not bytes), as PyTorch. Example: ``ones(2, 3).stride() == (3, 1)``."""
+        st = tuple(s // self.data.itemsize for s in self.data.strides)
+        return st if dim is None else st[normalize_axis("stride", dim, self.ndim)[0]]  # type: ignore[index]
+
+    def element_size(self) -> int:
+        """Bytes per element. Example: ``ones(2).element_size() == 4``."""
+        return self.data.itemsize
+
+    def relu_(self) -> Tensor:
+        """``max(self, 0)`` in place; returns self."""
+        return self._inplace("relu_", lambda d: np.maximum(d, 0, out=d))
+
+    def sigmoid_(self) -> Tensor:
+        """Sigmoid in place; returns self."""
+        return self._inplace("sigmoid_", lambda d: np.copyto(d, 0.5 * (1.0 + np.tanh(0.5 * d))))
+
+    def exp_(self) -> Tensor:
+        """``exp(self)`` in place; returns self."""
+        return self._inplace("exp_", lambda d: np.exp(d, out=d))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill in place with uniform samples from [a, b); returns self."""
+        return self._inplace("uniform_", lambda d: np.copyto(d, get_rng(generator).uniform(a, b, d.shape), casting="unsafe"))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+        """Fill in place with normal samples; returns self."""
+        return self._inplace("normal_", lambda d: np.copyto(d, get_rng(generator).normal(mean, std, d.shape), casting="unsafe"))
+
+    # The casts named like builtins come last: in the class body they shadow float, int and bool
+    # for the annotations written after them.
+    def float(self) -> Tensor:
+        """Cast to float32."""
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        """Cast to float64."""
+        return self.astype(np.float64)
+
+    def half(self) -> Tensor:
+        """Cast to float16."""
+        return self.astype(np.float16)
+
+    def long(self) -> Tensor:
+        """Cast to int64 (not differentiable)."""
+        return self.astype(np.int64)
+
+    def int(self) -> Tensor:
+        """Cast to int32 (not differentiable)."""
+        return self.astype(np.int32)
+
+    def bool(self) -> Tensor:
+        """Cast to bool (not differentiable)."""
+        return self.astype(np.bool_)
+
+
+class Size(tuple):
+    """A tensor's shape as ``Tensor.size()`` gives it: a tuple of ints (it compares equal to
+    one), with ``numel()`` as ``torch.Size`` has.
+
+    Example: ``Size((2, 3)).numel() == 6`` and ``zeros(2, 3).size() == (2, 3)``.
+    """
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
 
 
 _CPU = device("cpu")
+
+
+def _check_broadcast(op: str, a: Any, b: Any) -> None:
+    try:
+        np.broadcast_shapes(np.shape(a), np.shape(b))
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {np.shape(a)} and {np.shape(b)} cannot be broadcast together: aligned from the right, each "
+            "pair of dimensions must be equal or one of them 1."
+        ) from None
+
+
+def _remainder(a: Tensor, b: Any) -> Tensor:
+    bd = b.data if isinstance(b, Tensor) else b
+    _check_broadcast("%", a.data, bd)
+    q = np.floor_divide(a.data, bd)
+    if a.data.dtype.kind in "iub" and np.asarray(bd).dtype.kind in "iub":
+        return Tensor._make(np.asarray(np.remainder(a.data, bd)), None, 0)
+    return a - Tensor._make(np.asarray(q), None, 0) * b
+
+
+def mm(input: Any, mat2: Any) -> Tensor:  # noqa: A002
+    """Product of two 2-D tensors, (n, k) @ (k, m) -> (n, m). Example: ``mm(ones(2, 3), ones(3, 4))``."""
+    a, b = as_tensor(input), as_tensor(mat2)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expects two 2-D tensors, got shapes {a.shape} and {b.shape}; use matmul for batches.")
+    return F.matmul(a, b)
+
+
+def bmm(input: Any, mat2: Any) -> Tensor:  # noqa: A002
+    """Batched product, (b, n, k) @ (b, k, m) -> (b, n, m). Example: ``bmm(ones(5, 2, 3), ones(5, 3, 4))``."""
+    a, b = as_tensor(input), as_tensor(mat2)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expects two 3-D tensors with the same batch size, got shapes {a.shape} and {b.shape}.")
+    return F.matmul(a, b)
+
+
+def var_mean(input: Any, dim: Any = None, *, correction: int = 1, keepdim: bool = False) -> tuple:  # noqa: A002
+    """``(var, mean)`` over ``dim``. Example: ``v, m = var_mean(x, 0)``."""
+    x = as_tensor(input)
+    return F.var(x, dim, keepdim=keepdim, correction=correction), F.mean(x, dim, keepdim=keepdim)
+
+
+def std_mean(input: Any, dim: Any = None, *, correction: int = 1, keepdim: bool = False) -> tuple:  # noqa: A002
+    """``(std, mean)`` over ``dim``. Example: ``s, m = std_mean(x, 0)``."""
+    x = as_tensor(input)
+    return F.std(x, dim, keepdim=keepdim, correction=correction), F.mean(x, dim, keepdim=keepdim)
+
+
+def is_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`Tensor`. Example: ``is_tensor(zeros(1))``."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Any) -> int:  # noqa: A002
+    """The number of elements of ``input``. Example: ``numel(zeros(2, 3)) == 6``."""
+    return input.numel()
 
 
 def _check_no_overlap(op: str, a: np.ndarray) -> None:
@@ -1176,7 +1472,8 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
     """Integers uniform in ``[low, high)``, int64: ``randint(high, size)`` or
     ``randint(low, high, size)``, as ``torch.randint``. Example: ``randint(0, 10, (2, 3))``."""
     if size is None:
-        *args, size = args
+        *front, size = args
+        args = tuple(front)
     if len(args) == 1:
         low, high = 0, args[0]
     elif len(args) == 2:
@@ -1186,6 +1483,15 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low}).")
     a = _rng_of(generator, seed).integers(low, high, _shape((size,))).astype(dtype or np.int64)
+    return _new(a, requires_grad, device)
+
+
+def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
+             device: Any = None) -> Tensor:
+    """A random permutation of ``0..n-1`` (int64), as ``torch.randperm``. Example: ``randperm(5, seed=0)``."""
+    if builtins.int(n) < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}.")
+    a = _rng_of(generator, seed).permutation(builtins.int(n)).astype(dtype or np.int64)
     return _new(a, requires_grad, device)
 
 
@@ -1238,3 +1544,4 @@ _function.as_tensor = _engine.as_tensor = as_tensor
 from .ops import batching as _batching  # noqa: E402, F401  (BatchedTensor and vmap's dispatch, bound into autograd.function)
 from .ops import elementwise as E  # noqa: E402
 from .ops import functions as F  # noqa: E402
+from .ops.reduce import normalize_axis  # noqa: E402

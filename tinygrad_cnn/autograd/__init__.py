@@ -10,16 +10,18 @@ from typing import Any
 from .anomaly import detect_anomaly
 from .engine import grad, run_backward
 from .function import Function, Node, OutputMeta, SavedValue, once_differentiable
-from .grad_mode import enable_grad, is_grad_enabled, keep_inputs, module_scope, no_grad, set_grad_enabled
+from .grad_mode import FunctionScope, enable_grad, function_scope, is_grad_enabled, keep_inputs, module_scope, no_grad, set_grad_enabled
 from .graph import walk
 
 __all__ = [
     "Function",
+    "FunctionScope",
     "Node",
     "OutputMeta",
     "SavedValue",
     "detect_anomaly",
     "enable_grad",
+    "function_scope",
     "grad",
     "is_grad_enabled",
     "keep_inputs",

@@ -214,7 +214,7 @@ def _is_new(node: Node, g: Any, conformed: Any, buf: list) -> bool:
 
 def _run_tensor_hooks(node: Node, buf: list) -> None:
     """The gradients of the node's outputs through their ``register_hook`` hooks, then ``retain_grad``."""
-    for k, (hooks, keep) in node.hooks.items():
+    for k, (hooks, keep) in (node.hooks or {}).items():
         g = buf[k]
         if g is None:
             continue

@@ -24,10 +24,11 @@ mode is on, records a :class:`Node` (``y.grad_fn``): the op, edges to its inputs
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import weakref
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class SavedValue(NamedTuple):
 
     kind: str
     value: Any
-    index: int | None = None
+    index: int | None = None  # type: ignore[assignment]  # a field named like tuple.index: the public name
 
 
 class OutputMeta(NamedTuple):
@@ -94,26 +95,32 @@ class Node:
     """
 
     # Defaults live on the class: most nodes never change them, and every op builds a node.
-    _saved: list | None = None
+    _saved: list[Any] | None = None
     _seq = 0
     _released = False
     _on_release: tuple = ()
     _mark: tuple = ()
     _locked: tuple | list = ()
-    _outputs: list = []
+    _outputs: Sequence[weakref.ref] = ()
     _view_version = 0  # a saved output's version when saved: 0, or its base's for a view op
-    _out_meta: list = []
+    _out_meta: Sequence[tuple[tuple[int, ...], np.dtype]] = ()
     needs_input_grad: tuple = ()
-    next_edges: list = []
+    next_edges: Sequence[Any] = ()
     creation_stack: str | None = None
-    scope: tuple = ()  # the nn.Modules whose forward recorded this node, outermost first
+    scope: tuple = ()  # the nn.Modules and FunctionScopes (composite functions) that recorded this node, outermost first
     input_tensors: tuple | None = None  # only under autograd.keep_inputs()
     # output index -> [{handle id: hook} from Tensor.register_hook, the retain_grad hook or None]
     hooks: dict | None = None
 
-    def __init__(self, fn: type, params: dict) -> None:
+    def __init__(self, fn: type[Function], params: dict) -> None:
         self._fn = fn
         self.params = params
+
+    if TYPE_CHECKING:  # forward and backward keep any non-tensor state as attributes (ctx.stride = 2)
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     # ---- forward-side API -------------------------------------------------------------
     def save_for_backward(self, *values: Any) -> None:
@@ -138,7 +145,7 @@ class Node:
         return self._fn.__name__
 
     @property
-    def op(self) -> type:
+    def op(self) -> type[Function]:
         """The Function class that produced this node."""
         return self._fn
 
@@ -302,9 +309,24 @@ class Function:
     - ``forward(ctx, *arrays, **params)``: numpy arrays in (one per positional input), a numpy
       array or a tuple of arrays out. Keyword arguments are non-tensor parameters.
     - ``backward(ctx, *grad_outputs)``: one Tensor per output in, one Tensor or ``None`` per
-      positional input out. Written with Tensor ops it is itself differentiable.
+      positional input out. Written with Tensor ops it is itself differentiable. It reads the
+      forward's parameters from ``ctx.params``, which holds those of the call and the defaults
+      of ``forward`` for the ones the call left out.
 
     Call it with ``MyOp.apply(*inputs, **params)``. Inputs may be Tensors, arrays or scalars.
+
+    Example::
+
+        class Scale(Function):
+            @staticmethod
+            def forward(ctx, x, c=2.0):
+                return x * c
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * ctx.params["c"]      # 2.0 when apply was called without c
+
+        y = Scale.apply(tg.ones(3, requires_grad=True))   # y.grad_fn.params == {"c": 2.0}
     """
 
     # Binary elementwise ops set this so a shape error names both shapes and the rule.
@@ -317,17 +339,33 @@ class Function:
     # not a view, saved value or cached constant) or one of its incoming gradients unchanged set
     # this: the engine then stores such a new array as a leaf's .grad without copying it.
     new_gradients = False
+    # ``forward``'s parameters that have defaults, as (name, position or -1 if keyword-only,
+    # default); computed once per class so that ``ctx.params`` shows the defaults too.
+    _forward_defaults: tuple = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._forward_defaults = _forward_defaults(cls.forward)
 
     @staticmethod
     def forward(ctx: Node, *args: Any, **params: Any) -> Any:
+        """The op on numpy arrays: one array per positional input, keyword arguments for the
+        non-tensor parameters; returns an array or a tuple of arrays. Subclasses define it."""
         raise NotImplementedError
 
     @staticmethod
     def backward(ctx: Node, *grad_outputs: Any) -> Any:
+        """The gradients of the inputs from those of the outputs: one Tensor per output in, one
+        Tensor (or ``None``) per positional input out. Subclasses define it."""
         raise NotImplementedError
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """Run ``forward`` on the inputs (Tensors, arrays or numbers) and, when an input requires
+        grad and grad mode is on, record the node that ``backward`` will run. Returns a Tensor,
+        or a tuple of Tensors for a forward that returns a tuple.
+
+        Example: ``y = Exp.apply(x)``; ``Swish.apply(x, beta=1.5)``."""
         # The hot path of every op: kept lean (no imports, no wrappers for constants, a
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
         if vmap_depth:
@@ -338,6 +376,9 @@ class Function:
         enabled, anomaly_mode = state.enabled, state.anomaly
         if not enabled and not anomaly_mode:
             return _apply_untracked(cls, inputs, params, state.ieee)
+        tensors: Sequence[Any]
+        arrays: Sequence[Any]
+        edges: Sequence[Any]
         if len(inputs) == 1 and type(inputs[0]) is Tensor:  # most ops: one Tensor input, no lists to grow
             x = inputs[0]
             tensors, arrays = inputs, (x.data,)
@@ -353,7 +394,7 @@ class Function:
             return _apply_promoted(cls, inputs, arrays, params)
         ctx = _new_node(Node)  # inline Node(cls, params): this runs for every op
         ctx._fn = cls
-        ctx.params = params
+        ctx.params = _with_defaults(cls._forward_defaults, len(arrays), params) if cls._forward_defaults else params
         if record and enabled:
             ctx.needs_input_grad = needs
             ctx.next_edges = edges
@@ -404,7 +445,34 @@ class Function:
         return result
 
 
-def _reraise_forward(cls: type, arrays: list, e: ValueError) -> None:
+def _forward_defaults(forward: Callable) -> tuple:
+    """(name, position, default) of each parameter of ``forward(ctx, ...)`` that has a default;
+    position is the index among the array inputs (after ``ctx``), -1 for a keyword-only one."""
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):  # not introspectable (a C function): nothing to fill in
+        return ()
+    out = []
+    for i, p in enumerate(list(sig.parameters.values())[1:]):
+        if p.default is p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out.append((p.name, -1 if p.kind is p.KEYWORD_ONLY else i, p.default))
+    return tuple(out)
+
+
+def _with_defaults(defaults: tuple, n_inputs: int, params: dict) -> dict:
+    """``params`` plus the defaults of the forward parameters the call left out (those neither
+    passed by keyword nor filled by a positional input), as ``forward`` sees them."""
+    out = params  # copied only when a default is missing: built-in ops pass all their parameters
+    for k, pos, v in defaults:
+        if k not in params and not 0 <= pos < n_inputs:
+            if out is params:
+                out = dict(params)
+            out[k] = v
+    return out
+
+
+def _reraise_forward(cls: type[Function], arrays: Sequence[Any], e: ValueError) -> None:
     """A broadcasting op's shape error, re-raised naming the op and both shapes."""
     if cls.broadcasts and len(arrays) == 2:
         _raise_broadcast(cls.__name__, arrays[0], arrays[1], e)
@@ -454,7 +522,7 @@ def _gather(inputs: tuple) -> tuple:
     return tensors, arrays, edges, tuple(needs), record
 
 
-def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
+def _apply_untracked(cls: type[Function], inputs: tuple, params: dict, ieee: Any) -> Any:
     """``apply`` with grad mode off (backward passes, evaluation): nothing to record. ``ieee`` is
     the thread's context the forward runs in (grad_mode.ieee_context)."""
     if len(inputs) == 1 and type(inputs[0]) is Tensor:
@@ -477,7 +545,7 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
         return _apply_promoted(cls, inputs, arrays, params)
     ctx = _new_node(Node)
     ctx._fn = cls
-    ctx.params = params
+    ctx.params = _with_defaults(cls._forward_defaults, len(arrays), params) if cls._forward_defaults else params
     try:  # as in apply, inline
         out = ieee.run(cls.forward, ctx, *arrays, **params)
     except ValueError as e:
@@ -498,7 +566,7 @@ def _apply_untracked(cls: type, inputs: tuple, params: dict, ieee: Any) -> Any:
     return result
 
 
-def _finish_multi(cls: type, ctx: Node, record: bool, tensors: list, arrays: list, out: tuple) -> tuple:
+def _finish_multi(cls: type[Function], ctx: Node, record: bool, tensors: Sequence[Any], arrays: Sequence[Any], out: tuple) -> tuple:
     outs = tuple(o if type(o) is np.ndarray else np.asarray(o) for o in out)
     if not record:
         results = [Tensor._make(o, None, i) for i, o in enumerate(outs)]
@@ -549,7 +617,7 @@ def result_type(a: Any, b: Any) -> np.dtype:
     return zero.dtype if _CATEGORY[zero.dtype.kind] > _CATEGORY[dim.dtype.kind] else dim.dtype
 
 
-def _apply_promoted(cls: type, inputs: tuple, arrays: list, params: dict) -> Any:
+def _apply_promoted(cls: type[Function], inputs: tuple, arrays: Sequence[Any], params: dict) -> Any:
     """A binary op on operands of different dtypes: cast each to the promoted dtype (a recorded,
     differentiable cast for a Tensor), then apply the op."""
     dtype = result_type(arrays[0], arrays[1])
@@ -569,7 +637,7 @@ def _version_owner(t: Any) -> Any:
     return t if t._base is None else t._base
 
 
-def _input_tensors(tensors: list, arrays: list) -> tuple:
+def _input_tensors(tensors: Sequence[Any], arrays: Sequence[Any]) -> tuple:
     return tuple(t if t is not None else Tensor._make(np.asarray(a), None, 0) for t, a in zip(tensors, arrays))
 
 
@@ -602,10 +670,10 @@ def _unlock_tensors(locked: Any) -> None:
         locked.clear()  # the finalizer below may run later: leave it nothing to do twice
 
 
-def _resolve_saved(ctx: Node, tensors: list, arrays: list, outs: tuple, raw: tuple) -> None:
+def _resolve_saved(ctx: Node, tensors: Sequence[Any], arrays: Sequence[Any], outs: tuple, raw: tuple) -> None:
     """Classify each saved value as an input (kept as its Tensor), an output (array + index) or a
     constant. ``raw`` are the outputs as forward returned them (a numpy scalar for a 0-d result)."""
-    saved = []
+    saved: list[tuple[int, Any, Any]] = []
     for v in ctx._saved:  # type: ignore[union-attr]
         for i, a in enumerate(arrays):
             if v is a:

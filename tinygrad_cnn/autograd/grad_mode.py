@@ -24,8 +24,9 @@ class Modes:
     enabled: bool = True
     anomaly: bool = False
     in_backward: bool = False  # anomaly checks attribute ops run inside a backward to that node
-    # Modules whose forward is running (outermost first); recorded on each node for graph
-    # rendering. nn.Module.__call__ pushes itself; see module_scope().
+    # Modules whose forward is running and composite functions being called (FunctionScope),
+    # outermost first; recorded on each node for graph rendering. nn.Module.__call__ pushes
+    # itself (module_scope()), functions push a FunctionScope (function_scope()).
     scope: tuple = ()
     # When True, nodes also keep their input Tensors (node.input_tensors) so that tools can re-run
     # every op on its own inputs (whole-graph gradient checks). Off by default: it keeps every
@@ -151,6 +152,14 @@ class no_grad(ModeSwitch):
             w -= 0.1 * w.grad     # an update that must not be differentiated
     """
 
+    def __new__(cls, func: Any = None) -> Any:
+        # ``@no_grad`` without parentheses decorates ``func`` directly, as in PyTorch.
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        no_grad.__init__(self)
+        return self(func)
+
     def __init__(self) -> None:
         super().__init__(False)
 
@@ -181,6 +190,13 @@ class inference_mode(ModeSwitch):
 class enable_grad(ModeSwitch):
     """Context manager / decorator that turns graph recording back on inside ``no_grad``."""
 
+    def __new__(cls, func: Any = None) -> Any:
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        enable_grad.__init__(self)
+        return self(func)
+
     def __init__(self) -> None:
         super().__init__(True)
 
@@ -198,6 +214,78 @@ class module_scope(ModeSwitch):
         self.prev.append(state().scope)
         state().scope = state().scope + (self.value,)
         return self
+
+
+class FunctionScope:
+    """One call of a composite function, as recorded in ``Node.scope`` beside the modules.
+
+    A new object per call, so two calls of the same function are told apart (as two calls of
+    one module are). ``name`` is what the graph renderer draws, e.g. ``'linear'``.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"FunctionScope({self.name!r})"
+
+
+class function_scope:
+    """Context manager / decorator marking the ops recorded inside it as one call of a composite
+    function named ``name``: each node's ``scope`` gets a :class:`FunctionScope` after the modules
+    (and functions) already running, and the graph renderer draws the ops in one box named
+    ``name`` that ``depth=`` folds into a single node. ``nn.functional``'s compositions
+    (``linear``, ``log_softmax``, ``cross_entropy``, ...) use it; scopes nest.
+
+    Example::
+
+        @function_scope("swish")
+        def swish(x):
+            return x * x.sigmoid()
+
+        y = swish(tg.randn(3, requires_grad=True))
+        y.grad_fn.scope                # (FunctionScope('swish'),)
+        with function_scope("residual"):
+            z = y + 1.0
+    """
+
+    __slots__ = ("name", "_prev")
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f"function_scope: name must be a non-empty str, got {name!r}; "
+                "use @function_scope(\"my_fn\") (with the name), not @function_scope."
+            )
+        self.name = name
+        self._prev: list = []
+
+    def __enter__(self) -> function_scope:
+        modes = PER_THREAD.modes
+        self._prev.append(modes.scope)
+        modes.scope = modes.scope + (FunctionScope(self.name),)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        PER_THREAD.modes.scope = self._prev.pop()
+
+    def __call__(self, fn: F) -> F:
+        name = self.name
+
+        # The wrapper does the work of __enter__/__exit__ inline: functional ops call it on every use.
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            modes = PER_THREAD.modes
+            prev = modes.scope
+            modes.scope = prev + (FunctionScope(name),)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                modes.scope = prev
+
+        return wrapper  # type: ignore[return-value]
 
 
 class keep_inputs(ModeSwitch):

@@ -22,10 +22,12 @@ class RemovableHandle:
         self.id = next(_ids)
 
     def add(self, hook: Any) -> RemovableHandle:
+        """Register ``hook`` under this handle's id; returns the handle."""
         self.hooks_dict[self.id] = hook
         return self
 
     def remove(self) -> None:
+        """Unregister the hook (a no-op when it is already gone)."""
         self.hooks_dict.pop(self.id, None)
 
     def __enter__(self) -> RemovableHandle:

@@ -82,7 +82,7 @@ class Checker:
         p = self.p
         outs = p.graph()
         ins = [p.leaves[i] for i in idxs]
-        J = [[np.zeros((o.size, ins[j].size)) for j in range(len(idxs))] for o in outs]
+        J = [[np.zeros((o.numel(), ins[j].numel())) for j in range(len(idxs))] for o in outs]
         got = [False] * len(idxs)
         try:
             for oi, o in enumerate(outs):
@@ -90,7 +90,7 @@ class Checker:
                     continue
                 go = np.zeros(o.shape)
                 flat = go.reshape(-1)
-                for k in range(o.size):
+                for k in range(o.numel()):
                     flat[k] = 1.0
                     gs = self._vjp([o], ins, [go])
                     flat[k] = 0.0
@@ -134,7 +134,7 @@ class Checker:
             return
         for j, a in enumerate(g1):
             expect = sum(v.reshape(-1) @ J[oi][j] for oi, v in enumerate(vs) if outs[oi].requires_grad)
-            got = np.zeros(ins[j].size) if a is None else np.asarray(a.data, np.float64).reshape(-1)
+            got = np.zeros(ins[j].numel()) if a is None else np.asarray(a.data, np.float64).reshape(-1)
             scale = sum(np.abs(v.reshape(-1)) @ np.abs(J[oi][j]) for oi, v in enumerate(vs) if outs[oi].requires_grad)
             diff = np.abs(got - expect)
             if diff.size and not np.all(diff <= self.atol + self.rtol * (np.abs(expect) + 1e-6 * np.asarray(scale))):
@@ -159,7 +159,7 @@ class Checker:
             return None
         f0 = p.evaluate()
         outs = p.graph()
-        offsets = np.cumsum([0] + [o.size for o in outs])
+        offsets = np.cumsum([0] + [o.numel() for o in outs])
         reports = []
         for j, i in enumerate(idxs):
             num, fwd, bwd = numerical_jacobian(p, i, f0, self.eps)
@@ -242,7 +242,7 @@ class Checker:
             self._backward_failed(e)
             return None
         self._none_and_disconnected(outs, idxs, got)
-        offsets = np.cumsum([0] + [o.size for o in outs])
+        offsets = np.cumsum([0] + [o.numel() for o in outs])
         reports: list[PairReport] = []
         for j, i in enumerate(idxs):
             base = np.array(p.leaves[i].data, dtype=np.float64)
@@ -279,9 +279,9 @@ class Checker:
     def locate(self, i: int, outs: list, vs: list) -> list[PairReport]:
         """Re-check input ``i`` element by element: against every output element when the
         outputs are small, else against the projection sum(v * outputs) used by fast mode."""
-        total = sum(o.size for o in outs)
+        total = sum(o.numel() for o in outs)
         x = self.p.leaves[i]
-        if x.size > LOCATE_MAX_ELEMENTS:
+        if x.numel() > LOCATE_MAX_ELEMENTS:
             return [self.bisect(i, outs, vs)]
         if total <= LOCATE_FULL_OUTPUTS:
             reps = self.full([i], mode="located")
@@ -313,13 +313,13 @@ class Checker:
         p, x, eps = self.p, self.p.leaves[i], self.eps
         lab = p.in_labels[i]
         (g,) = self._vjp(outs, [x], vs)
-        ana = np.zeros(x.size) if g is None else np.asarray(g.data, np.float64).reshape(-1)
-        u = self.rng.standard_normal(x.size)
+        ana = np.zeros(x.numel()) if g is None else np.asarray(g.data, np.float64).reshape(-1)
+        u = self.rng.standard_normal(x.numel())
         base = np.array(x.data, dtype=np.float64).reshape(-1)
         v = np.concatenate([np.asarray(vv, np.float64).reshape(-1) for vv in vs])
 
         def derivative(lo: int, hi: int, step: float) -> tuple[float, np.ndarray, np.ndarray]:
-            d = np.zeros(x.size)
+            d = np.zeros(x.numel())
             d[lo:hi] = u[lo:hi]
             fp, fm = directional_evaluations(p, i, base, d, step)
             return float(v @ (fp - fm)) / (2 * step), fp, fm
@@ -331,8 +331,8 @@ class Checker:
             return projection_ok(a, n, n2, v, fp, fm, eps, self.atol, self.rtol), n, a
 
         found: list[ElementError] = []
-        ok, n, _ = check(0, x.size)
-        stack, spread = ([] if ok else [(0, x.size, n)]), 0  # ranges known to fail, with their derivative
+        ok, n, _ = check(0, x.numel())
+        stack, spread = ([] if ok else [(0, x.numel(), n)]), 0  # ranges known to fail, with their derivative
         while stack and len(found) < BISECT_MAX_FOUND:
             lo, hi, n = stack.pop()
             if hi - lo == 1:
@@ -351,7 +351,7 @@ class Checker:
                 r.wrong[e.index] = True
         more = stack or spread
         r.note = (
-            f"{x.size} elements: located by bisection on sum(v * outputs) along a random direction"
+            f"{x.numel()} elements: located by bisection on sum(v * outputs) along a random direction"
             + (f"; stopped after the first {len(found)} wrong element(s), there may be more" if stack else "")
             + ("; some wrong ranges have no single wrong element (small errors spread over many elements)" if spread else "")
             + ("" if found or more else "; along this direction the projection agrees (an error cancelling out?)")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Node
-from ..autograd.grad_mode import enable_grad, keep_inputs
+from ..autograd.grad_mode import FunctionScope, enable_grad, keep_inputs
 from ..autograd.graph import walk
 from ..pytree import tree_leaves
 from ..tensor import Tensor
@@ -65,6 +65,7 @@ class NodeCheck:
         return (self.result is None or self.result.passed) and (self.second is None or self.second.passed)
 
     def title(self) -> str:
+        """One line naming the op: ``#position Name in scope (inputs: ...)``."""
         where = f" in {self.scope}" if self.scope else ""
         return f"#{self.position} {self.name}{where} (inputs: {', '.join(self.inputs) or 'none'})"
 
@@ -142,9 +143,9 @@ def _module_names(nodes: list[Node]) -> dict:
     """``id(module) -> dotted name`` and ``id(parameter) -> dotted name`` from the root modules."""
     names: dict = {}
     for n in nodes:
-        if not n.scope or id(n.scope[0]) in names:
+        root = next((m for m in n.scope if not isinstance(m, FunctionScope)), None)
+        if root is None or id(root) in names:
             continue
-        root = n.scope[0]
         names[id(root)] = type(root).__name__
         if hasattr(root, "named_modules"):
             for name, m in root.named_modules():
@@ -177,7 +178,9 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     check = NodeCheck(node, pos, inputs, scope)
     params = {k: _promote_param(v) for k, v in node.params.items()}
     leaves, checked = [], []
-    for idx, t in enumerate(node.input_tensors):
+    tensors = node.input_tensors
+    assert tensors is not None  # check_graph refuses a graph recorded without its inputs
+    for idx, t in enumerate(tensors):
         a = t.data
         need = bool(node.needs_input_grad[idx]) and a.dtype.kind == "f"
         leaves.append(Tensor(np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a, requires_grad=need))
@@ -208,7 +211,7 @@ def _check_node(node: Node, pos: int, inputs: list[str], scope: str, opts: dict)
     fast = opts["fast_mode"] if opts["fast_mode"] is not None else 2 * n_in + n_out > FULL_BUDGET
     run_opts = {k: opts[k] for k in ("eps", "atol", "rtol", "nondet_tol", "fail_on_kinks", "seed")}
     check.result = GradcheckResult(order=1, mode="fast" if fast else "full", eps=opts["eps"], atol=opts["atol"], rtol=opts["rtol"])
-    check.result.inputs = [(in_labels[i], leaves[i].shape, node.input_tensors[i].dtype) for i in checked]
+    check.result.inputs = [(in_labels[i], leaves[i].shape, tensors[i].dtype) for i in checked]
     run(prob, check.result, fast_mode=fast, **run_opts)
     if opts["gradgrad"]:
         prob2 = second_order(fn, leaves, checked, in_labels, opts["seed"], skip)
@@ -272,7 +275,7 @@ def check_graph(
         )
     names = _module_names(nodes)
     for n in nodes:  # parameters named by their module path, e.g. 'conv1.weight'
-        for t in n.input_tensors:
+        for t in n.input_tensors or ():  # all set: checked above
             if id(t) in names and id(t) not in labels:
                 labels[id(t)] = names[id(t)]
     pos_of = {id(n): i for i, n in enumerate(nodes)}
@@ -288,8 +291,9 @@ def check_graph(
     }
     checks = []
     for pos, node in enumerate(nodes):
-        scope = " > ".join(names.get(id(m), type(m).__name__) for m in node.scope[1:]) if node.scope else ""
-        if node.scope and not scope:
-            scope = names.get(id(node.scope[0]), type(node.scope[0]).__name__)
+        mods = [m for m in node.scope if not isinstance(m, FunctionScope)]  # where, by module; functions are not places
+        scope = " > ".join(names.get(id(m), type(m).__name__) for m in mods[1:])
+        if mods and not scope:
+            scope = names.get(id(mods[0]), type(mods[0]).__name__)
         checks.append(_check_node(node, pos, _describe_inputs(node, pos_of, labels), scope, opts))
     return GraphCheckResult(checks)

@@ -20,7 +20,7 @@ def numerical_jacobian(prob: FlatProblem, i: int, f0: np.ndarray, eps: float) ->
     Example: ``num, fwd, bwd = numerical_jacobian(prob, 0, prob.evaluate(), 1e-6)``.
     """
     x = prob.leaves[i]
-    n = x.size
+    n = x.numel()
     base = np.array(x.data, dtype=np.float64)
     num = np.zeros((f0.size, n))
     fwd = np.zeros((f0.size, n))

@@ -87,6 +87,7 @@ class Kink:
     kind: str = "kink"  # or "jump": the function is discontinuous here (difference quotients grow like 1/eps)
 
     def describe(self, label: str) -> str:
+        """The kink (or jump) in words, after ``label`` (the entry it concerns)."""
         if self.kind == "jump":
             return (
                 f"{label}: the function jumps here (central differences {fmt(self.left)} at eps and {fmt(self.right)} at eps/2 "
@@ -125,6 +126,7 @@ class PairReport:
     note: str = ""
 
     def summary(self) -> list[str]:
+        """The report as lines of text: a head line (ok, or how many elements are wrong) and the worst entries."""
         head = f"{self.input} {self.input_shape} -> {self.output} {self.output_shape}"
         if self.ok:
             extra = f" ({self.n_kinks} entries at non-differentiable points, see below)" if self.n_kinks else ""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def shapes(min_dims: int = 1, max_dims: int = 4, min_side: int = 1, max_side: in
 
 
 def _elements(dtype: np.dtype, min_value: float, max_value: float) -> st.SearchStrategy[float]:
-    width = 8 * dtype.itemsize
+    width: Literal[16, 32, 64] = 16 if dtype.itemsize == 2 else 32 if dtype.itemsize == 4 else 64
     return st.floats(min_value=min_value, max_value=max_value, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=width)
 
 
@@ -108,7 +108,7 @@ def broadcastable_shapes(
     Example: ``broadcastable_shapes(max_dims=3).flatmap(lambda s: st.tuples(tensors(s[0]), tensors(s[1])))``.
     """
     return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side).map(
-        lambda b: tuple(b.input_shapes)
+        lambda b: (b.input_shapes[0], b.input_shapes[1])
     )
 
 
@@ -144,6 +144,7 @@ class Conv2dConfig:
         return (n, self.out_channels, oh, ow)
 
     def kwargs(self) -> dict:
+        """The keyword arguments of ``F.conv2d`` for this configuration (stride, padding, dilation, groups)."""
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
 
 
@@ -192,6 +193,7 @@ class Pool2dConfig:
         return (n, c, oh, ow)
 
     def kwargs(self) -> dict:
+        """The keyword arguments of the pooling function (kernel_size, stride, padding, ceil_mode; dilation for max)."""
         kw: dict = {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding, "ceil_mode": self.ceil_mode}
         if self.kind == "max":
             kw["dilation"] = self.dilation

@@ -55,9 +55,9 @@ def structural_problems(node: Node) -> list[tuple[str, int | None, str]]:
     if len(res) != len(node.next_edges):
         return [("count", None, f"backward returned {len(res)} gradient(s) for {len(node.next_edges)} input(s)")]
     found: list[tuple[str, int | None, str]] = []
-    for idx, (e, g) in enumerate(zip(node.next_edges, res)):
+    for idx, (edge, g) in enumerate(zip(node.next_edges, res)):
         meta = _input_meta(node, idx)
-        if e is None or meta is None:
+        if edge is None or meta is None:
             continue
         shape, dtype = meta
         if g is None:

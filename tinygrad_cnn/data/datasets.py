@@ -29,6 +29,7 @@ from ..atomic import atomic_open
 from .idx import read_idx
 
 ENV_VAR = "TINYGRAD_CNN_DATA"
+"""The environment variable naming a folder to look in (and download to) before the default cache."""
 
 
 def cache_dir() -> Path:
@@ -171,6 +172,8 @@ class MNIST(TensorDataset):
         folder = self._find(download)
         img_name, lbl_name = self.files[self.split]
         images_path, labels_path = (self._file_in(folder, n) for n in (img_name, lbl_name))
+        if images_path is None or labels_path is None:  # _find chose a folder holding both: removed since?
+            raise FileNotFoundError(f"{self.title}: {folder} no longer holds {img_name} and {lbl_name} (or their .gz).")
         images = read_idx(images_path)
         labels = read_idx(labels_path)
         if images.ndim != 3 or images.dtype != np.uint8:
@@ -299,3 +302,4 @@ class FashionMNIST(MNIST):
 
 
 DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
+"""The dataset classes by their command-line names."""

@@ -107,9 +107,13 @@ def conv2d(
     # The bias rides in the GEMM as a row of ones under the columns (and the weight grad's GEMM
     # then yields the bias grad too): two passes over the output fewer.
     fuse = bias is not None and groups == 1
-    wg = np.concatenate((w.reshape(co, k), bias.reshape(co, 1)), axis=1)[None] if fuse else w.reshape(groups, co // groups, -1)
+    if bias is not None and fuse:
+        wg = np.concatenate((w.reshape(co, k), bias.reshape(co, 1)), axis=1)[None]
+    else:
+        wg = w.reshape(groups, co // groups, -1)
     lease = _columns(x, win, k + fuse)
     cols = lease.array
+    assert cols is not None  # a lease holds its array until released
     y = np.empty((n, co, *out), x.dtype)
 
     def chunk(a: int, b: int) -> None:  # images a..b: unfold, multiply (and add the bias)
@@ -169,7 +173,8 @@ def conv_weight_grad(
         return weight_grad_rows(a, b, win, bias)
     kept = unfolded is not None and unfolded.shape[0] >= k + bias  # else (no ones row) unfold again
     lease = None if kept else _columns(a, win, k + bias)
-    cols = (unfolded.array if kept else lease.array)[: k + bias]  # type: ignore[union-attr]
+    # kept: unfolded is set; a lease holds its array until released
+    cols = (unfolded.array if kept else lease.array)[: k + bias]  # type: ignore[union-attr, index]
 
     def chunk(i: int, j: int) -> np.ndarray:  # images i..j's share of sum_n cols[:, n] @ b[n]^T (no copy of b)
         block = cols[:, i * l : j * l]

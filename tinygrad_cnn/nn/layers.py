@@ -55,7 +55,11 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """max(x, 0) elementwise. Shape unchanged."""
+    """max(x, 0) elementwise. Shape unchanged. ``inplace=True`` is refused (results are new tensors)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        F.validation.check_not_inplace("ReLU", inplace)
 
     def forward(self, x: Any) -> Tensor:
         return F.relu(x)
@@ -76,9 +80,10 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim`` (default the last). Shape unchanged."""
+    """Softmax along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or 2-D
+    input (PyTorch's implicit choice there); a higher-dimensional input needs ``dim``."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
@@ -117,8 +122,9 @@ class Dropout(Module):
     global generator is used (``tinygrad_cnn.manual_seed``).
     """
 
-    def __init__(self, p: float = 0.5, seed: Any = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, seed: Any = None) -> None:
         super().__init__()
+        F.validation.check_not_inplace("Dropout", inplace)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}.")
         self.p = float(p)
@@ -132,9 +138,10 @@ class Dropout(Module):
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``dim`` (default the last). Shape unchanged."""
+    """log(softmax(x)) along ``dim``. Shape unchanged. Without ``dim``, the last dim of a 1-D or
+    2-D input; a higher-dimensional input needs ``dim``."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 

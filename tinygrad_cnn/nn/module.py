@@ -211,6 +211,8 @@ class Module:
 
     # ---- forward -------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation of the module, called by ``module(*args)`` (which also runs the hooks).
+        Every subclass defines it; the layers document their input and output shapes on the class."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward(); subclasses of Module must.")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -352,6 +354,7 @@ class Module:
                 yield (f"{mname}.{k}" if mname else k), b
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The buffers (``register_buffer``) of this module and, with ``recurse``, its submodules."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -389,7 +392,7 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """The number of scalar parameters (shared ones counted once)."""
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def to(self, dtype: Any) -> Module:
         """Cast all floating parameters and buffers to ``dtype`` in place (same Parameter objects,
@@ -575,6 +578,7 @@ class Sequential(Module):
         return items[_index("Sequential", idx, len(items))][1]
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end; returns self."""
         self.add_module(str(len(self._modules)), _check_module("Sequential", len(self._modules), module))
         return self
 
@@ -613,10 +617,12 @@ class ModuleList(Module):
         self.add_module(str(i), _check_module("ModuleList", i, module))
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; returns self."""
         self.add_module(str(len(self._modules)), _check_module("ModuleList", len(self._modules), module))
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add ``modules`` at the end, in order; returns self."""
         for m in modules:
             self.append(m)
         return self
@@ -659,15 +665,19 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self) -> Iterable[str]:
+        """The keys, in insertion order."""
         return self._modules.keys()
 
     def values(self) -> Iterable[Module]:
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def items(self) -> Iterable[tuple[str, Module]]:
+        """``(key, module)`` pairs, in insertion order."""
         return self._modules.items()
 
     def update(self, modules: Mapping[str, Module]) -> None:
+        """Add or replace the modules of the mapping ``modules``."""
         for k, m in modules.items():
             self[k] = m
 

@@ -162,7 +162,11 @@ class PowScalar(Function):
         p = ctx.exponent
         if p == 0:
             return g * 0.0
-        return g * (p * x ** (p - 1)) if p != 1 else g
+        if p == 1:
+            return g
+        if p == 2:  # x ** 1 would put a needless pow node in the graph of a create_graph backward
+            return g * (x * 2.0)
+        return g * (p * x ** (p - 1))
 
 
 class Pow(Function):
@@ -330,6 +334,21 @@ class Sign(Function):
         return g * 0.0
 
 
+class Rounding(Function):
+    """floor, ceil, round (half to even) or trunc; piecewise constant, so the gradient is 0
+    everywhere, as in PyTorch."""
+
+    FNS: dict[str, Any] = {"floor": np.floor, "ceil": np.ceil, "round": np.round, "trunc": np.trunc}
+
+    @staticmethod
+    def forward(ctx, x, mode):
+        return Rounding.FNS[mode](x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.0
+
+
 class Tanh(Function):
     vmap = staticmethod(R.elementwise)
 
@@ -471,8 +490,8 @@ class Clone(Function):
     vmap = staticmethod(R.elementwise)
 
     @staticmethod
-    def forward(ctx, x, order="K"):
-        return np.array(x, copy=True, order=order)
+    def forward(ctx, x, order=None):  # None: numpy's "K", left out of graph labels
+        return np.array(x, copy=True, order=order or "K")
 
     @staticmethod
     def backward(ctx, g):

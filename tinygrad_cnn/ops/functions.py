@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..autograd import function as _graph
+from ..autograd.grad_mode import function_scope
 from . import elementwise as E
 from .linalg import MatMul
 from .movement import Concat, Expand, GetItem, IndexAdd, Pad, Permute, Reshape, along, normalize_index
@@ -386,6 +387,7 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
             f"{op}: dim must be one int (it returns the values and indices along it), got {dim!r}; "
             f"for the {op} over several dims use a{op}(x, dim={tuple(dim)!r})."
         )
+    dim = int(dim)
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
     if getattr(x, "is_batched", False):
@@ -419,19 +421,43 @@ def min(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, kee
     return _extremum("min", x, dim, keepdim, axis, keepdims, amin, argmin)
 
 
-def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
-    """``log(sum(exp(x)))`` over ``dim``, computed as ``log(sum(exp(x - m))) + m`` with ``m`` the
-    detached max (0 where infinite), so it neither overflows nor loses a row of -inf.
+def float_input(op: str, x: Any, dtype: Any = None) -> Any:
+    """``x`` as a floating Tensor (cast to ``dtype`` first when given), or a TypeError naming
+    ``op`` for an integer or bool input: the check of every op defined only on floats.
 
-    >>> round(logsumexp(tensor([[1000.0, 1000.0]]), 1).item(), 2)
-    1000.69
+    >>> float_input("softmax", [1, 2], dtype=float64).dtype
+    dtype('float64')
     """
     x = _t(x)
-    dim = _dim("logsumexp", dim, axis)
-    axes = normalize_axis("logsumexp", dim, x.ndim)
-    m = detached_max(x, axes, finite=True)
-    out = Sum.apply((x - m).exp(), axis=axes, keepdims=True).log() + m
-    return out if _keep(keepdim, keepdims) else reshape(out, [s for i, s in enumerate(out.shape) if axes is not None and i not in axes])
+    if dtype is not None:
+        x = x.astype(dtype)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}; convert with .float() or pass dtype=.")
+    return x
+
+
+def _softmax_dim(op: str, x: Any, dim: Any, axis: Any) -> int:
+    """The one dim the softmax family normalizes over: ``dim`` (or its alias ``axis``), the last
+    dim when neither is given."""
+    dim = _dim(op, dim, axis)
+    if dim is None and x.ndim > 2 and op != "logsumexp":
+        # PyTorch's implicit dim is 0 for 3-D and 1 for 4-D inputs (deprecated there): rather
+        # than normalize over a different dim than the ported script did, ask for it.
+        raise TypeError(f"{op}: give dim for a {x.ndim}-D input (of shape {x.shape}), e.g. {op}(x, dim=1) for class scores on dim 1.")
+    dim = -1 if dim is None else dim
+    n = builtins.max(x.ndim, 1)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)) or not -n <= dim < n:
+        raise ValueError(f"{op}: dim must be an int in [{-n}, {n}) for input of shape {x.shape}, got {dim!r}.")
+    return int(dim) % n if x.ndim else 0
+
+
+def _axes(x: Any, d: int) -> tuple[int, ...] | None:
+    return (d,) if x.ndim else None  # a 0-d tensor is its own one-element row
+
+
+def _detached_max(x: Any, d: int) -> Any:
+    # The softmax family is shift-invariant, so the shift needs no gradient of its own.
+    return detached_max(x, _axes(x, d))
 
 
 def detached_max(x: Any, axes: tuple[int, ...] | None, finite: bool = False) -> Any:
@@ -449,35 +475,56 @@ def detached_max(x: Any, axes: tuple[int, ...] | None, finite: bool = False) -> 
     return where(m.abs() < np.inf, m, 0.0) if finite else m
 
 
-def softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
-    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the detached max so it cannot overflow.
-    Shape unchanged.
+@function_scope("logsumexp")
+def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
+    """log(sum(exp(x))) over ``dim`` (default -1), stable for large inputs: ``log(sum(exp(x - m))) + m``
+    with ``m`` the detached max, taken as 0 where it is infinite (as PyTorch does, so a row of -inf
+    gives -inf and a row holding +inf gives inf). Shape: ``x`` with ``dim`` dropped, or kept as size
+    1 with ``keepdim``. ``axis``/``keepdims`` are aliases.
+
+    >>> round(logsumexp(tensor([[1000.0, 1000.0]]), dim=1).item(), 2)
+    1000.69
+    """
+    x = float_input("logsumexp", x)
+    d = _softmax_dim("logsumexp", x, dim, axis)
+    m = detached_max(x, _axes(x, d), finite=True)
+    out = Sum.apply((x - m).exp(), axis=_axes(x, d), keepdims=True).log() + m
+    return out if _keep(keepdim, keepdims) or x.ndim == 0 else squeeze(out, d)
+
+
+@function_scope("softmax")
+def softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Any:
+    """exp(x) / sum(exp(x)) along ``dim`` (default -1 for 1-D and 2-D inputs, PyTorch's implicit
+    choice there; required for more dims), computed as ``exp(s) / sum(exp(s))`` with
+    ``s = x - max(x)``: stable for logits of any size. Shape unchanged. A row of -inf, or holding
+    +inf or NaN, gives NaN (as in PyTorch). ``dtype`` casts the input first; ``axis`` is an alias.
 
     >>> softmax(tensor([[1e4, 0.0]]), dim=1).tolist()
     [[1.0, 0.0]]
     """
-    x = _t(x)
-    d = _softmax_dim("softmax", x, _dim("softmax", dim, axis))
-    e = (x - detached_max(x, (d,))).exp()
-    return e / Sum.apply(e, axis=(d,), keepdims=True)
+    x = float_input("softmax", x, dtype)
+    d = _softmax_dim("softmax", x, dim, axis)
+    e = (x - _detached_max(x, d)).exp()
+    return e / Sum.apply(e, axis=_axes(x, d), keepdims=True)
 
 
-def log_softmax(x: Any, dim: int | None = None, *, axis: Any = None) -> Any:
-    """``log(softmax(x))`` along ``dim``, computed as ``s - log(sum(exp(s)))`` with ``s = x - max``.
+@function_scope("log_softmax")
+def log_softmax(x: Any, dim: Any = None, dtype: Any = None, *, axis: Any = None) -> Any:
+    """log(softmax(x)) along ``dim`` (default -1 for 1-D and 2-D inputs; required for more dims),
+    shape unchanged: ``s - log(sum(exp(s)))`` with ``s = x - max(x)``. Computing ``s`` once keeps
+    the result as exact as PyTorch's in float32 (``x - (m + log(sum))`` rounds ``m + log(sum)`` to
+    the spacing of floats near ``m``). A row of -inf, or holding +inf or NaN, gives NaN. ``dtype``
+    casts the input first; ``axis`` is an alias.
 
     >>> log_softmax(tensor([0.0, 0.0]), dim=0).exp().tolist()
     [0.5, 0.5]
+    >>> log_softmax(tensor([-1e4, -1e4, -1e4])).tolist()  # -log(3) in float32
+    [-1.0986123085021973, -1.0986123085021973, -1.0986123085021973]
     """
-    x = _t(x)
-    d = _softmax_dim("log_softmax", x, _dim("log_softmax", dim, axis))
-    s = x - detached_max(x, (d,))
-    return s - Sum.apply(s.exp(), axis=(d,), keepdims=True).log()
-
-
-def _softmax_dim(op: str, x: Any, dim: Any) -> int:
-    if dim is None:
-        raise TypeError(f"{op}: give the dimension to normalize over, e.g. {op}(x, dim=-1) for a (N, C) tensor of logits.")
-    return normalize_axis(op, int(dim), x.ndim)[0]  # type: ignore[index]
+    x = float_input("log_softmax", x, dtype)
+    d = _softmax_dim("log_softmax", x, dim, axis)
+    s = x - _detached_max(x, d)
+    return s - Sum.apply(s.exp(), axis=_axes(x, d), keepdims=True).log()
 
 
 def cumsum(x: Any, dim: int, *, dtype: Any = None, axis: Any = None) -> Any:

@@ -176,7 +176,7 @@ def along(index: np.ndarray, dim: int) -> tuple:
     """The advanced index that picks ``x[i0, .., index[i0, .., ik], .., ik]`` at each position of
     ``index`` (``gather``'s pattern): ``index`` itself along ``dim``, the position elsewhere.
     With it, :class:`GetItem` gathers and :class:`IndexAdd` scatter-adds."""
-    grids = list(np.indices(index.shape, sparse=True))
+    grids: list[np.ndarray] = list(np.indices(index.shape, sparse=True))
     grids[dim] = index
     return tuple(grids)
 

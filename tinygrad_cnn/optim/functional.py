@@ -39,7 +39,7 @@ class OptState(NamedTuple):
     """A functional optimizer's state: ``count`` updates done so far, and one dict of the rule's
     state per parameter leaf (in ``tree_flatten`` order; empty before the first update)."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # a field named like tuple.count: optax's name
     leaf_states: tuple
 
 

@@ -57,6 +57,7 @@ EPOCH_DEPRECATION_WARNING = (
     "Please use `scheduler.step()` to step the scheduler. During the deprecation, if epoch is different "
     "from None, the closed form is used instead of the new chainable form, where available."
 )
+"""The warning (PyTorch's text) that ``scheduler.step(epoch)`` gives."""
 
 
 def _check_optimizer(name: str, optimizer: Any) -> None:
@@ -727,6 +728,7 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("OneCycleLR: you must define either total_steps OR (epochs AND steps_per_epoch).")
+        self._schedule_phases: list[dict[str, Any]]  # end_step (a float) and the group keys of each phase
         if three_phase:
             self._schedule_phases = [
                 {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr", "end_lr": "max_lr",

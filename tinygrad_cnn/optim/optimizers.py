@@ -5,6 +5,9 @@ exactly the keyword arguments of :func:`tinygrad_cnn.optim.rules.adam` (see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from .optimizer import Optimizer
 
 
@@ -17,12 +20,20 @@ class SGD(Optimizer, rule="sgd"):
         opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     """
 
+    if TYPE_CHECKING:  # the constructor is built from the rule's signature (Optimizer.__init_subclass__)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **hyperparameters: Any) -> None: ...
+
 
 class AdaGrad(Optimizer, rule="adagrad"):
     """AdaGrad (Duchi et al. 2011) (rule: :func:`tinygrad_cnn.optim.rules.adagrad`).
 
     Example: ``opt = AdaGrad(model.parameters(), lr=0.01)``.
     """
+
+    if TYPE_CHECKING:  # the constructor is built from the rule's signature (Optimizer.__init_subclass__)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **hyperparameters: Any) -> None: ...
 
 
 Adagrad = AdaGrad  # PyTorch's spelling
@@ -35,6 +46,10 @@ class RMSprop(Optimizer, rule="rmsprop"):
     Example: ``opt = RMSprop(model.parameters(), lr=1e-3, alpha=0.9)``.
     """
 
+    if TYPE_CHECKING:  # the constructor is built from the rule's signature (Optimizer.__init_subclass__)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **hyperparameters: Any) -> None: ...
+
 
 class Adam(Optimizer, rule="adam"):
     """Adam (Kingma & Ba 2015), optionally AMSGrad; ``weight_decay`` is L2 on the gradient
@@ -43,6 +58,10 @@ class Adam(Optimizer, rule="adam"):
     Example: ``opt = Adam(model.parameters(), lr=1e-3)``.
     """
 
+    if TYPE_CHECKING:  # the constructor is built from the rule's signature (Optimizer.__init_subclass__)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **hyperparameters: Any) -> None: ...
+
 
 class AdamW(Optimizer, rule="adamw"):
     """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay
@@ -50,3 +69,7 @@ class AdamW(Optimizer, rule="adamw"):
 
     Example: ``opt = AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)``.
     """
+
+    if TYPE_CHECKING:  # the constructor is built from the rule's signature (Optimizer.__init_subclass__)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **hyperparameters: Any) -> None: ...

@@ -34,6 +34,7 @@ import numpy as np
 __all__ = ["DEFAULTS", "RULES", "adagrad", "adam", "adamw", "check_hyperparameters", "hyperparameters", "rmsprop", "sgd", "with_defaults"]
 
 State = dict[str, Any]
+"""A rule's per-parameter state (moment arrays, step count), as it returns it."""
 
 
 def _prep(param: np.ndarray, grad: np.ndarray, name: str, weight_decay: float, maximize: bool) -> np.ndarray:
@@ -202,6 +203,7 @@ RULES: dict[str, Callable[..., tuple[np.ndarray, State]]] = {
     "adam": adam,
     "adamw": adamw,
 }
+"""The update rules by name."""
 
 
 
@@ -218,10 +220,10 @@ def hyperparameters(name: str) -> tuple[inspect.Parameter, ...]:
     return tuple(p for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY)
 
 
-# The default hyperparameters of each rule (PyTorch's), read from its signature; sgd has no default learning rate.
 DEFAULTS: dict[str, dict[str, Any]] = {
     name: {p.name: p.default for p in hyperparameters(name) if p.default is not p.empty} for name in RULES
 }
+"""The default hyperparameters of each rule (PyTorch's), read from its signature; sgd has no default learning rate."""
 
 
 def with_defaults(name: str, hp: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,9 @@
 - :mod:`~tinygrad_cnn.train.checkpoint`: ``epoch_NNN.npz`` checkpoints saved, loaded, listed and
   pruned, and the check that a resumed run keeps its checkpoint's settings;
 - :mod:`~tinygrad_cnn.train.metrics`: the ``metrics.jsonl`` log, written and read;
-- :mod:`~tinygrad_cnn.train.registry`: models, optimizers and datasets by their command-line names;
-- :mod:`~tinygrad_cnn.train.demo`: ``tinygrad-cnn demo``.
+- :mod:`~tinygrad_cnn.train.registry`: models, optimizers and datasets by their command-line names.
+
+``tinygrad-cnn demo`` lives in :mod:`tinygrad_cnn.demo`, above this package and :mod:`tinygrad_cnn.viz`.
 
 Every public name of those modules is importable from here.
 
@@ -27,9 +28,8 @@ from .checkpoint import (
     resume_config,
     save_checkpoint,
 )
-from .demo import first_conv, run_demo
 from .loop import Progress, epoch_seed, evaluate, fit, train_epoch
-from .metrics import METRICS_FILE, MetricsLog, StepLogger, read_metrics
+from .metrics import METRICS_FILE, MetricsLog, StepLogger, batch_losses, read_metrics
 from .registry import (
     DEFAULT_LR,
     MODEL_NAMES,
@@ -53,13 +53,13 @@ __all__ = [
     "Progress",
     "ResumeConfigError",
     "StepLogger",
+    "batch_losses",
     "build_model",
     "checkpoint_path",
     "checkpoints",
     "epoch_seed",
     "evaluate",
     "evaluate_checkpoint",
-    "first_conv",
     "fit",
     "input_transform",
     "load_checkpoint",
@@ -69,7 +69,6 @@ __all__ = [
     "prune_checkpoints",
     "read_metrics",
     "resume_config",
-    "run_demo",
     "save_checkpoint",
     "train_epoch",
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.npz$")
+"""The file name of a checkpoint, ``epoch_NNN.npz``; group 1 is the epoch."""
 
 
 def checkpoint_path(out_dir: str | os.PathLike, epoch: int) -> Path:
@@ -80,6 +81,7 @@ def prune_checkpoints(out_dir: str | os.PathLike, keep: int) -> list[Path]:
 
 # ---- resuming: the new settings against the checkpoint's ---------------------------------------------
 FIXED_ON_RESUME = ("model", "model_kwargs")  # the checkpoint's weights belong to that architecture
+"""The run settings a resumed run must keep from its checkpoint."""
 _NOT_COMPARED = ("epochs", "overrides")  # epochs is the new total; overrides is the record kept below
 
 

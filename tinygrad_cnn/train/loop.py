@@ -73,6 +73,8 @@ class Progress:
         return self.images / dt if dt > 0 else 0.0
 
     def update(self, images: int, **postfix: float) -> None:
+        """Count one batch of ``images`` images and show ``postfix`` (e.g. ``loss=0.31``) and the
+        throughput beside the bar."""
         self.count += 1
         self.images += images
         if not self.enabled:
@@ -88,6 +90,7 @@ class Progress:
             print(f"{self.desc}: {100 * self.count // self.total:3d}% {self.count}/{self.total}  {items}", file=self.stream, flush=True)
 
     def close(self) -> None:
+        """Finish the bar (its final line stays)."""
         if self._bar is not None:
             self._bar.close()
 
@@ -272,7 +275,7 @@ def fit(
             "images_per_s": round(tr["images_per_s"], 1),
         }
         if test_loader is not None:
-            ev = evaluate(model, test_loader, loss_fn, progress=False)
+            ev = evaluate(model, test_loader, loss_fn, progress=progress, desc=f"test {epoch}/{epochs}")
             rec.update(test_loss=ev["loss"], test_acc=ev["acc"], eval_seconds=round(ev["seconds"], 3))
         log.append(rec)
         history.append(rec)

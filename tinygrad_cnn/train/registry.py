@@ -17,8 +17,11 @@ from .checkpoint import load_checkpoint
 from .loop import evaluate
 
 MODEL_NAMES = ("simpleconvnet", "lenet", "alexnet")
+"""The models ``build_model`` (and ``tinygrad-cnn train --model``) knows."""
 OPTIMIZER_NAMES = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+"""The optimizers ``make_optimizer`` (and ``--optimizer``) knows."""
 DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+"""The learning rate of each optimizer when none is given."""
 
 
 def make_optimizer(name: str, params: Iterable[Any], lr: float | None = None, momentum: float = 0.9) -> Any:

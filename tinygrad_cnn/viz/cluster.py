@@ -46,12 +46,15 @@ def place_tensors(b: Picture) -> None:
         elif e.kind != "tensor" and not e.named:  # named inputs (the model's input) stay outside
             ns = [b.elems[k] for k in neighbours.get(e.key, ()) if k in b.elems]
             if len(ns) == 1 and ns[0].kind == "op":
-                e.scope = ns[0].scope
+                # into the module, not into a function call: folding the call must not hide its input
+                sc = ns[0].scope
+                e.scope = next((sc[:d] for d, c in enumerate(sc) if c.is_function), sc)
 
 
 def fold_depth(b: Picture, depth: int, names: Names) -> None:
     """Replace every module call nested deeper than ``depth`` by one ``module`` element that
-    shows its input and output shapes (the outermost module is depth 0).
+    shows its input and output shapes (the outermost module is depth 0). Function scopes
+    (``linear``, ``cross_entropy``) count as levels too, and fold the same way.
 
     Example::
 
@@ -109,7 +112,10 @@ def fold_depth(b: Picture, depth: int, names: Names) -> None:
         o_sh = ", ".join(shape_text(s) for _, s in outs[gk]) or "-"
         if not fwd:  # gradients flow the other way
             i_sh, o_sh = o_sh, i_sh
-        g.attrs = f"{g.cls}  {g.npar:,} params" if g.npar else g.cls
+        if g.call.is_function:  # the title is the function's name already
+            g.attrs = ""
+        else:
+            g.attrs = f"{g.cls}  {g.npar:,} params" if g.npar else g.cls
         g.lines.insert(0, (f"in {i_sh}  \u2192  out {o_sh}", None))
         ops = [m for m in g.members if m.kind == "op"]
         if len(ops) == 1 and ops[0].attrs:  # a one-op layer: its attributes (conv stride, pool kernel) say what it does
@@ -171,7 +177,8 @@ def fold_repeated_blocks(b: Picture, names: Names) -> None:
         return bool(outside_a) and all(ed.dst in kc for ed in outside_a) and all(ed.src in ka for ed in into_c)
 
     for _pid, kids in siblings.items():
-        kids = [k for k in kids if members.get(k)]
+        # Function calls are not folded into runs: each is one call on its own, named by the function.
+        kids = [k for k in kids if members.get(k) and not mods[k].is_function]
         kids.sort(key=lambda k: min(e.order for e in members[k]))
         i = 0
         while i < len(kids):

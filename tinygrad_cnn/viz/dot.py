@@ -21,7 +21,10 @@ from .walk import Names
 
 __all__ = ["CLUSTER_FILLS", "FONT", "HIGHLIGHT", "INSTALL_HINT", "SIZE_SMALL", "STYLE", "Graph", "GraphvizNotFoundError", "emit"]
 
-FONT = "Helvetica,Arial,sans-serif"
+# Graphviz sizes every box by measuring its text in this font, so the font viewers show must be
+# the same one: DejaVu Sans is what Graphviz finds on a Linux system and what most viewers have; the
+# fallbacks are narrower, so text measured in DejaVu still fits when a viewer lacks it.
+FONT = "DejaVu Sans,Arial,Helvetica,sans-serif"
 # kind -> (fill, border, legend text)
 STYLE = {
     "op": ("#dbe8fb", "#4a6fa5", "op (forward) / gradient function (backward)"),
@@ -31,6 +34,7 @@ STYLE = {
     "tensor": ("#f3f3f3", "#888888", "named intermediate tensor"),
     "output": ("#fde0c5", "#c0661a", "output"),
     "module": ("#eadcf8", "#7b4fb0", "folded module (in -> out shapes)"),
+    "function": ("#e3ecfb", "#4a6fa5", "folded function call, e.g. linear (in -> out shapes)"),
 }
 HIGHLIGHT = ("#ffd0d0", "#d00000")
 CLUSTER_FILLS = ("#f7f8fa", "#eef2f8", "#e4ebf5", "#dae4f2")
@@ -101,12 +105,19 @@ def _label(e: Elem, names: Names, repeats: dict) -> str:
     return "<" + "<BR/>".join(rows) + ">"
 
 
+def _is_function(e: Elem) -> bool:
+    return e.kind == "module" and e.call is not None and e.call.is_function
+
+
 def _node_attrs(e: Elem) -> dict[str, str]:
-    fill, border, _ = STYLE[e.kind]
+    fill, border, _ = STYLE["function" if _is_function(e) else e.kind]
     a = {"fillcolor": fill, "color": border}
     if e.kind in ("op", "module", "output", "tensor") or (e.kind == "input" and e.named):
         a["group"] = "main"  # dot keeps edges within a group straight: the data path reads top-down
-    if e.kind == "module":
+    if _is_function(e):  # a composite op: drawn like an op, with a double border for what is folded inside
+        a["style"] = "rounded,filled"
+        a["peripheries"] = "2"
+    elif e.kind == "module":
         a["shape"] = "box3d"
         a["style"] = "filled"
         if e.count > 1:
@@ -169,9 +180,9 @@ def _dot_ids(b: Picture, names: Names) -> None:
         e.dot = name
 
 
-def _legend(kinds: set, hl: bool, bad: bool, clusters: bool, backward: bool, dtype: str | None) -> str:
+def _legend(kinds: set, hl: bool, bad: bool, clusters: bool, backward: bool, dtype: str | None, functions: bool = False) -> str:
     rows = []
-    for k in ("op", "param", "leaf", "input", "tensor", "output", "module"):
+    for k in ("op", "param", "leaf", "input", "tensor", "output", "module", "function"):
         if k in kinds:
             fill, border, text = STYLE[k]
             if k == "op":
@@ -191,6 +202,8 @@ def _legend(kinds: set, hl: bool, bad: bool, clusters: bool, backward: bool, dty
         notes.append(f"dtype {dtype} unless shown")
     if clusters:
         notes.append("boxes around ops: module path: class, parameter count")
+    if functions:
+        notes.append("dashed boxes: calls of composite functions (linear, cross_entropy, ...)")
     if backward:
         notes.append("arrows follow the gradient, output to leaves")
     grey = f'<FONT POINT-SIZE="{SIZE_SMALL}" COLOR="#555555">'
@@ -251,12 +264,27 @@ def emit(b: Picture, names: Names, rankdir: str, legend: bool, title: str | None
     sub: dict[int | None, Graph] = {None: g}
     for mid, (m, _p, d) in clusters.items():
         c = Graph(name=f"cluster_{len(sub)}")
+        if m.is_function:
+            c.graph_attr.update(
+                label=f"<<B>{_esc(m.module.name)}</B>>",
+                labeljust="l",
+                style="rounded,filled,dashed",
+                fillcolor=CLUSTER_FILLS[min(d, len(CLUSTER_FILLS) - 1)],
+                color="#4a6fa5",
+                fontname=FONT,
+                fontsize="10",
+            )
+            sub[mid] = c
+            continue
         path, cls, npar = names.module_label(m.module)
         rep = repeats.get(mid)
         if rep:
-            head = f"<B>{_esc(rep[1])} .. {_esc(rep[2])}</B>: {_esc(cls)} <B>x{rep[0]}</B>"
+            head = f"<B>{_esc(rep[1])} .. {_esc(rep[2])}: </B>{_esc(cls)} <B>x{rep[0]}</B>"
         else:
-            head = f"<B>{_esc(path)}</B>: {_esc(cls)}" if path else f"<B>{_esc(cls)}</B>"
+            # The colon and space go with the bold path: Graphviz places the class name after the space,
+            # and a viewer's rounding of the bold width eats into that space (a leading space of the
+            # class name's text would be dropped by SVG viewers).
+            head = f"<B>{_esc(path)}: </B>{_esc(cls)}" if path else f"<B>{_esc(cls)}</B>"
             head += _esc(m.suffix())
         par = f"  ({npar:,} params{' each' if rep else ''})" if npar else ""
         c.graph_attr.update(
@@ -265,6 +293,7 @@ def emit(b: Picture, names: Names, rankdir: str, legend: bool, title: str | None
             style="rounded,filled" if not rep else "rounded,filled,bold",
             fillcolor=CLUSTER_FILLS[min(d, len(CLUSTER_FILLS) - 1)],
             color="#7b4fb0" if rep else "#9aa7bb",
+            fontname=FONT,
             fontsize="10",
             penwidth="2" if rep else "1",
         )
@@ -310,8 +339,10 @@ def emit(b: Picture, names: Names, rankdir: str, legend: bool, title: str | None
                 s, d = d, s
             g.body.append(f"\t{_q(s.dot)} -> {_q(d.dot)}{_attr_list(attrs)}\n")
     if legend:
-        kinds = {e.kind for e in b.elems.values()}
+        kinds = {"function" if _is_function(e) else e.kind for e in b.elems.values()}
+        functions = any(m.is_function for m, _p, _d in clusters.values())
         hl = any(e.highlighted for e in b.elems.values())
         bad = any(e.bad for e in b.elems.values())
-        g.node("legend", _legend(kinds, hl, bad, bool(clusters), b.view == "backward", common_dtype), shape="plaintext", style="")
+        modules = any(not m.is_function for m, _p, _d in clusters.values())
+        g.node("legend", _legend(kinds, hl, bad, modules, b.view == "backward", common_dtype, functions), shape="plaintext", style="")
     return g

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.function import Node
+from ..autograd.function import Function, Node
 from ..tensor import Tensor
 from .walk import Names, module_calls, output_array, produced_tensors, saved_input_index
 
@@ -90,10 +90,10 @@ def _param_items(n: Node) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in items if not is_out_grid(k, v)]
 
 
-_ARGNAMES: dict[type, tuple[list[str], str | None]] = {}
+_ARGNAMES: dict[type[Function], tuple[list[str], str | None]] = {}
 
 
-def _arg_name(op: type, i: int) -> str:
+def _arg_name(op: type[Function], i: int) -> str:
     """The name of forward's i-th positional input (``x``, ``weight``, ``xs[2]``)."""
     if op not in _ARGNAMES:
         names: list[str] = []

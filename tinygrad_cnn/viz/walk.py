@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Node
+from ..autograd.grad_mode import FunctionScope
 from ..autograd.graph import walk
 from ..tensor import Tensor
 
@@ -81,9 +82,11 @@ def root_modules(nodes: list[Node]) -> list:
     roots: list = []
     seen: set[int] = set()
     for n in nodes:
-        if n.scope and id(n.scope[0]) not in seen:
-            seen.add(id(n.scope[0]))
-            roots.append(n.scope[0])
+        # the first module on the scope: a function scope (cross_entropy, a user's own) may come first
+        m = next((m for m in n.scope if not isinstance(m, FunctionScope)), None)
+        if m is not None and id(m) not in seen:
+            seen.add(id(m))
+            roots.append(m)
     return roots
 
 
@@ -124,7 +127,9 @@ def highlight_ids(highlight: Any) -> set[int]:
 
 
 class Call:
-    """One call of a module's forward: a module reused (``self.pool`` twice) gets one cluster per call."""
+    """One call of a module's forward, or of a composite function (``module`` is then a
+    :class:`~tinygrad_cnn.autograd.FunctionScope`): a module reused (``self.pool`` twice) gets one
+    cluster per call."""
 
     __slots__ = ("module", "index", "ncalls")
 
@@ -132,6 +137,11 @@ class Call:
         self.module = module
         self.index = index
         self.ncalls = 1
+
+    @property
+    def is_function(self) -> bool:
+        """Whether this is a call of a composite function (``linear``, ``cross_entropy``) rather than a module."""
+        return isinstance(self.module, FunctionScope)
 
     def suffix(self) -> str:
         """``' (call 2 of 3)'`` for a module called more than once, else ``''``."""
@@ -229,13 +239,18 @@ class Names:
                 self.param[id(t)] = str(name)
 
     def module_params(self, m: Any) -> int:
-        """How many parameter values module ``m`` holds (its submodules included)."""
+        """How many parameter values module ``m`` holds (its submodules included); 0 for a function scope."""
+        if isinstance(m, FunctionScope):
+            return 0
         if id(m) not in self.nparams:
             self.nparams[id(m)] = int(sum(int(np.prod(t.shape)) for _, t in _named(m, "named_parameters")))
         return self.nparams[id(m)]
 
     def module_label(self, m: Any) -> tuple[str, str, int]:
-        """``(path, class name, parameter count)`` of module ``m``, e.g. ``('conv1', 'Conv2d', 156)``."""
+        """``(path, class name, parameter count)`` of module ``m``, e.g. ``('conv1', 'Conv2d', 156)``;
+        ``('', 'linear', 0)`` for a function scope."""
+        if isinstance(m, FunctionScope):
+            return "", m.name, 0
         return self.path.get(id(m), ""), type(m).__name__, self.module_params(m)
 
 

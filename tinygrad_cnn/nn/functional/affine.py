@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...autograd.grad_mode import function_scope
 from ...ops import functions as OF
 from ...tensor import Tensor, as_tensor
 
 __all__ = ["linear"]
 
 
+@function_scope("linear")
 def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:  # noqa: A002
     """``input @ weight.T + bias``: input (*, in_features), weight (out_features, in_features),
     bias (out_features,) -> (*, out_features), as in PyTorch.

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ...autograd.grad_mode import function_scope
 from ...ops import functions as OF
 from ...ops.batching import physical
 from ...tensor import Tensor, as_tensor
@@ -126,6 +127,7 @@ def _reduce_weighted(loss: Tensor, ws: Any, reduction: str, batch: tuple[int, ..
         return total / np.asarray(ws.sum(), dtype=loss.dtype)
 
 
+@function_scope("nll_loss")
 def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Negative log-likelihood of log-probabilities ``input`` (N, C), (N, C, d1, ...) or (C,) at the
     integer class indices ``target`` (N,), (N, d1, ...) or (): per sample ``-weight[t] * input[n, t]``,
@@ -144,6 +146,7 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     return _reduce_weighted(loss, ws, reduction, batch)
 
 
+@function_scope("cross_entropy")
 def cross_entropy(
     input: Any,  # noqa: A002
     target: Any,
@@ -210,6 +213,7 @@ def _same_shape(op: str, input: Any, target: Any) -> tuple[Tensor, Tensor]:  # n
     return x, t
 
 
+@function_scope("mse_loss")
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Squared error ``(input - target)^2`` between same-shaped tensors, reduced by ``reduction``.
 
@@ -222,6 +226,7 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:  # noq
     return _reduce(d * d, reduction)
 
 
+@function_scope("l1_loss")
 def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Absolute error ``|input - target|`` between same-shaped tensors, reduced by ``reduction``.
 
@@ -233,6 +238,7 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:  # noqa
     return _reduce((x - t).abs(), reduction)
 
 
+@function_scope("smooth_l1_loss")
 def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:  # noqa: A002
     """Huber-like loss of ``d = input - target``: ``0.5 d^2 / beta`` where ``|d| < beta``, else
     ``|d| - 0.5 beta`` (``beta = 0`` is the L1 loss). Same-shaped tensors.
@@ -262,6 +268,7 @@ def _weighted(op: str, loss: Tensor, weight: Any) -> Tensor:
     return loss * Tensor(w.data.astype(loss.dtype, copy=False))
 
 
+@function_scope("binary_cross_entropy")
 def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` of the same
     shape: ``-weight * (t log x + (1 - t) log(1 - x))``, each log clamped at -100 as in PyTorch.
@@ -271,7 +278,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction:
     """
     check_reduction("binary_cross_entropy", reduction)
     x, t = _same_shape("binary_cross_entropy", input, target)
-    if x.size and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
+    if x.numel() and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
         raise ValueError(
             "binary_cross_entropy: input must hold probabilities in [0, 1], got values in "
             f"[{np.nanmin(x.data)}, {np.nanmax(x.data)}]; for logits use binary_cross_entropy_with_logits."
@@ -289,6 +296,7 @@ def _softplus(z: Tensor) -> Tensor:
     return OF.maximum(z, 0.0) + ((-z.abs()).exp() + 1.0).log()
 
 
+@function_scope("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(
     input: Any,  # noqa: A002
     target: Any,

@@ -5,13 +5,14 @@ from typing import Any
 
 import numpy as np
 
-from ...autograd.grad_mode import no_grad
+from ...autograd.grad_mode import function_scope, no_grad
 from ...ops import functions as OF
 from ...tensor import Tensor, as_tensor
 
 __all__ = ["batch_norm", "layer_norm", "local_response_norm"]
 
 
+@function_scope("batch_norm")
 def batch_norm(
     input: Any,  # noqa: A002
     running_mean: Tensor | None,
@@ -43,7 +44,7 @@ def batch_norm(
     axes = (0,) + tuple(range(2, x.ndim))
     bshape = (1, c) + (1,) * (x.ndim - 2)
     if training:
-        n = x.size // c if c else 0
+        n = x.numel() // c if c else 0
         if n <= 1:
             raise ValueError(
                 f"batch_norm: training needs more than 1 value per channel to compute a variance, got input of "
@@ -70,6 +71,7 @@ def batch_norm(
     return y
 
 
+@function_scope("layer_norm")
 def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:  # noqa: A002
     """Layer normalization over the last ``len(normalized_shape)`` dimensions, PyTorch's formula:
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance; ``weight`` and
@@ -100,6 +102,7 @@ def layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any 
     return y
 
 
+@function_scope("local_response_norm")
 def local_response_norm(input: Any, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:  # noqa: A002
     """Local response normalization across channels (AlexNet), PyTorch's formula:
     ``y_c = x_c / (k + alpha / size * sum_{c'} x_{c'}^2) ** beta``, the sum over channels

@@ -34,7 +34,7 @@ def _pool_window(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, d
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k} (padding <= kernel_size // 2).")
     h, w = x.shape[2:]
-    out = tuple(pool_output_size(n, *a, ceil_mode) for n, a in zip((h, w), zip(k, s, p, d)))
+    out = (pool_output_size(h, k[0], s[0], p[0], d[0], ceil_mode), pool_output_size(w, k[1], s[1], p[1], d[1], ceil_mode))
     if min(out) < 1:
         raise ValueError(
             f"{op}: output size {out} is not positive: kernel {k} (dilation {d}) does not fit the input {(h, w)} with "
