@@ -15,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         ("conv.py", ["--pairs", "1", "--settle-ms", "0", "--only", "SimpleConvNet"], "| SimpleConvNet conv |"),
         ("train_step.py", ["--pairs", "1", "--settle-ms", "0", "--batch", "4"], "LeNet (relu, max)"),
         ("ab_revision.py", ["--pairs", "1", "--settle-ms", "0", "--only", "training"], "LeNet training step"),
+        ("per_example.py", ["--pairs", "1", "--batch", "4", "--rev", ""], "per-example grads"),
     ],
 )
 def test_benchmark_script_runs(script, args, expect):

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn
-from tinygrad_cnn import kernels
+from tinygrad_cnn import kernels, per_sample
 from tinygrad_cnn.kernels import geometry, parallel, settings
 from tinygrad_cnn.nn.functional import activation, affine, loss, normalization, padding, regularization, sampling, validation
 from tinygrad_cnn.ops import functions
 
 FUNCTIONAL = [activation, affine, loss, normalization, padding, regularization, sampling, validation]
-MODULES = [functions, *FUNCTIONAL, kernels, parallel, geometry, settings]
+MODULES = [functions, *FUNCTIONAL, kernels, parallel, geometry, settings, per_sample]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -191,6 +191,7 @@ class Tensor:
     _base: Tensor | None = None
     # Let numpy hand `ndarray <op> Tensor` to our reflected operators.
     __array_ufunc__ = None
+    is_batched = False  # True only for the per-example view of a batch inside vmap
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> None:
         self.data = _to_array(data, dtype)
@@ -561,6 +562,7 @@ class Tensor:
         return self
 
     def _binary_(self, op: str, ufunc: Any, other: Any) -> Tensor:
+        _check_unbatched_source(op, self, other)
         o = other.data if isinstance(other, Tensor) else other
         if not np.can_cast(np.result_type(self.data, o), self.data.dtype, "same_kind"):
             raise RuntimeError(
@@ -574,12 +576,14 @@ class Tensor:
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """``self += alpha * other`` in place (version-counted); returns self."""
+        _check_unbatched_source("add_", self, other)
         if alpha != 1.0:
             other = (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
         return self._binary_("add_", np.add, other)
 
     def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
         """``self -= alpha * other`` in place; returns self."""
+        _check_unbatched_source("sub_", self, other)
         if alpha != 1.0:
             other = (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
         return self._binary_("sub_", np.subtract, other)
@@ -599,6 +603,7 @@ class Tensor:
 
     def copy_(self, src: Any) -> Tensor:
         """Copy ``src`` (broadcast to self's shape) into self in place; returns self."""
+        _check_unbatched_source("copy_", self, src)
         s = src.data if isinstance(src, Tensor) else np.asarray(src)
         if s.shape != self.shape and np.broadcast_shapes(s.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: source of shape {s.shape} does not fit destination of shape {self.shape}.")
@@ -614,12 +619,15 @@ class Tensor:
 
     def masked_fill_(self, mask: Any, value: Any) -> Tensor:
         """Write ``value`` where the bool ``mask`` is True, in place; returns self."""
+        _check_unbatched_source("masked_fill_", self, value)
+        _check_unbatched_source("masked_fill_", self, mask)
         m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
         v = value.data if isinstance(value, Tensor) else value
         return self._inplace("masked_fill_", lambda d: np.copyto(d, v, where=np.broadcast_to(m, d.shape), casting="unsafe"))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """``t[index] = value``: an in-place write (version-counted), as ``t[mask] = 0`` in PyTorch."""
+        _check_unbatched_source("setitem", self, value)
         idx = F.normalize_index(index)
         v = value.data if isinstance(value, Tensor) else value
         try:
@@ -721,6 +729,10 @@ class Tensor:
 
     # Comparisons: non-differentiable, boolean results.
     def _cmp(self, o: Any, fn: Any) -> Tensor:
+        if getattr(o, "is_batched", False):  # the other side is a per-example view inside vmap
+            from .ops.batching import compare
+
+            return compare(fn, self, o)
         return Tensor._make(np.asarray(fn(self.data, o.data if isinstance(o, Tensor) else o)), None, 0)
 
     def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
@@ -1314,6 +1326,17 @@ def _check_no_overlap(op: str, a: np.ndarray) -> None:
         )
 
 
+def _check_unbatched_source(op: str, dest: Tensor, src: Any) -> None:
+    """An in-place write of a batched value (inside vmap) into a tensor that is not batched would
+    keep one example's values: refuse it."""
+    if getattr(src, "is_batched", False) and not dest.is_batched:
+        raise RuntimeError(
+            f"vmap: {op} writes a batched tensor (per-example shape {src.shape}) in place into a tensor of shape {dest.shape} "
+            "that is not batched (created outside vmap or without a batched input), so each example would overwrite it. "
+            "Use the out-of-place op (e.g. y = x + v instead of x.add_(v)), or build the tensor from a batched input."
+        )
+
+
 def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """``x`` as a Tensor (no copy for arrays). A Python scalar takes the dtype of ``like`` when
     that is floating (so ``float32_tensor * 2.0`` stays float32), else float32."""
@@ -1532,6 +1555,7 @@ from .autograd import function as _function  # noqa: E402
 _function.Tensor = _engine.Tensor = Tensor
 _function.as_tensor = _engine.as_tensor = as_tensor
 
+from .ops import batching as _batching  # noqa: E402, F401  (BatchedTensor and vmap's dispatch, bound into autograd.function)
 from .ops import elementwise as E  # noqa: E402
 from .ops import functions as F  # noqa: E402
 from .ops.reduce import normalize_axis  # noqa: E402

@@ -1,5 +1,6 @@
 """Property-based testing helpers: hypothesis strategies for tensors, shapes and conv/pool
-configurations, and :func:`assert_gradients`, which gradchecks a function over drawn examples.
+configurations, :func:`assert_gradients`, which gradchecks a function over drawn examples, and
+:func:`check_vmap`, which checks a vmapped function (a batching rule) against a loop over the batch.
 
 This is the public module; the code lives in :mod:`tinygrad_cnn.check.strategies`. Needs
 ``hypothesis`` (a dev extra: ``pip install 'tinygrad_cnn[dev]'``).
@@ -26,5 +27,6 @@ from .check.strategies import (  # noqa: F401  (re-exported)
     shapes,
     tensors,
 )
+from .check.vmap_check import check_vmap  # noqa: E402, F401  (re-exported)
 
-__all__ = list(strategies.__all__)  # the same names, listed once there
+__all__ = list(strategies.__all__) + ["check_vmap"]  # the strategies' names are listed once there

@@ -41,6 +41,18 @@ as_tensor: Any = None
 
 _new_node = _new_tensor = object.__new__
 
+# How many vmap calls are running (any thread). While 0, ``apply`` pays one global read for
+# batching; otherwise inputs are checked for batched Tensors and those go to ``batched_apply``
+# (bound by tinygrad_cnn.ops.batching when it is imported).
+vmap_depth = 0
+batched_apply: Any = None
+
+
+def vmap_enter(delta: int) -> None:
+    """Count a vmap call in (+1) or out (-1); only ``tinygrad_cnn.ops.batching`` calls this."""
+    global vmap_depth
+    vmap_depth += delta
+
 # Creation order of recorded nodes: a node's consumers are always created after it, so the
 # engine can run nodes in decreasing sequence number without counting dependencies first.
 _sequence = itertools.count()
@@ -356,6 +368,10 @@ class Function:
         Example: ``y = Exp.apply(x)``; ``Swish.apply(x, beta=1.5)``."""
         # The hot path of every op: kept lean (no imports, no wrappers for constants, a
         # single-output fast path). PyTorch does this part in C++; we count every attribute.
+        if vmap_depth:
+            for x in inputs:
+                if getattr(x, "is_batched", False):
+                    return batched_apply(cls, inputs, params)
         state = PER_THREAD.modes  # this thread's modes, each read once
         enabled, anomaly_mode = state.enabled, state.anomaly
         if not enabled and not anomaly_mode:

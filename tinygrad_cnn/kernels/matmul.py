@@ -12,6 +12,16 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     own workers would keep spinning after the GEMM, taking a core from the next conv or pool).
     Products OpenBLAS keeps on one thread anyway go straight to numpy, since the pool's
     bookkeeping would cost more than they take."""
+    if a.ndim > 2 or b.ndim > 2:
+        k = a.shape[-1]
+        if k == 1:  # a stack of outer products: a broadcast multiply, not GEMMs with an inner dimension of 1
+            return np.multiply(a, b)
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if b.ndim > 2 and not any(b.strides[:-2]) and a.shape[:-2] == batch:
+            # b is one matrix broadcast over the batch (a shared weight under vmap): fold a's
+            # batch into its rows and do one GEMM instead of one per batch entry.
+            out = matmul_array(a.reshape(-1, k), b[(0,) * (b.ndim - 2)])
+            return out.reshape(batch + (a.shape[-2], b.shape[-1]))
     m = a.shape[-2]
     if m * a.shape[-1] * b.shape[-1] <= parallel.ONE_THREAD_MNK:
         return np.matmul(a, b)
@@ -24,3 +34,4 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     # gain in balance.
     parallel.parallel_chunks(rows, parallel.plan(m, 2.0 * out.size * a.shape[-1], per_thread=1))
     return out
+

@@ -26,6 +26,7 @@ from typing import Any
 from ..autograd.function import Function
 from ..kernels import conv as K
 from ..kernels.geometry import Window
+from . import vmap_rules as R
 
 _P = ("stride", "padding", "dilation", "groups")
 
@@ -48,6 +49,22 @@ class Conv2d(Function):
         if unfolded is not None:  # its buffer goes back to the kernels' workspace with the saved values
             ctx.on_release(unfolded.release)
         return y
+
+    @staticmethod
+    def vmap(info, x, w, *bias, stride, padding, dilation, groups, out):
+        # Batched images only: one conv over the N*B images. Per-example weights: one grouped
+        # conv, example b's channels forming groups b*G .. b*G+G-1.
+        bx, bw, *bb = info.batched
+        p = dict(stride=stride, padding=padding, dilation=dilation, out=out)
+        if not bw and not any(bb):
+            xf, lead = R.fold(x)
+            return R.unfold(Conv2d.apply(xf, w, *bias, groups=groups, **p), lead)
+        n = info.batch_size
+        xb = x if bx else R.expand_batch(x, n)
+        wf = (w if bw else R.expand_batch(w, n)).reshape((n * w.shape[bw],) + tuple(w.shape[bw + 1:]))
+        bf = [(b if f else R.expand_batch(b, n)).reshape((-1,)) for b, f in zip(bias, bb)]
+        y = Conv2d.apply(R.batched_to_groups(xb), wf, *bf, groups=groups * n, **p)
+        return R.groups_to_batched(y, n)
 
     @staticmethod
     def backward(ctx, g):
@@ -73,6 +90,20 @@ class ConvTranspose2d(Function):
         win = _win(w.shape, stride, padding, dilation, x.shape[2:])
         ctx.save_for_backward(x, w)
         return K.conv_transpose2d(x, w, bias[0] if bias else None, win, groups, (x.shape[0], w.shape[1] * groups, *out))
+
+    @staticmethod
+    def vmap(info, x, w, *bias, stride, padding, dilation, groups, out):
+        bx, bw, *bb = info.batched
+        p = dict(stride=stride, padding=padding, dilation=dilation, out=out)
+        if not bw and not any(bb):
+            xf, lead = R.fold(x)
+            return R.unfold(ConvTranspose2d.apply(xf, w, *bias, groups=groups, **p), lead)
+        n = info.batch_size
+        xb = x if bx else R.expand_batch(x, n)
+        wf = (w if bw else R.expand_batch(w, n)).reshape((n * w.shape[bw],) + tuple(w.shape[bw + 1:]))
+        bf = [(b if f else R.expand_batch(b, n)).reshape((-1,)) for b, f in zip(bias, bb)]
+        y = ConvTranspose2d.apply(R.batched_to_groups(xb), wf, *bf, groups=groups * n, **p)
+        return R.groups_to_batched(y, n)
 
     @staticmethod
     def backward(ctx, g):
@@ -122,6 +153,21 @@ class ConvWeightGrad(Function):
         win = Window(tuple(kernel), stride, padding, dilation, b.shape[2:])
         ctx.save_for_backward(a, b)
         return K.conv_weight_grad(a, b, win, groups, bias, unfolded)
+
+    @staticmethod
+    def vmap(info, a, b, kernel, stride, padding, dilation, groups, bias=False):
+        # Per-example weight gradients: the grouped conv's weight gradient, one group set per example.
+        n = info.batch_size
+        ba, bb = info.batched
+        ag = R.batched_to_groups(a if ba else R.expand_batch(a, n))
+        bg = R.batched_to_groups(b if bb else R.expand_batch(b, n))
+        p = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+        gw = ConvWeightGrad.apply(ag, bg, groups=groups * n, **p)
+        gw = gw.reshape((n, gw.shape[0] // n) + tuple(gw.shape[1:]))
+        if not bias:
+            return gw
+        bsum = (b if bb else R.expand_batch(b, n)).sum(axis=(1, 3, 4))
+        return gw, bsum
 
     @staticmethod
     def backward(ctx, v, *vb):

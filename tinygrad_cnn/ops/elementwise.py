@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
+from . import vmap_rules as R
 
 
 def sum_to(g: Any, shape: tuple) -> Any:
@@ -27,6 +28,8 @@ def _mask(cond: np.ndarray, like: np.ndarray) -> np.ndarray:
 class Add(Function):
     broadcasts = True
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -42,6 +45,8 @@ class Add(Function):
 class AddScalar(Function):
     """x + c for a Python number c: a parameter of the op, not a graph input (cheaper per op)."""
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x, c):
         if x.dtype.kind in "biu" and type(c) is float:  # a float scalar makes an integer tensor float32, as in PyTorch
@@ -55,6 +60,8 @@ class AddScalar(Function):
 
 class MulScalar(Function):
     """x * c for a Python number c."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x, c):
@@ -71,6 +78,8 @@ class MulScalar(Function):
 class Sub(Function):
     broadcasts = True
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -86,6 +95,8 @@ class Sub(Function):
 class Mul(Function):
     broadcasts = True
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -100,6 +111,8 @@ class Mul(Function):
 
 class Div(Function):
     broadcasts = True
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -119,6 +132,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -130,6 +145,8 @@ class Neg(Function):
 
 class PowScalar(Function):
     """``x ** p`` for a constant exponent ``p``."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -158,6 +175,8 @@ class Pow(Function):
 
     broadcasts = True
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, a, b):
         y = a**b
@@ -182,6 +201,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -195,6 +216,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -207,6 +230,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         y = np.sqrt(x)
@@ -222,6 +247,8 @@ class Sqrt(Function):
 class Abs(Function):
     """|x|; the gradient at 0 is 0 (the subgradient PyTorch uses), and at NaN too (as PyTorch's sgn)."""
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         ctx.sign = _mask(x > 0, x) - _mask(x < 0, x)
@@ -234,6 +261,8 @@ class Abs(Function):
 
 class Log1p(Function):
     """log(1 + x), accurate for small x."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x):
@@ -249,6 +278,8 @@ class Log1p(Function):
 class Expm1(Function):
     """exp(x) - 1, accurate for small x."""
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         y = np.expm1(x)
@@ -262,6 +293,8 @@ class Expm1(Function):
 
 
 class Sin(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -274,6 +307,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -287,6 +322,8 @@ class Cos(Function):
 
 class Sign(Function):
     """-1, 0 or 1 (NaN stays NaN); the gradient is 0 everywhere, as in PyTorch."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x):
@@ -313,6 +350,8 @@ class Rounding(Function):
 
 
 class Tanh(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -326,6 +365,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x):
         # exp of a non-positive number only: no overflow warning for large |x|.
@@ -343,6 +384,8 @@ class Sigmoid(Function):
 class ReLU(Function):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch, and passes where x is NaN (PyTorch
     zeroes it only where x <= 0)."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x):
@@ -372,6 +415,8 @@ class _Pick(Function):
         ctx.wb = _mask(~cls.loses(b, a), y) - tie
         return y
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
@@ -400,6 +445,8 @@ class Where(Function):
 
     broadcasts = True
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, a, b, cond):
         ctx.shapes = (a.shape, b.shape)
@@ -417,6 +464,8 @@ class Where(Function):
 
 class Clip(Function):
     """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -438,6 +487,8 @@ class Clone(Function):
     """A copy with memory of its own (``Tensor.clone``; ``order="C"`` for ``contiguous``); the
     gradient passes unchanged."""
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def forward(ctx, x, order=None):  # None: numpy's "K", left out of graph labels
         return np.array(x, copy=True, order=order or "K")
@@ -449,6 +500,8 @@ class Clone(Function):
 
 class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -465,6 +518,8 @@ _erf = np.frompyfunc(math.erf, 1, 1)  # libm's erf, elementwise (numpy has none)
 
 class Erf(Function):
     """The error function, 2/sqrt(pi) * integral_0^x exp(-t^2) dt; d/dx = 2/sqrt(pi) * exp(-x^2)."""
+
+    vmap = staticmethod(R.elementwise)
 
     @staticmethod
     def forward(ctx, x):

@@ -190,6 +190,10 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     >>> where(tensor([1.0, -1.0]) > 0, 1.0, tensor([0.0, 0.0])).tolist()
     [1.0, 0.0]
     """
+    if getattr(cond, "is_batched", False):  # a per-example condition inside vmap
+        from .batching import where as batched_where
+
+        return batched_where(cond, a, b)
     c = np.asarray(cond.data if isinstance(cond, _graph.Tensor) else cond)
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
@@ -327,6 +331,10 @@ def amin(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, ke
 
 def _arg(op: str, x: Any, dim: Any, keepdim: bool, fn: Any) -> Any:
     x = _t(x)
+    if getattr(x, "is_batched", False):  # inside vmap: on the whole batch, the batch dims in front
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: _arg_batched(op, a, k, dim, keepdim, fn))
     if x.data.size == 0:
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}.")
     if dim is None:
@@ -334,6 +342,18 @@ def _arg(op: str, x: Any, dim: Any, keepdim: bool, fn: Any) -> Any:
         return _const(r.reshape((1,) * x.ndim) if keepdim else r)
     (d,) = normalize_axis(op, int(dim), x.ndim) or (0,)
     return _const(np.asarray(fn(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def _arg_batched(op: str, a: np.ndarray, k: int, dim: Any, keepdim: bool, fn: Any) -> np.ndarray:
+    """``_arg`` of each example of ``a``, whose first ``k`` dims are batch dims."""
+    nd = a.ndim - k
+    if a.size == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {a.shape[k:]}.")
+    if dim is None:
+        r = np.asarray(fn(a.reshape(a.shape[:k] + (-1,)), axis=-1), dtype=np.int64)
+        return r.reshape(r.shape + (1,) * nd) if keepdim else r
+    (d,) = normalize_axis(op, int(dim), nd) or (0,)
+    return np.asarray(fn(a, axis=d + k, keepdims=keepdim), dtype=np.int64)
 
 
 def argmax(x: Any, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None) -> Any:
@@ -370,6 +390,11 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
     dim = int(dim)
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
+    if getattr(x, "is_batched", False):
+        # Inside vmap the index differs per example, so the values are the reduction itself
+        # (a tie then shares the gradient instead of routing it to the indexed element).
+        values = (amax if op == "max" else amin)(x, dim, keepdim=True)
+        return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
     # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
     values = gather(x, dim, idx)
     return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
@@ -432,9 +457,22 @@ def _axes(x: Any, d: int) -> tuple[int, ...] | None:
 
 def _detached_max(x: Any, d: int) -> Any:
     # The softmax family is shift-invariant, so the shift needs no gradient of its own.
-    if not x.data.size:
-        return _const(np.zeros((1,) * x.ndim, x.dtype))
-    return _const(np.max(x.data, axis=_axes(x, d), keepdims=True))
+    return detached_max(x, _axes(x, d))
+
+
+def detached_max(x: Any, axes: tuple[int, ...] | None, finite: bool = False) -> Any:
+    """The max of ``x`` over ``axes`` (kept as size 1) as a constant, the shift of the softmax
+    family (shift-invariant, so it needs no gradient); with ``finite``, 0 where the max is
+    infinite. Inside vmap it is computed per example by the ``Max`` op on ``x.detach()``.
+
+    >>> detached_max(tensor([[1.0, 3.0]]), (1,)).tolist()
+    [[3.0]]
+    """
+    if not getattr(x, "is_batched", False):
+        m = np.max(x.data, axis=axes, keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
+        return _const(np.where(np.isfinite(m), m, 0).astype(x.dtype) if finite else m)
+    m = Max.apply(x.detach(), axis=axes, keepdims=True)
+    return where(m.abs() < np.inf, m, 0.0) if finite else m
 
 
 @function_scope("logsumexp")
@@ -449,8 +487,7 @@ def logsumexp(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = Non
     """
     x = float_input("logsumexp", x)
     d = _softmax_dim("logsumexp", x, dim, axis)
-    m = np.max(x.data, axis=_axes(x, d), keepdims=True) if x.data.size else np.zeros((1,) * x.ndim, x.dtype)
-    m = _const(np.where(np.isfinite(m), m, 0).astype(x.dtype))
+    m = detached_max(x, _axes(x, d), finite=True)
     out = Sum.apply((x - m).exp(), axis=_axes(x, d), keepdims=True).log() + m
     return out if _keep(keepdim, keepdims) or x.ndim == 0 else squeeze(out, d)
 
@@ -527,6 +564,9 @@ def norm(x: Any, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Any:
     if p == 1:
         return sum(a, axes, keepdim)
     s = sum(a**p if p != 2 else x * x, axes, keepdim)
+    if getattr(s, "is_batched", False):  # inside vmap: the same, with a per-example condition
+        pos_t = s > 0
+        return where(pos_t, where(pos_t, s, 1.0) ** (1.0 / p), 0.0)
     pos = s.data > 0
     # Where the sum is 0, root a constant instead: the root's infinite slope times 0 would be NaN.
     return where(pos, E.Where.apply(s, 1.0, cond=pos) ** (1.0 / p), 0.0)
@@ -775,8 +815,8 @@ def matmul(a: Any, b: Any) -> Any:
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} do not broadcast.") from None
-    if a.ndim >= 2 and b.ndim >= 2:
-        return MatMul.apply(a, b)
+    if (a.ndim >= 2 and b.ndim >= 2) or a.is_batched or b.is_batched:
+        return MatMul.apply(a, b)  # under vmap the batching rule handles 1-D operands itself
     a2 = reshape(a, (1, ka)) if a.ndim == 1 else a
     b2 = reshape(b, (kb, 1)) if b.ndim == 1 else b
     y = MatMul.apply(a2, b2)
@@ -1039,6 +1079,10 @@ def masked_fill(x: Any, mask: Any, value: Any) -> Any:
     [0.0, 2.0]
     """
     x = _t(x)
+    if getattr(mask, "is_batched", False):  # inside vmap: a per-example mask
+        if mask.dtype != bool:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}; compare first, e.g. x > 0.")
+        return where(mask, value, x)
     m = np.asarray(_np(mask))
     if m.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}; compare first, e.g. x > 0.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..kernels.im2col import col2im_array, im2col_array
+from . import vmap_rules as R
 
 
 class Im2Col(Function):
@@ -24,6 +25,12 @@ class Im2Col(Function):
     def forward(ctx, x, win):
         ctx.shape = x.shape
         return im2col_array(x, win).T  # a transposed view of the internal buffer, no copy
+
+    @staticmethod
+    def vmap(info, x, win):
+        xf, lead = R.fold(x)
+        cols = Im2Col.apply(xf, win=win)
+        return cols.reshape((lead[0], cols.shape[0] // lead[0], cols.shape[1]))
 
     @staticmethod
     def backward(ctx, g):
@@ -36,6 +43,13 @@ class Col2Im(Function):
     @staticmethod
     def forward(ctx, cols, shape, win):
         return col2im_array(cols.T, shape, win)
+
+    @staticmethod
+    def vmap(info, cols, shape, win):
+        n = info.batch_size
+        flat = cols.reshape((n * cols.shape[1], cols.shape[2]))
+        y = Col2Im.apply(flat, shape=(n * shape[0],) + tuple(shape[1:]), win=win)
+        return y.reshape((n,) + tuple(shape))
 
     @staticmethod
     def backward(ctx, g):

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd import function as _graph
 from ..autograd.function import Function
+from . import vmap_rules as R
 from .elementwise import sum_to
 
 
@@ -17,6 +18,10 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
         return x.reshape(shape)
+
+    @staticmethod
+    def vmap(info, x, shape):
+        return Reshape.apply(x, shape=(x.shape[0],) + tuple(shape))
 
     @staticmethod
     def backward(ctx, g):
@@ -32,6 +37,11 @@ class Permute(Function):
         return np.transpose(x, axes)
 
     @staticmethod
+    def vmap(info, x, axes):
+        n = x.ndim - 1
+        return Permute.apply(x, axes=(0,) + tuple(int(a) % n + 1 for a in axes))
+
+    @staticmethod
     def backward(ctx, g):
         return g.permute(ctx.inverse)
 
@@ -44,6 +54,10 @@ class Expand(Function):
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
         return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def vmap(info, x, shape):
+        return Expand.apply(R.pad_batched(x, len(shape)), shape=(x.shape[0],) + tuple(shape))
 
     @staticmethod
     def backward(ctx, g):
@@ -67,6 +81,13 @@ class GetItem(Function):
         return x[index]
 
     @staticmethod
+    def vmap(info, x, index):
+        idx = batched_index(index)
+        if idx is None:
+            return NotImplemented
+        return GetItem.apply(x, index=idx)
+
+    @staticmethod
     def backward(ctx, g):
         return IndexAdd.apply(g, index=ctx.index, shape=ctx.in_shape)
 
@@ -85,6 +106,13 @@ class IndexAdd(Function):
         return out
 
     @staticmethod
+    def vmap(info, g, index, shape):
+        idx = batched_index(index)
+        if idx is None:
+            return NotImplemented
+        return IndexAdd.apply(g, index=idx, shape=(g.shape[0],) + tuple(shape))
+
+    @staticmethod
     def backward(ctx, gg):
         return GetItem.apply(gg, index=ctx.index)
 
@@ -95,6 +123,12 @@ class Concat(Function):
         ctx.axis = axis
         ctx.sizes = [x.shape[axis] for x in xs]
         return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def vmap(info, *xs, axis):
+        b = info.batch_size
+        parts = [x if f else R.expand_batch(x, b) for x, f in zip(xs, info.batched)]
+        return Concat.apply(*parts, axis=int(axis) % (parts[0].ndim - 1) + 1)
 
     @staticmethod
     def backward(ctx, g):
@@ -115,8 +149,27 @@ class Pad(Function):
         return np.pad(x, pad_width, constant_values=value)
 
     @staticmethod
+    def vmap(info, x, pad_width, value=0.0):
+        return Pad.apply(x, pad_width=((0, 0),) + tuple(tuple(p) for p in pad_width), value=value)
+
+    @staticmethod
     def backward(ctx, g):
         return g[ctx.index]
+
+
+R.Reshape, R.Expand, R.Permute = Reshape, Expand, Permute
+
+
+def batched_index(index: Any) -> tuple | None:
+    """``index`` for an array with a batch dimension in front, or None where prepending a full
+    slice would move the batch dimension (advanced indices split by a slice go first in numpy)."""
+    idx = index if isinstance(index, tuple) else (index,)
+    adv = [k for k, i in enumerate(idx) if not isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis)))]
+    if len(adv) > 1 and adv[-1] - adv[0] + 1 != len(adv):
+        return None
+    if any(isinstance(i, np.ndarray) and i.dtype == bool for i in idx) and len(adv) > 1:
+        return None
+    return (slice(None),) + idx
 
 
 def along(index: np.ndarray, dim: int) -> tuple:

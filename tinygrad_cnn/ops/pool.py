@@ -14,8 +14,11 @@ Backward rules, each an op of the graph with its own backward:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.function import Function
 from ..kernels import pool as K
+from . import vmap_rules as R
 
 
 class MaxPool2d(Function):
@@ -35,6 +38,14 @@ class MaxPool2d(Function):
         return out, idx
 
     @staticmethod
+    def vmap(info, x, win, return_indices=False):
+        xf, lead = R.fold(x)
+        y = MaxPool2d.apply(xf, win=win, return_indices=return_indices)
+        if isinstance(y, tuple):
+            return tuple(R.unfold(t, lead) for t in y)
+        return R.unfold(y, lead)
+
+    @staticmethod
     def backward(ctx, g, *_):
         return MaxPoolScatter.apply(g, idx=ctx.idx, shape=ctx.shape, win=ctx.params["win"])
 
@@ -47,6 +58,12 @@ class MaxPoolScatter(Function):
     @staticmethod
     def forward(ctx, g, idx, shape, win):
         return K.max_pool_scatter(g, idx, shape, win)
+
+    @staticmethod
+    def vmap(info, g, idx, shape, win):
+        gf, lead = R.fold(g)
+        tiled = np.broadcast_to(idx, (lead[0],) + idx.shape).reshape((-1,) + idx.shape[1:])
+        return R.unfold(MaxPoolScatter.apply(gf, idx=tiled, shape=(gf.shape[0],) + tuple(shape[1:]), win=win), lead)
 
     @staticmethod
     def backward(ctx, gg):
@@ -64,6 +81,12 @@ class MaxPoolGather(Function):
         return K.max_pool_gather(x, idx, win)
 
     @staticmethod
+    def vmap(info, x, idx, win):
+        xf, lead = R.fold(x)
+        tiled = np.broadcast_to(idx, (lead[0],) + idx.shape).reshape((-1,) + idx.shape[1:])
+        return R.unfold(MaxPoolGather.apply(xf, idx=tiled, win=win), lead)
+
+    @staticmethod
     def backward(ctx, g):
         return MaxPoolScatter.apply(g, idx=ctx.params["idx"], shape=ctx.shape, win=ctx.params["win"])
 
@@ -79,6 +102,11 @@ class AvgPool2d(Function):
         return K.avg_pool2d(x, win, inv)
 
     @staticmethod
+    def vmap(info, x, win, inv):
+        xf, lead = R.fold(x)
+        return R.unfold(AvgPool2d.apply(xf, win=win, inv=inv), lead)
+
+    @staticmethod
     def backward(ctx, g):
         return AvgPoolSpread.apply(g, shape=ctx.shape, win=ctx.params["win"], inv=ctx.params["inv"])
 
@@ -91,6 +119,11 @@ class AvgPoolSpread(Function):
     @staticmethod
     def forward(ctx, g, shape, win, inv):
         return K.avg_pool_spread(g, shape, win, inv)
+
+    @staticmethod
+    def vmap(info, g, shape, win, inv):
+        gf, lead = R.fold(g)
+        return R.unfold(AvgPoolSpread.apply(gf, shape=(gf.shape[0],) + tuple(shape[1:]), win=win, inv=inv), lead)
 
     @staticmethod
     def backward(ctx, gg):

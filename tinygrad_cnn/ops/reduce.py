@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.function import Function
+from . import vmap_rules as R
 from .elementwise import Where
 
 
@@ -35,6 +36,8 @@ def _keep_shape(shape: tuple, axes: tuple[int, ...] | None) -> tuple:
 
 
 class Sum(Function):
+    vmap = staticmethod(R.reduction)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape = x.shape
@@ -67,12 +70,16 @@ class _Extremum(Function):
 
 
 class Max(_Extremum):
+    vmap = staticmethod(R.reduction)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         return Max._forward(ctx, x, axis, keepdims, np.max)
 
 
 class Min(_Extremum):
+    vmap = staticmethod(R.reduction)
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         return Min._forward(ctx, x, axis, keepdims, np.min)
@@ -82,6 +89,8 @@ class Prod(Function):
     """Product over ``axis``. The gradient of each element is the product of the others, computed
     directly (not as prod / x) so zeros are handled; that product is itself a Prod, over a copy
     of the reduced elements with the diagonal set to 1, so higher orders follow."""
+
+    vmap = staticmethod(R.reduction)
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -114,6 +123,10 @@ class CumSum(Function):
     def forward(ctx, x, axis):
         ctx.axis = axis
         return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def vmap(info, x, axis):
+        return CumSum.apply(x, axis=int(axis) % (x.ndim - 1) + 1)
 
     @staticmethod
     def backward(ctx, g):

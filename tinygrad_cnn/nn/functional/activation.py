@@ -66,7 +66,7 @@ def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) 
     """
     check_not_inplace("leaky_relu", inplace)
     x = float_input("leaky_relu", input)
-    return OF.where(x.data > 0, x, x * float(negative_slope))
+    return OF.where(x > 0, x, x * float(negative_slope))  # a Tensor condition: per example under vmap
 
 
 @function_scope("elu")
@@ -78,7 +78,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noq
     """
     check_not_inplace("elu", inplace)
     x = float_input("elu", input)
-    pos = x.data > 0
+    pos = x > 0
     # exp only of the non-positive side: exp of a large positive x would overflow to inf, and
     # the inf would turn the zero gradient of the unused branch into NaN.
     neg = (OF.where(pos, 0.0, x).exp() - 1.0) * float(alpha)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...autograd.grad_mode import function_scope
 from ...ops import functions as OF
+from ...ops.batching import physical
 from ...tensor import Tensor, as_tensor
 from .activation import log_softmax
 from .validation import check_reduction
@@ -36,6 +37,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _array(t: Any) -> np.ndarray:
+    if getattr(t, "is_batched", False):  # inside vmap: per-example targets stay a Tensor (see _pick_batched)
+        return t
     return t.data if isinstance(t, Tensor) else np.asarray(t)
 
 
@@ -65,6 +68,8 @@ def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], wei
     """Per-sample ``-w[t] * logp[i, t]`` (flat, zero where t == ignore_index) and the weights w[t]
     (None when there are no weights and no sample is ignored)."""
     c = logp.shape[1]
+    if getattr(target, "is_batched", False):
+        return _pick_batched(op, logp, target, batch, weight, ignore_index)
     if target.shape != batch:
         raise ValueError(
             f"{op}: class-index target must have shape {batch} for input with classes on dim 1 (C = {c}), got {target.shape}. "
@@ -84,6 +89,28 @@ def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], wei
     return -(picked * ws), ws
 
 
+def _pick_batched(op: str, logp: Tensor, target: Tensor, batch: tuple[int, ...], weight: Any, ignore_index: int) -> tuple[Tensor, Any]:
+    """``_pick`` inside vmap, where each example has its own class indices: ``logp`` is read at
+    the target through a one-hot mask built by comparison, so no Python indexing on values."""
+    c = logp.shape[1]
+    if target.shape != batch:
+        raise ValueError(f"{op}: class-index target must have shape {batch} for input with classes on dim 1 (C = {c}), got {target.shape}.")
+    vals = physical(target)[0].data
+    bad = vals[(vals != ignore_index) & ((vals < 0) | (vals >= c))]
+    if bad.size:
+        raise ValueError(f"{op}: class indices must lie in [0, {c}) (or equal ignore_index={ignore_index}), got {bad[:5].tolist()}.")
+    t = target.reshape((-1, 1))
+    onehot = (t == Tensor(np.arange(c, dtype=np.int64))).astype(logp.dtype)
+    picked = (logp * onehot).sum(axis=1)
+    w = _class_weight(op, weight, c, logp.dtype)
+    if w is None and not (vals == ignore_index).any():
+        return -picked, None
+    ws = (t.reshape((-1,)) != ignore_index).astype(logp.dtype)
+    if w is not None:
+        ws = ws * (onehot * Tensor(w)).sum(axis=1)
+    return -(picked * ws), ws
+
+
 def _reduce_weighted(loss: Tensor, ws: Any, reduction: str, batch: tuple[int, ...]) -> Tensor:
     """PyTorch's reduction of class-index losses: 'mean' divides by the summed weights of the
     samples not ignored (NaN when there are none), not by the sample count."""
@@ -95,6 +122,8 @@ def _reduce_weighted(loss: Tensor, ws: Any, reduction: str, batch: tuple[int, ..
     if reduction == "sum":
         return total
     with np.errstate(invalid="ignore", divide="ignore"):
+        if isinstance(ws, Tensor):  # per-example weights inside vmap
+            return total / ws.sum()
         return total / np.asarray(ws.sum(), dtype=loss.dtype)
 
 
@@ -225,7 +254,7 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     a = d.abs()
     if beta == 0:
         return _reduce(a, reduction)
-    return _reduce(OF.where(a.data < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction)
+    return _reduce(OF.where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction)
 
 
 def _weighted(op: str, loss: Tensor, weight: Any) -> Tensor:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.batching import random_like
 from ...tensor import Tensor, as_tensor, get_rng
 from .validation import check_not_inplace
 
@@ -21,8 +22,13 @@ def _check_p(op: str, p: float) -> float:
 def _drop(x: Tensor, mask_shape: tuple[int, ...], p: float, seed: Any) -> Tensor:
     if p == 1.0:  # everything dropped: the scale 1/(1-p) would be inf
         return x * np.zeros(mask_shape, dtype=x.dtype)
-    keep = get_rng(seed).random(mask_shape) >= p
-    return x * (keep.astype(x.dtype) / np.asarray(1.0 - p, dtype=x.dtype))
+    rng = get_rng(seed)
+    scale = np.asarray(1.0 - p, dtype=x.dtype)
+    if x.is_batched:  # inside vmap: as its randomness setting says
+        mask = random_like(x, "dropout", lambda shape: ((rng.random(shape) >= p).astype(x.dtype) / scale), mask_shape)
+        return x * mask
+    keep = rng.random(mask_shape) >= p
+    return x * (keep.astype(x.dtype) / scale)
 
 
 def dropout(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False, *, seed: Any = None) -> Tensor:  # noqa: A002

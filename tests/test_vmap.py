@@ -1,0 +1,379 @@
+"""vmap: every batching rule against a loop over the batch (check_vmap), on hypothesis-drawn
+shapes and in_dims; nested vmap; vmap of grad (per-example gradients) and grad of vmap; errors."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_cnn as tg
+from tinygrad_cnn.autograd.function import Function
+from tinygrad_cnn.func import functional_call, get_params, grad, jacobian, vjp, vmap
+from tinygrad_cnn.models import LeNet, SimpleConvNet
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.testing import check_vmap
+
+FAST = settings(max_examples=12, deadline=None)
+
+
+def arr(*shape, seed=0):
+    return tg.tensor(np.random.default_rng(seed).standard_normal(shape))
+
+
+def batched(shape, dim, n, seed=0):
+    """A float64 tensor of per-example ``shape`` with a batch of ``n`` inserted at ``dim``."""
+    full = list(shape)
+    full.insert(dim, n)
+    return arr(*full, seed=seed)
+
+
+shape_st = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+@FAST
+@given(shape=shape_st, n=st.integers(1, 3), data=st.data())
+def test_unary_elementwise(shape, n, data):
+    dim = data.draw(st.integers(0, len(shape)))
+    x = batched(shape, dim, n)
+    for fn in (lambda v: v.exp(), lambda v: (v * 2.0 + 1.0).tanh(), lambda v: v.sigmoid().log(), lambda v: F.relu(v),
+               lambda v: abs(v) ** 1.5, lambda v: v.clamp(-0.5, 0.5), lambda v: -v / 3.0):
+        check_vmap(fn, x, in_dims=dim)
+
+
+@FAST
+@given(shape=shape_st, n=st.integers(1, 3), data=st.data())
+def test_binary_broadcasting(shape, n, data):
+    tail = data.draw(st.integers(0, len(shape)))
+    other = shape[len(shape) - tail:]  # a suffix: broadcasts against shape
+    da = data.draw(st.one_of(st.none(), st.integers(0, len(shape))))
+    db = data.draw(st.integers(0, len(other)))
+    a = batched(shape, da, n) if da is not None else arr(*shape)
+    b = batched(other, db, n, seed=1)
+    for fn in (lambda u, v: u + v, lambda u, v: u * v - v, lambda u, v: u / (v * v + 1.0), lambda u, v: tg.maximum(u, v)):
+        check_vmap(fn, a, b, in_dims=(da, db))
+        check_vmap(lambda u, v, fn=fn: fn(v, u), a, b, in_dims=(da, db))
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
+def test_reductions(shape, n, data):
+    dim = data.draw(st.integers(0, len(shape)))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    keep = data.draw(st.booleans())
+    x = batched(shape, dim, n)
+    check_vmap(lambda v: v.sum(), x, in_dims=dim)
+    check_vmap(lambda v: v.sum(axis, keepdim=keep), x, in_dims=dim)
+    check_vmap(lambda v: v.mean(axis, keepdim=keep), x, in_dims=dim)
+    check_vmap(lambda v: v.amax(axis, keepdim=keep), x, in_dims=dim)
+    check_vmap(lambda v: tg.prod(v, axis), x, in_dims=dim)
+    check_vmap(lambda v: tg.cumsum(v, axis), x, in_dims=dim)
+    check_vmap(lambda v: F.softmax(v, dim=axis), x, in_dims=dim)
+    check_vmap(lambda v: F.log_softmax(v, dim=axis), x, in_dims=dim)
+    check_vmap(lambda v: F.logsumexp(v, dim=axis), x, in_dims=dim)
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
+def test_movement(shape, n, data):
+    dim = data.draw(st.integers(0, len(shape)))
+    x = batched(shape, dim, n)
+    check_vmap(lambda v: v.reshape((-1,)), x, in_dims=dim)
+    check_vmap(lambda v: v.permute(tuple(range(v.ndim))[::-1]), x, in_dims=dim)
+    check_vmap(lambda v: v.transpose(0, 1), x, in_dims=dim)
+    check_vmap(lambda v: v.unsqueeze(0).expand((2,) + v.shape), x, in_dims=dim)
+    check_vmap(lambda v: v[0], x, in_dims=dim)
+    check_vmap(lambda v: v[:, ::2], x, in_dims=dim)
+    check_vmap(lambda v: v[np.array([0, 0])], x, in_dims=dim)
+    check_vmap(lambda v: tg.cat([v, v * 2.0], dim=-1), x, in_dims=dim)
+    check_vmap(lambda v, u: tg.stack([v, u]), x, arr(*shape, seed=3), in_dims=(dim, None))
+    check_vmap(lambda v: F.pad(v, (1, 2)), x, in_dims=dim)
+    check_vmap(lambda v: v.flatten(), x, in_dims=dim)
+
+
+@FAST
+@given(n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), p=st.integers(1, 3), data=st.data())
+def test_matmul(n, k, m, p, data):
+    for sa, sb in (((m, k), (k, p)), ((k,), (k, p)), ((m, k), (k,)), ((k,), (k,)), ((2, m, k), (k, p)), ((m, k), (2, k, p))):
+        da = data.draw(st.one_of(st.none(), st.integers(0, len(sa))))
+        db = data.draw(st.one_of(st.none(), st.integers(0, len(sb)))) if da is not None else data.draw(st.integers(0, len(sb)))
+        a = batched(sa, da, n) if da is not None else arr(*sa)
+        b = batched(sb, db, n, seed=1) if db is not None else arr(*sb, seed=1)
+        check_vmap(lambda u, v: u @ v, a, b, in_dims=(da, db))
+
+
+@FAST
+@given(n=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 1), groups=st.sampled_from([1, 2]),
+       bias=st.booleans(), which=st.sampled_from(["x", "w", "both"]))
+def test_conv2d_and_transpose(n, stride, padding, groups, bias, which):
+    x = arr(n, 2, 2, 5, 5)
+    w = arr(n, 4, 2 // groups, 3, 3, seed=1)
+    b = arr(n, 4, seed=2) if bias else None
+    xin = x if which != "w" else x[0]
+    win = w if which != "x" else w[0]
+    dims = (0 if which != "w" else None, 0 if which != "x" else None)
+
+    def conv(u, v, *bb):
+        return F.conv2d(u, v, *bb, stride=stride, padding=padding, groups=groups)
+
+    if bias:
+        check_vmap(conv, xin, win, b[0], in_dims=dims + (None,))
+    check_vmap(conv, xin, win, in_dims=dims)
+    wt = arr(n, 2, 4 // groups, 3, 3, seed=4)
+    wtin = wt if which != "x" else wt[0]
+
+    def convt(u, v):
+        return F.conv_transpose2d(u, v, stride=stride, padding=padding, groups=groups)
+
+    check_vmap(convt, xin, wtin, in_dims=dims)
+
+
+@FAST
+@given(n=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2), dim=st.integers(0, 4))
+def test_pools(n, k, s, dim):
+    x = batched((2, 3, 6, 6), dim, n)
+    check_vmap(lambda v: F.max_pool2d(v, k, s), x, in_dims=dim)
+    check_vmap(lambda v: F.avg_pool2d(v, k, s), x, in_dims=dim)
+    check_vmap(lambda v: F.adaptive_avg_pool2d(v, (2, 3)), x, in_dims=dim)
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
+def test_composite_functions(shape, n, data):
+    dim = data.draw(st.integers(0, len(shape)))
+    x = batched(shape, dim, n)
+    for fn in (lambda v: F.leaky_relu(v, 0.1), F.elu, F.gelu, F.silu, lambda v: tg.where(v > 0, v, v * v),
+               lambda v: tg.gather(v, 0, tg.tensor(np.zeros((1,) + v.shape[1:], dtype=np.int64))),
+               lambda v: tg.index_select(v, 1, tg.tensor(np.array([0, 0]))), lambda v: v.var(-1, correction=0),
+               lambda v: F.layer_norm(v, v.shape[-1:]),
+               lambda v: F.mse_loss(v, v * 0.5), lambda v: F.smooth_l1_loss(v, v * 0.1), lambda v: v.argmax(-1), lambda v: v.argmax(),
+               lambda v: v.max(0)[0] + v.min(-1, keepdim=True)[1].float().sum(), lambda v: tg.norm(v, dim=-1), lambda v: tg.norm(v * 0.0),
+               lambda v: tg.masked_fill(v, v > 0, 0.0)):
+        check_vmap(fn, x, in_dims=dim)
+
+
+def test_cross_entropy_batch_norm_dropout():
+    x, y = arr(4, 3, 5), tg.tensor(np.array([[0, 1, 4], [2, 2, 0], [1, 3, 3], [4, 0, 1]]))
+    check_vmap(lambda u, t: F.cross_entropy(u, t), x, y)
+    check_vmap(lambda u, t: F.cross_entropy(u, t, reduction="sum", weight=np.arange(1.0, 6.0)), x, y)
+    check_vmap(lambda u, t: F.cross_entropy(u, t, label_smoothing=0.1), x, y)
+    check_vmap(lambda u, t: F.nll_loss(F.log_softmax(u, dim=1), t, ignore_index=0), x, y)
+    xb = arr(3, 2, 4, 3, 3)
+    rm, rv, g, b = arr(4, seed=1), abs(arr(4, seed=2)) + 0.5, arr(4, seed=3), arr(4, seed=4)
+    check_vmap(lambda u: F.batch_norm(u, rm, rv, g, b, training=False), xb)
+    with pytest.raises(RuntimeError, match="randomness"):
+        vmap(lambda u: F.dropout(u, 0.5))(xb)
+    same = vmap(lambda u: F.dropout(u, 0.5, seed=0), randomness="same")(tg.ones(3, 50))
+    diff = vmap(lambda u: F.dropout(u, 0.5, seed=0), randomness="different")(tg.ones(3, 50))
+    assert (same.numpy() == same.numpy()[0]).all()
+    assert not (diff.numpy() == diff.numpy()[0]).all()
+    assert set(np.unique(diff.numpy())) <= {0.0, 2.0}
+
+
+def test_in_dims_pytrees_out_dims_and_chunks():
+    x, y = arr(3, 4), arr(4, 3, seed=1)
+    got = check_vmap(lambda d: d["a"] * d["b"][0], {"a": x, "b": (y,)}, in_dims=({"a": 0, "b": (1,)},))
+    assert got.shape == (3, 4)
+    check_vmap(lambda u, v: (u + v, u * 2.0), x, y, in_dims=(0, 1), out_dims=1)
+    check_vmap(lambda u: u * 2.0, x, chunk_size=2)
+    out = vmap(lambda u: (u.sum(), u), out_dims=(0, 1))(x)
+    assert out[1].shape == (4, 3)
+
+
+def test_nested_vmap():
+    x, w = arr(2, 3, 4), arr(4, 5, seed=1)
+    got = vmap(vmap(lambda u, v: (u @ v).tanh(), in_dims=(0, None)), in_dims=(0, None))(x, w)
+    np.testing.assert_allclose(got.numpy(), np.tanh(x.numpy() @ w.numpy()), atol=1e-12)
+    check_vmap(vmap(lambda u: F.log_softmax(u, dim=0)), x)
+    check_vmap(vmap(lambda u, v: u * v, in_dims=(0, None)), x, arr(3, 4, seed=2), in_dims=(1, 0))
+
+
+def loss_fn(model):
+    def loss(p, x, t):
+        return F.cross_entropy(functional_call(model, p, x.unsqueeze(0)), t.unsqueeze(0))
+
+    return loss
+
+
+@pytest.mark.parametrize("Model", [SimpleConvNet, LeNet])
+def test_per_example_gradients_of_cnns(Model):
+    model = Model()
+    p = {k: v.double() for k, v in get_params(model).items()}
+    x = arr(3, 1, 28, 28)
+    t = tg.tensor(np.array([1, 7, 3]))
+    loss = loss_fn(model)
+    g = vmap(grad(loss), in_dims=(None, 0, 0))(p, x, t)
+    for i in range(3):
+        gi = grad(loss)(p, x[i], t[i])
+        for k in p:
+            assert g[k].shape == (3,) + p[k].shape
+            np.testing.assert_allclose(g[k].numpy()[i], gi[k].numpy(), atol=1e-10, rtol=0)
+
+
+def test_per_example_gradients_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    lw = rng.standard_normal((4, 3 * 2 * 2))
+    t = np.array([0, 3, 1, 2, 2])
+
+    def ours(p, xi, ti):
+        h = F.max_pool2d(F.relu(F.conv2d(xi[None], p["w"], p["b"])), 2)
+        return F.cross_entropy(h.reshape((1, -1)) @ p["lw"].T, ti[None])
+
+    def theirs(p, xi, ti):
+        h = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(xi[None], p["w"], p["b"])), 2)
+        return torch.nn.functional.cross_entropy(h.reshape(1, -1) @ p["lw"].T, ti[None])
+
+    g = vmap(grad(ours), in_dims=(None, 0, 0))({"w": tg.tensor(w), "b": tg.tensor(b), "lw": tg.tensor(lw)}, tg.tensor(x), tg.tensor(t))
+    tp = {"w": torch.tensor(w), "b": torch.tensor(b), "lw": torch.tensor(lw)}
+    want = torch.func.vmap(torch.func.grad(theirs), in_dims=(None, 0, 0))(tp, torch.tensor(x), torch.tensor(t))
+    for k in g:
+        np.testing.assert_allclose(g[k].numpy(), want[k].numpy(), atol=1e-10)
+
+
+def test_grad_of_vmap_and_gradcheck_through_vmap():
+    w = arr(3, 4)
+    x = arr(5, 3, seed=1)
+
+    def f(wv):
+        return vmap(lambda xi: (xi @ wv).tanh().sum(), in_dims=0)(x).sum()
+
+    g = grad(f)(w)
+    want = grad(lambda wv: (x @ wv).tanh().sum())(w)
+    np.testing.assert_allclose(g.numpy(), want.numpy(), atol=1e-12)
+    xr = tg.tensor(np.random.default_rng(2).standard_normal((4, 3)), requires_grad=True)
+    wr = tg.tensor(np.random.default_rng(3).standard_normal((3, 2)), requires_grad=True)
+    assert tg.gradcheck(lambda a, b: vmap(lambda r: F.log_softmax((r @ b).sin(), dim=0), in_dims=0)(a), (xr, wr))
+
+
+def test_vjp_with_batched_cotangents_is_jacobian():
+    x = arr(4)
+    y, vjp_fn = vjp(lambda v: (v * v).cumsum(0).exp(), x)
+    rows = vmap(vjp_fn)(tg.tensor(np.eye(4)))[0]
+    np.testing.assert_allclose(rows.numpy(), jacobian(lambda v: (v * v).cumsum(0).exp())(x).numpy(), atol=1e-12)
+
+
+def test_user_function_rule_and_fallback_warning():
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return v ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            (v,) = ctx.saved_tensors
+            return g * 3.0 * v * v
+
+    class CubeRuled(Cube):
+        calls = 0
+
+        @staticmethod
+        def vmap(info, v):
+            CubeRuled.calls += 1
+            return CubeRuled.apply(v)
+
+    x = arr(3, 2)
+    with pytest.warns(RuntimeWarning, match="Cube has no batching rule"):
+        check_vmap(lambda v: Cube.apply(v), x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_vmap(lambda v: Cube.apply(v), x)  # warned once per op
+        check_vmap(lambda v: CubeRuled.apply(v), x)
+    assert CubeRuled.calls == 1
+
+
+def test_errors():
+    x, y = arr(3, 2), arr(4, 2)
+
+    def f(a, b):
+        return a + b
+
+    with pytest.raises(ValueError, match=r"vmap\(f\).*different batch sizes.*a: 3, b: 4"):
+        vmap(f)(x, y)
+    with pytest.raises(ValueError, match=r"in_dims=2 for b.*\[-2, 2\)"):
+        vmap(f, in_dims=(0, 2))(x, x)
+    with pytest.raises(ValueError, match="no argument is batched"):
+        vmap(f, in_dims=None)(x, x)
+    with pytest.raises(ValueError, match="in_dims has 1 entries"):
+        vmap(f, in_dims=(0,))(x, x)
+    with pytest.raises(RuntimeError, match=r"\.item\(\)"):
+        vmap(lambda a: a.sum().item())(x)
+    with pytest.raises(RuntimeError, match="bool"):
+        vmap(lambda a: a * 2 if a.sum() > 0 else a)(x)
+    with pytest.raises(RuntimeError, match="numpy"):
+        vmap(lambda a: np.asarray(a))(x)
+    z = tg.zeros(2, dtype=np.float64)
+    with pytest.raises(RuntimeError, match="add_ writes a batched tensor"):
+        vmap(lambda a: z.add_(a))(x)
+    with pytest.raises(RuntimeError, match="in-place"):
+        vmap(lambda a: a.mul_(2.0))(x)
+    with pytest.raises(ValueError, match="randomness"):
+        vmap(f, randomness="maybe")
+
+
+def fd_jac(f, x, eps=1e-6):
+    y = np.asarray(f(x))
+    J = np.zeros(y.shape + x.shape)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        J[(...,) + i] = (np.asarray(f(xp)) - np.asarray(f(xm))) / (2 * eps)
+    return J
+
+
+def test_jacrev_jacfwd_hessian_against_finite_differences():
+    from tinygrad_cnn.func import hessian, jacfwd, jacrev
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1, 5, 5))
+    w0 = rng.standard_normal((2, 1, 3, 3)) * 0.5
+
+    def f(w):
+        h = F.max_pool2d(F.conv2d(tg.tensor(x), w, padding=1).tanh(), 2)
+        return F.log_softmax(h.reshape((1, -1)), dim=1)[0, :3]
+
+    def npf(w):
+        return f(tg.tensor(w)).numpy()
+
+    want = fd_jac(npf, w0)
+    for jac in (jacrev, jacfwd, jacobian):
+        np.testing.assert_allclose(jac(f)(tg.tensor(w0)).numpy(), want, atol=1e-7)
+    loss = lambda w: (f(w) ** 2).sum()  # noqa: E731
+    H = hessian(loss)(tg.tensor(w0)).numpy()
+    want_h = fd_jac(lambda w: grad(loss)(tg.tensor(w)).numpy(), w0)
+    np.testing.assert_allclose(H, want_h, atol=1e-6)
+    np.testing.assert_allclose(jacfwd(grad(loss))(tg.tensor(w0)).numpy(), want_h, atol=1e-6)
+
+
+def test_transforms_inside_vmap():
+    from tinygrad_cnn.func import hessian, jacfwd, jvp, value_and_grad
+
+    rng = np.random.default_rng(5)
+    w = tg.tensor(rng.standard_normal((3, 4)))
+    xs = tg.tensor(rng.standard_normal((5, 3)))
+
+    def f(x):
+        return (x @ w).tanh()
+
+    def s(x):
+        return (f(x) ** 2).sum()
+
+    check_vmap(jacobian(f), xs)
+    check_vmap(jacfwd(f), xs)
+    check_vmap(hessian(s), xs)
+    check_vmap(lambda x: jvp(f, (x,), (tg.ones(3, dtype=np.float64),))[1], xs)
+    check_vmap(lambda x: vjp(f, x)[1](tg.ones(4, dtype=np.float64))[0], xs)
+    check_vmap(lambda x: value_and_grad(s)(x)[1], xs)
+    check_vmap(vmap(grad(s)), tg.tensor(rng.standard_normal((2, 5, 3))))
+
+    def penalty(wv, batched):
+        g = grad(lambda x, v: ((x @ v).tanh() ** 2).sum(), argnums=1)
+        if batched:
+            gs = vmap(g, in_dims=(0, None))(xs, wv)
+            return (gs * gs).sum()
+        return sum(((g(xs[i], wv)) ** 2).sum() for i in range(5))
+
+    np.testing.assert_allclose(grad(lambda v: penalty(v, True))(w).numpy(), grad(lambda v: penalty(v, False))(w).numpy(), atol=1e-10)

@@ -1,0 +1,409 @@
+"""The machinery under :func:`tinygrad_cnn.func.vmap`: batched Tensors and the dispatch of ops
+to their batching rules.
+
+A :class:`BatchedTensor` is what a function under ``vmap`` sees: a Tensor of the *per-example*
+(logical) shape whose ``value`` is an ordinary Tensor holding the whole batch, batch dimension in
+front. Each ``vmap`` call has a level (increasing, so an inner vmap's is larger); a nested vmap
+gives a BatchedTensor whose value is itself batched at the outer level.
+
+``Function.apply`` hands an op with a batched input to :func:`batched_apply`: it takes the
+highest level among the inputs, unwraps those inputs, calls the op's ``vmap`` rule (or, without
+one, loops over the batch with a one-time warning) and wraps the result. Rules compute with
+ops on the unwrapped Tensors, so the batched computation is recorded in the ordinary graph and
+gradients flow through it (``grad`` of a vmapped function), and ``grad`` inside ``vmap`` gives
+per-example gradients (see :mod:`tinygrad_cnn.func`).
+
+The ``data`` of a BatchedTensor is a :class:`Placeholder`: it knows the logical shape and dtype
+but refuses to give values, so code that reads values (``.item()``, ``if x > 0``, numpy on
+``.data``) fails with an error instead of silently using one example.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..autograd import function as _function
+from .vmap_rules import BatchInfo
+
+# tensor.py imports this module once it has bound the Tensor class (see docs/architecture.md);
+# BatchedTensor subclasses it.
+Tensor: Any = _function.Tensor
+
+__all__ = ["BatchedTensor", "Placeholder", "batch_levels", "batched_apply", "is_batched", "physical"]
+
+_levels = itertools.count(1)
+_local = threading.local()
+_warned: set = set()
+
+
+def _stack() -> list:
+    """The running vmap calls on this thread: (level, batch size, randomness), outermost first."""
+    s = getattr(_local, "stack", None)
+    if s is None:
+        s = _local.stack = []
+    return s
+
+
+def batch_levels() -> list[tuple[int, int, str]]:
+    """The vmap calls running on this thread, outermost first, as (level, batch size, randomness)."""
+    return list(_stack())
+
+
+def new_level(size: int, randomness: str) -> int:
+    level = next(_levels)
+    _stack().append((level, size, randomness))
+    _function.vmap_enter(1)
+    return level
+
+
+def end_level(level: int) -> None:
+    s = _stack()
+    if s and s[-1][0] == level:
+        s.pop()
+    _function.vmap_enter(-1)
+
+
+def _values_error(what: str, shape: tuple) -> RuntimeError:
+    return RuntimeError(
+        f"vmap: {what} of a batched tensor (per-example shape {shape}). Inside vmap each example has its own values, so "
+        "they cannot be read as one Python value or array: data-dependent Python control flow (if x > 0, .item(), "
+        "float(x), numpy on .data) is not supported. Write it with tensor ops (e.g. where(cond, a, b) for a branch), or "
+        "move it out of the vmapped function."
+    )
+
+
+class Placeholder:
+    """The ``data`` of a BatchedTensor: shape and dtype of one example, and no values."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple, dtype: Any) -> None:
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def base(self) -> None:
+        return None
+
+    def _shape_of(self, fn: Any) -> Placeholder:
+        a = fn(np.broadcast_to(np.zeros((), self.dtype), self.shape))
+        return Placeholder(a.shape, a.dtype)
+
+    def __getitem__(self, index: Any) -> Placeholder:
+        if isinstance(index, Placeholder) or (isinstance(index, tuple) and any(isinstance(i, Placeholder) for i in index)):
+            raise _values_error("indexing with the values", self.shape)
+        return self._shape_of(lambda a: a[index])
+
+    def reshape(self, *shape: Any) -> Placeholder:
+        return self._shape_of(lambda a: a.reshape(*shape))
+
+    def astype(self, dtype: Any, copy: bool = True) -> Placeholder:
+        return Placeholder(self.shape, dtype)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise _values_error("converting to a numpy array the values", self.shape)
+
+    def __getattr__(self, name: str) -> Any:
+        raise _values_error(f"reading .data.{name}", self.shape)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise _values_error("reading the values", self.shape)
+
+    __bool__ = __float__ = __int__ = __index__ = __iter__ = __len__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __neg__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Placeholder(shape={self.shape}, dtype={self.dtype})"
+
+
+class BatchedTensor(Tensor):
+    """A Tensor under ``vmap``: ``shape`` is one example's, ``value`` the whole batch (B in front),
+    ``level`` the vmap call it belongs to."""
+
+    __slots__ = ("value", "level")
+    is_batched = True
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.value.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        raise RuntimeError("vmap: requires_grad cannot be set on a batched tensor; use grad/vjp inside vmap instead.")
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        raise RuntimeError("vmap: requires_grad_ on a batched tensor is not supported; use grad/vjp inside vmap instead.")
+
+    @property
+    def batch_size(self) -> int:
+        return self.value.shape[0]
+
+    def detach(self) -> Tensor:
+        return wrap(self.value.detach(), self.level)
+
+    def item(self) -> Any:
+        raise _values_error(".item()", self.shape)
+
+    def tolist(self) -> Any:
+        raise _values_error(".tolist()", self.shape)
+
+    def numpy(self) -> np.ndarray:
+        raise _values_error(".numpy()", self.shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise _values_error("converting to a numpy array", self.shape)
+
+    def __bool__(self) -> bool:
+        raise _values_error("bool() (a Python if/while on a tensor)", self.shape)
+
+    def __float__(self) -> float:
+        raise _values_error("float()", self.shape)
+
+    def __int__(self) -> int:
+        raise _values_error("int()", self.shape)
+
+    def __repr__(self) -> str:
+        return f"BatchedTensor(level={self.level}, batch_size={self.batch_size}, shape={self.shape}, dtype={self.dtype})"
+
+    def _inplace(self, op: str, fn: Any = None) -> Tensor:
+        raise RuntimeError(
+            f"{op}: in-place updates of a batched tensor (per-example shape {self.shape}) are not supported inside vmap; "
+            "use the out-of-place op."
+        )
+
+    def _binary_(self, op: str, ufunc: Any, other: Any) -> Tensor:
+        return self._inplace(op)
+
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        return self._inplace("add_")
+
+    def sub_(self, other: Any, alpha: float = 1.0) -> Tensor:
+        return self._inplace("sub_")
+
+    def copy_(self, src: Any) -> Tensor:
+        return self._inplace("copy_")
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        return self._inplace("masked_fill_")
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._inplace("setitem")
+
+    def _cmp(self, o: Any, fn: Any) -> Tensor:
+        return compare(fn, self, o)
+
+    def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
+        return compare(np.equal, self, o)
+
+    def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
+        return compare(np.not_equal, self, o)
+
+    __hash__ = object.__hash__
+
+
+_new = object.__new__
+
+
+def wrap(value: Tensor, level: int) -> BatchedTensor:
+    """``value`` (B in front) as a BatchedTensor of ``level``."""
+    t = object.__new__(BatchedTensor)
+    t.value = value
+    t.level = level
+    d = _new(Placeholder)  # Placeholder(shape, dtype) without the conversions: this runs for every batched op
+    d.shape = value.shape[1:]
+    d.dtype = value.dtype
+    t.data = d
+    t.grad_fn = None
+    t._output_nr = 0
+    t._requires_grad = False
+    return t
+
+
+def is_batched(x: Any) -> bool:
+    """Whether ``x`` is a BatchedTensor (an argument inside ``vmap``)."""
+    return type(x) is BatchedTensor
+
+
+def physical(x: Any) -> tuple[Any, list[int]]:
+    """The ordinary Tensor under a (possibly nested) BatchedTensor and its levels, outermost
+    first: its leading dims are the batch dims of those levels in that order."""
+    levels = []
+    while is_batched(x):
+        levels.append(x.level)
+        x = x.value
+    return x, levels[::-1]
+
+
+def rewrap(p: Any, levels: list[int]) -> Any:
+    """Inverse of :func:`physical`: wrap ``p`` (batch dims of ``levels`` in front, outermost
+    first) as nested BatchedTensors."""
+    for lv in levels:
+        p = wrap(p, lv)
+    return p
+
+
+def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
+    level = 0
+    for x in inputs:
+        if type(x) is BatchedTensor and x.level > level:
+            level = x.level
+    args, flags, size = [], [], 0
+    for x in inputs:
+        if type(x) is BatchedTensor and x.level == level:
+            v = x.value
+            args.append(v)
+            flags.append(True)
+            size = v.shape[0]
+        else:
+            args.append(x)
+            flags.append(False)
+    return level, args, tuple(flags), size
+
+
+def random_like(x: BatchedTensor, op: str, draw: Any, shape: tuple | None = None) -> Any:
+    """A random array of per-example ``shape`` (default ``x.shape``) for ``x`` inside vmap, as
+    vmap's ``randomness`` says: ``'same'`` gives ``draw(shape)`` (shared by all examples),
+    ``'different'`` one draw per example (a BatchedTensor), ``'error'`` refuses."""
+    shape = tuple(x.shape if shape is None else shape)
+    mode = _randomness(x.level)
+    if mode == "error":
+        raise RuntimeError(
+            f"vmap: {op} draws random numbers, and vmap was called with randomness='error' (the default). Pass "
+            "randomness='different' (independent draws per example) or 'same' (one draw shared by all examples)."
+        )
+    if mode == "same":
+        return draw(shape)
+    p, levels = physical(x)
+    return rewrap(Tensor._make(np.asarray(draw(tuple(p.shape[: len(levels)]) + shape)), None, 0), levels)
+
+
+def _randomness(level: int) -> str:
+    for lv, _, r in _stack():
+        if lv == level:
+            return r
+    return "error"
+
+
+def batched_apply(cls: type, inputs: tuple, params: dict) -> Any:
+    """Apply op ``cls`` to inputs of which at least one is batched, through its ``vmap`` rule."""
+    level, args, flags, size = _unwrap_args(inputs)
+    info = BatchInfo(flags, size, cls, level)
+    rule = getattr(cls, "vmap", None)
+    out = NotImplemented if rule is None else rule(info, *args, **params)
+    if out is NotImplemented:
+        out = _loop(info, args, params)
+    if isinstance(out, tuple):
+        return tuple(wrap(o, level) for o in out)
+    return wrap(out, level)
+
+
+def _loop(info: BatchInfo, args: list, params: dict) -> Any:
+    """Without a rule: the op once per example, results stacked (correct, but slow)."""
+    name = info.op.__name__
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(
+            f"vmap: op {name} has no batching rule (a 'vmap' static method), so vmap runs it once per example in a Python "
+            "loop. Declare vmap(info, *args, **params) on the Function to batch it.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    from . import functions as F  # a fallback only: keeps the import out of the rules' path
+
+    outs = [info.op.apply(*[a[i] if b else a for a, b in zip(args, info.batched)], **params) for i in range(info.batch_size)]
+    if isinstance(outs[0], tuple):
+        return tuple(F.stack([o[k] for o in outs]) for k in range(len(outs[0])))
+    return F.stack(outs)
+
+
+def compare(fn: Any, a: Any, b: Any) -> Tensor:
+    """A comparison (a non-differentiable numpy ufunc) where either side may be batched: the
+    result is batched at the highest level."""
+    xs = [a, b]
+    level = max(x.level for x in xs if is_batched(x))
+    arrays, flags = [], []
+    for x in xs:
+        if is_batched(x) and x.level == level:
+            arrays.append(x.value)
+            flags.append(True)
+        else:
+            arrays.append(x)
+            flags.append(False)
+    if any(is_batched(v) for v in arrays):  # a lower level inside: compare one level down
+        size = next(v.shape[0] for v, f in zip(arrays, flags) if f)
+        parts = [compare(fn, *[v[i] if f else v for v, f in zip(arrays, flags)]) for i in range(size)]
+        from . import functions as F
+
+        return wrap(F.stack(parts), level)
+    r = max(int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(arrays, flags))
+    raw = []
+    for v, f in zip(arrays, flags):
+        arr = v.data if isinstance(v, Tensor) else np.asarray(v)
+        if f and arr.ndim - 1 < r:
+            arr = arr.reshape((arr.shape[0],) + (1,) * (r - arr.ndim + 1) + arr.shape[1:])
+        raw.append(arr)
+    return wrap(Tensor._make(np.asarray(fn(raw[0], raw[1])), None, 0), level)
+
+
+def map_physical(x: BatchedTensor, fn: Any) -> BatchedTensor:
+    """A non-differentiable numpy computation on every example of ``x`` at once: ``fn(array, k)``
+    gets the whole batch with its ``k`` batch dims in front and returns them in front too."""
+    p, levels = physical(x)
+    return rewrap(Tensor._make(np.asarray(fn(p.data, len(levels))), None, 0), levels)
+
+
+def where(cond: BatchedTensor, a: Any, b: Any) -> Tensor:
+    """``where`` with a per-example condition: the Where op on the whole batch, the condition's
+    batch dimension in front and the operands padded to line up with it."""
+    from .elementwise import Where
+    from .vmap_rules import pad_batched
+
+    level = cond.level
+    c = cond.value
+    if is_batched(c):
+        raise NotImplementedError("vmap: where with a condition batched at two nested vmap levels is not supported.")
+    ops = []
+    flags = []
+    for x in (a, b):
+        if is_batched(x) and x.level == level:
+            ops.append(x.value)
+            flags.append(True)
+        elif is_batched(x):
+            raise NotImplementedError("vmap: where whose operand is batched at a different vmap level than its condition is not supported.")
+        else:
+            ops.append(x)
+            flags.append(False)
+    r = max([c.ndim - 1] + [int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(ops, flags)])
+    mask = pad_batched(c, r).data
+    new = [pad_batched(v, r) if f else v for v, f in zip(ops, flags)]
+    if not any(flags):  # the result is batched through the condition alone
+        ref = next((v for v in new if isinstance(v, Tensor)), None)
+        dtype = ref.dtype if ref is not None else np.float32
+        new[0] = new[0] if isinstance(new[0], Tensor) else Tensor._make(np.asarray(new[0], dtype=dtype), None, 0)
+    return wrap(Where.apply(new[0], new[1], cond=mask), level)
+
+
+_function.batched_apply = batched_apply
