@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = [
     "tinygrad_cnn", "tinygrad_cnn.autograd", "tinygrad_cnn.nn", "tinygrad_cnn.nn.functional", "tinygrad_cnn.nn.init",
     "tinygrad_cnn.nn.utils", "tinygrad_cnn.optim", "tinygrad_cnn.optim.rules", "tinygrad_cnn.optim.functional",
-    "tinygrad_cnn.optim.lr_scheduler", "tinygrad_cnn.func", "tinygrad_cnn.pytree", "tinygrad_cnn.check",
+    "tinygrad_cnn.optim.lr_scheduler", "tinygrad_cnn.func", "tinygrad_cnn.per_sample", "tinygrad_cnn.pytree", "tinygrad_cnn.check",
     "tinygrad_cnn.check.strategies", "tinygrad_cnn.testing", "tinygrad_cnn.viz", "tinygrad_cnn.viz.plots", "tinygrad_cnn.data",
     "tinygrad_cnn.train", "tinygrad_cnn.demo", "tinygrad_cnn.models", "tinygrad_cnn.onnx", "tinygrad_cnn.onnx.exporter",
     "tinygrad_cnn.onnx.importer", "tinygrad_cnn.onnx.reader",

@@ -215,10 +215,10 @@ class BatchedTensor(Tensor):
     def _cmp(self, o: Any, fn: Any) -> Tensor:
         return compare(fn, self, o)
 
-    def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
+    def __eq__(self, o: Any) -> Tensor:
         return compare(np.equal, self, o)
 
-    def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
+    def __ne__(self, o: Any) -> Tensor:
         return compare(np.not_equal, self, o)
 
     __hash__ = object.__hash__
@@ -283,7 +283,7 @@ def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
     return level, args, tuple(flags), size
 
 
-def random_like(x: BatchedTensor, op: str, draw: Any, shape: tuple | None = None) -> Any:
+def random_like(x: Any, op: str, draw: Any, shape: tuple | None = None) -> Any:
     """A random array of per-example ``shape`` (default ``x.shape``) for ``x`` inside vmap, as
     vmap's ``randomness`` says: ``'same'`` gives ``draw(shape)`` (shared by all examples),
     ``'different'`` one draw per example (a BatchedTensor), ``'error'`` refuses."""

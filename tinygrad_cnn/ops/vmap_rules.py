@@ -28,7 +28,7 @@ class BatchInfo(NamedTuple):
 
     batched: tuple
     batch_size: int
-    op: type
+    op: Any  # the Function subclass
     level: int = 0
 
 

@@ -89,7 +89,7 @@ def _pick(op: str, logp: Tensor, target: np.ndarray, batch: tuple[int, ...], wei
     return -(picked * ws), ws
 
 
-def _pick_batched(op: str, logp: Tensor, target: Tensor, batch: tuple[int, ...], weight: Any, ignore_index: int) -> tuple[Tensor, Any]:
+def _pick_batched(op: str, logp: Tensor, target: Any, batch: tuple[int, ...], weight: Any, ignore_index: int) -> tuple[Tensor, Any]:
     """``_pick`` inside vmap, where each example has its own class indices: ``logp`` is read at
     the target through a one-hot mask built by comparison, so no Python indexing on values."""
     c = logp.shape[1]

@@ -25,7 +25,7 @@ def _drop(x: Tensor, mask_shape: tuple[int, ...], p: float, seed: Any) -> Tensor
     rng = get_rng(seed)
     scale = np.asarray(1.0 - p, dtype=x.dtype)
     if x.is_batched:  # inside vmap: as its randomness setting says
-        mask = random_like(x, "dropout", lambda shape: ((rng.random(shape) >= p).astype(x.dtype) / scale), mask_shape)
+        mask = random_like(x, "dropout", lambda shape: (np.asarray(rng.random(shape) >= p).astype(x.dtype) / scale), mask_shape)
         return x * mask
     keep = rng.random(mask_shape) >= p
     return x * (keep.astype(x.dtype) / scale)
