@@ -104,8 +104,9 @@ def test_old_checker_paths_still_work():
     import tinygrad_cnn.autograd as ag
     from tinygrad_cnn import check, testing
     from tinygrad_cnn.autograd import GradcheckError, gradcheck
-    from tinygrad_cnn.check import strategies
+    from tinygrad_cnn.check import strategies, vmap_check
 
     assert gradcheck is tg.gradcheck is check.gradcheck and GradcheckError is tg.GradcheckError
     assert ag.check_graph is tg.check_graph and ag.GraphCheckResult is check.GraphCheckResult
-    assert all(getattr(testing, n) is getattr(strategies, n) for n in testing.__all__)
+    assert all(getattr(testing, n) is getattr(strategies, n) for n in strategies.__all__)
+    assert testing.check_vmap is vmap_check.check_vmap and set(testing.__all__) == set(strategies.__all__) | {"check_vmap"}
