@@ -29,6 +29,13 @@ def _over_planes(fn: Callable[[int, int], None], a: np.ndarray, win: Window) -> 
     parallel_chunks(fn, blocks(a.shape[0] * a.shape[1], a.size, win.kernel[0] * win.kernel[1], a.itemsize), blas=False)
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether ``a`` holds no inf or NaN, by one summing pass over a block that is in cache: the
+    sum is inf or NaN whenever an entry is. (Finite entries whose sum overflows also answer False;
+    callers then take their exact path, which is right for every input.)"""
+    return bool(np.isfinite(a.sum()))
+
+
 def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
     """The (N, C, H, W) array that is zero but for, at each kernel position k in turn, the k-th
     array of ``values(p0, p1)`` (planes p0..p1, (p1-p0, OH, OW)) added into the window slots
@@ -83,10 +90,10 @@ def max_pool2d(x: np.ndarray, win: Window, argmax: bool) -> tuple[np.ndarray, np
 def max_pool_scatter(g: np.ndarray, idx: np.ndarray, shape: tuple, win: Window) -> np.ndarray:
     """zeros(shape) with g[n, c, oh, ow] added at the argmax ``idx`` of window (oh, ow)."""
     g3, idx3 = _planes(g), _planes(idx)
-    finite = bool(np.isfinite(g).all())
 
     def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
         part = np.empty_like(g3[p0:p1])
+        finite = _all_finite(g3[p0:p1])
         for k in range(win.kernel[0] * win.kernel[1]):
             if finite:
                 yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # a masked multiply is cheaper than np.copyto(where=)
@@ -103,11 +110,11 @@ def max_pool_gather(x: np.ndarray, idx: np.ndarray, win: Window) -> np.ndarray:
     xp = _planes(pad_input(x, win))
     out = np.empty(idx.shape, dtype=x.dtype)
     idx3, out3 = _planes(idx), _planes(out)
-    finite = bool(np.isfinite(x).all())
 
     def block(p0: int, p1: int) -> None:
         o = out3[p0:p1]
         o.fill(0)
+        finite = _all_finite(xp[p0:p1])
         for k, (r, c) in win.positions():
             if finite:
                 o += xp[p0:p1, r, c] * (idx3[p0:p1] == k)
