@@ -594,6 +594,18 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
 
 
 # ---- jacobian / hessian --------------------------------------------------------------------
+def _partial_in(f: Callable, args: tuple, kwargs: dict, nums: tuple) -> Callable:
+    """``f`` as a function of the arguments at ``nums`` only, the others fixed to ``args``."""
+
+    def g(*diff: Any) -> Any:
+        full = list(args)
+        for i, d in zip(nums, diff):
+            full[i] = d
+        return f(*full, **kwargs)
+
+    return g
+
+
 def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
     """The Jacobian of ``f`` with respect to the arguments at ``argnums``, by reverse mode:
     one batched backward pass per output leaf (``vmap`` of the vjp over the identity's rows).
@@ -617,11 +629,7 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
         nums, single = _normalize_argnums(argnums, op)
         nums = _resolve_argnums(nums, len(args), op, argnums)
 
-        def g(*diff: Any) -> Any:
-            full = list(args)
-            for i, d in zip(nums, diff):
-                full[i] = d
-            return f(*full, **kwargs)
+        g = _partial_in(f, args, kwargs, nums)
 
         # Keep f's parameter names for error messages about the differentiated arguments.
         if nums not in signatures:  # inspect.signature is slow: once per argnums, not per call
@@ -687,11 +695,7 @@ def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
         nums, single = _normalize_argnums(argnums, op)
         nums = _resolve_argnums(nums, len(args), op, argnums)
 
-        def g(*diff: Any) -> Any:
-            full = list(args)
-            for i, d in zip(nums, diff):
-                full[i] = d
-            return f(*full, **kwargs)
+        g = _partial_in(f, args, kwargs, nums)
 
         primals = tuple(args[i] for i in nums)
         flats = [tree_flatten(p) for p in primals]

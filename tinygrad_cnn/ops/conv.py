@@ -35,6 +35,22 @@ def _win(w_shape: tuple, stride, padding, dilation, out) -> Window:
     return Window(tuple(w_shape[2:]), stride, padding, dilation, tuple(out))
 
 
+def _batched_conv(op: Any, info: Any, x: Any, w: Any, bias: tuple, *, groups: int, **params: Any) -> Any:
+    """The batching rule of Conv2d and ConvTranspose2d. Batched images only: one conv over the
+    N*B images. Per-example weights: one grouped conv, example b's channels forming groups
+    b*G .. b*G+G-1."""
+    bx, bw, *bb = info.batched
+    if not bw and not any(bb):
+        xf, lead = R.fold(x)
+        return R.unfold(op.apply(xf, w, *bias, groups=groups, **params), lead)
+    n = info.batch_size
+    xb = x if bx else R.expand_batch(x, n)
+    wf = (w if bw else R.expand_batch(w, n)).reshape((n * w.shape[bw],) + tuple(w.shape[bw + 1:]))
+    bf = [(b if f else R.expand_batch(b, n)).reshape((-1,)) for b, f in zip(bias, bb)]
+    y = op.apply(R.batched_to_groups(xb), wf, *bf, groups=groups * n, **params)
+    return R.groups_to_batched(y, n)
+
+
 class Conv2d(Function):
     """y = conv2d(x, w [, b]); params stride, padding, dilation (pairs), groups, out (OH, OW)."""
 
@@ -51,20 +67,8 @@ class Conv2d(Function):
         return y
 
     @staticmethod
-    def vmap(info, x, w, *bias, stride, padding, dilation, groups, out):
-        # Batched images only: one conv over the N*B images. Per-example weights: one grouped
-        # conv, example b's channels forming groups b*G .. b*G+G-1.
-        bx, bw, *bb = info.batched
-        p = dict(stride=stride, padding=padding, dilation=dilation, out=out)
-        if not bw and not any(bb):
-            xf, lead = R.fold(x)
-            return R.unfold(Conv2d.apply(xf, w, *bias, groups=groups, **p), lead)
-        n = info.batch_size
-        xb = x if bx else R.expand_batch(x, n)
-        wf = (w if bw else R.expand_batch(w, n)).reshape((n * w.shape[bw],) + tuple(w.shape[bw + 1:]))
-        bf = [(b if f else R.expand_batch(b, n)).reshape((-1,)) for b, f in zip(bias, bb)]
-        y = Conv2d.apply(R.batched_to_groups(xb), wf, *bf, groups=groups * n, **p)
-        return R.groups_to_batched(y, n)
+    def vmap(info, x, w, *bias, **params):
+        return _batched_conv(Conv2d, info, x, w, bias, **params)
 
     @staticmethod
     def backward(ctx, g):
@@ -92,18 +96,8 @@ class ConvTranspose2d(Function):
         return K.conv_transpose2d(x, w, bias[0] if bias else None, win, groups, (x.shape[0], w.shape[1] * groups, *out))
 
     @staticmethod
-    def vmap(info, x, w, *bias, stride, padding, dilation, groups, out):
-        bx, bw, *bb = info.batched
-        p = dict(stride=stride, padding=padding, dilation=dilation, out=out)
-        if not bw and not any(bb):
-            xf, lead = R.fold(x)
-            return R.unfold(ConvTranspose2d.apply(xf, w, *bias, groups=groups, **p), lead)
-        n = info.batch_size
-        xb = x if bx else R.expand_batch(x, n)
-        wf = (w if bw else R.expand_batch(w, n)).reshape((n * w.shape[bw],) + tuple(w.shape[bw + 1:]))
-        bf = [(b if f else R.expand_batch(b, n)).reshape((-1,)) for b, f in zip(bias, bb)]
-        y = ConvTranspose2d.apply(R.batched_to_groups(xb), wf, *bf, groups=groups * n, **p)
-        return R.groups_to_batched(y, n)
+    def vmap(info, x, w, *bias, **params):
+        return _batched_conv(ConvTranspose2d, info, x, w, bias, **params)
 
     @staticmethod
     def backward(ctx, g):
