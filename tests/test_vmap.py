@@ -377,3 +377,17 @@ def test_transforms_inside_vmap():
         return sum(((g(xs[i], wv)) ** 2).sum() for i in range(5))
 
     np.testing.assert_allclose(grad(lambda v: penalty(v, True))(w).numpy(), grad(lambda v: penalty(v, False))(w).numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_dim_route_the_gradient_to_the_index_under_vmap_as_in_a_loop(op):
+    # Ties (and an inf beside the extremum) must not change where the gradient goes: vmap gives
+    # the per-example gradients a loop of plain calls gives.
+    x = tg.tensor(np.array([[[0.0, 0.0, 1.0], [2.0, 2.0, -np.inf]], [[5.0, 5.0, 5.0], [np.inf, 3.0, 3.0]]]))
+
+    def f(r):
+        return getattr(r, op)(dim=1).values.sum()
+
+    batched = vmap(grad(f))(x)
+    loop = np.stack([grad(f)(x[i]).numpy() for i in range(x.shape[0])])
+    np.testing.assert_array_equal(batched.numpy(), loop)

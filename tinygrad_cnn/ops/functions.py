@@ -391,12 +391,15 @@ def _extremum(op: str, x: Any, dim: Any, keepdim: bool, axis: Any, keepdims: boo
     keep = _keep(keepdim, keepdims)
     idx = arg(x, dim, keepdim=True)
     if getattr(x, "is_batched", False):
-        # Inside vmap the index differs per example, so the values are the reduction itself
-        # (a tie then shares the gradient instead of routing it to the indexed element).
-        values = (amax if op == "max" else amin)(x, dim, keepdim=True)
-        return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
-    # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
-    values = gather(x, dim, idx)
+        # Inside vmap the index differs per example: select it through a one-hot mask (where, not a
+        # multiply, so an inf elsewhere in the row stays out), which routes the gradient to the
+        # indexed element as the gather below does.
+        d = dim % x.ndim
+        positions = _const(np.arange(x.shape[d]).reshape(tuple(-1 if i == d else 1 for i in range(x.ndim))))
+        values = sum(where(idx == positions, x, _const(np.zeros((), x.dtype))), d, keepdim=True)
+    else:
+        # Gathering at the index routes the whole gradient to that element, as PyTorch's max(dim) does.
+        values = gather(x, dim, idx)
     return ValuesIndices(values if keep else squeeze(values, dim), idx if keep else squeeze(idx, dim))
 
 
