@@ -240,3 +240,13 @@ def test_gradients_match_torch_on_special_values(name):
     theirs(*ts).sum().backward()
     for i in GRADIENT_CASES[name]:
         _assert_same(xs[i].grad.data, ts[i].grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["sign", "floor", "ceil", "round", "trunc", "pow0"])
+def test_piecewise_constant_ops_give_zero_gradient_even_for_an_infinite_incoming_gradient(fn):
+    # PyTorch's gradient of sign/floor/.../x**0 is zeros, also where the gradient flowing in is
+    # inf (g * 0 would make it NaN).
+    x = tg.tensor([1.5, -2.5], requires_grad=True)
+    y = x**0 if fn == "pow0" else getattr(x, fn)()
+    (y * tg.tensor([np.inf, 1.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])

@@ -160,8 +160,8 @@ class PowScalar(Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         p = ctx.exponent
-        if p == 0:
-            return g * 0.0
+        if p == 0:  # zeros, as PyTorch (g * 0 would be NaN where g is infinite)
+            return g.new_zeros(g.shape)
         if p == 1:
             return g
         if p == 2:  # x ** 1 would put a needless pow node in the graph of a create_graph backward
@@ -331,7 +331,7 @@ class Sign(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * 0.0
+        return g.new_zeros(g.shape)  # not g * 0, which is NaN where g is infinite
 
 
 class Rounding(Function):
@@ -346,7 +346,8 @@ class Rounding(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * 0.0
+        # Zeros, not g * 0: an infinite incoming gradient would make that NaN (PyTorch gives 0).
+        return g.new_zeros(g.shape)
 
 
 class Tanh(Function):
