@@ -6,7 +6,7 @@ per-pair ratios):
 2. the same per-example gradients against ``torch.func.vmap(torch.func.grad(...))`` of the same
    network with the same weights, when PyTorch is installed (reported);
 3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP with a hidden layer of 50, then 1000)
-   against the row loop of a git revision that still had it (``--rev``, default main; target: at
+   against the row loop of a git revision that still had it (``--rev``, default d75f6f4, the last with the row loop; target: at
    least 5x faster).
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev main]
@@ -98,7 +98,7 @@ def jacobians(old, hidden: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
-    ap.add_argument("--rev", default="main", help="a revision with the row-loop jacobian ('' to skip that part)")
+    ap.add_argument("--rev", default="d75f6f4", help="a revision with the row-loop jacobian ('' to skip that part)")
     ap.add_argument("--batch", type=int, default=BATCH)
     args = ap.parse_args()
     model = SimpleConvNet(seed=0)
