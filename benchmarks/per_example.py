@@ -6,10 +6,10 @@ per-pair ratios):
 2. the same per-example gradients against ``torch.func.vmap(torch.func.grad(...))`` of the same
    network with the same weights, when PyTorch is installed (reported);
 3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP with a hidden layer of 50, then 1000)
-   against the row loop of a git revision that still had it (``--rev``, default d75f6f4, the last with the row loop; target: at
-   least 5x faster).
+   against the row loop of a git revision that still had it (``--rev``, default d75f6f4, the
+   last one with the row loop; target: at least 5x faster).
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev main]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev d75f6f4]
 """
 from __future__ import annotations
 
