@@ -453,7 +453,8 @@ class Tensor:
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``, as in
         PyTorch: a cast (self when nothing changes); the only device is ``'cpu'``.
-        ``memory_format`` may be ``preserve_format`` (the default) or ``contiguous_format``.
+        ``memory_format`` may be ``preserve_format`` (the default) or ``contiguous_format`` (the
+        copy, if one is made, is then C-contiguous).
 
         Example: ``ones(2).to('cpu', tg.float64).dtype == tg.float64``.
         """
@@ -474,9 +475,10 @@ class Tensor:
         if dev is not None:
             _check_device("to", dev)
         out = self if dtype is None else self.astype(dtype)
-        if fmt is contiguous_format:
-            out = out.contiguous()
-        return out.clone() if copy and out is self else out
+        if copy and out is self:
+            out = self.clone()
+        # As in PyTorch, memory_format shapes only a copy that is made anyway; to() alone is a no-op.
+        return out.contiguous() if fmt is contiguous_format and out is not self else out
 
     def cpu(self) -> Tensor:
         """Self: tensors live on the CPU."""

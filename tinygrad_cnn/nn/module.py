@@ -377,33 +377,31 @@ class Module:
         return out if state is None else self._wrap_outputs(out, state)
 
     def _wrap_inputs(self, args: tuple) -> tuple[tuple, _BackwardHookState]:
-        """The positional arguments with those that require grad passed through the identity node
-        whose backward runs the full backward hooks."""
-        positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-        slots = [k for k, i in enumerate(positions) if args[i].requires_grad]
-        state = _BackwardHookState(self, len(positions), slots)
+        """The positional arguments with the Tensors that require grad passed through the identity
+        node whose backward runs the full backward hooks."""
+        slots = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        state = _BackwardHookState(self, len(args), slots)
         if slots:
-            wrapped = BackwardHookInputs.apply(*(args[positions[k]] for k in slots), state=state)
+            wrapped = BackwardHookInputs.apply(*(args[i] for i in slots), state=state)
             wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
             new = list(args)
-            for k, w in zip(slots, wrapped):
-                new[positions[k]] = w
+            for i, w in zip(slots, wrapped):
+                new[i] = w
             args = tuple(new)
         return args, state
 
     def _wrap_outputs(self, out: Any, state: _BackwardHookState) -> Any:
-        """The output (a Tensor or a tuple/list of them) with the Tensors that require grad passed
-        through the identity node whose backward runs the backward pre-hooks."""
+        """The output (a Tensor or a tuple/list) with the Tensors that require grad passed through
+        the identity node whose backward runs the backward pre-hooks."""
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        positions = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
-        slots = [k for k, i in enumerate(positions) if outs[i].requires_grad]
-        state.n_outputs, state.output_slots = len(positions), slots
+        slots = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
+        state.n_outputs, state.output_slots = len(outs), slots
         if not slots:
             return out
-        wrapped = BackwardHookOutputs.apply(*(outs[positions[k]] for k in slots), state=state)
+        wrapped = BackwardHookOutputs.apply(*(outs[i] for i in slots), state=state)
         wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
-        for k, w in zip(slots, wrapped):
-            outs[positions[k]] = w
+        for i, w in zip(slots, wrapped):
+            outs[i] = w
         if isinstance(out, Tensor):
             return outs[0]
         return type(out)(outs) if type(out) in (tuple, list) else tuple(outs)
