@@ -114,7 +114,8 @@ class _BackwardHookState:
         self.hooks = list(module._backward_hooks.values())
         self.pre_hooks = list(module._backward_pre_hooks.values())
         self.n_inputs, self.input_slots = n_inputs, input_slots
-        self.n_outputs, self.output_slots = 0, []
+        self.n_outputs = 0
+        self.output_slots: list[int] = []
         self.grad_output: tuple | None = None
 
     def run_pre_hooks(self, grads: tuple) -> tuple:
