@@ -650,3 +650,32 @@ def test_clear_error_when_onnx_is_missing(monkeypatch):
         tonnx.export  # noqa: B018
     with pytest.raises(ImportError, match=r"pip install 'tinygrad_cnn\[onnx\]'"):
         tonnx.load  # noqa: B018
+
+
+def test_export_module_with_backward_hooks_writes_identities(tmp_path):
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, a, b):
+            return self.lin(a) * b, b.exp()
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.two = Two()
+
+        def forward(self, a, b):
+            p, q = self.two(a.tanh(), b.sigmoid())  # inputs that are graph nodes, so both hook ops are recorded
+            return p.sum(1) + q.sum(1)
+
+    model = Outer()
+    model.two.register_full_backward_hook(lambda m, gin, gout: None)
+    model.two.register_full_backward_pre_hook(lambda m, gout: None)
+    path = tmp_path / "hooked.onnx"
+    proto = tonnx.export(model, (_x((1, 3)), _x((1, 2))), path)
+    assert sum(n.op_type == "Identity" and not n.name.startswith("output_") for n in proto.graph.node) == 4
+    a, b = _x((4, 3), seed=1), _x((4, 2), seed=2)
+    (got,) = _run_ort(path, a, b)
+    np.testing.assert_allclose(got, model(tg.tensor(a), tg.tensor(b)).numpy(), rtol=1e-5, atol=1e-6)

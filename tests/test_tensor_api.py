@@ -311,6 +311,64 @@ def test_factories_take_pytorch_argument_forms():
             np.testing.assert_allclose(tg.arange(*args).numpy(), torch.arange(*args).numpy())
 
 
+
+_FACTORIES = {
+    "zeros": lambda **kw: tg.zeros(2, 3, **kw), "ones": lambda **kw: tg.ones(2, 3, **kw),
+    "empty": lambda **kw: tg.empty(2, 3, **kw), "full": lambda **kw: tg.full((2, 3), 1.5, **kw),
+    "arange": lambda **kw: tg.arange(6, **kw), "linspace": lambda **kw: tg.linspace(0, 1, 4, **kw),
+    "eye": lambda **kw: tg.eye(3, **kw), "rand": lambda **kw: tg.rand(2, 3, **kw), "randn": lambda **kw: tg.randn(2, 3, **kw),
+    "randint": lambda **kw: tg.randint(0, 5, (2, 3), **kw), "randperm": lambda **kw: tg.randperm(4, **kw),
+}
+_LIKE = {name: (lambda f: lambda **kw: f(tg.ones(2, 3), **kw))(getattr(tg, name))
+         for name in ("zeros_like", "ones_like", "empty_like", "rand_like", "randn_like")}
+_LIKE["full_like"] = lambda **kw: tg.full_like(tg.ones(2, 3), 0.5, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(_FACTORIES) + sorted(_LIKE))
+def test_factories_accept_pytorch_default_layout_pin_memory_memory_format(name):
+    make = {**_FACTORIES, **_LIKE}[name]
+    plain = make()
+    formats = [None, tg.contiguous_format] + ([tg.preserve_format] if name in _LIKE else [])
+    kw_sets = [dict(layout=tg.strided), dict(pin_memory=False), dict(layout=None, pin_memory=False)]
+    if name in _LIKE or name == "empty":
+        kw_sets += [dict(memory_format=f) for f in formats]
+    for kw in kw_sets:
+        t = make(**kw)
+        assert t.shape == plain.shape and t.dtype == plain.dtype and t.data.flags.c_contiguous
+    with pytest.raises(NotImplementedError, match=rf"{name}: layout=tinygrad_cnn.sparse_coo is not supported.*dense.*strided"):
+        make(layout=tg.sparse_coo)
+    with pytest.raises(NotImplementedError, match=rf"{name}: pin_memory=True is not supported.*CPU only.*pin_memory=False"):
+        make(pin_memory=True)
+    if name in _LIKE or name == "empty":
+        for fmt in (tg.channels_last, tg.channels_last_3d):
+            with pytest.raises(NotImplementedError, match=rf"{name}: memory_format=tinygrad_cnn.{fmt.name} is not supported.*NCHW"):
+                make(memory_format=fmt)
+    else:
+        with pytest.raises(TypeError):  # PyTorch's factories without memory_format refuse it too
+            make(memory_format=tg.contiguous_format)
+
+
+def test_tensor_pin_memory_and_to_contiguous_memory_format():
+    assert tg.tensor([1.0], pin_memory=False).tolist() == [1.0]
+    with pytest.raises(NotImplementedError, match="tensor: pin_memory=True is not supported"):
+        tg.tensor([1.0], pin_memory=True)
+    x = tg.ones(3, 2, requires_grad=True).t()
+    assert not x.data.flags.c_contiguous
+    assert x.to(memory_format=tg.preserve_format) is x and x.to(memory_format=tg.contiguous_format) is x
+    for y in (x.to(tg.float64, memory_format=tg.contiguous_format), x.to(copy=True, memory_format=tg.contiguous_format)):
+        assert y.data.flags.c_contiguous and y.tolist() == x.tolist() and y.requires_grad
+    assert x.contiguous(memory_format=tg.contiguous_format).data.flags.c_contiguous
+    with pytest.raises(NotImplementedError, match="to: memory_format=tinygrad_cnn.channels_last is not supported"):
+        x.to(tg.float64, memory_format=tg.channels_last)
+    with pytest.raises(NotImplementedError, match="contiguous: memory_format=tinygrad_cnn.preserve_format is not supported"):
+        x.contiguous(memory_format=tg.preserve_format)  # PyTorch refuses preserve_format here too
+    if torch is not None:
+        tx = torch.ones(3, 2).t()
+        assert tx.to(memory_format=torch.contiguous_format) is tx  # only a copy takes the format
+        assert tx.to(torch.float64, memory_format=torch.contiguous_format).is_contiguous()
+        with pytest.raises(RuntimeError):
+            tx.contiguous(memory_format=torch.preserve_format)
+
 def test_generators_and_seeds_reproduce():
     g1, g2 = tg.Generator().manual_seed(3), tg.Generator().manual_seed(3)
     np.testing.assert_array_equal(tg.rand(4, generator=g1).numpy(), tg.rand(4, generator=g2).numpy())

@@ -62,6 +62,56 @@ def get_rng(seed: int | np.random.Generator | Generator | None = None) -> np.ran
     return np.random.default_rng(seed)
 
 
+class layout:  # noqa: N801 - PyTorch's name
+    """A tensor layout, as ``torch.layout``. Tensors here are dense numpy arrays, so ``strided``
+    (every factory's default) is the only one they take; ``sparse_coo`` and ``sparse_csr`` exist so
+    that ported code gets an error that says so. Example: ``zeros(2, layout=strided)``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"tinygrad_cnn.{self.name}"
+
+
+class memory_format:  # noqa: N801 - PyTorch's name
+    """A memory format, as ``torch.memory_format``. Tensors here are numpy arrays in NCHW order, so
+    ``contiguous_format`` and ``preserve_format`` are accepted where PyTorch takes them and
+    ``channels_last`` / ``channels_last_3d`` raise. Example: ``x.contiguous(memory_format=contiguous_format)``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"tinygrad_cnn.{self.name}"
+
+
+strided, sparse_coo, sparse_csr = layout("strided"), layout("sparse_coo"), layout("sparse_csr")
+contiguous_format, preserve_format = memory_format("contiguous_format"), memory_format("preserve_format")
+channels_last, channels_last_3d = memory_format("channels_last"), memory_format("channels_last_3d")
+
+
+def _check_dense(op: str, layout: Any = None, pin_memory: bool = False, memory_format: Any = None, preserve: bool = True) -> None:
+    """Accept PyTorch's default ``layout``/``pin_memory``/``memory_format`` arguments; refuse the
+    others, saying what tensors are here and what to write instead."""
+    if layout is not None and layout is not strided:
+        raise NotImplementedError(
+            f"{op}: layout={layout!r} is not supported; tinygrad_cnn tensors are dense numpy arrays. "
+            "Use the default layout (omit it, or layout=tinygrad_cnn.strided)."
+        )
+    if pin_memory:
+        raise NotImplementedError(
+            f"{op}: pin_memory=True is not supported; tinygrad_cnn computes on the CPU only, so there is no "
+            "pinned memory for device transfers. Omit it (pin_memory=False)."
+        )
+    ok = (contiguous_format, preserve_format) if preserve else (contiguous_format,)
+    if memory_format is not None and memory_format not in ok:
+        raise NotImplementedError(
+            f"{op}: memory_format={memory_format!r} is not supported; tinygrad_cnn tensors are C-contiguous numpy "
+            "arrays (NCHW for images). Omit it (or use memory_format=tinygrad_cnn.contiguous_format)."
+        )
+
+
 class device:  # noqa: N801 - PyTorch's name
     """A device; only ``'cpu'`` exists (tinygrad_cnn computes with numpy on the CPU).
 
@@ -403,14 +453,18 @@ class Tensor:
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``, as in
         PyTorch: a cast (self when nothing changes); the only device is ``'cpu'``.
+        ``memory_format`` may be ``preserve_format`` (the default) or ``contiguous_format`` (the
+        copy, if one is made, is then C-contiguous).
 
         Example: ``ones(2).to('cpu', tg.float64).dtype == tg.float64``.
         """
         dtype, dev = kwargs.pop("dtype", None), kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
         copy = kwargs.pop("copy", False)
+        fmt = kwargs.pop("memory_format", None)
+        _check_dense("to", memory_format=fmt)
         if kwargs:
-            raise TypeError(f"to: unexpected keyword argument(s) {sorted(kwargs)}; use dtype=, device=, copy=.")
+            raise TypeError(f"to: unexpected keyword argument(s) {sorted(kwargs)}; use dtype=, device=, copy=, memory_format=.")
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
@@ -421,7 +475,10 @@ class Tensor:
         if dev is not None:
             _check_device("to", dev)
         out = self if dtype is None else self.astype(dtype)
-        return out.clone() if copy and out is self else out
+        if copy and out is self:
+            out = self.clone()
+        # As in PyTorch, memory_format shapes only a copy that is made anyway; to() alone is a no-op.
+        return out.contiguous() if fmt is contiguous_format and out is not self else out
 
     def cpu(self) -> Tensor:
         """Self: tensors live on the CPU."""
@@ -441,8 +498,12 @@ class Tensor:
                  "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
         return f"tinygrad_cnn.{names.get(self.dtype.name, self.dtype.name)}Tensor"
 
-    def contiguous(self) -> Tensor:
-        """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``)."""
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """Self when the data is C-contiguous, else a contiguous copy (recorded like ``clone``).
+        ``memory_format`` may only be ``contiguous_format`` (the default); ``channels_last`` raises.
+        Example: ``x.t().contiguous().data.flags.c_contiguous``."""
+        if memory_format is not None:
+            _check_dense("contiguous", memory_format=memory_format, preserve=False)
         return self if self.data.flags.c_contiguous else E.Clone.apply(self, order="C")
 
     def __repr__(self) -> str:
@@ -1376,7 +1437,8 @@ def _rng_of(generator: Any, seed: Any) -> np.random.Generator:
     return get_rng(generator if generator is not None else seed)
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None) -> Tensor:
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None,
+           pin_memory: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (a number, nested lists, an ndarray or a Tensor),
     like ``torch.tensor``: Python ints give int64, bools bool, floats (also mixed with ints)
     float32; arrays keep their dtype. Later changes to ``data`` do not reach it;
@@ -1384,6 +1446,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str 
 
     Example: ``tensor([[1., 2.]], requires_grad=True)``; ``tensor([0, 1]).dtype == int64``.
     """
+    _check_dense("tensor", pin_memory=pin_memory)
     arr = _infer_array(data) if dtype is None else _to_array(data, np.dtype(dtype))
     if arr is data or (isinstance(data, Tensor) and arr is data.data) or (isinstance(data, np.ndarray) and np.shares_memory(arr, data)):
         arr = arr.copy()
@@ -1411,19 +1474,25 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array, None, 0)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+          layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Zeros of shape ``size`` (float32 by default). Example: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    _check_dense("zeros", layout, pin_memory)
     return _new(np.zeros(_shape(size), dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+         layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Ones of shape ``size``. Example: ``ones(2, 3)``."""
+    _check_dense("ones", layout, pin_memory)
     return _new(np.ones(_shape(size), dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+          layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """A tensor of shape ``size`` whose values are to be overwritten (zeros here, never garbage).
     Example: ``empty(2, 3)``."""
+    _check_dense("empty", layout, pin_memory, memory_format)
     return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
@@ -1436,16 +1505,19 @@ def _scalar_dtype(value: Any) -> Any:
     return DEFAULT_DTYPE
 
 
-def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+         layout: Any = None, pin_memory: bool = False) -> Tensor:
     """``size`` filled with ``fill_value``; the dtype follows the value (int -> int64, float ->
     float32) unless given. Example: ``full((2, 2), 7.0)``."""
+    _check_dense("full", layout, pin_memory)
     return _new(np.full(_shape((size,)), fill_value, dtype=dtype or _scalar_dtype(fill_value)), requires_grad, device)
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, requires_grad: bool = False,
-           device: Any = None) -> Tensor:
+           device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """``[start, end)`` in steps of ``step`` (``arange(n)``: 0..n-1); int64 when all arguments are
     ints, else float32, unless ``dtype`` says otherwise. Example: ``arange(0, 1, 0.25)``."""
+    _check_dense("arange", layout, pin_memory)
     a = np.arange(start, end, step) if end is not None else np.arange(start)
     if dtype is not None:
         a = a.astype(dtype)
@@ -1456,35 +1528,42 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     return _new(a, requires_grad, device)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+             layout: Any = None, pin_memory: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32 by default).
     Example: ``linspace(0, 1, 5)``."""
+    _check_dense("linspace", layout, pin_memory)
     return _new(np.linspace(start, end, builtins.int(steps)).astype(dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+        layout: Any = None, pin_memory: bool = False) -> Tensor:
     """The n x m identity. Example: ``eye(3)``."""
+    _check_dense("eye", layout, pin_memory)
     return _new(np.eye(n, m, dtype=dtype or DEFAULT_DTYPE), requires_grad, device)
 
 
 def rand(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
-         device: Any = None) -> Tensor:
+         device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Uniform [0, 1) of shape ``size``. Example: ``rand(2, 3, generator=Generator().manual_seed(0))``."""
+    _check_dense("rand", layout, pin_memory)
     a = _rng_of(generator, seed).random(_shape(size)).astype(dtype or DEFAULT_DTYPE)
     return _new(a, requires_grad, device)
 
 
 def randn(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
-          device: Any = None) -> Tensor:
+          device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Standard normal of shape ``size``. Example: ``randn(2, 3, seed=0)``."""
+    _check_dense("randn", layout, pin_memory)
     a = _rng_of(generator, seed).standard_normal(_shape(size)).astype(dtype or DEFAULT_DTYPE)
     return _new(a, requires_grad, device)
 
 
 def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = None, dtype: Any = None,
-            requires_grad: bool = False, device: Any = None) -> Tensor:
+            requires_grad: bool = False, device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Integers uniform in ``[low, high)``, int64: ``randint(high, size)`` or
     ``randint(low, high, size)``, as ``torch.randint``. Example: ``randint(0, 10, (2, 3))``."""
+    _check_dense("randint", layout, pin_memory)
     if size is None:
         *front, size = args
         args = tuple(front)
@@ -1501,8 +1580,9 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
 
 
 def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
-             device: Any = None) -> Tensor:
+             device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """A random permutation of ``0..n-1`` (int64), as ``torch.randperm``. Example: ``randperm(5, seed=0)``."""
+    _check_dense("randperm", layout, pin_memory)
     if builtins.int(n) < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}.")
     a = _rng_of(generator, seed).permutation(builtins.int(n)).astype(dtype or np.int64)
@@ -1513,36 +1593,46 @@ def _like(t: Any) -> np.ndarray:
     return t.data if isinstance(t, Tensor) else np.asarray(t)
 
 
-def zeros_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+def zeros_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,  # noqa: A002
+               layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Zeros with ``input``'s shape and dtype. Example: ``zeros_like(x)``."""
+    _check_dense("zeros_like", layout, pin_memory, memory_format)
     return _new(np.zeros_like(_like(input), dtype=dtype), requires_grad, device)
 
 
-def ones_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+def ones_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,  # noqa: A002
+              layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Ones with ``input``'s shape and dtype. Example: ``ones_like(x)``."""
+    _check_dense("ones_like", layout, pin_memory, memory_format)
     return _new(np.ones_like(_like(input), dtype=dtype), requires_grad, device)
 
 
-def empty_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+def empty_like(input: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,  # noqa: A002
+               layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """A tensor shaped like ``input`` to be overwritten (zeros). Example: ``empty_like(x)``."""
+    _check_dense("empty_like", layout, pin_memory, memory_format)
     return zeros_like(input, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def full_like(input: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:  # noqa: A002
+def full_like(input: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,  # noqa: A002
+              layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """``fill_value`` with ``input``'s shape and dtype. Example: ``full_like(x, 0.5)``."""
+    _check_dense("full_like", layout, pin_memory, memory_format)
     return _new(np.full_like(_like(input), fill_value, dtype=dtype), requires_grad, device)
 
 
 def rand_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = None, requires_grad: bool = False,  # noqa: A002
-              device: Any = None) -> Tensor:
+              device: Any = None, layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Uniform [0, 1) with ``input``'s shape and (floating) dtype. Example: ``rand_like(x)``."""
+    _check_dense("rand_like", layout, pin_memory, memory_format)
     a = _like(input)
     return rand(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
 
 
 def randn_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = None, requires_grad: bool = False,  # noqa: A002
-               device: Any = None) -> Tensor:
+               device: Any = None, layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Standard normal with ``input``'s shape and (floating) dtype. Example: ``randn_like(x)``."""
+    _check_dense("randn_like", layout, pin_memory, memory_format)
     a = _like(input)
     return randn(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
 

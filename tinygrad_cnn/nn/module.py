@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..autograd.grad_mode import module_scope, no_grad
+from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled, module_scope, no_grad
 from ..tensor import Tensor, device
 
 
@@ -77,7 +78,7 @@ class StateDictError(RuntimeError, ValueError):
 
 
 class RemovableHandle:
-    """Returned by ``register_forward_hook`` and ``register_forward_pre_hook``: ``handle.remove()``
+    """Returned by the ``register_*_hook`` methods of a Module: ``handle.remove()``
     unregisters the hook (a second call does nothing); as a context manager it removes the hook
     on leaving the block.
 
@@ -99,6 +100,97 @@ class RemovableHandle:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
+
+
+class _BackwardHookState:
+    """What one call of a module with backward hooks shares between its two identity nodes: the
+    hooks as registered at the call, where the differentiable inputs and outputs sit among the
+    Tensor arguments and results, and the output gradients once they are known."""
+
+    __slots__ = ("module", "hooks", "pre_hooks", "n_inputs", "input_slots", "n_outputs", "output_slots", "grad_output")
+
+    def __init__(self, module: Module, n_inputs: int, input_slots: list[int]) -> None:
+        self.module = module
+        self.hooks = list(module._backward_hooks.values())
+        self.pre_hooks = list(module._backward_pre_hooks.values())
+        self.n_inputs, self.input_slots = n_inputs, input_slots
+        self.n_outputs = 0
+        self.output_slots: list[int] = []
+        self.grad_output: tuple | None = None
+
+    def run_pre_hooks(self, grads: tuple) -> tuple:
+        full: list[Any] = [None] * self.n_outputs
+        for slot, g in zip(self.output_slots, grads):
+            full[slot] = g
+        grad_output = tuple(full)
+        for hook in self.pre_hooks:
+            res = hook(self.module, grad_output)
+            if res is not None:
+                grad_output = _checked_grads("backward pre-hook", hook, res, grad_output, "grad_output")
+        self.grad_output = grad_output
+        if not self.input_slots:  # no input needs a gradient: the hooks see grad_input all None now
+            for hook in self.hooks:
+                res = hook(self.module, (None,) * self.n_inputs, grad_output)
+                if res is not None and not all(r is None for r in (res if isinstance(res, tuple) else (res,))):
+                    raise RuntimeError(
+                        f"full backward hook {hook!r}: no input of {type(self.module).__name__} requires grad, so the hook "
+                        "must return None (or a tuple of Nones), not a replacement grad_input."
+                    )
+        return tuple(grad_output[s] for s in self.output_slots)
+
+    def run_hooks(self, grads: tuple) -> tuple:
+        full: list[Any] = [None] * self.n_inputs
+        for slot, g in zip(self.input_slots, grads):
+            full[slot] = g
+        grad_input = tuple(full)
+        grad_output = self.grad_output if self.grad_output is not None else (None,) * self.n_outputs
+        for hook in self.hooks:
+            res = hook(self.module, grad_input, grad_output)
+            if res is not None:
+                grad_input = _checked_grads("full backward hook", hook, res, grad_input, "grad_input")
+        return tuple(grad_input[s] for s in self.input_slots)
+
+
+def _checked_grads(kind: str, hook: Any, res: Any, old: tuple, what: str) -> tuple:
+    """A hook's replacement gradients, checked: a tuple (or list) as long as ``old``."""
+    new = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+    if len(new) != len(old):
+        raise RuntimeError(f"{kind} {hook!r} returned {len(new)} gradient(s); it must return None or a tuple of {len(old)} ({what}).")
+    for g, o in zip(new, old):
+        if g is not None and not isinstance(g, Tensor):
+            raise TypeError(f"{kind} {hook!r} must return Tensors or None in its tuple, got {type(g).__name__}.")
+        if g is not None and o is not None and g.shape != o.shape:
+            raise RuntimeError(f"{kind} {hook!r} returned a gradient of shape {g.shape} where {what} has shape {o.shape}.")
+    return new
+
+
+class BackwardHookInputs(Function):
+    """The identity on the differentiable inputs of a module with full backward hooks; its
+    backward is where those hooks see (and may replace) ``grad_input``. Recorded only while such
+    hooks are registered."""
+
+    @staticmethod
+    def forward(ctx: Any, *xs: np.ndarray, state: Any = None) -> Any:
+        return tuple(x.view() for x in xs) if len(xs) > 1 else xs[0].view()
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        out = ctx.params["state"].run_hooks(grads)
+        return out if len(out) > 1 else out[0]
+
+
+class BackwardHookOutputs(Function):
+    """The identity on the differentiable outputs of a module with backward hooks; its backward
+    runs the backward pre-hooks on ``grad_output`` and keeps it for the full hooks."""
+
+    @staticmethod
+    def forward(ctx: Any, *xs: np.ndarray, state: Any = None) -> Any:
+        return tuple(x.view() for x in xs) if len(xs) > 1 else xs[0].view()
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        out = ctx.params["state"].run_pre_hooks(grads)
+        return out if len(out) > 1 else out[0]
 
 
 def _shape_of(out: Any) -> Any:
@@ -132,6 +224,8 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()  # id -> (hook, with_kwargs, always_call)
         d["_forward_hooks"] = OrderedDict()  # id -> (hook, with_kwargs, always_call)
+        d["_backward_pre_hooks"] = OrderedDict()  # id -> hook
+        d["_backward_hooks"] = OrderedDict()  # id -> hook
         d["training"] = True
         d["_output_shape"] = None
 
@@ -240,7 +334,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward(); subclasses of Module must.")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._forward_pre_hooks or self._forward_hooks:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks:
             return self._call_with_hooks(args, kwargs)
         with module_scope(self):
             out = self.forward(*args, **kwargs)
@@ -264,6 +358,9 @@ class Module:
                 res = hook(self, args)
                 if res is not None:
                     args = res if isinstance(res, tuple) else (res,)
+        state = None
+        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
+            args, state = self._wrap_inputs(args)
         try:
             with module_scope(self):
                 out = self.forward(*args, **kwargs)
@@ -278,13 +375,45 @@ class Module:
             res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
             if res is not None:
                 out = res
-        return out
+        return out if state is None else self._wrap_outputs(out, state)
 
-    def _add_hook(self, hooks: OrderedDict, hook: Callable, with_kwargs: bool, prepend: bool = False, always_call: bool = False) -> Any:
+    def _wrap_inputs(self, args: tuple) -> tuple[tuple, _BackwardHookState]:
+        """The positional arguments with the Tensors that require grad passed through the identity
+        node whose backward runs the full backward hooks."""
+        slots = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        state = _BackwardHookState(self, len(args), slots)
+        if slots:
+            wrapped = BackwardHookInputs.apply(*(args[i] for i in slots), state=state)
+            wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+            new = list(args)
+            for i, w in zip(slots, wrapped):
+                new[i] = w
+            args = tuple(new)
+        return args, state
+
+    def _wrap_outputs(self, out: Any, state: _BackwardHookState) -> Any:
+        """The output (a Tensor or a tuple/list) with the Tensors that require grad passed through
+        the identity node whose backward runs the backward pre-hooks."""
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        slots = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
+        state.n_outputs, state.output_slots = len(outs), slots
+        if not slots:
+            return out
+        wrapped = BackwardHookOutputs.apply(*(outs[i] for i in slots), state=state)
+        wrapped = wrapped if isinstance(wrapped, tuple) else (wrapped,)
+        for i, w in zip(slots, wrapped):
+            outs[i] = w
+        if isinstance(out, Tensor):
+            return outs[0]
+        return type(out)(outs) if type(out) in (tuple, list) else tuple(outs)
+
+    def _add_hook(
+        self, hooks: OrderedDict, hook: Callable, with_kwargs: bool, prepend: bool = False, always_call: bool = False, bare: bool = False
+    ) -> Any:
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}: a hook must be callable, got {type(hook).__name__}.")
         Module._hook_counter += 1
-        hooks[Module._hook_counter] = (hook, bool(with_kwargs), bool(always_call))
+        hooks[Module._hook_counter] = hook if bare else (hook, bool(with_kwargs), bool(always_call))
         if prepend:
             hooks.move_to_end(Module._hook_counter, last=False)
         return RemovableHandle(hooks, Module._hook_counter)
@@ -323,6 +452,35 @@ class Module:
                 net(x)
         """
         return self._add_hook(self._forward_hooks, hook, with_kwargs, prepend, always_call)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` once per backward through each call of
+        this module, as PyTorch does: ``grad_input`` holds the gradients w.r.t. the module's
+        positional Tensor inputs (``None`` for those that do not require grad), ``grad_output``
+        those w.r.t. its Tensor outputs (after any backward pre-hooks). A returned tuple (one
+        entry per input) replaces ``grad_input`` for the rest of backward; None keeps it. Hooks
+        run in registration order (``prepend=True`` puts this one first) and are those
+        registered when the module was called. Works under ``create_graph=True`` (the gradients
+        are Tensors in the graph). Returns a :class:`RemovableHandle`.
+
+        Example (halve the gradient that flows back into a layer's input, (N, 1, 28, 28))::
+
+            net.c1.register_full_backward_hook(lambda m, gin, gout: (gin[0] * 0.5,))
+        """
+        return self._add_hook(self._backward_hooks, hook, False, prepend, bare=True)
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` in backward before the module's gradients w.r.t. its
+        inputs are computed, ``grad_output`` being the gradients w.r.t. its Tensor outputs
+        (``None`` for outputs that do not require grad). A returned tuple (one entry per output)
+        replaces ``grad_output``; None keeps it. Registration order as for
+        :meth:`register_full_backward_hook`. Returns a :class:`RemovableHandle`.
+
+        Example (clip the gradient arriving at a layer's output)::
+
+            net.f6.register_full_backward_pre_hook(lambda m, gout: (gout[0].clamp(-1, 1),))
+        """
+        return self._add_hook(self._backward_pre_hooks, hook, False, prepend, bare=True)
 
     @property
     def output_shape(self) -> Any:
@@ -526,6 +684,15 @@ class Module:
     def float(self) -> Module:
         """Cast floating parameters and buffers to float32."""
         return self.to(np.float32)
+
+    def half(self) -> Module:
+        """Cast floating parameters and buffers to float16 in place; returns self."""
+        return self.to(np.float16)
+
+    def type(self, dst_type: Any) -> Module:
+        """Cast all floating parameters and buffers to ``dst_type`` (a floating dtype) in place, as
+        PyTorch's ``Module.type``; returns self. Example: ``model.type(tinygrad_cnn.float64)``."""
+        return self.to(dst_type)
 
     # ---- state -------------------------------------------------------------------------------------
     def state_dict(

@@ -19,6 +19,7 @@ from ..autograd.grad_mode import enable_grad, keep_inputs
 from ..autograd.graph import walk
 from ..kernels.geometry import pool_output_size
 from ..kernels.pool import avg_divisor
+from ..nn.module import BackwardHookInputs, BackwardHookOutputs
 from ..ops import conv as C
 from ..ops import elementwise as E
 from ..ops import linalg as L
@@ -387,6 +388,13 @@ def _cast(op: _Op) -> None:
     op.emit("Cast", op.inputs, to=helper.np_dtype_to_tensor_dtype(np.dtype(op.params["dtype"])))
 
 
+def _identities(op: _Op) -> None:
+    # A module's backward-hook ops pass each input through unchanged (they act only in backward).
+    for k, (i, o) in enumerate(zip(op.inputs, op.out)):
+        op.em.emit("Identity", [i], [o], name=f"{op.where}Identity_{op.node.sequence_nr}_{k}")
+        op.em.batch[o] = op.batch(k)
+
+
 def _pow_scalar(op: _Op) -> None:
     dtype = op.arrays[0].dtype if op.arrays[0].dtype.kind == "f" else np.float32
     op.emit("Pow", [op.inputs[0], op.em.const(np.asarray(op.params["exponent"], dtype=dtype), "exponent")])
@@ -422,6 +430,8 @@ EXPORTERS: dict[type, tuple[str, Callable[[_Op], None]]] = {
     E.ReLU: ("Relu", _simple("Relu")),
     E.Erf: ("Erf", _simple("Erf")),
     E.Clone: ("Identity", _simple("Identity")),
+    BackwardHookInputs: ("Identity", _identities),
+    BackwardHookOutputs: ("Identity", _identities),
     E.Where: ("LeakyRelu", _where),
     E.Clip: ("Clip", _clip),
     E.Cast: ("Cast", _cast),
