@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..autograd import function as function_module
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled, module_scope, no_grad
 from ..tensor import Tensor, device
@@ -164,17 +165,43 @@ def _checked_grads(kind: str, hook: Any, res: Any, old: tuple, what: str) -> tup
     return new
 
 
+def _hook_vmap(info: Any, xs: tuple, state: Any) -> Any:
+    """The batching rule of the two hook nodes: the identity on the whole batch, marked so that
+    its backward can tell it was recorded under vmap."""
+    return info.op.apply(*xs, state=state, under_vmap=True)
+
+
+def _refuse_in_vmapped_grad(ctx: Any) -> None:
+    """A hook node recorded under vmap and differentiated while vmap still runs (grad, vjp or
+    jacobian inside vmap) would hand the hooks one gradient for the whole batch where the module
+    saw one example; torch.func refuses backward hooks under its transforms, and so does this.
+    A backward after vmap has returned runs them on the whole batch's gradients."""
+    if ctx.params.get("under_vmap") and function_module.vmap_depth:
+        module = type(ctx.params["state"].module).__name__
+        raise RuntimeError(
+            f"{module}: full backward hooks (register_full_backward_hook / register_full_backward_pre_hook) cannot run in a "
+            "gradient taken inside vmap (grad, vjp or jacobian of a function under vmap): the hooks would see the whole "
+            "batch's gradients where the module computed one example. torch.func refuses them likewise. Remove the hooks "
+            "(handle.remove()) for the per-example computation, or call .backward() after vmap has returned."
+        )
+
+
 class BackwardHookInputs(Function):
     """The identity on the differentiable inputs of a module with full backward hooks; its
     backward is where those hooks see (and may replace) ``grad_input``. Recorded only while such
     hooks are registered."""
 
     @staticmethod
-    def forward(ctx: Any, *xs: np.ndarray, state: Any = None) -> Any:
+    def forward(ctx: Any, *xs: np.ndarray, state: Any = None, under_vmap: bool = False) -> Any:
         return tuple(x.view() for x in xs) if len(xs) > 1 else xs[0].view()
 
     @staticmethod
+    def vmap(info: Any, *xs: Any, state: Any = None, under_vmap: bool = False) -> Any:
+        return _hook_vmap(info, xs, state)
+
+    @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
+        _refuse_in_vmapped_grad(ctx)
         out = ctx.params["state"].run_hooks(grads)
         return out if len(out) > 1 else out[0]
 
@@ -184,11 +211,16 @@ class BackwardHookOutputs(Function):
     runs the backward pre-hooks on ``grad_output`` and keeps it for the full hooks."""
 
     @staticmethod
-    def forward(ctx: Any, *xs: np.ndarray, state: Any = None) -> Any:
+    def forward(ctx: Any, *xs: np.ndarray, state: Any = None, under_vmap: bool = False) -> Any:
         return tuple(x.view() for x in xs) if len(xs) > 1 else xs[0].view()
 
     @staticmethod
+    def vmap(info: Any, *xs: Any, state: Any = None, under_vmap: bool = False) -> Any:
+        return _hook_vmap(info, xs, state)
+
+    @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
+        _refuse_in_vmapped_grad(ctx)
         out = ctx.params["state"].run_pre_hooks(grads)
         return out if len(out) > 1 else out[0]
 

@@ -19,6 +19,7 @@ but refuses to give values, so code that reads values (``.item()``, ``if x > 0``
 """
 from __future__ import annotations
 
+import builtins
 import itertools
 import math
 import threading
@@ -375,35 +376,31 @@ def map_physical(x: BatchedTensor, fn: Any) -> BatchedTensor:
     return rewrap(Tensor._make(np.asarray(fn(p.data, len(levels))), None, 0), levels)
 
 
-def where(cond: BatchedTensor, a: Any, b: Any) -> Tensor:
-    """``where`` with a per-example condition: the Where op on the whole batch, the condition's
-    batch dimension in front and the operands padded to line up with it."""
-    from .elementwise import Where
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """``where`` where the condition or an operand is batched: one vmap level at a time (the
+    highest first), the inputs of that level unwrapped and padded to line up, the rest handed to
+    the next level down, so condition and operands may be batched at different nested levels."""
+    from . import functions as F
     from .vmap_rules import pad_batched
 
-    level = cond.level
-    c = cond.value
-    if is_batched(c):
-        raise NotImplementedError("vmap: where with a condition batched at two nested vmap levels is not supported.")
-    ops = []
-    flags = []
-    for x in (a, b):
-        if is_batched(x) and x.level == level:
-            ops.append(x.value)
-            flags.append(True)
-        elif is_batched(x):
-            raise NotImplementedError("vmap: where whose operand is batched at a different vmap level than its condition is not supported.")
-        else:
-            ops.append(x)
-            flags.append(False)
-    r = max([c.ndim - 1] + [int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(ops, flags)])
-    mask = pad_batched(c, r).data
-    new = [pad_batched(v, r) if f else v for v, f in zip(ops, flags)]
-    if not any(flags):  # the result is batched through the condition alone
-        ref = next((v for v in new if isinstance(v, Tensor)), None)
-        dtype = ref.dtype if ref is not None else np.float32
-        new[0] = new[0] if isinstance(new[0], Tensor) else Tensor._make(np.asarray(new[0], dtype=dtype), None, 0)
-    return wrap(Where.apply(new[0], new[1], cond=mask), level)
+    xs = (cond, a, b)
+    level = builtins.max(x.level for x in xs if is_batched(x))
+    vals, flags = [], []
+    for x in xs:
+        f = is_batched(x) and x.level == level
+        vals.append(x.value if f else x)
+        flags.append(f)
+    r = builtins.max(int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(vals, flags))
+    vals = [pad_batched(v, r) if f else v for v, f in zip(vals, flags)]
+    c = vals[0]
+    if flags[0] and not is_batched(c):
+        c = c.data  # a plain boolean array: Where's cond parameter
+        if not (flags[1] or flags[2]) and not any(isinstance(v, Tensor) for v in vals[1:]):
+            # batched through the condition alone, both operands numbers: Where needs a Tensor
+            vals[1] = Tensor._make(np.asarray(vals[1], dtype=np.result_type(vals[1], np.float32)), None, 0)
+    # A condition still batched (at a lower level) carries this level's B in its per-example
+    # shape, so the recursive call broadcasts the result to it.
+    return wrap(F.where(c, vals[1], vals[2]), level)
 
 
 _function.batched_apply = batched_apply

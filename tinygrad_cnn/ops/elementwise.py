@@ -344,6 +344,8 @@ class Rounding(Function):
     def forward(ctx, x, mode):
         return Rounding.FNS[mode](x)
 
+    vmap = staticmethod(R.elementwise)
+
     @staticmethod
     def backward(ctx, g):
         # Zeros, not g * 0: an infinite incoming gradient would make that NaN (PyTorch gives 0).

@@ -1014,6 +1014,10 @@ def gather(x: Any, dim: int, index: Any) -> Any:
     [[2.0], [3.0]]
     """
     x = _t(x)
+    if _is_batched(index):  # inside vmap, per-example indices: one gather over the batch
+        d = normalize_axis("gather", dim, x.ndim)[0]  # type: ignore[index]
+        _check_batched_index("gather", index, x, d)
+        return _per_level(lambda dd, xv, iv: gather(xv, dd, iv), d, x, index)
     idx = _int_index("gather", index)
     d = normalize_axis("gather", dim, x.ndim)[0]  # type: ignore[index]
     ok = idx.ndim == x.ndim and builtins.all(i <= s for a, (i, s) in enumerate(zip(idx.shape, x.shape)) if a != d)
@@ -1038,6 +1042,10 @@ def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Any:
     [3.0, 0.0, 3.0]
     """
     x, src = _t(x), _t(src)
+    if _is_batched(index):  # inside vmap, per-example indices: one scatter over the batch
+        d = normalize_axis("scatter_add", dim, x.ndim)[0]  # type: ignore[index]
+        _check_batched_index("scatter_add", index, src, None)
+        return _per_level(lambda dd, xv, iv, sv: scatter_add(xv, dd, iv, sv), d, x, index, src)
     idx = _int_index("scatter_add", index)
     d = normalize_axis("scatter_add", dim, x.ndim)[0]  # type: ignore[index]
     fits = idx.ndim == x.ndim == src.ndim and builtins.all(
@@ -1067,6 +1075,14 @@ def index_select(x: Any, dim: int, index: Any) -> Any:
     [[3.0, 4.0], [3.0, 4.0]]
     """
     x = _t(x)
+    if _is_batched(index):  # inside vmap, a per-example index: a gather with it broadcast over the other dims
+        if index.ndim > 1:
+            raise ValueError(f"index_select: index must be 1-D, got shape {index.shape}.")
+        _check_batched_index("index_select", index, None, None)
+        d = normalize_axis("index_select", dim, x.ndim)[0]  # type: ignore[index]
+        n = index.shape[0] if index.ndim else 1
+        full = index.reshape(tuple(n if a == d else 1 for a in range(x.ndim)))
+        return gather(x, d, full.expand(tuple(n if a == d else s for a, s in enumerate(x.shape))))
     idx = _int_index("index_select", index)
     if idx.ndim > 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}.")
@@ -1104,12 +1120,53 @@ def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = False) 
     """
     x = _t(x)
     d = normalize_axis("sort", dim, x.ndim)[0] if x.ndim else 0  # type: ignore[index]
+    if _is_batched(x):  # inside vmap: argsort of the whole batch along the shifted dim, then a batched gather
+        from .batching import map_physical
+
+        bidx = map_physical(x, lambda a, k: _argsort(a.reshape(a.shape[:k] + (1,)), k, descending).reshape(a.shape)
+                            if x.ndim == 0 else _argsort(a, d + k, descending))
+        return ValuesIndices(gather(x, d, bidx) if x.ndim else x, bidx)
     a = x.data.reshape(1) if x.ndim == 0 else x.data
-    idx = np.argsort(-a if descending and a.dtype.kind in "fi" else a, axis=d, kind="stable")
-    if descending and a.dtype.kind not in "fi":
-        idx = np.flip(idx, axis=d)
-    idx = idx.astype(np.int64).reshape(x.shape)
+    idx = _argsort(a, d, descending).reshape(x.shape)
     return ValuesIndices(gather(x, d, idx) if x.ndim else x, _const(idx))
+
+
+def _argsort(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """Stable int64 argsort along ``axis``; descending keeps ties in their order for numbers."""
+    idx = np.argsort(-a if descending and a.dtype.kind in "fi" else a, axis=axis, kind="stable")
+    if descending and a.dtype.kind not in "fi":
+        idx = np.flip(idx, axis=axis)
+    return idx.astype(np.int64)
+
+
+def _is_batched(x: Any) -> bool:
+    return builtins.bool(getattr(x, "is_batched", False))
+
+
+def _check_batched_index(op: str, index: Any, other: Any, d: Any) -> None:
+    """The checks on a per-example (batched) index that need no values: its dtype and, for
+    gather, its per-example shape against the input's; values are checked over the whole batch."""
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got dtype {index.dtype}; convert with index.long().")
+    too_big = other is not None and builtins.any(i > s for a, (i, s) in enumerate(zip(index.shape, other.shape)) if a != d)
+    if d is not None and (index.ndim != other.ndim or too_big):
+        raise ValueError(
+            f"{op}: index of shape {index.shape} does not fit input of shape {other.shape} along dim {d}: it needs "
+            f"{other.ndim} dims, each (except dim {d}) no larger than the input's."
+        )
+
+
+def _per_level(fn: Any, d: int, *ts: Any) -> Any:
+    """An indexing op ``fn(dim, *ts)`` where some of ``ts`` are batched: at the highest vmap level
+    among them, those of it unwrapped (batch dim in front) and the others broadcast to it, then
+    ``fn`` once along ``dim + 1``; lower levels are handled the same way by the call inside."""
+    from .batching import is_batched, wrap
+    from .vmap_rules import expand_batch
+
+    level = builtins.max(t.level for t in ts if is_batched(t))
+    size = next(t.batch_size for t in ts if is_batched(t) and t.level == level)
+    vals = [t.value if is_batched(t) and t.level == level else expand_batch(_t(t), size) for t in ts]
+    return wrap(fn(d + 1, *vals), level)
 
 
 def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
@@ -1125,7 +1182,8 @@ def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = Tru
     if not 0 <= k <= n:
         raise ValueError(f"topk: k={k} is out of range for dim {dim} of size {n} (shape {x.shape}).")
     _, idx = sort(x, d, descending=largest)
-    idx = _const(idx.data[(slice(None),) * d + (slice(0, k),)])
+    first_k = (slice(None),) * d + (slice(0, k),)
+    idx = getitem(idx, first_k) if _is_batched(idx) else _const(idx.data[first_k])
     return ValuesIndices(gather(x, d, idx) if x.ndim else x, idx)
 
 

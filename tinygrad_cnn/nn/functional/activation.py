@@ -7,8 +7,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ...autograd.grad_mode import function_scope
 from ...ops import functions as OF
 from ...ops.elementwise import Erf
@@ -97,5 +95,6 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val}).")
     x = float_input("hardtanh", input)
-    inside = (x.data > min_val) & (x.data < max_val)
-    return OF.where(inside, x, Tensor(np.clip(x.data, min_val, max_val)))
+    # Tensor conditions (not x.data), so it batches under vmap; the clipped constant outside.
+    clipped = OF.clip(x.detach(), min_val, max_val)
+    return OF.where(x > min_val, OF.where(x < max_val, x, clipped), clipped)

@@ -1,0 +1,226 @@
+"""vmap batching of sort/argsort/topk, indexing with per-example indices, the activations, where
+across nested levels and modules with backward hooks: each against a loop of plain calls (values,
+indices and per-example gradients, float64), nested vmap against a double loop, and no fallback
+loop (its warning is an error here)."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_cnn as tg
+from tinygrad_cnn.func import functional_call, get_params, grad, vmap
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.testing import check_vmap
+
+FAST = settings(max_examples=10, deadline=None)
+
+
+@pytest.fixture(autouse=True)
+def no_fallback_loop():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="vmap: op .* has no batching rule")
+        yield
+
+
+def arr(*shape, seed=0):
+    return tg.tensor(np.random.default_rng(seed).standard_normal(shape))
+
+
+def ints(high, *shape, seed=0):
+    return tg.tensor(np.random.default_rng(seed).integers(0, high, shape))
+
+
+def double_loop(f, *xs):
+    """f on each (i, j) example of xs (two batch dims in front), stacked: nested vmap's meaning."""
+    n, m = xs[0].shape[:2]
+    return [np.stack([np.stack([np.asarray(f(*(x[i][j] for x in xs)).numpy()) for j in range(m)]) for i in range(n)])]
+
+
+def check_nested(f, *xs, atol=1e-12):
+    got = vmap(vmap(f))(*xs)
+    np.testing.assert_allclose(got.numpy(), double_loop(f, *xs)[0], atol=atol, rtol=0)
+
+
+def check_with_grad(f, *args, in_dims=0):
+    """vmap(f) and vmap(grad(f)) (f returns a scalar) against loops of f and of grad(f)."""
+    check_vmap(f, *args, in_dims=in_dims, atol=1e-12, rtol=0)
+    check_vmap(grad(f), *args, in_dims=in_dims, atol=1e-12, rtol=0)
+
+
+# ---- sort, argsort, topk ------------------------------------------------------------------------
+shape_st = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+
+
+@FAST
+@given(shape=shape_st, n=st.integers(1, 3), descending=st.booleans(), ties=st.booleans(), data=st.data())
+def test_sort_argsort_values_indices_and_gradients(shape, n, descending, ties, data):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = arr(n, *shape)
+    if ties:  # repeated values: the stable order must match the loop's
+        x = tg.tensor(np.round(x.numpy()))
+    w = arr(*shape, seed=1)
+    check_vmap(lambda a: tuple(tg.sort(a, dim, descending=descending)), x, atol=0, rtol=0)
+    check_vmap(lambda a: a.argsort(dim, descending), x, atol=0, rtol=0)
+    check_with_grad(lambda a: (tg.sort(a, dim, descending=descending).values * w).sum(), x)
+
+
+@FAST
+@given(shape=shape_st, n=st.integers(1, 3), largest=st.booleans(), data=st.data())
+def test_topk_values_indices_and_gradients(shape, n, largest, data):
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    k = data.draw(st.integers(0, shape[dim]))
+    x = arr(n, *shape)
+    w = arr(*shape[:dim], k, *shape[dim + 1:], seed=1)
+    check_vmap(lambda a: tuple(tg.topk(a, k, dim, largest=largest)), x, atol=0, rtol=0)
+    check_with_grad(lambda a: (tg.topk(a, k, dim, largest=largest).values * w).sum(), x)
+
+
+def test_sort_topk_nested_and_in_dims():
+    x = arr(2, 3, 5)
+    check_nested(lambda a: tg.sort(a, descending=True).values, x)
+    check_nested(lambda a: tg.topk(a, 2).indices, x)
+    check_vmap(lambda a: tg.topk(a, 3, 0).values, arr(5, 4), in_dims=1, atol=0, rtol=0)
+    g = vmap(vmap(grad(lambda a: (tg.topk(a, 2).values ** 2).sum())))(x)
+    np.testing.assert_allclose(g.numpy(), double_loop(grad(lambda a: (tg.topk(a, 2).values ** 2).sum()), x)[0], atol=1e-12)
+
+
+def test_sort_of_batched_scalars():
+    x = arr(4)
+    check_vmap(lambda a: tuple(tg.sort(a)), x, atol=0, rtol=0)
+
+
+# ---- activations -----------------------------------------------------------------------------------
+ACTIVATIONS = {
+    "relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"), "silu": F.silu,
+    "leaky_relu": lambda v: F.leaky_relu(v, 0.2), "elu": F.elu, "hardtanh": F.hardtanh,
+    "hardtanh_range": lambda v: F.hardtanh(v, -0.5, 2.0), "softmax": lambda v: F.softmax(v, -1),
+    "log_softmax": lambda v: F.log_softmax(v, -1), "logsumexp": lambda v: F.logsumexp(v, -1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_batch_with_gradients_and_nested(name):
+    f = ACTIVATIONS[name]
+    # Values on hardtanh's and relu's kinks too: the gradient there must be the loop's.
+    x = tg.tensor(np.concatenate([arr(3, 4).numpy(), np.array([[-1.0, 1.0, 0.0, -0.5]] * 3), np.array([[2.0, 0.0, -1.0, 3.0]] * 3)], 1))
+    w = arr(12, seed=1)
+    check_vmap(f, x, atol=1e-12, rtol=0)
+    check_with_grad(lambda a: (f(a) * w).sum(), x)
+    check_nested(f, tg.tensor(x.numpy().reshape(3, 3, 4)))
+
+
+def test_hardtanh_gradient_only_strictly_inside():
+    g = vmap(grad(lambda a: F.hardtanh(a).sum()))(tg.tensor(np.array([[-1.0, -0.5, 1.0, 2.0], [0.0, -3.0, 0.999, 1.0]])))
+    np.testing.assert_array_equal(g.numpy(), [[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0]])
+
+
+def test_rounding_batches():
+    check_vmap(lambda a: a.floor() + a.round() + a.ceil(), arr(3, 4), atol=0, rtol=0)
+
+
+# ---- indexing with per-example indices --------------------------------------------------------------
+@FAST
+@given(n=st.integers(1, 3), rows=st.integers(1, 3), cols=st.integers(1, 4), k=st.integers(1, 4), dim=st.integers(0, 1),
+       src_batched=st.booleans())
+def test_gather_with_batched_index_and_gradients(n, rows, cols, k, dim, src_batched):
+    x = arr(n, rows, cols) if src_batched else arr(rows, cols)
+    size = (rows, cols)[dim]
+    idx = ints(size, n, *((k, cols) if dim == 0 else (rows, k)), seed=2)
+    w = arr(*idx.shape[1:], seed=3)
+    dims = (0 if src_batched else None, 0)
+    check_vmap(lambda a, i: tg.gather(a, dim, i), x, idx, in_dims=dims, atol=0, rtol=0)
+    if src_batched:
+        check_vmap(grad(lambda a, i: (tg.gather(a, dim, i) * w).sum()), x, idx, in_dims=dims, atol=1e-12, rtol=0)
+        return
+    # an unbatched source: the gradient (summed over the batch) is the sum of the loop's
+    gx = grad(lambda a: vmap(lambda i: (tg.gather(a, dim, i) * w).sum())(idx).sum())(x)
+    want = sum(grad(lambda a, i=idx[b]: (tg.gather(a, dim, i) * w).sum())(x).numpy() for b in range(n))
+    np.testing.assert_allclose(gx.numpy(), want, atol=1e-12)
+
+
+def test_gather_batched_source_unbatched_index():
+    idx = ints(5, 4, 2, seed=1)
+    check_with_grad(lambda a: (tg.gather(a, 1, idx) ** 2).sum(), arr(3, 4, 5))
+
+
+def test_index_select_scatter_add_masked_fill_with_batched_index():
+    x, idx, idx2 = arr(3, 4, 5), ints(5, 3, 6, seed=1), ints(4, 3, 4, 5, seed=2)
+    check_with_grad(lambda a, i: (tg.index_select(a, 1, i) ** 2).sum(), x, idx)
+    check_vmap(lambda i: tg.index_select(arr(4, 5), 0, i), ints(4, 3, 2), atol=0, rtol=0)
+    check_with_grad(lambda s, i: (tg.scatter_add(tg.zeros(4, 5).double(), 0, i, s) ** 2).sum(), x, idx2)
+    check_vmap(lambda i: tg.scatter_add(arr(4, 5), 0, i, arr(4, 5, seed=4)), idx2, atol=1e-12, rtol=0)
+    check_with_grad(lambda s: (tg.scatter_add(arr(4, 5), 0, idx2[0], s) ** 2).sum(), x)
+    mask = tg.tensor(np.random.default_rng(5).random((3, 4, 5)) > 0.5)
+    check_with_grad(lambda a, m: (tg.masked_fill(a, m, 2.0) ** 2).sum(), x, mask)
+    check_with_grad(lambda a: (tg.masked_fill(a, mask[0], 2.0) ** 2).sum(), x)
+
+
+def test_indexing_nested_vmap():
+    x, idx = arr(2, 3, 4, 5), ints(5, 2, 3, 4, 2, seed=1)
+    check_nested(lambda a, i: tg.gather(a, 1, i), x, idx)
+    check_nested(lambda a, i: tg.scatter_add(a, 1, i, tg.ones(4, 2).double()), x, idx)
+    # source batched at the outer level only, index at the inner only
+    got = vmap(lambda a: vmap(lambda i: tg.gather(a, 1, i))(idx[0]))(x[:, 0])
+    want = np.stack([np.stack([tg.gather(x[b, 0], 1, idx[0, j]).numpy() for j in range(3)]) for b in range(2)])
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_batched_index_errors_name_the_op():
+    with pytest.raises(TypeError, match="gather: index must be an integer"):
+        vmap(lambda i: tg.gather(arr(3, 4), 1, i))(arr(2, 3, 1))
+    with pytest.raises(ValueError, match="gather: index of shape"):
+        vmap(lambda i: tg.gather(arr(3, 4), 1, i))(ints(3, 2, 3))
+    with pytest.raises(IndexError, match="gather: index values must lie"):
+        vmap(lambda i: tg.gather(arr(3, 4), 1, i))(tg.tensor(np.full((2, 3, 1), 7)))
+
+
+# ---- where across nested levels ---------------------------------------------------------------
+def test_where_condition_and_operands_at_different_nested_levels():
+    x, y = arr(2, 4), arr(3, 4, seed=1)
+    # condition batched at the outer level, operand at the inner level, and the converse
+    for f in (lambda a, b: tg.where(a > 0, b, a * 2.0), lambda a, b: tg.where(b > 0, a, 0.5),
+              lambda a, b: tg.where((a + b) > 0, 1.0, -1.0), lambda a, b: tg.where(a > b, a, b)):
+        got = vmap(lambda a, f=f: vmap(lambda b, f=f: f(a, b))(y))(x)
+        want = np.stack([np.stack([f(x[i], y[j]).numpy() for j in range(3)]) for i in range(2)])
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+
+    def g(a, b):
+        return (tg.where(a > 0, a * b, b) ** 2).sum()
+
+    got = vmap(lambda a: vmap(lambda b: grad(g, argnums=(0, 1))(a, b))(y))(x)
+    for k in range(2):
+        want = np.stack([np.stack([grad(g, argnums=(0, 1))(x[i], y[j])[k].numpy() for j in range(3)]) for i in range(2)])
+        np.testing.assert_allclose(got[k].numpy(), want, atol=1e-12)
+
+
+# ---- modules with backward hooks ----------------------------------------------------------------------
+def hooked_linear():
+    tg.manual_seed(0)
+    m = tg.nn.Linear(3, 2).double()
+    seen = []
+    m.register_full_backward_hook(lambda mod, gi, go: seen.append((None if gi[0] is None else gi[0].shape, go[0].shape)))
+    return m, seen
+
+
+def test_module_with_backward_hooks_batches_and_hooks_see_the_batch_after_vmap():
+    m, seen = hooked_linear()
+    x = arr(4, 3).requires_grad_(True)
+    y = vmap(m)(x)
+    np.testing.assert_allclose(y.numpy(), m(x).detach().numpy(), atol=1e-12)
+    (y * arr(4, 2, seed=1)).sum().backward()
+    assert seen == [((4, 3), (4, 2))]  # one call, the whole batch's gradients
+    gw = m.weight.grad.numpy().copy()
+    m.zero_grad()
+    (m(tg.tensor(x.numpy())) * arr(4, 2, seed=1)).sum().backward()
+    np.testing.assert_allclose(gw, m.weight.grad.numpy(), atol=1e-12)
+
+
+def test_backward_hooks_refused_in_a_gradient_inside_vmap():
+    # torch.func.vmap(grad(...)) refuses a module with full backward hooks; so does this.
+    m, seen = hooked_linear()
+    p = get_params(m)
+    with pytest.raises(RuntimeError, match="Linear: full backward hooks .* inside vmap"):
+        vmap(grad(lambda q, x: functional_call(m, q, x).sum()), in_dims=(None, 0))(p, arr(4, 3))
+    assert seen == []
