@@ -224,3 +224,41 @@ def test_backward_hooks_refused_in_a_gradient_inside_vmap():
     with pytest.raises(RuntimeError, match="Linear: full backward hooks .* inside vmap"):
         vmap(grad(lambda q, x: functional_call(m, q, x).sum()), in_dims=(None, 0))(p, arr(4, 3))
     assert seen == []
+
+
+# ---- value-reading helpers that now batch -------------------------------------------------------------
+def test_comparisons_any_all_isnan_isfinite_batch():
+    x = tg.tensor(np.where(np.random.default_rng(0).random((3, 4, 5)) > 0.8, np.nan, arr(3, 4, 5).numpy()))
+    y = arr(3, 4, 5, seed=1)
+    for fn in (tg.eq, tg.ne, tg.lt, tg.le, tg.gt, tg.ge):
+        check_vmap(fn, x, y, atol=0, rtol=0)
+        check_vmap(lambda a, fn=fn: fn(a, 0.0), x, atol=0, rtol=0)
+    check_vmap(tg.isnan, x, atol=0, rtol=0)
+    check_vmap(tg.isfinite, x, atol=0, rtol=0)
+    for dim in (None, 0, 1):
+        for keep in (False, True):
+            check_vmap(lambda a, d=dim, k=keep: (tg.any(a > 1.0, d, k), tg.all(a < 1.0, d, k)), y, atol=0, rtol=0)
+    check_nested(lambda a: tg.any(a > 0.5, 0), y)
+
+
+def test_clamp_with_tensor_bounds_batches_with_gradients():
+    x, lo, hi = arr(3, 4, 5), arr(3, 4, 5, seed=1) - 0.5, arr(4, 5, seed=2) + 0.5
+    check_with_grad(lambda a, b: (tg.clamp(a, min=b, max=hi) ** 2).sum(), x, lo)
+    check_with_grad(lambda b, a: (tg.clamp(a, min=b) ** 2).sum(), lo, x)
+
+
+def test_bce_one_hot_max_pool_indices_adaptive_pool_batch():
+    p, t = tg.tensor(np.random.default_rng(0).random((3, 4))), tg.tensor(np.random.default_rng(1).random((3, 4)))
+    check_with_grad(lambda a, b: F.binary_cross_entropy(a, b), p, t)
+    with pytest.raises(ValueError, match="binary_cross_entropy: input must hold probabilities"):
+        vmap(F.binary_cross_entropy)(p * 2.0, t)
+    cls = ints(5, 3, 4)
+    check_vmap(lambda c: F.one_hot(c, 5), cls, atol=0, rtol=0)
+    check_nested(lambda c: F.one_hot(c, 6), ints(6, 2, 3, 4))
+    with pytest.raises(ValueError, match="one_hot: num_classes=-1 .* inside vmap"):
+        vmap(F.one_hot)(cls)
+    img = arr(3, 2, 3, 7, 7)
+    check_vmap(lambda a: F.max_pool2d(a, 3, stride=2, padding=1, return_indices=True), img, atol=0, rtol=0)
+    img_inf = tg.tensor(np.where(np.arange(7) == 3, np.inf, img.numpy()))
+    check_with_grad(lambda v: (F.adaptive_avg_pool2d(v, (4, 5)) ** 2).sum(), img)
+    check_vmap(lambda v: F.adaptive_avg_pool2d(v, (4, 5)), img_inf, atol=1e-12, rtol=0)  # the path for non-finite inputs

@@ -582,7 +582,12 @@ def any(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     True
     """
     x = _t(x)
-    return _const(np.any(x.data, axis=normalize_axis("any", dim, x.ndim), keepdims=keepdim))
+    axis = normalize_axis("any", dim, x.ndim)
+    if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: np.any(a, axis=_past_batch(axis, k, a.ndim), keepdims=keepdim))
+    return _const(np.any(x.data, axis=axis, keepdims=keepdim))
 
 
 def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -592,7 +597,17 @@ def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     False
     """
     x = _t(x)
-    return _const(np.all(x.data, axis=normalize_axis("all", dim, x.ndim), keepdims=keepdim))
+    axis = normalize_axis("all", dim, x.ndim)
+    if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: np.all(a, axis=_past_batch(axis, k, a.ndim), keepdims=keepdim))
+    return _const(np.all(x.data, axis=axis, keepdims=keepdim))
+
+
+def _past_batch(axis: Any, k: int, ndim: int) -> tuple:
+    """Normalized logical ``axis`` (None: all) as the axes of an array with ``k`` batch dims in front."""
+    return tuple(range(k, ndim)) if axis is None else tuple(a + k for a in axis)
 
 
 # ---- shapes ---------------------------------------------------------------------------------
@@ -906,10 +921,11 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
     """
     if isinstance(min, _graph.Tensor) or isinstance(max, _graph.Tensor):
         x = _t(x)
+        # Tensor comparisons (not .data), so per-example bounds or inputs batch under vmap.
         if min is not None:
-            x = where(x.data < _np(min), _t(min, x), x)
+            x = where(lt(x, min), _t(min, x), x)
         if max is not None:
-            x = where(x.data > _np(max), _t(max, x), x)
+            x = where(gt(x, max), _t(max, x), x)
         return x
     return clip(x, min, max)
 
@@ -920,6 +936,10 @@ def _np(x: Any) -> Any:
 
 # ---- comparisons (not differentiable; boolean results) ----------------------------------------
 def _compare(fn: Any, a: Any, b: Any) -> Any:
+    if _is_batched(a) or _is_batched(b):  # inside vmap: per-example operands
+        from .batching import compare
+
+        return compare(fn, a, b)
     return _const(fn(_np(a), _np(b)))
 
 
@@ -983,7 +1003,12 @@ def isnan(x: Any) -> Any:
     >>> isnan(tensor([1.0, float("nan")])).tolist()
     [False, True]
     """
-    return _const(np.isnan(_np(_t(x))))
+    x = _t(x)
+    if _is_batched(x):  # inside vmap: elementwise over the whole batch
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: np.isnan(a))
+    return _const(np.isnan(_np(x)))
 
 
 def isfinite(x: Any) -> Any:
@@ -992,7 +1017,12 @@ def isfinite(x: Any) -> Any:
     >>> isfinite(tensor([1.0, float("inf")])).tolist()
     [True, False]
     """
-    return _const(np.isfinite(_np(_t(x))))
+    x = _t(x)
+    if _is_batched(x):  # inside vmap: elementwise over the whole batch
+        from .batching import map_physical
+
+        return map_physical(x, lambda a, k: np.isfinite(a))
+    return _const(np.isfinite(_np(x)))
 
 
 def allclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:

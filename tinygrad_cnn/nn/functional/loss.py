@@ -278,10 +278,11 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction:
     """
     check_reduction("binary_cross_entropy", reduction)
     x, t = _same_shape("binary_cross_entropy", input, target)
-    if x.numel() and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
+    xd = physical(x)[0].data  # inside vmap: the whole batch's values, checked at once
+    if xd.size and (np.nanmin(xd) < 0 or np.nanmax(xd) > 1):
         raise ValueError(
             "binary_cross_entropy: input must hold probabilities in [0, 1], got values in "
-            f"[{np.nanmin(x.data)}, {np.nanmax(x.data)}]; for logits use binary_cross_entropy_with_logits."
+            f"[{np.nanmin(xd)}, {np.nanmax(xd)}]; for logits use binary_cross_entropy_with_logits."
         )
     with np.errstate(divide="ignore"):  # log(0) = -inf is clamped to -100 below
         log_x = OF.clip(x.log(), min=-100.0)
@@ -336,7 +337,13 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     >>> one_hot(np.array([0, 2])).tolist()
     [[1, 0, 0], [0, 0, 1]]
     """
-    t = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    batched = getattr(tensor, "is_batched", False)
+    if batched and num_classes == -1:
+        raise ValueError(
+            "one_hot: num_classes=-1 (inferred from the largest index) is not supported inside vmap, where it would depend "
+            "on the values of all examples; pass num_classes."
+        )
+    t = physical(tensor)[0].data if batched else tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
     if t.dtype.kind not in "iu":
         raise TypeError(f"one_hot: input must hold integer class indices (int64), got dtype {t.dtype}.")
     if t.size and t.min() < 0:
@@ -348,6 +355,14 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     elif num_classes < 1 or (t.size and t.max() >= num_classes):
         largest = t.max() if t.size else "none"
         raise ValueError(f"one_hot: num_classes={num_classes} must be positive and greater than the largest index ({largest}).")
-    out = np.zeros(t.shape + (int(num_classes),), dtype=np.int64)
+    if batched:  # the encoding of the whole batch at once (the checks above ran on all its values)
+        from ...ops.batching import map_physical
+
+        return map_physical(tensor, lambda a, k: _one_hot(a, int(num_classes)))
+    return Tensor(_one_hot(t, int(num_classes)))
+
+
+def _one_hot(t: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(t.shape + (n,), dtype=np.int64)
     np.put_along_axis(out, t[..., None].astype(np.int64), 1, axis=-1)
-    return Tensor(out)
+    return out

@@ -14,6 +14,7 @@ import numpy as np
 from ...kernels.geometry import Window, pair, pool_output_size
 from ...kernels.pool import avg_divisor
 from ...ops import functions as OF
+from ...ops.batching import map_physical, physical
 from ...ops.pool import AvgPool2d, MaxPool2d
 from ...tensor import Tensor, as_tensor
 
@@ -71,10 +72,17 @@ def max_pool2d(
         return MaxPool2d.apply(x, win=win)
     out, idx = MaxPool2d.apply(x, win=win, return_indices=True)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = win
-    k = idx.data.astype(np.int64)
-    rows = (np.arange(oh) * sh - ph)[:, None] + (k // kw) * dh
-    cols = (np.arange(ow) * sw - pw)[None, :] + (k % kw) * dw
-    return out, Tensor(rows * x.shape[3] + cols)
+    width = x.shape[3]
+
+    def flat(k: np.ndarray) -> np.ndarray:  # window offsets -> flat positions in the (H, W) plane
+        k = k.astype(np.int64)
+        rows = (np.arange(oh) * sh - ph)[:, None] + (k // kw) * dh
+        cols = (np.arange(ow) * sw - pw)[None, :] + (k % kw) * dw
+        return rows * width + cols
+
+    if getattr(idx, "is_batched", False):  # inside vmap: the whole batch's offsets at once
+        return out, map_physical(idx, lambda a, _: flat(a))
+    return out, Tensor(flat(idx.data))
 
 
 def avg_pool2d(
@@ -141,7 +149,7 @@ def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {(oh, ow)}.")
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(x, (h // oh, w // ow))
-    if not np.isfinite(x.data).all():
+    if not np.isfinite(physical(x)[0].data).all():  # inside vmap: the whole batch's values
         # The averaging matrices' zeros times an inf are NaN: every output would become NaN.
         return _adaptive_by_slices(x, oh, ow)
     mh, mw = _adaptive_matrix(h, oh, x.dtype), _adaptive_matrix(w, ow, x.dtype)
