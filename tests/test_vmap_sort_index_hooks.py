@@ -262,3 +262,41 @@ def test_bce_one_hot_max_pool_indices_adaptive_pool_batch():
     img_inf = tg.tensor(np.where(np.arange(7) == 3, np.inf, img.numpy()))
     check_with_grad(lambda v: (F.adaptive_avg_pool2d(v, (4, 5)) ** 2).sum(), img)
     check_vmap(lambda v: F.adaptive_avg_pool2d(v, (4, 5)), img_inf, atol=1e-12, rtol=0)  # the path for non-finite inputs
+
+
+# ---- indexing with a per-example index tensor -----------------------------------------------------
+INDEXERS = [
+    (lambda a, i: a[i], (3, 2), -4, 4),
+    (lambda a, i: a[:, i], (3, 2, 2), 0, 5),
+    (lambda a, i: a[1:3, i], (3,), 0, 5),
+    (lambda a, i: a[..., i], (3,), 0, 5),
+    (lambda a, i: a[i, 1:], (3, 6), 0, 4),
+]
+
+
+@pytest.mark.parametrize("k", range(len(INDEXERS)))
+def test_getitem_with_a_batched_index_tensor(k):
+    f, shape, lo, hi = INDEXERS[k]
+    x = arr(3, 4, 5)
+    i = tg.tensor(np.random.default_rng(k).integers(lo, hi, shape))
+    check_with_grad(lambda a, j: (f(a, j) ** 2).sum(), x, i)
+    check_vmap(lambda j: f(x[0], j), i, atol=0, rtol=0)  # unbatched source
+
+
+def test_getitem_batched_index_nested_and_errors():
+    check_nested(lambda a, j: a[j], arr(2, 3, 4, 5), ints(4, 2, 3, 2))
+    x, i = arr(3, 4, 5), ints(4, 3, 2)
+    with pytest.raises(NotImplementedError, match="getitem: inside vmap, a per-example boolean mask"):
+        vmap(lambda a: a[a > 0])(x)
+    with pytest.raises(NotImplementedError, match="one integer index tensor among slices"):
+        vmap(lambda a, j: a[j, 0])(x, i)
+
+
+def test_identity_nodes_of_transforms_batch():
+    from tinygrad_cnn.autograd.function import _OnceDifferentiableError
+    from tinygrad_cnn.func import _Input
+
+    x, src = arr(3, 4), arr(3, 2, seed=1)
+    check_vmap(lambda a: _Input.apply(a), x, atol=0, rtol=0)
+    check_vmap(lambda a, s: _OnceDifferentiableError.apply(a, s, op="f"), x, src, atol=0, rtol=0)
+    check_vmap(lambda s: _OnceDifferentiableError.apply(x[0], s, op="f"), src, atol=0, rtol=0)

@@ -771,6 +771,13 @@ class _OnceDifferentiableError(Function):
         return x
 
     @staticmethod
+    def vmap(info: Any, x: Any, *sources: Any, op: str) -> Any:
+        # The identity on the whole batch; an unbatched x is broadcast so the result carries B.
+        if not info.batched[0]:
+            x = x.reshape((1,) + tuple(x.shape)).expand((info.batch_size,) + tuple(x.shape))
+        return _OnceDifferentiableError.apply(x, *sources, op=op)
+
+    @staticmethod
     def backward(ctx: Node, grad: Any) -> Any:
         raise RuntimeError(
             f"{ctx.op_name}: its backward is decorated with @once_differentiable (written in raw "

@@ -751,12 +751,44 @@ def getitem(x: Any, index: Any) -> Any:
     [1.0, 4.0]
     """
     x = _t(x)
+    parts = index if isinstance(index, tuple) else (index,)
+    if builtins.any(_is_batched(p) for p in parts):  # inside vmap: a per-example index tensor
+        return _getitem_batched_index(x, parts)
     index = normalize_index(index)
     try:
         x.data[index]
     except IndexError as e:
         raise IndexError(f"getitem: index {index!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     return GetItem.apply(x, index=index)
+
+
+def _getitem_batched_index(x: Any, parts: tuple) -> Any:
+    """``x[..., i, ...]`` with one per-example integer index tensor ``i`` among slices: the slices,
+    then an index_select along i's dim with i flattened, reshaped to numpy's result shape."""
+    dots = [d for d, p in enumerate(parts) if p is Ellipsis]  # identity: == on a batched tensor is elementwise
+    if len(dots) == 1:
+        at = dots[0]
+        parts = parts[:at] + (slice(None),) * (x.ndim - len(parts) + 1) + parts[at + 1 :]
+    tensors = [d for d, p in enumerate(parts) if isinstance(p, _graph.Tensor)]
+    if len(tensors) != 1 or not builtins.all(isinstance(p, slice) for d, p in enumerate(parts) if d != tensors[0]) or len(parts) > x.ndim:
+        raise NotImplementedError(
+            f"getitem: inside vmap, indexing with a per-example (batched) tensor is supported as one integer index tensor "
+            f"among slices (x[i], x[:, i]); got index {parts!r} for per-example shape {x.shape}. Use gather or "
+            "index_select for other patterns."
+        )
+    (d,) = tensors
+    i = parts[d]
+    if i.dtype == bool:
+        raise NotImplementedError(
+            "getitem: inside vmap, a per-example boolean mask would give each example a different result shape; use "
+            "where(mask, x, 0) or masked_fill instead."
+        )
+    if i.dtype.kind not in "iu":
+        raise TypeError(f"getitem: index tensors must be integer or bool, got dtype {i.dtype}.")
+    if builtins.any(p != slice(None) for p in parts[:d] + parts[d + 1 :]):
+        x = getitem(x, parts[:d] + (slice(None),) + parts[d + 1 :])
+    out = index_select(x, d, i.reshape((-1,)))
+    return out.reshape(tuple(x.shape[:d]) + tuple(i.shape) + tuple(x.shape[d + 1 :]))
 
 
 def cat(tensors: Sequence[Any], dim: int = 0, *, axis: int | None = None) -> Any:
