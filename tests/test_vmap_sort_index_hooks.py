@@ -300,3 +300,37 @@ def test_identity_nodes_of_transforms_batch():
     check_vmap(lambda a: _Input.apply(a), x, atol=0, rtol=0)
     check_vmap(lambda a, s: _OnceDifferentiableError.apply(a, s, op="f"), x, src, atol=0, rtol=0)
     check_vmap(lambda s: _OnceDifferentiableError.apply(x[0], s, op="f"), src, atol=0, rtol=0)
+
+
+# ---- finite differences and PyTorch ---------------------------------------------------------------
+def test_gradcheck_through_vmap_of_sort_topk_gather_hardtanh():
+    x = tg.tensor(np.random.default_rng(0).standard_normal((3, 5)), requires_grad=True)
+    src = tg.tensor(np.random.default_rng(1).standard_normal((4, 5)), requires_grad=True)
+    idx = ints(5, 3, 4, 2, seed=2)
+
+    def f(a, s):
+        top = vmap(lambda r: tg.topk(r, 3).values * tg.sort(r, descending=True).values[:3])(a)
+        picked = vmap(lambda i: tg.gather(s * 1.5, 1, i))(idx)                  # (3, 4, 2): per-example indices
+        return vmap(lambda t, p: F.hardtanh(t * 0.7) * p.sum())(top, picked)
+
+    assert tg.gradcheck(lambda a, s: f(a, s), (x, src))
+
+
+def test_per_example_gradients_against_torch_func():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w, idx = rng.standard_normal((4, 6)), rng.standard_normal((6, 6)), rng.integers(0, 6, (4, 3))
+
+    def ours(wv, xi, ii):
+        h = F.hardtanh((xi @ wv) * 0.5)
+        top = tg.topk(h, 3, largest=False).values
+        return (top * tg.gather(h, 0, ii) + tg.sort(h).values[-2:].sum()).sum() + F.elu(h[ii]).sum()
+
+    def theirs(wv, xi, ii):
+        h = torch.nn.functional.hardtanh((xi @ wv) * 0.5)
+        top = torch.topk(h, 3, largest=False).values
+        return (top * torch.gather(h, 0, ii) + torch.sort(h).values[-2:].sum()).sum() + torch.nn.functional.elu(h[ii]).sum()
+
+    g = vmap(grad(ours), in_dims=(None, 0, 0))(tg.tensor(w), tg.tensor(x), tg.tensor(idx))
+    want = torch.func.vmap(torch.func.grad(theirs), in_dims=(None, 0, 0))(torch.tensor(w), torch.tensor(x), torch.tensor(idx))
+    np.testing.assert_allclose(g.numpy(), want.numpy(), atol=1e-12)
