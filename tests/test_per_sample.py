@@ -92,3 +92,13 @@ def test_plot_per_sample_grad_norms(tmp_path):
     assert len(fig.axes) == 3 + 3  # conv, fc, total; three images
     with pytest.raises(ValueError, match="images must be"):
         plot_per_sample_grad_norms(norms, images=x[:3])
+
+
+def test_batch_norm_in_training_mode_under_vmap_is_refused_with_the_fix():
+    # Its running statistics would be updated in place once per example (torch.func refuses too).
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    x, y = tg.randn(4, 1, 6, 6, generator=0), tg.tensor([0, 1, 2, 0])
+    with pytest.raises(RuntimeError, match=r"batch_norm: .*vmap.*model.eval\(\)"):
+        per_sample_grads(m, x, y)
+    m.eval()
+    assert per_sample_grads(m, x, y)["1.weight"].shape == (4, 2)

@@ -50,6 +50,13 @@ def batch_norm(
                 f"batch_norm: training needs more than 1 value per channel to compute a variance, got input of "
                 f"shape {x.shape}. Use a larger batch or eval mode."
             )
+        if getattr(x, "is_batched", False) and (running_mean is not None or running_var is not None):
+            # As torch.func: the running statistics would be updated once per example in place.
+            raise RuntimeError(
+                "batch_norm: in training mode under vmap the running_mean and running_var would be updated "
+                "in place by every example. Call model.eval() to use the running statistics (per-example "
+                "gradients usually want this), or build the layer with track_running_stats=False."
+            )
         mean = x.mean(axis=axes, keepdims=True)
         var = x.var(axes, keepdim=True, correction=0)
         if running_mean is not None or running_var is not None:
