@@ -224,6 +224,14 @@ def test_backward_hooks_refused_in_a_gradient_inside_vmap():
     with pytest.raises(RuntimeError, match="Linear: full backward hooks .* inside vmap"):
         vmap(grad(lambda q, x: functional_call(m, q, x).sum()), in_dims=(None, 0))(p, arr(4, 3))
     assert seen == []
+    pre = tg.nn.Linear(3, 2).double()
+    pre.register_full_backward_pre_hook(lambda mod, go: seen.append(go[0].shape))
+    with pytest.raises(RuntimeError, match="Linear: full backward hooks .* inside vmap"):
+        vmap(grad(lambda x: pre(x).sum()))(arr(4, 3))
+    assert seen == []
+    # without hooks the same per-example gradients are computed
+    plain = tg.nn.Linear(3, 2).double()
+    assert vmap(grad(lambda x: plain(x).sum()))(arr(4, 3)).shape == (4, 3)
 
 
 # ---- value-reading helpers that now batch -------------------------------------------------------------

@@ -19,7 +19,6 @@ but refuses to give values, so code that reads values (``.item()``, ``if x > 0``
 """
 from __future__ import annotations
 
-import builtins
 import itertools
 import math
 import threading
@@ -384,13 +383,13 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     from .vmap_rules import pad_batched
 
     xs = (cond, a, b)
-    level = builtins.max(x.level for x in xs if is_batched(x))
+    level = max(x.level for x in xs if is_batched(x))
     vals, flags = [], []
     for x in xs:
         f = is_batched(x) and x.level == level
         vals.append(x.value if f else x)
         flags.append(f)
-    r = builtins.max(int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(vals, flags))
+    r = max(int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(vals, flags))
     vals = [pad_batched(v, r) if f else v for v, f in zip(vals, flags)]
     c = vals[0]
     if flags[0] and not is_batched(c):
