@@ -342,3 +342,16 @@ def test_per_example_gradients_against_torch_func():
     g = vmap(grad(ours), in_dims=(None, 0, 0))(tg.tensor(w), tg.tensor(x), tg.tensor(idx))
     want = torch.func.vmap(torch.func.grad(theirs), in_dims=(None, 0, 0))(torch.tensor(w), torch.tensor(x), torch.tensor(idx))
     np.testing.assert_allclose(g.numpy(), want.numpy(), atol=1e-12)
+
+
+def test_layout_queries_and_logical_not_inside_vmap():
+    x = arr(3, 4, 5)
+    seen = []
+
+    def f(a):
+        seen.append((a.stride(), a.stride(1), a.is_contiguous(), a.t().is_contiguous(), a.t().stride()))
+        return a.t().contiguous()
+
+    check_vmap(f, x, atol=0, rtol=0)
+    assert seen[0] == (x[0].stride(), 1, True, False, x[0].t().stride())  # as on one example
+    check_vmap(lambda a: (a > 0).logical_not(), x, atol=0, rtol=0)

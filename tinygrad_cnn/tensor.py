@@ -504,7 +504,7 @@ class Tensor:
         Example: ``x.t().contiguous().data.flags.c_contiguous``."""
         if memory_format is not None:
             _check_dense("contiguous", memory_format=memory_format, preserve=False)
-        return self if self.data.flags.c_contiguous else E.Clone.apply(self, order="C")
+        return self if _physical_data(self).flags.c_contiguous else E.Clone.apply(self, order="C")
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)
@@ -846,6 +846,10 @@ class Tensor:
 
     def logical_not(self) -> Tensor:
         """Elementwise not, a bool tensor. Example: ``(x > 0).logical_not()``."""
+        if self.is_batched:  # inside vmap: over the whole batch
+            from .ops.batching import map_physical
+
+            return map_physical(self, lambda a, k: np.logical_not(a))
         return Tensor._make(np.logical_not(self.data), None, 0)
 
     # ---- methods mirroring the functional API (see ops/functions.py for shapes and examples) ----
@@ -1238,11 +1242,12 @@ class Tensor:
 
     def is_contiguous(self) -> bool:
         """Whether the data is C-contiguous. Example: ``ones(2, 3).t().is_contiguous() is False``."""
-        return builtins.bool(self.data.flags.c_contiguous)
+        return builtins.bool(_physical_data(self).flags.c_contiguous)
 
     def stride(self, dim: int | None = None) -> Any:
         """Strides in elements (not bytes), as PyTorch. Example: ``ones(2, 3).stride() == (3, 1)``."""
-        st = tuple(s // self.data.itemsize for s in self.data.strides)
+        d = _physical_data(self)  # inside vmap: the strides of the per-example dims of the batch
+        st = tuple(s // d.itemsize for s in d.strides[d.ndim - self.ndim :])
         return st if dim is None else st[normalize_axis("stride", dim, self.ndim)[0]]  # type: ignore[index]
 
     def element_size(self) -> int:
@@ -1385,6 +1390,14 @@ def _check_no_overlap(op: str, a: np.ndarray) -> None:
             f"{a.shape}, strides {a.strides}) refers to a single memory location, as after expand() "
             "or broadcast_to(). Clone it first (t.clone() or t * 1) and write into the clone."
         )
+
+
+def _physical_data(t: Tensor) -> np.ndarray:
+    """``t.data``, or inside vmap the array of the whole batch (batch dims in front), for the
+    queries of layout (contiguity, strides) that do not read values."""
+    while t.is_batched:
+        t = t.value  # type: ignore[attr-defined]
+    return t.data
 
 
 def _check_unbatched_source(op: str, dest: Tensor, src: Any) -> None:

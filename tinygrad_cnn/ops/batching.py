@@ -368,7 +368,7 @@ def compare(fn: Any, a: Any, b: Any) -> Tensor:
     return wrap(Tensor._make(np.asarray(fn(raw[0], raw[1])), None, 0), level)
 
 
-def map_physical(x: BatchedTensor, fn: Any) -> BatchedTensor:
+def map_physical(x: Any, fn: Any) -> BatchedTensor:
     """A non-differentiable numpy computation on every example of ``x`` at once: ``fn(array, k)``
     gets the whole batch with its ``k`` batch dims in front and returns them in front too."""
     p, levels = physical(x)
