@@ -355,3 +355,16 @@ def test_layout_queries_and_logical_not_inside_vmap():
     check_vmap(f, x, atol=0, rtol=0)
     assert seen[0] == (x[0].stride(), 1, True, False, x[0].t().stride())  # as on one example
     check_vmap(lambda a: (a > 0).logical_not(), x, atol=0, rtol=0)
+
+
+def test_mask_logic_floor_division_and_remainder_inside_vmap():
+    x, y = arr(3, 4, 5), arr(3, 4, 5, seed=1) + 3.0
+    for fn in (lambda a, b: (a > 0) & (b > 3), lambda a, b: (a > 0) | (b > 3), lambda a, b: (a > 0) ^ (b > 3),
+               lambda a, b: ~(a > 0), lambda a, b: (a > 0) & (a < 0.5), lambda a, b: a // b, lambda a, b: 2.0 // b):
+        check_vmap(fn, x, y, atol=0, rtol=0)
+        check_vmap(fn, x, y[0], in_dims=(0, None), atol=0, rtol=0)
+    check_with_grad(lambda a, b: (a % b).sum(), x, y)
+    check_with_grad(lambda b, a: ((a * 3.0) % b).sum(), y, x)
+    ia, ib = ints(9, 3, 4), ints(4, 3, 4, seed=1) + 1
+    check_vmap(lambda a, b: (a % b, a // b, a & b), ia, ib, atol=0, rtol=0)
+    check_nested(lambda a, b: ((a > 0) & (b > 3)).logical_not(), x, y)

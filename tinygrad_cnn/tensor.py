@@ -773,10 +773,14 @@ class Tensor:
     def __floordiv__(self, o: Any) -> Tensor:
         od = o.data if isinstance(o, Tensor) else o
         _check_broadcast("//", self.data, od)
+        if self.is_batched or getattr(o, "is_batched", False):  # inside vmap: over the whole batch
+            return _batched_binary(np.floor_divide, self, o)
         return Tensor._make(np.asarray(np.floor_divide(self.data, od)), None, 0)
 
     def __rfloordiv__(self, o: Any) -> Tensor:
         _check_broadcast("//", o, self.data)
+        if self.is_batched:
+            return _batched_binary(np.floor_divide, o, self)
         return Tensor._make(np.asarray(np.floor_divide(o, self.data)), None, 0)
 
     def __mod__(self, o: Any) -> Tensor:
@@ -824,6 +828,8 @@ class Tensor:
                     "(e.g. (x > 0) & (x < 1)) or use logical ops on masks."
                 )
         _check_broadcast(op, self.data, other)
+        if self.is_batched or getattr(o, "is_batched", False):  # inside vmap: over the whole batch
+            return _batched_binary(fn, self, o)
         return Tensor._make(np.asarray(fn(self.data, other)), None, 0)
 
     def __and__(self, o: Any) -> Tensor:
@@ -1334,9 +1340,20 @@ def _check_broadcast(op: str, a: Any, b: Any) -> None:
         ) from None
 
 
+def _batched_binary(fn: Any, a: Any, b: Any) -> Tensor:
+    """A non-differentiable numpy ufunc of two operands, either batched inside vmap."""
+    from .ops.batching import compare
+
+    return compare(fn, a, b)
+
+
 def _remainder(a: Tensor, b: Any) -> Tensor:
     bd = b.data if isinstance(b, Tensor) else b
     _check_broadcast("%", a.data, bd)
+    if a.is_batched or getattr(b, "is_batched", False):  # inside vmap: the same over the whole batch
+        if a.dtype.kind in "iub" and np.result_type(bd.dtype if isinstance(b, Tensor) else np.asarray(b)).kind in "iub":
+            return _batched_binary(np.remainder, a, b)
+        return a - _batched_binary(np.floor_divide, a, b) * b
     q = np.floor_divide(a.data, bd)
     if a.data.dtype.kind in "iub" and np.asarray(bd).dtype.kind in "iub":
         return Tensor._make(np.asarray(np.remainder(a.data, bd)), None, 0)
