@@ -368,3 +368,19 @@ def test_mask_logic_floor_division_and_remainder_inside_vmap():
     ia, ib = ints(9, 3, 4), ints(4, 3, 4, seed=1) + 1
     check_vmap(lambda a, b: (a % b, a // b, a & b), ia, ib, atol=0, rtol=0)
     check_nested(lambda a, b: ((a > 0) & (b > 3)).logical_not(), x, y)
+
+
+def test_comparisons_across_nested_levels_without_a_loop():
+    # One numpy call covers all examples: with a counting ufunc, a nested comparison calls it once.
+    calls = []
+
+    def gt(u, v):
+        calls.append(u.shape)
+        return np.greater(u, v)
+
+    from tinygrad_cnn.ops.batching import compare
+
+    x, y = arr(2, 4), arr(3, 4, seed=1)
+    got = vmap(lambda a: vmap(lambda b: compare(gt, a, b))(y))(x)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(got.numpy(), x.numpy()[:, None] > y.numpy()[None])

@@ -340,32 +340,24 @@ def _loop(info: BatchInfo, args: list, params: dict) -> Any:
 
 
 def compare(fn: Any, a: Any, b: Any) -> Tensor:
-    """A comparison (a non-differentiable numpy ufunc) where either side may be batched: the
-    result is batched at the highest level."""
-    xs = [a, b]
-    level = max(x.level for x in xs if is_batched(x))
-    arrays, flags = [], []
-    for x in xs:
-        if is_batched(x) and x.level == level:
-            arrays.append(x.value)
-            flags.append(True)
-        else:
-            arrays.append(x)
-            flags.append(False)
-    if any(is_batched(v) for v in arrays):  # a lower level inside: compare one level down
-        size = next(v.shape[0] for v, f in zip(arrays, flags) if f)
-        parts = [compare(fn, *[v[i] if f else v for v, f in zip(arrays, flags)]) for i in range(size)]
-        from . import functions as F
-
-        return wrap(F.stack(parts), level)
-    r = max(int(np.ndim(v.data if isinstance(v, Tensor) else v)) - f for v, f in zip(arrays, flags))
+    """A non-differentiable numpy ufunc of two operands (a comparison, mask logic) where either
+    may be batched, at any nested levels: both as arrays with a batch dim for every level of
+    either (size 1 where an operand is not batched at it) and their per-example dims right-aligned,
+    so one call covers all examples; the result is batched at all those levels."""
+    parts = []
+    for x in (a, b):
+        p, lv = physical(x) if is_batched(x) else (x, [])
+        arr = np.asarray(p.data if isinstance(p, Tensor) else p)
+        parts.append((arr, lv))
+    levels = sorted({lv for _, lvs in parts for lv in lvs})
+    sizes = {lv: arr.shape[i] for arr, lvs in parts for i, lv in enumerate(lvs)}
+    r = max(arr.ndim - len(lvs) for arr, lvs in parts)
     raw = []
-    for v, f in zip(arrays, flags):
-        arr = v.data if isinstance(v, Tensor) else np.asarray(v)
-        if f and arr.ndim - 1 < r:
-            arr = arr.reshape((arr.shape[0],) + (1,) * (r - arr.ndim + 1) + arr.shape[1:])
-        raw.append(arr)
-    return wrap(Tensor._make(np.asarray(fn(raw[0], raw[1])), None, 0), level)
+    for arr, lvs in parts:
+        logical = arr.shape[len(lvs):]
+        lead = tuple(sizes[lv] if lv in lvs else 1 for lv in levels)
+        raw.append(arr.reshape(lead + (1,) * (r - len(logical)) + logical))
+    return rewrap(Tensor._make(np.asarray(fn(raw[0], raw[1])), None, 0), levels)
 
 
 def map_physical(x: Any, fn: Any) -> BatchedTensor:

@@ -95,6 +95,6 @@ def hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: b
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val}).")
     x = float_input("hardtanh", input)
-    # Tensor conditions (not x.data), so it batches under vmap; the clipped constant outside.
-    clipped = OF.clip(x.detach(), min_val, max_val)
-    return OF.where(x > min_val, OF.where(x < max_val, x, clipped), clipped)
+    # A Tensor condition (not x.data), so it batches under vmap; the clipped constant outside.
+    inside = (x > min_val) & (x < max_val)
+    return OF.where(inside, x, OF.clip(x.detach(), min_val, max_val))
