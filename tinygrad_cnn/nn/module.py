@@ -210,13 +210,8 @@ class BackwardHookOutputs(Function):
     """The identity on the differentiable outputs of a module with backward hooks; its backward
     runs the backward pre-hooks on ``grad_output`` and keeps it for the full hooks."""
 
-    @staticmethod
-    def forward(ctx: Any, *xs: np.ndarray, state: Any = None, under_vmap: bool = False) -> Any:
-        return tuple(x.view() for x in xs) if len(xs) > 1 else xs[0].view()
-
-    @staticmethod
-    def vmap(info: Any, *xs: Any, state: Any = None, under_vmap: bool = False) -> Any:
-        return _hook_vmap(info, xs, state)
+    forward = staticmethod(BackwardHookInputs.forward)  # the same identity; only backward differs
+    vmap = staticmethod(BackwardHookInputs.vmap)
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
