@@ -143,7 +143,19 @@ class set_grad_enabled(ModeSwitch):
         return set_grad_enabled(self.value)
 
 
-class no_grad(ModeSwitch):
+class _BareDecorator:
+    """For the switches without arguments: ``@no_grad`` without parentheses decorates ``func``
+    directly, as in PyTorch; ``no_grad()`` makes the switch as usual."""
+
+    def __new__(cls, func: Any = None) -> Any:
+        self = object.__new__(cls)
+        if func is None:
+            return self
+        cls.__init__(self)
+        return self(func)  # type: ignore[operator]  # the switch subclasses are callable
+
+
+class no_grad(_BareDecorator, ModeSwitch):
     """Context manager / decorator that stops graph recording.
 
     Example::
@@ -151,14 +163,6 @@ class no_grad(ModeSwitch):
         with no_grad():
             w -= 0.1 * w.grad     # an update that must not be differentiated
     """
-
-    def __new__(cls, func: Any = None) -> Any:
-        # ``@no_grad`` without parentheses decorates ``func`` directly, as in PyTorch.
-        self = super().__new__(cls)
-        if func is None:
-            return self
-        no_grad.__init__(self)
-        return self(func)
 
     def __init__(self) -> None:
         super().__init__(False)
@@ -187,15 +191,8 @@ class inference_mode(ModeSwitch):
         return self
 
 
-class enable_grad(ModeSwitch):
+class enable_grad(_BareDecorator, ModeSwitch):
     """Context manager / decorator that turns graph recording back on inside ``no_grad``."""
-
-    def __new__(cls, func: Any = None) -> Any:
-        self = super().__new__(cls)
-        if func is None:
-            return self
-        enable_grad.__init__(self)
-        return self(func)
 
     def __init__(self) -> None:
         super().__init__(True)
