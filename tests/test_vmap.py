@@ -94,12 +94,16 @@ def test_movement(shape, n, data):
 @FAST
 @given(n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), p=st.integers(1, 3), data=st.data())
 def test_matmul(n, k, m, p, data):
-    for sa, sb in (((m, k), (k, p)), ((k,), (k, p)), ((m, k), (k,)), ((k,), (k,)), ((2, m, k), (k, p)), ((m, k), (2, k, p))):
+    cases = (((m, k), (k, p)), ((k,), (k, p)), ((m, k), (k,)), ((k,), (k,)), ((2, m, k), (k, p)), ((m, k), (2, k, p)),
+             ((k,), (2, k, p)), ((2, m, k), (k,)), ((2, 1, m, k), (2, k, p)))
+    for sa, sb in cases:
         da = data.draw(st.one_of(st.none(), st.integers(0, len(sa))))
         db = data.draw(st.one_of(st.none(), st.integers(0, len(sb)))) if da is not None else data.draw(st.integers(0, len(sb)))
         a = batched(sa, da, n) if da is not None else arr(*sa)
         b = batched(sb, db, n, seed=1) if db is not None else arr(*sb, seed=1)
         check_vmap(lambda u, v: u @ v, a, b, in_dims=(da, db))
+        # The backward rule under vmap too: per-example gradients of both operands.
+        check_vmap(grad(lambda u, v: (u @ v).tanh().sum(), argnums=(0, 1)), a, b, in_dims=(da, db))
 
 
 @FAST

@@ -7,11 +7,14 @@ from . import parallel
 
 
 def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.matmul(a, b)`` (ndim >= 2, batch dimensions broadcast) with the output's rows shared
-    among the thread pool and the BLAS on one thread meanwhile (see kernels/parallel.py: OpenBLAS's
+    """``np.matmul(a, b)`` (batch dimensions broadcast, 1-D operands promoted) with the output's
+    rows shared among the thread pool and the BLAS on one thread meanwhile (see kernels/parallel.py: OpenBLAS's
     own workers would keep spinning after the GEMM, taking a core from the next conv or pool).
     Products OpenBLAS keeps on one thread anyway go straight to numpy, since the pool's
     bookkeeping would cost more than they take."""
+    if a.ndim == 1 or b.ndim == 1:  # numpy's promotion: a 1-D a is a row, a 1-D b a column; the result drops those axes
+        out = matmul_array(a[None] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
+        return out.reshape(out.shape[:-2] + out.shape[-2:-1] * (a.ndim > 1) + out.shape[-1:] * (b.ndim > 1))
     if a.ndim > 2 or b.ndim > 2:
         k = a.shape[-1]
         if k == 1:  # a stack of outer products: a broadcast multiply, not GEMMs with an inner dimension of 1

@@ -661,12 +661,15 @@ def transpose(x: Any, dim0: int = -2, dim1: int = -1) -> Any:
     (4, 3, 2)
     """
     x = _t(x)
-    if x.ndim < 2:
+    n = x.ndim
+    if n < 2:
         raise ValueError(f"transpose: needs at least 2 dimensions, got shape {x.shape}.")
-    axes = list(range(x.ndim))
-    d0, d1 = normalize_axis("transpose", dim0, x.ndim)[0], normalize_axis("transpose", dim1, x.ndim)[0]  # type: ignore[index]
-    axes[d0], axes[d1] = axes[d1], axes[d0]
-    return permute(x, axes)
+    d0, d1 = normalize_axis("transpose", dim0, n)[0], normalize_axis("transpose", dim1, n)[0]  # type: ignore[index]
+    if d0 == d1:
+        return x
+    axes = list(range(n))
+    axes[d0], axes[d1] = d1, d0
+    return Permute.apply(x, axes=tuple(axes))  # a valid permutation by construction: no check
 
 
 def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
@@ -865,16 +868,7 @@ def matmul(a: Any, b: Any) -> Any:
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} do not broadcast.") from None
-    if (a.ndim >= 2 and b.ndim >= 2) or a.is_batched or b.is_batched:
-        return MatMul.apply(a, b)  # under vmap the batching rule handles 1-D operands itself
-    a2 = reshape(a, (1, ka)) if a.ndim == 1 else a
-    b2 = reshape(b, (kb, 1)) if b.ndim == 1 else b
-    y = MatMul.apply(a2, b2)
-    if b.ndim == 1:
-        y = squeeze(y, -1)
-    if a.ndim == 1:
-        y = squeeze(y, -2 if b.ndim > 1 else -1) if y.ndim else y
-    return y
+    return MatMul.apply(a, b)
 
 
 def _const(a: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Matrix multiplication (batched, broadcasting). 1-D operands are handled in ``ops.functions.matmul``."""
+"""Matrix multiplication with numpy's rules (batched, broadcasting, 1-D operands)."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +22,8 @@ def matmul_shape(sa: tuple, sb: tuple) -> tuple:
 
 
 class MatMul(Function):
-    """``a @ b`` for a, b with ndim >= 2; leading (batch) dimensions broadcast."""
+    """``a @ b`` with numpy's rules: leading (batch) dimensions broadcast, and a 1-D ``a`` is a row
+    (``b`` a column) whose added axis the result drops."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -34,6 +35,14 @@ class MatMul(Function):
         ba, bb = info.batched
         n = info.batch_size
         la, lb = a.ndim - ba, b.ndim - bb
+        # One side batched: numpy's own broadcasting keeps the batch in front when that side, as a
+        # stack of matrices, has the most dimensions; a batch of vectors times a matrix is v @ a.T.
+        if not bb and (la == 1 and lb <= 2 or 2 <= la and lb <= la):
+            return MatMul.apply(a, b)
+        if not ba and 2 <= lb and la <= lb:
+            return MatMul.apply(a, b)
+        if not ba and lb == 1 and la <= 2:
+            return MatMul.apply(b, a.mT if la == 2 else a)
         out = matmul_shape(tuple(a.shape[ba:]), tuple(b.shape[bb:]))
         # 1-D operands as matrices (a row, b a column); the final reshape drops the added axes.
         if la == 1:
@@ -52,6 +61,17 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        ga = sum_to(MatMul.apply(g, b.mT), a.shape) if na else None
-        gb = sum_to(MatMul.apply(a.mT, g), b.shape) if nb else None
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+            return (g * b if na else None), (g * a if nb else None)
+        if a.ndim == 1 and b.ndim == 2:  # g is (m,): one product and one outer product
+            return (MatMul.apply(b, g) if na else None), (a.unsqueeze(-1) * g if nb else None)
+        if a.ndim == 2 and b.ndim == 1:  # g is (n,)
+            return (g.unsqueeze(-1) * b if na else None), (MatMul.apply(g, a) if nb else None)
+        # Otherwise the matrix rule, with a 1-D operand's dropped axis put back into a and g.
+        a2 = a.unsqueeze(-2) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        g2 = g.unsqueeze(-1) if b.ndim == 1 else g
+        g2 = g2.unsqueeze(-2) if a.ndim == 1 else g2
+        ga = sum_to(MatMul.apply(g2, b2.mT), a2.shape).reshape(a.shape) if na else None
+        gb = sum_to(MatMul.apply(a2.mT, g2), b2.shape).reshape(b.shape) if nb else None
         return ga, gb

@@ -33,7 +33,6 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, x, axes):
-        ctx.inverse = tuple(np.argsort(axes))
         return np.transpose(x, axes)
 
     @staticmethod
@@ -43,7 +42,8 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g.permute(ctx.inverse)
+        axes = ctx.params["axes"]
+        return g.permute(tuple(axes.index(i) for i in range(len(axes))))
 
 
 class Expand(Function):
