@@ -237,3 +237,23 @@ def test_max_pool2d_nan_wins_its_window_and_gets_the_gradient():
     expected = np.zeros((4, 4))
     expected.flat[[0, 7, 13, 14]] = 1.0
     np.testing.assert_array_equal(t.grad.data[0, 0], expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 4), p=st.integers(0, 2), d=st.integers(1, 2), ceil=st.booleans())
+def test_window_tiles_exactly_when_every_padded_element_is_in_one_window(h, k, s, p, d, ceil):
+    # The pools' backward skips clearing its scatter buffer when Window.tiles says every element
+    # is assigned once: check that claim against a count of the windows over each element.
+    from tinygrad_cnn.kernels.geometry import Window, pool_output_size
+
+    assume(p <= k // 2)
+    o = pool_output_size(h, k, s, p, d, ceil)
+    assume(o >= 1)
+    win = Window((k, k), (s, s), (p, p), (d, d), (o, o))
+    count = np.zeros(win.padded_hw(h, h), dtype=int)
+    for _, (r, c) in win.positions():
+        count[r, c] += 1
+    if win.tiles(h, h):
+        assert (count == 1).all()
+    if s == k and d == 1 and p == 0 and h % k == 0:  # the common layout (2x2 windows, stride 2) is recognised
+        assert win.tiles(h, h)

@@ -65,6 +65,14 @@ class Window(NamedTuple):
             for j in range(kw):
                 yield i * kw + j, (rows, slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
 
+    def tiles(self, h: int, w: int) -> bool:
+        """True when the windows cover every element of the padded (h, w) input exactly once, as
+        they do when the stride equals the kernel, no dilation leaves gaps and the grid ends at the
+        padded edge (then a scatter into it need not clear it first). False may also mean that
+        the layout is rarer than these (a single window, say)."""
+        return all(s == k and (d == 1 or k == 1) for s, d, k in zip(self.stride, self.dilation, self.kernel)) and (
+            self.padded_hw(h, w) == (self.out[0] * self.stride[0], self.out[1] * self.stride[1]))
+
     @property
     def disjoint(self) -> bool:
         """True when no input element lies in two windows (then col2im may assign, not add)."""

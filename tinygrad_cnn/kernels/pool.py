@@ -43,9 +43,11 @@ def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, 
     gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
     gp3 = _planes(gp)
     assign = win.disjoint
+    cleared = assign and win.tiles(*shape[2:])  # every element gets assigned exactly once
 
     def block(p0: int, p1: int) -> None:
-        gp3[p0:p1].fill(0)
+        if not cleared:
+            gp3[p0:p1].fill(0)
         for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
             if assign:
                 gp3[p0:p1, r, c] = v
@@ -67,11 +69,12 @@ def max_pool2d(x: np.ndarray, win: Window, argmax: bool) -> tuple[np.ndarray, np
     def block(p0: int, p1: int) -> None:
         views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
         o = _planes(out)[p0:p1]
-        np.copyto(o, views[0])
-        if idx is None:  # inference: no argmax needed
-            for v in views[1:]:
+        if idx is None:  # inference: no argmax needed, and the first two positions in one pass
+            np.maximum(views[0], views[1 % len(views)], out=o)
+            for v in views[2:]:
                 np.maximum(o, v, out=o)
             return
+        np.copyto(o, views[0])
         ix = _planes(idx)[p0:p1]
         ix.fill(0)
         for k, v in enumerate(views[1:], 1):
