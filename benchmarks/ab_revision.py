@@ -2,7 +2,7 @@
 forward alone (no_grad), pool forward+backward, and the SimpleConvNet / LeNet training steps,
 timed alternately (median of per-pair ratios new/old; below 1 the working tree is faster).
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet] [--pairs 21]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet] [--pairs 21] [--threads 1]
 
 The old revision's package is taken with ``git archive REV tinygrad_cnn`` into a temporary
 directory and imported as ``tg_old`` (its imports are relative), so both run side by side
@@ -92,11 +92,15 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the cases whose name contains this text")
     ap.add_argument("--pairs", type=int, default=21)
     ap.add_argument("--settle-ms", type=float, default=SETTLE_MS)
+    ap.add_argument("--threads", type=int, default=0, help="set_num_threads on both sides (0: their defaults)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         old = load_old(args.rev, tmp)
-        print(f"working tree against {args.rev}: {args.pairs} pairs, settle {args.settle_ms:g} ms, load average {os.getloadavg()[0]:.1f}")
+        if args.threads:
+            new.set_num_threads(args.threads)
+            old.set_num_threads(args.threads)
+        print(f"working tree against {args.rev}: {args.pairs} pairs, threads {args.threads or 'default'}, settle {args.settle_ms:g} ms, load average {os.getloadavg()[0]:.1f}")
         cases = []
         for name, xs, ws, s, p, x_grad in CONVS:
             x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)
