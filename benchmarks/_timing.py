@@ -26,11 +26,12 @@ class PairResult:
     ratios: list[float]
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds one call of ``fn`` takes."""
+def timed(fn: Callable[[], object], number: int = 1) -> float:
+    """Seconds one call of ``fn`` takes (the mean over ``number`` calls in a row)."""
     t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t) / number
 
 
 SETTLE_MS = 150.0  # longer than OpenBLAS's ~110 ms spin after a threaded GEMM
@@ -53,11 +54,14 @@ def settle(fn: Callable[[], object], settle_ms: float) -> None:
 
 
 def alternate(
-    a: Callable[[], object], b: Callable[[], object] | None, pairs: int = 15, warmup: int = 2, settle_ms: float = 0.0
+    a: Callable[[], object], b: Callable[[], object] | None, pairs: int = 15, warmup: int = 2, settle_ms: float = 0.0,
+    number: int = 1,
 ) -> PairResult:
     """Time ``a`` and ``b`` alternately ``pairs`` times after ``warmup`` untimed rounds of each.
     ``b`` may be None (then only ``a`` is timed). With ``settle_ms``, each timed call follows
-    ``settle_ms`` of untimed calls of the same callable (see :func:`settled`)."""
+    ``settle_ms`` of untimed calls of the same callable (see :func:`settle`). With ``number``,
+    each timing is the mean of that many calls in a row: for calls of a fraction of a
+    millisecond, whose single timings also pay for the caches the other side left cold."""
     for _ in range(warmup):
         a()
         if b is not None:
@@ -66,18 +70,18 @@ def alternate(
     for i in range(pairs):
         # Swap the order every other pair so neither side always runs on a warmer cache.
         if b is None:
-            ta.append(timed(a))
+            ta.append(timed(a, number))
             continue
         if i % 2:
             settle(b, settle_ms)
-            x = timed(b)
+            x = timed(b, number)
             settle(a, settle_ms)
-            y = timed(a)
+            y = timed(a, number)
         else:
             settle(a, settle_ms)
-            y = timed(a)
+            y = timed(a, number)
             settle(b, settle_ms)
-            x = timed(b)
+            x = timed(b, number)
         ta.append(y)
         tb.append(x)
         ratios.append(y / x)

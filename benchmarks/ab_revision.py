@@ -100,7 +100,9 @@ def main() -> None:
         if args.threads:
             new.set_num_threads(args.threads)
             old.set_num_threads(args.threads)
-        print(f"working tree against {args.rev}: {args.pairs} pairs, threads {args.threads or 'default'}, settle {args.settle_ms:g} ms, load average {os.getloadavg()[0]:.1f}")
+        threads = args.threads or "default"
+        print(f"working tree against {args.rev}: {args.pairs} pairs, threads {threads}, settle {args.settle_ms:g} ms, "
+              f"load average {os.getloadavg()[0]:.1f}")
         cases = []
         for name, xs, ws, s, p, x_grad in CONVS:
             x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)

@@ -513,7 +513,8 @@ def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False)
 
 
 # ---- vjp / jvp -----------------------------------------------------------------------------
-def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_name: str) -> tuple:
+def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_name: str, want_out: bool = True) -> tuple:
+    """``f``'s output (None unless ``want_out``), its vjp function, aux, output leaves and treedef."""
     outer = state().enabled
     a = _Args(f, primals, tuple(range(len(primals))), op)
     out, aux = _split_aux(_call(f, a, kwargs), has_aux, op)
@@ -531,7 +532,8 @@ def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_
             k += len(kinds)
         return tuple(trees)
 
-    ret_out = out if foreign else _detach_tree(out)
+    ret_out = out if foreign or not want_out else _detach_tree(out)
+    ret_out = ret_out if want_out else None
     ret_aux = aux if foreign or not has_aux else _detach_tree(aux)
     return ret_out, vjp_fn, ret_aux, out_leaves, out_def
 
@@ -639,13 +641,14 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
         if nums not in signatures:  # inspect.signature is slow: once per argnums, not per call
             signatures[nums] = _sub_signature(f, nums)
         g.__signature__ = signatures[nums]  # type: ignore[attr-defined]
-        _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent")
+        _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent", want_out=False)
+        flat_args = [tree_flatten(args[i]) for i in nums]
         per_out = []
         for j, o in enumerate(out_leaves):
             m = o.numel()
             # All rows of this output's Jacobian in one batched reverse pass: vmap over a batch of
             # one-hot cotangents (the identity), zeros for the other outputs.
-            rows = None
+            rows: list = []
             if m:
                 eye = Tensor._make(np.eye(m, dtype=o.dtype).reshape((m,) + o.shape), None, 0)
                 level = B.new_level(m, "error")
@@ -655,13 +658,12 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
                     got = vjp_fn(out_def.unflatten(cots))
                 finally:
                     B.end_level(level)
-                rows = tree_map(lambda r, m=m, level=level: _unbatch(r, m, level), got)
-            per_arg = []
-            for n, i in enumerate(nums):
-                leaves_in, treedef = tree_flatten(args[i])
-                got = [None] * len(leaves_in) if rows is None else tree_flatten(rows[n])[0]
-                entries = [_jac_entry(r, o.shape, leaf) for r, leaf in zip(got, leaves_in)]
-                per_arg.append(treedef.unflatten(entries))
+                rows = [_unbatch(r, m, level) for r in tree_flatten(got)[0]]
+            per_arg, k = [], 0
+            for leaves_in, treedef in flat_args:
+                part = rows[k : k + len(leaves_in)] if rows else [None] * len(leaves_in)
+                k += len(leaves_in)
+                per_arg.append(treedef.unflatten([_jac_entry(r, o.shape, leaf) for r, leaf in zip(part, leaves_in)]))
             per_out.append(per_arg[0] if single else tuple(per_arg))
         jac = out_def.unflatten(per_out)
         return (jac, aux) if has_aux else jac

@@ -1,6 +1,8 @@
 """Matrix products on the thread pool: the kernel under ``ops.linalg.MatMul``."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import parallel
@@ -25,16 +27,19 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             # batch into its rows and do one GEMM instead of one per batch entry.
             out = matmul_array(a.reshape(-1, k), b[(0,) * (b.ndim - 2)])
             return out.reshape(batch + (a.shape[-2], b.shape[-1]))
-    m = a.shape[-2]
-    if m * a.shape[-1] * b.shape[-1] <= parallel.ONE_THREAD_MNK:
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if m * k * n <= parallel.ONE_THREAD_MNK:
         return np.matmul(a, b)
-    out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1]), np.result_type(a, b))
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if a.ndim > 2 or b.ndim > 2 else ()
+    # One chunk of rows per thread: more, shorter GEMMs lose more to per-call overhead than they
+    # gain in balance.
+    parts = parallel.plan(m, 2.0 * math.prod(batch) * m * n * k, per_thread=1)
+    if len(parts) == 1:  # one GEMM, still with the BLAS held to one thread (see parallel_chunks)
+        return parallel.parallel_chunks(lambda i, j: np.matmul(a, b), parts)[0]
+    out = np.empty(batch + (m, n), np.result_type(a, b))
 
     def rows(i: int, j: int) -> None:
         np.matmul(a[..., i:j, :], b, out=out[..., i:j, :])
 
-    # One chunk of rows per thread: more, shorter GEMMs lose more to per-call overhead than they
-    # gain in balance.
-    parallel.parallel_chunks(rows, parallel.plan(m, 2.0 * out.size * a.shape[-1], per_thread=1))
+    parallel.parallel_chunks(rows, parts)
     return out
-
