@@ -532,8 +532,7 @@ def _vjp(f: Callable, primals: tuple, kwargs: dict, has_aux: bool, op: str, cot_
             k += len(kinds)
         return tuple(trees)
 
-    ret_out = out if foreign or not want_out else _detach_tree(out)
-    ret_out = ret_out if want_out else None
+    ret_out = None if not want_out else out if foreign else _detach_tree(out)
     ret_aux = aux if foreign or not has_aux else _detach_tree(aux)
     return ret_out, vjp_fn, ret_aux, out_leaves, out_def
 
