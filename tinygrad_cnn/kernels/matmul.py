@@ -10,27 +10,24 @@ from . import parallel
 
 def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` (batch dimensions broadcast, 1-D operands promoted) with the output's
-    rows shared among the thread pool and the BLAS on one thread meanwhile (see kernels/parallel.py: OpenBLAS's
-    own workers would keep spinning after the GEMM, taking a core from the next conv or pool).
-    Products OpenBLAS keeps on one thread anyway go straight to numpy, since the pool's
-    bookkeeping would cost more than they take."""
+    rows shared among the thread pool and the BLAS on one thread meanwhile (see
+    kernels/parallel.py: OpenBLAS's own workers would keep spinning after the GEMM, taking a core
+    from the next conv or pool). Products OpenBLAS keeps on one thread anyway go straight to
+    numpy, since the pool's bookkeeping would cost more than they take."""
     if a.ndim == 1 or b.ndim == 1:  # numpy's promotion: a 1-D a is a row, a 1-D b a column; the result drops those axes
         out = matmul_array(a[None] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
         return out.reshape(out.shape[:-2] + out.shape[-2:-1] * (a.ndim > 1) + out.shape[-1:] * (b.ndim > 1))
-    if a.ndim > 2 or b.ndim > 2:
-        k = a.shape[-1]
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if a.ndim > 2 or b.ndim > 2 else ()
+    if batch:
         if k == 1:  # a stack of outer products: a broadcast multiply, not GEMMs with an inner dimension of 1
             return np.multiply(a, b)
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         if b.ndim > 2 and not any(b.strides[:-2]) and a.shape[:-2] == batch:
             # b is one matrix broadcast over the batch (a shared weight under vmap): fold a's
             # batch into its rows and do one GEMM instead of one per batch entry.
-            out = matmul_array(a.reshape(-1, k), b[(0,) * (b.ndim - 2)])
-            return out.reshape(batch + (a.shape[-2], b.shape[-1]))
-    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+            return matmul_array(a.reshape(-1, k), b[(0,) * (b.ndim - 2)]).reshape(batch + (m, n))
     if m * k * n <= parallel.ONE_THREAD_MNK:
         return np.matmul(a, b)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if a.ndim > 2 or b.ndim > 2 else ()
     # One chunk of rows per thread: more, shorter GEMMs lose more to per-call overhead than they
     # gain in balance.
     parts = parallel.plan(m, 2.0 * math.prod(batch) * m * n * k, per_thread=1)

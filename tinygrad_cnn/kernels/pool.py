@@ -43,10 +43,10 @@ def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, 
     gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
     gp3 = _planes(gp)
     assign = win.disjoint
-    cleared = assign and win.tiles(*shape[2:])  # every element gets assigned exactly once
+    covered = assign and win.tiles(*shape[2:])  # every element gets assigned exactly once: no clearing
 
     def block(p0: int, p1: int) -> None:
-        if not cleared:
+        if not covered:
             gp3[p0:p1].fill(0)
         for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
             if assign:
@@ -70,8 +70,8 @@ def max_pool2d(x: np.ndarray, win: Window, argmax: bool) -> tuple[np.ndarray, np
         views = [xp[p0:p1, r, c] for _, (r, c) in win.positions()]
         o = _planes(out)[p0:p1]
         if idx is None:  # inference: no argmax needed, and the first two positions in one pass
-            np.maximum(views[0], views[1 % len(views)], out=o)
-            for v in views[2:]:
+            np.maximum(views[0], views[-1], out=o)
+            for v in views[1:-1]:
                 np.maximum(o, v, out=o)
             return
         np.copyto(o, views[0])
