@@ -256,6 +256,15 @@ def test_errors():
         grad(lambda params: params["conv1"]["w"].sum())(params)
     with pytest.raises(TypeError, match=r"args\[0\]\[1\]"):
         grad(lambda *a: a[0][0].sum())([x, 3])
+    # jacobian, jacrev and jacfwd name the differentiated argument by f's own parameter name
+    from tinygrad_cnn.func import jacfwd
+
+    def scaled(x, weights):
+        return x * weights["w"]
+
+    for jac in (jacobian, jacfwd):
+        with pytest.raises(TypeError, match=rf"{jac.__name__}: cannot differentiate with respect to weights\['w'\]: .*int64"):
+            jac(scaled, argnums=1)(x, {"w": np.array([1, 2])})
     y, vjp_fn = vjp(lambda p: {"a": p * 2, "b": [p.sum()]}, x)
     with pytest.raises(ValueError, match=r"cotangent\['b'\]: expected a list of length 1, got a list of length 2"):
         vjp_fn({"a": np.ones(2, np.float32), "b": [1.0, 2.0]})

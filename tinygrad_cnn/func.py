@@ -599,16 +599,23 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
 
 
 # ---- jacobian / hessian --------------------------------------------------------------------
-def _partial_in(f: Callable, args: tuple, kwargs: dict, nums: tuple) -> Callable:
-    """``f`` as a function of the arguments at ``nums`` only, the others fixed to ``args``."""
+class _Partial:
+    """``f`` as a function of the arguments at ``nums`` only, the others fixed to ``args``. Its
+    signature holds ``f``'s names for those arguments, for error messages; it is worked out only
+    when one is written (``inspect.signature`` costs more than a small Jacobian)."""
 
-    def g(*diff: Any) -> Any:
-        full = list(args)
-        for i, d in zip(nums, diff):
+    def __init__(self, f: Callable, args: tuple, kwargs: dict, nums: tuple) -> None:
+        self.f, self.args, self.kwargs, self.nums = f, args, kwargs, nums
+
+    def __call__(self, *diff: Any) -> Any:
+        full = list(self.args)
+        for i, d in zip(self.nums, diff):
             full[i] = d
-        return f(*full, **kwargs)
+        return self.f(*full, **self.kwargs)
 
-    return g
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        return _sub_signature(self.f, self.nums)
 
 
 def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -627,19 +634,12 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fa
     op = "jacobian"
     _normalize_argnums(argnums, op)
 
-    signatures: dict = {}
-
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         nums, single = _normalize_argnums(argnums, op)
         nums = _resolve_argnums(nums, len(args), op, argnums)
 
-        g = _partial_in(f, args, kwargs, nums)
-
-        # Keep f's parameter names for error messages about the differentiated arguments.
-        if nums not in signatures:  # inspect.signature is slow: once per argnums, not per call
-            signatures[nums] = _sub_signature(f, nums)
-        g.__signature__ = signatures[nums]  # type: ignore[attr-defined]
+        g = _Partial(f, args, kwargs, nums)
         _, vjp_fn, aux, out_leaves, out_def = _vjp(g, tuple(args[i] for i in nums), {}, has_aux, op, "cotangent", want_out=False)
         flat_args = [tree_flatten(args[i]) for i in nums]
         per_out = []
@@ -700,7 +700,7 @@ def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
         nums, single = _normalize_argnums(argnums, op)
         nums = _resolve_argnums(nums, len(args), op, argnums)
 
-        g = _partial_in(f, args, kwargs, nums)
+        g = _Partial(f, args, kwargs, nums)
 
         primals = tuple(args[i] for i in nums)
         flats = [tree_flatten(p) for p in primals]
