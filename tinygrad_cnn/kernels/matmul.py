@@ -14,6 +14,8 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     kernels/parallel.py: OpenBLAS's own workers would keep spinning after the GEMM, taking a core
     from the next conv or pool). Products OpenBLAS keeps on one thread anyway go straight to
     numpy, since the pool's bookkeeping would cost more than they take."""
+    if a.ndim <= 2 and b.ndim <= 2 and a.size * (b.shape[-1] if b.ndim == 2 else 1) <= parallel.ONE_THREAD_MNK:
+        return np.matmul(a, b)  # a.size * n is m * k * n, a 1-D operand counting as one row or column
     if a.ndim == 1 or b.ndim == 1:  # numpy's promotion: a 1-D a is a row, a 1-D b a column; the result drops those axes
         out = matmul_array(a[None] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
         return out.reshape(out.shape[:-2] + out.shape[-2:-1] * (a.ndim > 1) + out.shape[-1:] * (b.ndim > 1))

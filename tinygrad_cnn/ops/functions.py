@@ -865,7 +865,8 @@ def matmul(a: Any, b: Any) -> Any:
     if ka != kb:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions {ka} and {kb} differ.")
     try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 and b.ndim > 2:  # else one side has no batch dimensions to disagree
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} do not broadcast.") from None
     return MatMul.apply(a, b)

@@ -42,7 +42,7 @@ class MatMul(Function):
         if not ba and 2 <= lb and la <= lb:
             return MatMul.apply(a, b)
         if not ba and lb == 1 and la <= 2:
-            return MatMul.apply(b, a.mT if la == 2 else a)
+            return MatMul.apply(b, R.Permute.apply(a, axes=(1, 0)) if la == 2 else a)
         out = matmul_shape(tuple(a.shape[ba:]), tuple(b.shape[bb:]))
         # 1-D operands as matrices (a row, b a column); the final reshape drops the added axes.
         if la == 1:
