@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, testing
 from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.ops.elementwise import SigmoidBackward, TanhBackward
 from tinygrad_cnn.testing import tensors
 
 SMALL = settings(max_examples=8, deadline=None)
@@ -50,6 +51,9 @@ BINARY = {
     "div": (lambda a, b: a / b, np.divide),
     "maximum": (F.maximum, np.maximum),
     "minimum": (F.minimum, np.minimum),
+    # the gradient ops of tanh and sigmoid from their outputs (g, y), used by their backward passes
+    "tanh_backward": (TanhBackward.apply, lambda g, y: g * (1 - y * y)),
+    "sigmoid_backward": (SigmoidBackward.apply, lambda g, y: g * y * (1 - y)),
 }
 
 

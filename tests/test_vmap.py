@@ -12,6 +12,7 @@ from tinygrad_cnn.autograd.function import Function
 from tinygrad_cnn.func import functional_call, get_params, grad, jacobian, vjp, vmap
 from tinygrad_cnn.models import LeNet, SimpleConvNet
 from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.ops.elementwise import SigmoidBackward, TanhBackward
 from tinygrad_cnn.testing import check_vmap
 
 FAST = settings(max_examples=12, deadline=None)
@@ -50,7 +51,8 @@ def test_binary_broadcasting(shape, n, data):
     db = data.draw(st.integers(0, len(other)))
     a = batched(shape, da, n) if da is not None else arr(*shape)
     b = batched(other, db, n, seed=1)
-    for fn in (lambda u, v: u + v, lambda u, v: u * v - v, lambda u, v: u / (v * v + 1.0), lambda u, v: tg.maximum(u, v)):
+    for fn in (lambda u, v: u + v, lambda u, v: u * v - v, lambda u, v: u / (v * v + 1.0), lambda u, v: tg.maximum(u, v),
+               TanhBackward.apply, SigmoidBackward.apply):
         check_vmap(fn, a, b, in_dims=(da, db))
         check_vmap(lambda u, v, fn=fn: fn(v, u), a, b, in_dims=(da, db))
 
