@@ -232,7 +232,14 @@ def test_a_forked_child_can_use_the_thread_pool(forced):
     assert q.get(timeout=5) == pytest.approx(float(w.grad.data.sum()))
 
 
-@pytest.mark.parametrize("sa, sb", [((7, 5), (5, 3)), ((4, 6, 5), (5, 2)), ((2, 1, 7, 3), (4, 3, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2))])
+@pytest.mark.parametrize(
+    "sa, sb",
+    [
+        ((7, 5), (5, 3)), ((4, 6, 5), (5, 2)), ((2, 1, 7, 3), (4, 3, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2)),
+        # stacks of outer products (inner dimension 1), their batch dimensions broadcast
+        ((4, 6, 1), (4, 1, 5)), ((1, 6, 1), (3, 1, 5)), ((3, 1, 7, 1), (2, 1, 4)), ((5, 1), (3, 1, 4)),
+    ],
+)
 def test_matmul_rows_on_the_pool_match_numpy(forced, rng, sa, sb):
     from tinygrad_cnn.kernels.matmul import matmul_array
 

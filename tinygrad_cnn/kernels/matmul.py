@@ -23,7 +23,7 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if a.ndim > 2 or b.ndim > 2 else ()
     if batch:
         if k == 1:  # a stack of outer products: a broadcast multiply, not GEMMs with an inner dimension of 1
-            return np.multiply(a, b)
+            return _outer_products(a, b, batch + (m, n))
         if b.ndim > 2 and not any(b.strides[:-2]) and a.shape[:-2] == batch:
             # b is one matrix broadcast over the batch (a shared weight under vmap): fold a's
             # batch into its rows and do one GEMM instead of one per batch entry.
@@ -41,4 +41,23 @@ def matmul_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         np.matmul(a[..., i:j, :], b, out=out[..., i:j, :])
 
     parallel.parallel_chunks(rows, parts)
+    return out
+
+
+def _outer_products(a: np.ndarray, b: np.ndarray, shape: tuple) -> np.ndarray:
+    """``a * b`` for a (..., m, 1) and b (..., 1, n) whose batch dimensions broadcast to
+    ``shape[:-2]``. Bound by writing the output (per-example weight gradients under vmap are such
+    stacks, often hundreds of MB), so large ones are shared among the threads along the first
+    batch dimension: each core then writes, and pages in, its own part."""
+    parts = parallel.plan(shape[0], math.prod(shape) * parallel.PASS_FLOPS_PER_ELEMENT, blas=False)
+    if len(parts) == 1:
+        return np.multiply(a, b)
+    out = np.empty(shape, np.result_type(a, b))
+    a = np.broadcast_to(a, shape[:-1] + (1,))
+    b = np.broadcast_to(b, shape[:-2] + (1, shape[-1]))
+
+    def fill(i: int, j: int) -> None:
+        np.multiply(a[i:j], b[i:j], out=out[i:j])
+
+    parallel.parallel_chunks(fill, parts, blas=False)
     return out
