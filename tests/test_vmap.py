@@ -290,6 +290,23 @@ def test_user_function_rule_and_fallback_warning():
     assert CubeRuled.calls == 1
 
 
+def test_the_loop_fallback_refuses_results_whose_shape_differs_between_examples():
+    class Positives(Function):  # a data-dependent output shape, and no batching rule
+        @staticmethod
+        def forward(ctx, v):
+            return v[v > 0]
+
+        @staticmethod
+        def backward(ctx, g):
+            raise NotImplementedError
+
+    x = tg.Tensor(np.array([[1.0, 2.0], [3.0, -4.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the loop fallback's warning
+        with pytest.raises(ValueError, match=r"op Positives .* shape \(1,\) for example 1 but \(2,\) for example 0"):
+            vmap(Positives.apply)(x)
+
+
 def test_errors():
     x, y = arr(3, 2), arr(4, 2)
 

@@ -33,7 +33,7 @@ __all__ = [
     "walk",
 ]
 
-# Names that lived here before the checker moved to tinygrad_cnn.check.
+# The checker's names (tinygrad_cnn.check), also here as PyTorch has torch.autograd.gradcheck.
 _CHECKER_NAMES = frozenset(
     {"GradcheckError", "GradcheckResult", "GradcheckWarning", "GraphCheckResult", "check_graph", "gradcheck", "gradgradcheck"}
 )

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..autograd import function as _function
-from .vmap_rules import BatchInfo
+from .elementwise import Where
+from .movement import Concat
+from .vmap_rules import BatchInfo, pad_batched, reshape
 
 # tensor.py imports this module once it has bound the Tensor class (see docs/architecture.md);
 # BatchedTensor subclasses it.
@@ -331,12 +333,21 @@ def _loop(info: BatchInfo, args: list, params: dict) -> Any:
             RuntimeWarning,
             stacklevel=4,
         )
-    from . import functions as F  # a fallback only: keeps the import out of the rules' path
-
     outs = [info.op.apply(*[a[i] if b else a for a, b in zip(args, info.batched)], **params) for i in range(info.batch_size)]
     if isinstance(outs[0], tuple):
-        return tuple(F.stack([o[k] for o in outs]) for k in range(len(outs[0])))
-    return F.stack(outs)
+        return tuple(_stack_examples(name, [o[k] for o in outs]) for k in range(len(outs[0])))
+    return _stack_examples(name, outs)
+
+
+def _stack_examples(name: str, outs: list) -> Any:
+    """The per-example results of the loop as one Tensor, batch in front."""
+    for i, o in enumerate(outs):
+        if o.shape != outs[0].shape:
+            raise ValueError(
+                f"vmap: op {name} (run once per example, having no batching rule) gave a result of shape {o.shape} for "
+                f"example {i} but {outs[0].shape} for example 0; vmap needs the same shape for every example."
+            )
+    return Concat.apply(*[reshape(o, (1,) + tuple(o.shape)) for o in outs], axis=0)
 
 
 def compare(fn: Any, a: Any, b: Any) -> Tensor:
@@ -371,9 +382,6 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``where`` where the condition or an operand is batched: one vmap level at a time (the
     highest first), the inputs of that level unwrapped and padded to line up, the rest handed to
     the next level down, so condition and operands may be batched at different nested levels."""
-    from . import functions as F
-    from .vmap_rules import pad_batched
-
     xs = (cond, a, b)
     level = max(x.level for x in xs if is_batched(x))
     vals, flags = [], []
@@ -391,7 +399,9 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
             vals[1] = Tensor._make(np.asarray(vals[1], dtype=np.result_type(vals[1], np.float32)), None, 0)
     # A condition still batched (at a lower level) carries this level's B in its per-example
     # shape, so the recursive call broadcasts the result to it.
-    return wrap(F.where(c, vals[1], vals[2]), level)
+    if is_batched(c):
+        return wrap(where(c, vals[1], vals[2]), level)
+    return wrap(Where.apply(vals[1], vals[2], cond=np.asarray(c.data if isinstance(c, Tensor) else c)), level)
 
 
 _function.batched_apply = batched_apply

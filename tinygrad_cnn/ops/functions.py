@@ -190,13 +190,14 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     >>> where(tensor([1.0, -1.0]) > 0, 1.0, tensor([0.0, 0.0])).tolist()
     [1.0, 0.0]
     """
-    if getattr(cond, "is_batched", False):  # a per-example condition inside vmap
+    batched = getattr(cond, "is_batched", False)  # a per-example condition inside vmap
+    c = cond if batched else np.asarray(cond.data if isinstance(cond, _graph.Tensor) else cond)
+    if c.dtype != bool:
+        raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
+    if batched:
         from .batching import where as batched_where
 
         return batched_where(cond, a, b)
-    c = np.asarray(cond.data if isinstance(cond, _graph.Tensor) else cond)
-    if c.dtype != bool:
-        raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}; compare first, e.g. where(x > 0, a, b).")
     return E.Where.apply(a, b, cond=c)
 
 
