@@ -162,3 +162,15 @@ def test_errors():
         tg.col2im(tg.zeros(9, 74), (1, 3, 7, 7), 5)
     with pytest.raises(ValueError, match=r"col2im: input_shape must be \(N, C, H, W\)"):
         tg.col2im(tg.zeros(9, 75), (3, 7, 7), 5)
+
+
+def test_view_as_writes_through_or_refuses_a_copy():
+    from tinygrad_cnn.kernels.im2col import view_as
+
+    a = np.zeros((4, 6), np.float32)
+    v = view_as(a[1:3], (2, 2, 3))
+    v[...] = 1.0
+    assert a[1:3].all() and not a[0].any() and not a[3].any()
+    with pytest.raises(ValueError, match=r"no view of shape \(24,\)"):
+        view_as(a.T, (24,))  # a transpose flattens only by copying
+    assert view_as(np.zeros((0, 3)), (3, 0)).shape == (3, 0)

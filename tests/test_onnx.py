@@ -17,6 +17,14 @@ from tinygrad_cnn.nn import functional as F  # noqa: E402
 from tinygrad_cnn.onnx import OnnxFileError  # noqa: E402
 
 
+def _model(graph, opset):
+    """A model of ``graph`` at ``opset``, with the oldest IR version that opset allows (as the
+    exporter writes them), so that onnxruntime releases older than the onnx package read it."""
+    helper = onnx.helper
+    opsets = [helper.make_opsetid("", opset)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
+
+
 def _x(shape, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
@@ -274,7 +282,7 @@ def test_load_lists_every_unsupported_op(tmp_path):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
     path = tmp_path / "u.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(_model(graph, 17), str(path))
     with pytest.raises(NotImplementedError, match=r"Hardmax \(node 'hm'\), Einsum \(node 'es'\)") as e:
         tonnx.load(path)
     assert "Relu (node" not in str(e.value)
@@ -289,7 +297,7 @@ def test_loaded_model_names_its_inputs_and_outputs():
     graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["r"])], "g",
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")],
                               [helper.make_tensor_value_info("r", TensorProto.FLOAT, [2])])
-    model = from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    model = from_proto(_model(graph, 17))
     assert (model.input_names, model.output_names) == (("a", "b"), ("r",))
     np.testing.assert_array_equal(model.fn(model.params, np.array([1.0, -3.0], np.float32), np.ones(2, np.float32)).data, [2.0, 0.0])
 
@@ -303,7 +311,7 @@ def test_unsqueeze_without_axes_names_the_node():
     graph = helper.make_graph([helper.make_node("Unsqueeze", ["x"], ["y"], name="unsq")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
-    params, fn = from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "u.onnx")
+    params, fn = from_proto(_model(graph, 17), "u.onnx")
     with pytest.raises(ValueError, match=r"u\.onnx: node 'unsq' \(Unsqueeze\): Unsqueeze has no axes"):
         fn(params, _x((2,)))
 
@@ -317,7 +325,7 @@ def _tiny_model(initializer, dims=(2, 2)):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(dims))],
         initializer=[initializer],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _model(graph, 17)
 
 
 def _external(name, location, length=16, offset=0, dims=(2, 2)):
@@ -523,7 +531,7 @@ def test_import_softmax_of_an_old_opset_takes_the_input_as_2d(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])])
     path = tmp_path / "old.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(path))
+    onnx.save(_model(graph, 11), str(path))
     x = _x((2, 3, 4))
     (ref,) = _run_ort(path, x)
     params, fn = tonnx.load(path)
@@ -624,7 +632,7 @@ def _helper_graph(dtype):
         initializer=[init("w1", 4, 2, 3, 3), init("b1", 4), init("w2", 4, 2, 2, 2), init("wf", 5, 4 * 3 * 2), init("bf", 5),
                      numpy_helper.from_array(np.array(-3.0, dtype), "lo"), numpy_helper.from_array(np.array(3.0, dtype), "hi"), *ints],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _model(graph, 17)
 
 
 def test_import_helper_built_cnn_matches_onnxruntime_and_gradcheck(tmp_path):

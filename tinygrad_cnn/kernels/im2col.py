@@ -41,10 +41,11 @@ def unpad(xp: np.ndarray, win: Window, h: int, w: int) -> np.ndarray:
 
 
 def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``a.reshape(shape)`` that must be a view (writes through it reach ``a``); AttributeError if
-    the strides do not allow one, where reshape would silently copy."""
-    v = a.view()
-    v.shape = shape
+    """``a.reshape(shape)`` that must be a view (writes through it reach ``a``); ValueError if
+    the strides do not allow one, where reshape silently copies."""
+    v = a.reshape(shape)
+    if v.size and not np.may_share_memory(v, a):
+        raise ValueError(f"view_as: an array of shape {a.shape} and strides {a.strides} has no view of shape {tuple(shape)}.")
     return v
 
 
