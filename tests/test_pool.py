@@ -239,21 +239,31 @@ def test_max_pool2d_nan_wins_its_window_and_gets_the_gradient():
     np.testing.assert_array_equal(t.grad.data[0, 0], expected)
 
 
-@settings(max_examples=200, deadline=None)
-@given(h=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 4), p=st.integers(0, 2), d=st.integers(1, 2), ceil=st.booleans())
-def test_window_tiles_exactly_when_every_padded_element_is_in_one_window(h, k, s, p, d, ceil):
-    # The pools' backward skips clearing its scatter buffer when Window.tiles says every element
-    # is assigned once: check that claim against a count of the windows over each element.
+@settings(max_examples=300, deadline=None)
+@given(
+    h=st.integers(1, 9), w=st.integers(1, 9), k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    s=st.tuples(st.integers(1, 4), st.integers(1, 4)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)), ceil=st.booleans(),
+)
+def test_window_first_writes_against_a_count_of_the_windows_over_each_element(h, w, k, s, d, ceil):
+    # The pools' backward assigns the positions Window.first_writes names (no add, no cleared
+    # buffer) and clears only outside their extent: check both claims by counting, position by
+    # position, the windows over each padded element.
     from tinygrad_cnn.kernels.geometry import Window, pool_output_size
 
-    assume(p <= k // 2)
-    o = pool_output_size(h, k, s, p, d, ceil)
-    assume(o >= 1)
-    win = Window((k, k), (s, s), (p, p), (d, d), (o, o))
-    count = np.zeros(win.padded_hw(h, h), dtype=int)
-    for _, (r, c) in win.positions():
+    out = tuple(pool_output_size(n, kk, ss, 0, dd, ceil) for n, kk, ss, dd in zip((h, w), k, s, d))
+    assume(min(out) >= 1)
+    win = Window(k, s, (0, 0), d, out)
+    fresh, extent = win.first_writes()
+    count = np.zeros(win.padded_hw(h, w), dtype=int)
+    written = np.zeros_like(count, dtype=bool)
+    for pos, (r, c) in win.positions():
+        assert (pos in fresh) == (count[r, c] == 0).all(), pos  # fresh exactly when nothing was written there before
         count[r, c] += 1
-    if win.tiles(h, h):
-        assert (count == 1).all()
-    if s == k and d == 1 and p == 0 and h % k == 0:  # the common layout (2x2 windows, stride 2) is recognised
-        assert win.tiles(h, h)
+        if pos in fresh:
+            written[r, c] = True
+    if extent is not None:
+        expected = np.zeros_like(written)
+        expected[: extent[0], : extent[1]] = True
+        np.testing.assert_array_equal(written, expected)
+    if s == k and d == (1, 1) and h % k[0] == 0 and w % k[1] == 0 and not ceil:  # 2x2/2 on an even input
+        assert fresh == set(range(k[0] * k[1])) and extent == (h, w)

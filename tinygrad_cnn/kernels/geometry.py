@@ -8,6 +8,7 @@ the :class:`Window` a kernel slides over the last two axes, and the output-size 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -65,15 +66,31 @@ class Window(NamedTuple):
             for j in range(kw):
                 yield i * kw + j, (rows, slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
 
-    def tiles(self, h: int, w: int) -> bool:
-        """True when the windows cover every element of the padded (h, w) input exactly once, as
-        they do when the stride equals the kernel, no dilation leaves gaps and the grid ends at the
-        padded edge (then a scatter into it need not clear it first). False may also mean that
-        the layout is rarer than these (a single window, say)."""
-        return all(s == k and (d == 1 or k == 1) for s, d, k in zip(self.stride, self.dilation, self.kernel)) and (
-            self.padded_hw(h, w) == (self.out[0] * self.stride[0], self.out[1] * self.stride[1]))
+    def first_writes(self) -> tuple[frozenset[int], tuple[int, int] | None]:
+        """How a scatter through the windows, kernel position by position in row-major order, can
+        write its buffer: the positions k whose slots no earlier position touches (their values
+        may be assigned, not added, and need no cleared buffer), and (a, b) when the slots of those
+        positions are exactly the padded rows [0, a) x columns [0, b), so only the rest needs
+        clearing first (None: clear everything).
+
+        >>> Window((3, 3), (2, 2), (0, 0), (1, 1), (11, 11)).first_writes()
+        (frozenset({0, 1, 3, 4}), (22, 22))
+        """
+        axes = [_first_offsets(k, s, d, o) for k, s, d, o in zip(self.kernel, self.stride, self.dilation, self.out)]
+        (rows, row_end), (cols, col_end) = axes
+        fresh = frozenset(i * self.kernel[1] + j for i in rows for j in cols)
+        return fresh, (row_end, col_end) if row_end is not None and col_end is not None else None
 
     @property
     def disjoint(self) -> bool:
         """True when no input element lies in two windows (then col2im may assign, not add)."""
         return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
+
+
+@functools.lru_cache(maxsize=256)
+def _first_offsets(k: int, s: int, d: int, o: int) -> tuple[list[int], int | None]:
+    """Along one axis: the kernel offsets i whose slots i*d + s*t (t < o) meet no earlier
+    offset's, and the end a when those slots are exactly [0, a) (else None)."""
+    fresh = [i for i in range(k) if all((i - j) * d % s or (i - j) * d // s >= o for j in range(i))]
+    slots = {i * d + s * t for i in fresh for t in range(o)}
+    return fresh, (len(slots) if slots == set(range(len(slots))) else None)

@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,8 +35,6 @@ CHUNKS_PER_THREAD = 2
 # Pooling passes run over blocks of about a core's L2 cache, so each block stays in cache through
 # all its passes; smaller blocks cost more in per-call overhead than they save.
 BLOCK_BYTES = 1 << 20
-# How long the caller polls for a worker's end before it sleeps until woken (see Workers).
-POLL_SECONDS = 200e-6
 # A memory pass (a strided copy or add) costs about as long per element as 4 GEMM flops.
 PASS_FLOPS_PER_ELEMENT = 4
 # OpenBLAS runs a GEMM with m*n*k up to 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default) on the
@@ -76,9 +73,9 @@ class Workers:
     again: it never waits for a worker that did not join and never returns while one still writes
     into the job's buffers.
 
-    The wait first polls for ``POLL_SECONDS``, yielding the core and the GIL between looks: the
-    last worker usually finishes a few to a few hundred microseconds after the caller, sooner
-    than a sleeping thread is woken. Only then does it sleep on the event.
+    The caller sleeps on the event rather than polling it: a Python poll holds the GIL between
+    looks, and a worker running many short numpy calls needs the GIL after each one, so polling
+    starves the very worker it waits for.
 
     Why not ``concurrent.futures.ThreadPoolExecutor``: its futures and work queue cost more per
     region than the thread wake-ups themselves. The workers sleep between jobs: a Python thread
@@ -148,11 +145,7 @@ class Workers:
             joined = list(self.joined)
         for i in joined:
             done = self.done[i]
-            if not done.is_set():
-                deadline = time.perf_counter() + POLL_SECONDS
-                while not done.is_set() and time.perf_counter() < deadline:
-                    os.sched_yield()  # releases the GIL, which the worker may need
-                done.wait()
+            done.wait()
         with self.state:
             self.joined = []
         # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the

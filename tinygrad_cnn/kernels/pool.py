@@ -7,8 +7,7 @@ cache through all KH*KW passes.
 """
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,10 @@ import numpy as np
 from .geometry import Window
 from .im2col import pad_input, unpad
 from .parallel import blocks, parallel_chunks
+
+# put(k, out): the k-th values of a block of planes, written into out or, for None, returned in
+# an array of the callee's own (see _fold_windows).
+Put = Callable[[int, "np.ndarray | None"], np.ndarray]
 
 
 def _planes(a: np.ndarray) -> np.ndarray:
@@ -30,29 +33,37 @@ def _over_planes(fn: Callable[[int, int], None], a: np.ndarray, win: Window) -> 
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """Whether ``a`` holds no inf or NaN, by one summing pass over a block that is in cache: the
-    sum is inf or NaN whenever an entry is. (Finite entries whose sum overflows also answer False;
-    callers then take their exact path, which is right for every input.)"""
-    return bool(np.isfinite(a.sum()))
+    """Whether ``a`` (a block that is in cache) holds no inf or NaN."""
+    return bool(np.isfinite(a).all())
 
 
-def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Iterable[np.ndarray]]) -> np.ndarray:
+def _fold_windows(shape: tuple, win: Window, dtype: Any, values: Callable[[int, int], Put]) -> np.ndarray:
     """The (N, C, H, W) array that is zero but for, at each kernel position k in turn, the k-th
-    array of ``values(p0, p1)`` (planes p0..p1, (p1-p0, OH, OW)) added into the window slots
-    (assigned when windows do not overlap). The backward of the pools."""
+    values of ``values(p0, p1)`` (planes p0..p1, (p1-p0, OH, OW)) added into the window slots.
+    The backward of the pools.
+
+    ``values(p0, p1)`` returns ``put(k, out)``, which writes the k-th values into ``out`` (a
+    strided view of the buffer) or, for ``out=None``, returns them in an array of its own. A
+    position whose slots no earlier position touches (``Window.first_writes``) has its values
+    written straight into the buffer, with no temporary and no add pass, and only the slots no
+    such position reaches are cleared."""
     gp = np.empty(shape[:2] + win.padded_hw(*shape[2:]), dtype=dtype)
     gp3 = _planes(gp)
-    assign = win.disjoint
-    covered = assign and win.tiles(*shape[2:])  # every element gets assigned exactly once: no clearing
+    fresh, extent = win.first_writes()
 
     def block(p0: int, p1: int) -> None:
-        if not covered:
-            gp3[p0:p1].fill(0)
-        for (_, (r, c)), v in zip(win.positions(), values(p0, p1)):
-            if assign:
-                gp3[p0:p1, r, c] = v
+        b = gp3[p0:p1]
+        if extent is None:
+            b.fill(0)
+        else:
+            b[:, extent[0] :].fill(0)
+            b[:, : extent[0], extent[1] :].fill(0)
+        put = values(p0, p1)
+        for k, (r, c) in win.positions():
+            if k in fresh:
+                put(k, b[:, r, c])
             else:
-                gp3[p0:p1, r, c] += v
+                b[:, r, c] += put(k, None)
 
     _over_planes(block, gp, win)
     return unpad(gp, win, *shape[2:])
@@ -94,16 +105,21 @@ def max_pool_scatter(g: np.ndarray, idx: np.ndarray, shape: tuple, win: Window) 
     """zeros(shape) with g[n, c, oh, ow] added at the argmax ``idx`` of window (oh, ow)."""
     g3, idx3 = _planes(g), _planes(idx)
 
-    def at_argmax(p0: int, p1: int) -> Iterator[np.ndarray]:  # g where the argmax is k, else 0
-        part = np.empty_like(g3[p0:p1])
-        finite = _all_finite(g3[p0:p1])
-        for k in range(win.kernel[0] * win.kernel[1]):
+    def at_argmax(p0: int, p1: int) -> Put:  # put(k, out): g where the argmax is k, else 0
+        gb, ib = g3[p0:p1], idx3[p0:p1]
+        own = np.empty_like(gb)
+        finite = _all_finite(gb)
+
+        def put(k: int, out: np.ndarray | None) -> np.ndarray:
+            out = own if out is None else out
             if finite:
-                yield np.multiply(g3[p0:p1], idx3[p0:p1] == k, out=part)  # a masked multiply is cheaper than np.copyto(where=)
-            else:  # inf or NaN times the mask's zeros is NaN: copy instead, so only the argmax gets it (as in PyTorch)
-                part.fill(0)
-                np.copyto(part, g3[p0:p1], where=idx3[p0:p1] == k)
-                yield part
+                return np.multiply(gb, ib == k, out=out)  # a masked multiply is cheaper than np.copyto(where=)
+            # inf or NaN times the mask's zeros is NaN: copy instead, so only the argmax gets it (as in PyTorch)
+            out.fill(0)
+            np.copyto(out, gb, where=ib == k)
+            return out
+
+        return put
 
     return _fold_windows(shape, win, g.dtype, at_argmax)
 
@@ -161,4 +177,16 @@ def avg_pool2d(x: np.ndarray, win: Window, inv: np.ndarray) -> np.ndarray:
 def avg_pool_spread(g: np.ndarray, shape: tuple, win: Window, inv: np.ndarray) -> np.ndarray:
     """g (N, C, OH, OW) spread evenly (g * inv) over each window -> (N, C, H, W)."""
     g3 = _planes(g)
-    return _fold_windows(shape, win, g.dtype, lambda p0, p1: itertools.repeat(g3[p0:p1] * inv))
+
+    def spread(p0: int, p1: int) -> Put:
+        share = g3[p0:p1] * inv
+
+        def put(k: int, out: np.ndarray | None) -> np.ndarray:
+            if out is None:
+                return share
+            np.copyto(out, share)
+            return out
+
+        return put
+
+    return _fold_windows(shape, win, g.dtype, spread)
