@@ -8,7 +8,8 @@ no grad mode). This is the boundary another array backend would plug in at.
 - :mod:`.pool`: max and average pooling and their backward scatters;
 - :mod:`.matmul`: matrix products with their rows on the thread pool;
 - :mod:`.parallel`: the thread pool the kernels run their chunks on, and its work thresholds;
-- :mod:`.workspace`: large scratch buffers reused from call to call;
+- :mod:`.workspace`: large scratch buffers reused from call to call, and the C library's reuse
+  of freed memory (:func:`~.workspace.retain_freed_memory`, set on import);
 - :mod:`.settings`: which conv algorithm to use.
 
 >>> import tinygrad_cnn.kernels as K
@@ -16,8 +17,16 @@ no grad mode). This is the boundary another array backend would plug in at.
 ...     K.get_conv_algorithm()
 ('im2col', 'auto')
 """
+import os
+
 from .parallel import get_num_threads, set_num_threads
 from .settings import conv_algorithm, get_conv_algorithm, set_conv_algorithm
-from .workspace import empty_cache
+from .workspace import RETAIN_ENV_VAR, empty_cache, retain_freed_memory
 
-__all__ = ["conv_algorithm", "empty_cache", "get_conv_algorithm", "get_num_threads", "set_conv_algorithm", "set_num_threads"]
+__all__ = [
+    "conv_algorithm", "empty_cache", "get_conv_algorithm", "get_num_threads", "retain_freed_memory",
+    "set_conv_algorithm", "set_num_threads",
+]
+
+if os.environ.get(RETAIN_ENV_VAR, "1") != "0":
+    retain_freed_memory()

@@ -1,4 +1,5 @@
-"""Large scratch buffers that the kernels reuse from one call to the next.
+"""Memory reuse: large scratch buffers that the kernels lend from one call to the next, and
+the C library's own reuse of freed memory (:func:`retain_freed_memory`).
 
 Why: the C library takes an allocation above its mmap threshold (32 MiB at most with glibc)
 straight from the operating system, whose pages are then mapped one fault per 4 KiB on first
@@ -14,10 +15,21 @@ simply frees its buffer like any array.
 """
 from __future__ import annotations
 
+import ctypes
+import platform
 import threading
 from typing import Any
 
 import numpy as np
+
+# glibc's mallopt parameters (malloc.h) and the values set by retain_freed_memory: blocks under
+# 32 MiB (the most glibc's own dynamic threshold rises to on 64-bit) come from the heap, and up to
+# 256 MiB (the workspace's own cap) of free heap top is kept instead of returned to the system.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 1 << 25
+TRIM_THRESHOLD = 1 << 28
+# The environment variable that, set to 0 before import, leaves the C library's settings alone.
+RETAIN_ENV_VAR = "TINYGRAD_CNN_RETAIN_FREED_MEMORY"
 
 # Arrays smaller than this are plain np.empty: the C library reuses their memory itself.
 MIN_BYTES = 1 << 24
@@ -105,3 +117,28 @@ def empty_cache() -> None:
     """
     with _lock:
         _free.clear()
+
+
+def retain_freed_memory() -> bool:
+    """Have the C library keep freed memory for the next allocation instead of returning it to
+    the system; True if set (glibc), False elsewhere (other C libraries are left as they are).
+
+    Why: glibc hands the free top of its heap back to the system once it exceeds its trim
+    threshold, and a training step frees its activations and gradients all at once, so the
+    next step maps every page of them again, one page fault per 4 KiB written. This sets
+    glibc's documented ``mallopt`` thresholds (``M_MMAP_THRESHOLD`` 32 MiB, ``M_TRIM_THRESHOLD``
+    256 MiB; the same as the ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` environment
+    variables) for the whole process. ``import tinygrad_cnn`` calls it, as NumPy turns on huge
+    pages for its arrays, unless the environment variable ``TINYGRAD_CNN_RETAIN_FREED_MEMORY``
+    is ``0``. Memory then stays with the process up to those sizes after a peak.
+
+    >>> import platform
+    >>> retain_freed_memory() == (platform.libc_ver()[0] == "glibc")
+    True
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # Either call alone turns off glibc's dynamic thresholds, so both are set.
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
