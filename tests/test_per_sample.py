@@ -102,3 +102,41 @@ def test_batch_norm_in_training_mode_under_vmap_is_refused_with_the_fix():
         per_sample_grads(m, x, y)
     m.eval()
     assert per_sample_grads(m, x, y)["1.weight"].shape == (4, 2)
+
+
+def test_per_sample_grads_of_a_model_with_dropout_follow_randomness():
+    # Dropout in training mode: 'same' draws one mask for every example, 'different' one per
+    # example; the default refuses with a message naming the argument that fixes it.
+    gen = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(6, 32, dtype=np.float64, seed=0), nn.Dropout(0.5, seed=gen),
+                          nn.Linear(32, 3, dtype=np.float64, seed=1)).train()
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 6)), rng.integers(0, 3, 4)
+    with pytest.raises(RuntimeError, match=r"randomness='error'.*per_sample_grads"):
+        per_sample_grads(model, x, y)
+    p = get_params(model)
+
+    def loss(q, i, mask=None):  # example i's loss; with a mask instead of the model's Dropout
+        h = F.linear(tg.tensor(x[i:i + 1]), q["0.weight"], q["0.bias"])
+        h = model[1](h) if mask is None else h * mask
+        return F.cross_entropy(F.linear(h, q["2.weight"], q["2.bias"]), y[i:i + 1])
+
+    start = gen.bit_generator.state
+    same = per_sample_grads(model, x, y, randomness="same")
+    for i in range(4):
+        gen.bit_generator.state = start  # each example sees the one mask drawn from here
+        gi = grad(loss)(p, i)
+        for k in p:
+            np.testing.assert_allclose(same[k].numpy()[i], gi[k].numpy(), atol=1e-12)
+    gen.bit_generator.state = start
+    different = per_sample_grads(model, x, y, randomness="different")
+    gen.bit_generator.state = start
+    masks = (gen.random((4, 1, 32)) >= 0.5) / 0.5  # one draw holding every example's own mask
+    for i in range(4):
+        gi = grad(loss)(p, i, masks[i])
+        for k in p:
+            np.testing.assert_allclose(different[k].numpy()[i], gi[k].numpy(), atol=1e-12)
+    gen.bit_generator.state = start
+    norms = per_sample_grad_norms(model, x, y, randomness="different")
+    total = np.sqrt(sum((different[k].numpy() ** 2).reshape(4, -1).sum(1) for k in p))
+    np.testing.assert_allclose(norms["total"], total, rtol=1e-12)

@@ -1,6 +1,8 @@
 """vmap: every batching rule against a loop over the batch (check_vmap), on hypothesis-drawn
-shapes and in_dims; nested vmap; vmap of grad (per-example gradients) and grad of vmap; errors."""
+shapes and in_dims; nested vmap; randomness (nested levels, chunks); out_dims; vmap of grad
+(per-example gradients) and grad of vmap; errors."""
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from tinygrad_cnn.autograd.function import Function
 from tinygrad_cnn.func import functional_call, get_params, grad, jacobian, vjp, vmap
 from tinygrad_cnn.models import LeNet, SimpleConvNet
 from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.ops.conv import ConvTranspose2d, ConvWeightGrad
 from tinygrad_cnn.ops.elementwise import SigmoidBackward, TanhBackward
 from tinygrad_cnn.testing import check_vmap
 
@@ -30,6 +33,33 @@ def batched(shape, dim, n, seed=0):
 
 
 shape_st = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+@contextmanager
+def rules_called(*ops):
+    """Check that the batching rule of every op in ``ops`` runs inside the block (not only that
+    the results are right: a composite could reach other ops)."""
+    called = set()
+    saved = {op: op.__dict__.get("vmap") for op in ops}  # None: the rule is inherited
+
+    def spy(op, rule):
+        def vmap_rule(info, *args, **params):
+            called.add(op)
+            return rule(info, *args, **params)
+
+        return staticmethod(vmap_rule)
+
+    for op in ops:
+        op.vmap = spy(op, op.vmap)
+    try:
+        yield
+    finally:
+        for op, rule in saved.items():
+            if rule is None:
+                del op.vmap
+            else:
+                op.vmap = rule
+    assert called == set(ops), f"batching rules never run: {sorted(op.__name__ for op in set(ops) - called)}"
 
 
 @FAST
@@ -76,6 +106,24 @@ def test_reductions(shape, n, data):
 
 
 @FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
+def test_math_rules(shape, n, data):
+    from tinygrad_cnn.ops.elementwise import Cos, Expm1, Log1p, Minimum, Pow, Sign
+    from tinygrad_cnn.ops.reduce import Min
+
+    dim = data.draw(st.integers(0, len(shape)))
+    de = data.draw(st.one_of(st.none(), st.integers(0, len(shape))))  # the second operand batched or not
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = batched(shape, dim, n)
+    e = batched(shape, de, n, seed=1) if de is not None else arr(*shape, seed=1)
+    with rules_called(Cos, Expm1, Log1p, Sign, Min, Minimum, Pow):
+        for fn in (lambda v: v.cos(), tg.expm1, lambda v: tg.log1p(abs(v)), tg.sign, lambda v: v.amin(axis)):
+            check_vmap(fn, x, in_dims=dim)
+        check_vmap(tg.minimum, x, e, in_dims=(dim, de))
+        check_vmap(lambda u, v: abs(u) ** v, x, e, in_dims=(dim, de))
+
+
+@FAST
 @given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=3).map(tuple), n=st.integers(1, 3), data=st.data())
 def test_movement(shape, n, data):
     dim = data.draw(st.integers(0, len(shape)))
@@ -110,28 +158,31 @@ def test_matmul(n, k, m, p, data):
 
 @FAST
 @given(n=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 1), groups=st.sampled_from([1, 2]),
-       bias=st.booleans(), which=st.sampled_from(["x", "w", "both"]))
-def test_conv2d_and_transpose(n, stride, padding, groups, bias, which):
-    x = arr(n, 2, 2, 5, 5)
-    w = arr(n, 4, 2 // groups, 3, 3, seed=1)
-    b = arr(n, 4, seed=2) if bias else None
-    xin = x if which != "w" else x[0]
-    win = w if which != "x" else w[0]
-    dims = (0 if which != "w" else None, 0 if which != "x" else None)
+       bias=st.booleans(), which=st.sampled_from(["x", "w", "both"]), data=st.data())
+def test_conv2d_and_transpose(n, stride, padding, groups, bias, which, data):
+    # The batch dim of x and of the weight anywhere (or absent), drawn independently.
+    dx = data.draw(st.integers(0, 4)) if which != "w" else None
+    dw = data.draw(st.integers(0, 4)) if which != "x" else None
+    x = batched((2, 2, 5, 5), dx, n) if dx is not None else arr(2, 2, 5, 5)
+    w = batched((4, 2 // groups, 3, 3), dw, n, seed=1) if dw is not None else arr(4, 2 // groups, 3, 3, seed=1)
+    b = arr(4, seed=2)
 
     def conv(u, v, *bb):
         return F.conv2d(u, v, *bb, stride=stride, padding=padding, groups=groups)
 
     if bias:
-        check_vmap(conv, xin, win, b[0], in_dims=dims + (None,))
-    check_vmap(conv, xin, win, in_dims=dims)
-    wt = arr(n, 2, 4 // groups, 3, 3, seed=4)
-    wtin = wt if which != "x" else wt[0]
+        check_vmap(conv, x, w, b, in_dims=(dx, dw, None))
+    check_vmap(conv, x, w, in_dims=(dx, dw))
+    # A Jacobian inside vmap: the backward ops (ConvWeightGrad, the input's transposed conv) on
+    # cotangents batched at the Jacobian's own level.
+    with rules_called(ConvWeightGrad, ConvTranspose2d):
+        check_vmap(jacobian(lambda u, v: conv(u, v).sum((0, 2, 3)), argnums=(0, 1)), x, w, in_dims=(dx, dw))
+    wt = batched((2, 4 // groups, 3, 3), dw, n, seed=4) if dw is not None else arr(2, 4 // groups, 3, 3, seed=4)
 
     def convt(u, v):
         return F.conv_transpose2d(u, v, stride=stride, padding=padding, groups=groups)
 
-    check_vmap(convt, xin, wtin, in_dims=dims)
+    check_vmap(convt, x, wt, in_dims=(dx, dw))
 
 
 @FAST
@@ -141,6 +192,27 @@ def test_pools(n, k, s, dim):
     check_vmap(lambda v: F.max_pool2d(v, k, s), x, in_dims=dim)
     check_vmap(lambda v: F.avg_pool2d(v, k, s), x, in_dims=dim)
     check_vmap(lambda v: F.adaptive_avg_pool2d(v, (2, 3)), x, in_dims=dim)
+
+
+@FAST
+@given(n=st.integers(1, 3), c=st.integers(1, 2), hw=st.integers(3, 5), k=st.integers(1, 3), s=st.integers(1, 2), data=st.data())
+def test_im2col_col2im_and_avg_pool_backward(n, c, hw, k, s, data):
+    from tinygrad_cnn.ops.im2col import Col2Im, Im2Col
+    from tinygrad_cnn.ops.pool import AvgPoolSpread
+
+    shape = (2, c, hw, hw)
+    dim = data.draw(st.integers(0, 4))
+    x = batched(shape, dim, n)
+    cols_shape = tuple(tg.im2col(tg.zeros(*shape), k, stride=s).shape)
+    dc = data.draw(st.integers(0, 2))
+    cols = batched(cols_shape, dc, n, seed=1)
+    with rules_called(Im2Col, Col2Im, AvgPoolSpread):
+        check_vmap(lambda v: tg.im2col(v, k, stride=s), x, in_dims=dim)
+        check_vmap(lambda v: tg.col2im(v, shape, k, stride=s), cols, in_dims=dc)
+        # A Jacobian inside vmap runs the backward ops (Col2Im, AvgPool2d's AvgPoolSpread) on
+        # cotangents batched at its own level (grad inside vmap runs them on the whole batch).
+        check_vmap(jacobian(lambda v: tg.im2col(v, k, stride=s).sum(0)), x, in_dims=dim)
+        check_vmap(jacobian(lambda v: F.avg_pool2d(v, k, s).sum((0, 1))), x, in_dims=dim)
 
 
 @FAST
@@ -158,22 +230,124 @@ def test_composite_functions(shape, n, data):
         check_vmap(fn, x, in_dims=dim)
 
 
-def test_cross_entropy_batch_norm_dropout():
-    x, y = arr(4, 3, 5), tg.tensor(np.array([[0, 1, 4], [2, 2, 0], [1, 3, 3], [4, 0, 1]]))
-    check_vmap(lambda u, t: F.cross_entropy(u, t), x, y)
-    check_vmap(lambda u, t: F.cross_entropy(u, t, reduction="sum", weight=np.arange(1.0, 6.0)), x, y)
-    check_vmap(lambda u, t: F.cross_entropy(u, t, label_smoothing=0.1), x, y)
-    check_vmap(lambda u, t: F.nll_loss(F.log_softmax(u, dim=1), t, ignore_index=0), x, y)
-    xb = arr(3, 2, 4, 3, 3)
-    rm, rv, g, b = arr(4, seed=1), abs(arr(4, seed=2)) + 0.5, arr(4, seed=3), arr(4, seed=4)
-    check_vmap(lambda u: F.batch_norm(u, rm, rv, g, b, training=False), xb)
-    with pytest.raises(RuntimeError, match="randomness"):
-        vmap(lambda u: F.dropout(u, 0.5))(xb)
-    same = vmap(lambda u: F.dropout(u, 0.5, seed=0), randomness="same")(tg.ones(3, 50))
-    diff = vmap(lambda u: F.dropout(u, 0.5, seed=0), randomness="different")(tg.ones(3, 50))
-    assert (same.numpy() == same.numpy()[0]).all()
-    assert not (diff.numpy() == diff.numpy()[0]).all()
-    assert set(np.unique(diff.numpy())) <= {0.0, 2.0}
+@FAST
+@given(n=st.integers(1, 3), rows=st.integers(1, 3), c=st.integers(2, 4), reduction=st.sampled_from(["mean", "sum", "none"]),
+       smoothing=st.sampled_from([0.0, 0.1]), weighted=st.booleans(), data=st.data())
+def test_cross_entropy(n, rows, c, reduction, smoothing, weighted, data):
+    dx = data.draw(st.integers(0, 2))
+    dt = data.draw(st.one_of(st.none(), st.integers(0, 1)))
+    x = batched((rows, c), dx, n)
+    labels = np.random.default_rng(1).integers(0, c, (n, rows))
+    t = tg.tensor(labels if dt == 0 else labels.T if dt == 1 else labels[0])
+    weight = np.arange(1.0, c + 1.0) if weighted else None
+
+    def loss(u, v):
+        return F.cross_entropy(u, v, weight=weight, reduction=reduction, label_smoothing=smoothing)
+
+    check_vmap(loss, x, t, in_dims=(dx, dt))
+    check_vmap(grad(lambda u, v: loss(u, v).sum()), x, t, in_dims=(dx, dt))
+
+
+@FAST
+@given(n=st.integers(1, 3), shape=st.sampled_from([(2, 3), (1, 3, 2), (2, 3, 2, 2)]), data=st.data())
+def test_batch_norm_in_eval_mode(n, shape, data):
+    c = shape[1]
+    dx = data.draw(st.integers(0, len(shape)))
+    dg = data.draw(st.one_of(st.none(), st.integers(0, 1)))  # a per-example scale too
+    x = batched(shape, dx, n)
+    rm, rv, b = arr(c, seed=1), abs(arr(c, seed=2)) + 0.5, arr(c, seed=4)
+    g = batched((c,), dg, n, seed=3) if dg is not None else arr(c, seed=3)
+    check_vmap(lambda u, gg: F.batch_norm(u, rm, rv, gg, b, training=False), x, g, in_dims=(dx, dg))
+
+
+MODES = ["error", "same", "different"]
+
+
+def identical(a, axis):
+    """Whether ``a`` is the same along ``axis``."""
+    return bool((a == np.take(a, [0], axis=axis)).all())
+
+
+@pytest.mark.parametrize("outer", MODES)
+@pytest.mark.parametrize("inner", MODES)
+@settings(max_examples=3, deadline=None)
+@given(n=st.integers(2, 3), m=st.integers(2, 3), seed=st.integers(0, 2**16))
+def test_nested_randomness_applies_each_level_to_its_own_batch_dim(inner, outer, n, m, seed):
+    # As torch.func: 'same' shares the draw along that level's dim, 'different' draws along it,
+    # and an 'error' anywhere refuses.
+    f = vmap(vmap(lambda v: F.dropout(v, 0.5, seed=seed), randomness=inner), randomness=outer)
+    x = tg.ones(n, m, 40)
+    if "error" in (inner, outer):
+        with pytest.raises(RuntimeError, match=r"vmap\(<lambda>\): dropout draws random numbers.*randomness='error'"):
+            f(x)
+        return
+    r = f(x).numpy()
+    assert set(np.unique(r)) <= {0.0, 2.0}
+    assert identical(r, 0) == (outer == "same")
+    assert identical(r, 1) == (inner == "same")
+
+
+@pytest.mark.parametrize("mode", ["same", "different"])
+def test_random_values_follow_the_running_vmaps_not_the_input(mode):
+    # The input of dropout batched at the outer level only, or at none: the draws still have a
+    # batch dim for exactly the 'different' levels.
+    xs, ys = tg.ones(2, 40), tg.zeros(3, 40)
+    r = vmap(lambda x: vmap(lambda y: F.dropout(x, 0.5) + y, randomness=mode)(ys), randomness="same")(xs).numpy()
+    assert identical(r, 0) and identical(r, 1) == (mode == "same")
+    r = vmap(lambda y: F.dropout(tg.ones(40), 0.5) + y, randomness=mode)(ys).numpy()
+    assert identical(r, 0) == (mode == "same")
+    with pytest.raises(RuntimeError, match="randomness='error'"):
+        vmap(lambda y: F.dropout(tg.ones(40), 0.5) + y)(ys)
+
+
+@settings(max_examples=6, deadline=None)
+@given(n=st.integers(2, 6), chunk=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_chunks_draw_as_one_call(n, chunk, seed):
+    x = tg.ones(n, 40)
+    tg.manual_seed(seed)
+    whole = vmap(lambda v: F.dropout(v, 0.5), randomness="same")(x).numpy()
+    tg.manual_seed(seed)
+    chunked = vmap(lambda v: F.dropout(v, 0.5), randomness="same", chunk_size=chunk)(x).numpy()
+    np.testing.assert_array_equal(chunked, whole)  # one draw for all examples, whatever the chunks
+    gen = np.random.default_rng(seed)  # a generator of the caller's, as Dropout(seed=...) keeps
+    r = vmap(lambda v: F.dropout(v, 0.5, seed=gen), randomness="same", chunk_size=chunk)(x).numpy()
+    assert identical(r, 0)
+    r = vmap(vmap(lambda v: F.dropout(v, 0.5), randomness="different"), randomness="same", chunk_size=chunk)(tg.ones(n, 3, 40)).numpy()
+    assert identical(r, 0) and not identical(r, 1)
+    r = vmap(lambda v: F.dropout(v, 0.5), randomness="different", chunk_size=chunk)(x).numpy()
+    assert len({row.tobytes() for row in r}) == n  # independent draws, also between chunks
+
+
+def test_out_dims_none_returns_an_unbatched_output_as_it_is():
+    x, w = arr(4, 3), arr(3, seed=1)
+    for chunk in (None, 3):
+        y, c, k = vmap(lambda v: ((v * w).sum(), w * 2.0, 7), out_dims=(0, None, None), chunk_size=chunk)(x)
+        assert y.shape == (4,) and k == 7
+        np.testing.assert_array_equal(c.numpy(), w.numpy() * 2.0)
+    with pytest.raises(ValueError, match=r"vmap\(<lambda>\): out_dims=None for output\[1\], but it is batched \(per-example shape"):
+        vmap(lambda v: (v, v * 2.0), out_dims=(0, None))(x)
+    with pytest.raises(ValueError, match=r"out_dims for output is \(0,\).*Give one out_dims entry per output"):
+        vmap(lambda v: (v, v), out_dims=(0,))(x)
+
+
+def test_errors_name_the_vmapped_function():
+    x, z = arr(3, 2), tg.zeros(2, dtype=np.float64)
+
+    def read(a):
+        return a.sum().item()
+
+    def branch(a):
+        return a if a.sum() > 0 else -a
+
+    def write(a):
+        return z.add_(a)
+
+    def outer(a):  # a is batched by this vmap, read inside another
+        return vmap(lambda b: b * a.sum().item())(x)
+
+    for fn, what in ((read, r"\.item\(\)"), (branch, r"bool\(\)"), (write, "add_ writes a batched tensor"), (outer, r"\.item\(\)")):
+        with pytest.raises(RuntimeError, match=rf"^vmap\({fn.__name__}\): {what}"):
+            vmap(fn)(x)
 
 
 def test_in_dims_pytrees_out_dims_and_chunks():
@@ -184,6 +358,24 @@ def test_in_dims_pytrees_out_dims_and_chunks():
     check_vmap(lambda u: u * 2.0, x, chunk_size=2)
     out = vmap(lambda u: (u.sum(), u), out_dims=(0, 1))(x)
     assert out[1].shape == (4, 3)
+
+
+@FAST
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple), n=st.integers(1, 3), m=st.integers(1, 3),
+       data=st.data())
+def test_nested_vmap_at_drawn_dims(shape, n, m, data):
+    inner = data.draw(st.integers(0, len(shape)))  # the inner batch dim, in each outer example
+    outer = data.draw(st.integers(0, len(shape) + 1))
+    inner_out = data.draw(st.integers(0, len(shape)))
+    per_outer = list(shape)
+    per_outer.insert(inner, m)
+    x = batched(tuple(per_outer), outer, n)
+    v = batched(shape, 0, n, seed=1)  # batched at the outer level only
+
+    def f(a, b):
+        return F.softmax(a * b, dim=-1) + a.sum()
+
+    check_vmap(vmap(f, in_dims=(inner, None), out_dims=inner_out), x, v, in_dims=(outer, 0))
 
 
 def test_nested_vmap():
@@ -288,6 +480,12 @@ def test_user_function_rule_and_fallback_warning():
         check_vmap(lambda v: Cube.apply(v), x)  # warned once per op
         check_vmap(lambda v: CubeRuled.apply(v), x)
     assert CubeRuled.calls == 1
+
+    class Cube(Cube):  # another op of the same name: warned about too
+        pass
+
+    with pytest.warns(RuntimeWarning, match="Cube has no batching rule"):
+        check_vmap(lambda v: Cube.apply(v), x)
 
 
 def test_the_loop_fallback_refuses_results_whose_shape_differs_between_examples():

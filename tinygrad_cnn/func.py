@@ -1,5 +1,6 @@
 """Function transforms in the style of JAX and ``torch.func``: ``grad``, ``value_and_grad``,
-``vjp``, ``jvp``, ``jacobian``, ``hessian``, and ``functional_call`` for Modules.
+``vjp``, ``jvp``, ``jacobian`` (``jacrev``), ``jacfwd``, ``hessian``, ``vmap`` (vectorizing map,
+see :mod:`tinygrad_cnn.ops.batching`), and ``functional_call`` for Modules.
 
 A transform takes a Python function of Tensors (or pytrees of them, see
 :mod:`tinygrad_cnn.pytree`) and returns a new function::
@@ -9,6 +10,7 @@ A transform takes a Python function of Tensors (or pytrees of them, see
 
     grads = grad(loss)(params, x, y)           # same structure as params
     (l, grads) = value_and_grad(loss)(params, x, y)
+    per_example = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)   # a batch dim in front of each
 
 How it works: the leaves of the differentiated arguments are wrapped in fresh Tensors that
 require grad, ``f`` runs on them, and :func:`tinygrad_cnn.autograd.grad` computes the gradients.
@@ -898,34 +900,37 @@ def functional_call(module: Any, params: Mapping[str, Any], *args: Any, **kwargs
 _RANDOMNESS = ("error", "different", "same")
 
 
-def match_in_dims(spec: Any, tree: Any, where: str = "argument", op: str = "vmap") -> list:
+def match_in_dims(spec: Any, tree: Any, where: str = "argument", op: str = "vmap", what: str = "in_dims") -> list:
     """Match the ``in_dims`` prefix ``spec`` against argument ``tree``: one dim (int or None) per
     leaf of ``tree``, in ``tree_flatten`` order. Example: ``match_in_dims({'a': 0, 'b': None},
-    {'a': x, 'b': y}) == [0, None]``."""
+    {'a': x, 'b': y}) == [0, None]``. ``what`` names the spec in errors (``'out_dims'`` for outputs)."""
     if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
         return [spec] * len(tree_flatten(tree)[0])
     if isinstance(spec, dict) and isinstance(tree, Mapping):
         if set(spec) != set(tree):
-            raise ValueError(f"{op}: in_dims for {where} is a dict with keys {sorted(spec)} but the argument has keys {sorted(tree)}.")
+            raise ValueError(f"{op}: {what} for {where} is a dict with keys {sorted(spec)} but {where} has keys {sorted(tree)}.")
         out: list = []
         for k in tree:  # the argument's key order is its flattening order
-            out += match_in_dims(spec[k], tree[k], f"{where}[{k!r}]", op)
+            out += match_in_dims(spec[k], tree[k], f"{where}[{k!r}]", op, what)
         return out
     if isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list)) and len(spec) == len(tree):
         out = []
         for i, (s_, t_) in enumerate(zip(spec, tree)):
-            out += match_in_dims(s_, t_, f"{where}[{i}]", op)
+            out += match_in_dims(s_, t_, f"{where}[{i}]", op, what)
         return out
+    if what == "out_dims":
+        fix = "Give one out_dims entry per output: an int (where its batch dim goes), None (not batched) or a matching container."
+    else:
+        fix = "Give one in_dims entry per argument: an int (batch dim), None (not batched) or a matching container."
     raise ValueError(
-        f"{op}: in_dims for {where} is {spec!r}, which is neither an int, None, nor a prefix of the argument's structure "
-        f"({describe(tree)}). Give one in_dims entry per argument: an int (batch dim), None (not batched) or a matching container."
+        f"{op}: {what} for {where} is {spec!r}, which is neither an int, None, nor a prefix of its structure ({describe(tree)}). {fix}"
     )
 
 
 def _outmatch_in_dims(spec: Any, tree: Any, op: str) -> list:
     if spec is None or (isinstance(spec, (int, np.integer)) and not isinstance(spec, bool)):
         return [spec] * len(tree_flatten(tree)[0])
-    return match_in_dims(spec, tree, "output", op)
+    return match_in_dims(spec, tree, "output", op, "out_dims")
 
 
 def vmap(
@@ -937,12 +942,16 @@ def vmap(
     ``in_dims`` gives, per positional argument, the dimension to map over: an int, ``None`` (the
     argument is shared by all examples) or a pytree prefix of the argument (a dict/tuple of
     those); a single int or None applies to every argument. ``out_dims`` says where the batch
-    dimension goes in each output (an output that does not depend on the batch is broadcast).
-    Inside, ``f`` sees one example: shapes without the batch dimension. Every op runs once for
-    the whole batch through its batching rule (an op without one loops, with a warning).
-    ``randomness`` is what random ops (dropout) do: ``'error'`` refuses them, ``'different'``
-    draws per example, ``'same'`` shares one draw. ``chunk_size`` maps over chunks of that many
-    examples at a time (less memory). Keyword arguments are passed through unbatched.
+    dimension goes in each output (an output that does not depend on the batch is broadcast),
+    or ``None`` for an output returned as it is, which must not be batched (a pytree prefix of
+    the outputs, like ``in_dims``). Inside, ``f`` sees one example: shapes without the batch
+    dimension. Every op runs once for the whole batch through its batching rule (an op without
+    one loops, with a warning). ``randomness`` is what random ops (dropout) do: ``'error'``
+    refuses them, ``'different'`` draws per example, ``'same'`` shares one draw among the
+    examples (also across chunks); in nested vmaps each applies to its own batch dimension and an
+    ``'error'`` at any level refuses. ``chunk_size`` maps over chunks of that many examples at a
+    time (less memory): each chunk is one call of ``f``, so a random op with a fixed ``seed``
+    repeats its draws in every chunk. Keyword arguments are passed through unbatched.
 
     Composes with the other transforms: ``vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)``
     gives per-example gradients, ``vmap(vmap(f))`` maps over two dims.
@@ -952,6 +961,7 @@ def vmap(
         x = randn(8, 3)
         vmap(lambda v: (v * v).sum())(x)          # shape (8,): each row's squared norm
         vmap(lambda a, b: a @ b, in_dims=(0, None))(randn(8, 2, 3), randn(3, 4)).shape   # (8, 2, 4)
+        vmap(lambda v: (v.sum(), v.new_ones(2)), out_dims=(0, None))(x)   # ((8,), a (2,) unbatched)
     """
     op = "vmap"
     if randomness not in _RANDOMNESS:
@@ -1004,20 +1014,25 @@ def vmap(
             raise ValueError(f"{op}({name}): the batched arguments have different batch sizes ({listing}); they must all be equal.")
         n = sizes[0][2]
         if chunk_size is None or chunk_size >= n:
-            return wrapped_one(flat, defs, dims, kwargs, n, True)
+            return wrapped_one(flat, defs, dims, kwargs, n, True, None)
+        # 'same' means one draw for all examples: each chunk replays the first one's generators.
+        rng_states: dict | None = {} if randomness == "same" else None
         parts = []
         for a in range(0, n, chunk_size):
             b = min(a + chunk_size, n)
             sub = [[leaf if d is None else _take(leaf, d, a, b) for leaf, d in zip(leaves, ds)] for leaves, ds in zip(flat, dims)]
-            parts.append(wrapped_one(sub, defs, dims, kwargs, b - a, False))
+            if rng_states:
+                B.restore_rng(rng_states)
+            parts.append(wrapped_one(sub, defs, dims, kwargs, b - a, False, rng_states))
         leaves0, out_def = tree_flatten(parts[0])
         cols = [tree_flatten(p)[0] for p in parts]
         ods = _outmatch_in_dims(out_dims, parts[0], f"{op}({name})")
-        joined = [_place(_cat([c[j] for c in cols]), d, f"{op}({name})") for j, d in enumerate(ods)]
+        # An out_dims=None output is not batched, so every chunk returned the same one.
+        joined = [leaves0[j] if d is None else _place(_cat([c[j] for c in cols]), d, f"{op}({name})") for j, d in enumerate(ods)]
         return out_def.unflatten(joined)
 
-    def wrapped_one(flat: list, defs: list, dims: list, kwargs: dict, n: int, move: bool) -> Any:
-        level = B.new_level(n, randomness)
+    def wrapped_one(flat: list, defs: list, dims: list, kwargs: dict, n: int, move: bool, rng_states: dict | None) -> Any:
+        level = B.new_level(n, randomness, name, rng_states)
         try:
             new_args = []
             for leaves, treedef, ds in zip(flat, defs, dims):
@@ -1039,12 +1054,25 @@ def vmap(
         ods = _outmatch_in_dims(out_dims, out, f"{op}({name})")
         res = []
         for j, (v, d) in enumerate(zip(leaves, ods)):
-            if B.is_batched(v) and v.level == level:
+            batched = B.is_batched(v) and v.level == level
+            if d is None:
+                if batched:
+                    raise ValueError(
+                        f"{op}({name}): out_dims=None for {_out_name(out, j)}, but it is batched (per-example shape {tuple(v.shape)}): "
+                        "it depends on the mapped inputs. Give it an int out_dims (where its batch dim goes), or return "
+                        "something that does not depend on the batch."
+                    )
+                res.append(v)
+                continue
+            if batched:
                 p = v.value
             elif isinstance(v, Tensor):
                 p = v.reshape((1,) + tuple(v.shape)).expand((n,) + tuple(v.shape))
             else:
-                raise TypeError(f"{op}({name}): the function returned {describe(v)} at output leaf {j}; vmap outputs must be tensors.")
+                raise TypeError(
+                    f"{op}({name}): the function returned {describe(v)} at {_out_name(out, j)}; vmap outputs must be tensors, "
+                    "or have out_dims=None to be returned as they are."
+                )
             res.append(_place(p, d, f"{op}({name})") if move else p)
         return out_def.unflatten(res)
 
@@ -1056,10 +1084,13 @@ def _where(arg: Any, j: int, func: Callable, i: int) -> str:
     return keystr(tree_flatten_with_path(arg)[0][j][0], _arg_name(func, i))
 
 
-def _place(p: Tensor, d: Any, op: str) -> Tensor:
+def _out_name(out: Any, j: int) -> str:
+    """The name of output leaf ``j`` for an error message, e.g. ``output[1]``."""
+    return keystr(tree_flatten_with_path(out)[0][j][0], "output")
+
+
+def _place(p: Tensor, d: int, op: str) -> Tensor:
     """Move the batch dim of ``p`` from the front to ``out_dims`` entry ``d``."""
-    if d is None:
-        raise ValueError(f"{op}: out_dims=None for an output; every output of vmap carries the batch dim.")
     nd = p.ndim
     if not -nd <= d < nd:
         raise ValueError(f"{op}: out_dims={d} is out of range for an output with {nd} dims (batch included).")

@@ -36,6 +36,7 @@ def per_sample_grads(
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     params: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
+    randomness: str = "error",
 ) -> dict[str, Tensor]:
     """The gradient of ``loss_fn(model(x[i:i+1]), y[i:i+1])`` with respect to every parameter,
     for each example ``i``, in one vmapped pass: ``{name: Tensor (N, *param.shape)}``.
@@ -43,10 +44,14 @@ def per_sample_grads(
     ``params`` (default: a copy of the model's own, :func:`~tinygrad_cnn.func.get_params`) are
     the values to differentiate at. The model runs in its current mode (use ``model.eval()`` for
     BatchNorm: batch statistics of a single example mean nothing). ``chunk_size`` bounds memory.
+    ``randomness`` is passed to :func:`~tinygrad_cnn.func.vmap`: with Dropout in training mode,
+    ``'different'`` gives each example its own mask (as a loop over the examples would),
+    ``'same'`` one mask for all; the default ``'error'`` refuses random ops.
 
     Example::
 
         g = per_sample_grads(SimpleConvNet(seed=0), x, y)    # x (N, 1, 28, 28), y (N,)
+        g = per_sample_grads(model.train(), x, y, randomness="different")   # a model with Dropout
     """
     if params is None:
         params = get_params(model)
@@ -54,10 +59,10 @@ def per_sample_grads(
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"per_sample_grads: x has {x.shape[0]} examples but y has {y.shape[0]}; they must match.")
 
-    def one(p: Any, xi: Tensor, yi: Tensor) -> Tensor:
+    def one_example_loss(p: Any, xi: Tensor, yi: Tensor) -> Tensor:
         return loss_fn(functional_call(model, p, xi.unsqueeze(0)), yi.unsqueeze(0))
 
-    return vmap(grad(one), in_dims=(None, 0, 0), chunk_size=chunk_size)(dict(params), x, y)
+    return vmap(grad(one_example_loss), in_dims=(None, 0, 0), randomness=randomness, chunk_size=chunk_size)(dict(params), x, y)
 
 
 def _layer(name: str) -> str:
@@ -71,10 +76,12 @@ def per_sample_grad_norms(
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     grads: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
+    randomness: str = "error",
 ) -> dict[str, np.ndarray]:
     """The L2 norm of each example's gradient, per layer (the parameters sharing a module name,
     e.g. ``conv1`` for ``conv1.weight`` and ``conv1.bias``) and over all parameters (``'total'``):
-    ``{layer: array (N,)}``, float64. Pass ``grads`` (from :func:`per_sample_grads`) to reuse them.
+    ``{layer: array (N,)}``, float64. Pass ``grads`` (from :func:`per_sample_grads`) to reuse them;
+    otherwise ``chunk_size`` and ``randomness`` are passed to it.
 
     Example::
 
@@ -82,7 +89,7 @@ def per_sample_grad_norms(
         worst = np.argsort(norms['total'])[-5:]      # the examples pulling hardest on the weights
     """
     if grads is None:
-        grads = per_sample_grads(model, x, y, loss_fn, chunk_size=chunk_size)
+        grads = per_sample_grads(model, x, y, loss_fn, chunk_size=chunk_size, randomness=randomness)
     squares: dict[str, np.ndarray] = {}
     for name, g in grads.items():
         a = g.numpy() if isinstance(g, Tensor) else np.asarray(g)

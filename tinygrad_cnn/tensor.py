@@ -1422,9 +1422,10 @@ def _check_unbatched_source(op: str, dest: Tensor, src: Any) -> None:
     keep one example's values: refuse it."""
     if getattr(src, "is_batched", False) and not dest.is_batched:
         raise RuntimeError(
-            f"vmap: {op} writes a batched tensor (per-example shape {src.shape}) in place into a tensor of shape {dest.shape} "
-            "that is not batched (created outside vmap or without a batched input), so each example would overwrite it. "
-            "Use the out-of-place op (e.g. y = x + v instead of x.add_(v)), or build the tensor from a batched input."
+            f"{_batching.vmap_name(src.level)}: {op} writes a batched tensor (per-example shape {src.shape}) in place into a "
+            f"tensor of shape {dest.shape} that is not batched (created outside vmap or without a batched input), so each "
+            "example would overwrite it. Use the out-of-place op (e.g. y = x + v instead of x.add_(v)), or build the tensor "
+            "from a batched input."
         )
 
 

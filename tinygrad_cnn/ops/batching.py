@@ -23,6 +23,7 @@ import itertools
 import math
 import threading
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -40,11 +41,22 @@ __all__ = ["BatchedTensor", "Placeholder", "batch_levels", "batched_apply", "is_
 
 _levels = itertools.count(1)
 _local = threading.local()
-_warned: set = set()
+_warned: weakref.WeakSet = weakref.WeakSet()  # ops (classes, not names: two may share one) warned about looping
 
 
-def _stack() -> list:
-    """The running vmap calls on this thread: (level, batch size, randomness), outermost first."""
+class _Level:
+    """One running vmap call: its level, batch size, ``randomness``, the vmapped function's name
+    (for error messages) and, for a chunked call with ``randomness='same'``, the states of the
+    random generators before their first draw (so every chunk draws the same values)."""
+
+    __slots__ = ("level", "size", "randomness", "name", "rng_states")
+
+    def __init__(self, level: int, size: int, randomness: str, name: str | None, rng_states: dict | None) -> None:
+        self.level, self.size, self.randomness, self.name, self.rng_states = level, size, randomness, name, rng_states
+
+
+def _stack() -> list[_Level]:
+    """The running vmap calls on this thread, outermost first."""
     s = getattr(_local, "stack", None)
     if s is None:
         s = _local.stack = []
@@ -53,27 +65,45 @@ def _stack() -> list:
 
 def batch_levels() -> list[tuple[int, int, str]]:
     """The vmap calls running on this thread, outermost first, as (level, batch size, randomness)."""
-    return list(_stack())
+    return [(e.level, e.size, e.randomness) for e in _stack()]
 
 
-def new_level(size: int, randomness: str) -> int:
+def new_level(size: int, randomness: str, name: str | None = None, rng_states: dict | None = None) -> int:
+    """Enter a vmap call over ``size`` examples of function ``name``; ``rng_states`` (a dict, for
+    a chunk of a chunked ``randomness='same'`` call) collects the generators its random ops use."""
     level = next(_levels)
-    _stack().append((level, size, randomness))
+    _stack().append(_Level(level, size, randomness, name, rng_states))
     _function.vmap_enter(1)
     return level
 
 
 def end_level(level: int) -> None:
     s = _stack()
-    if s and s[-1][0] == level:
+    if s and s[-1].level == level:
         s.pop()
     _function.vmap_enter(-1)
 
 
-def _values_error(what: str, shape: tuple) -> RuntimeError:
+def restore_rng(rng_states: dict) -> None:
+    """Put the generators recorded by :func:`random_like` back in their states before the first
+    chunk's draws, so the next chunk of a ``randomness='same'`` call draws the same values."""
+    for rng, state in rng_states.values():
+        rng.bit_generator.state = state
+
+
+def vmap_name(level: int | None = None) -> str:
+    """``vmap(f)`` for the running vmap call of ``level`` (default: the innermost), naming the
+    vmapped function in error messages; ``vmap`` when it has no name."""
+    for e in reversed(_stack()):
+        if level is None or e.level == level:
+            return f"vmap({e.name})" if e.name else "vmap"
+    return "vmap"
+
+
+def _values_error(what: str, shape: tuple, level: int | None = None) -> RuntimeError:
     return RuntimeError(
-        f"vmap: {what} of a batched tensor (per-example shape {shape}). Inside vmap each example has its own values, so "
-        "they cannot be read as one Python value or array: data-dependent Python control flow (if x > 0, .item(), "
+        f"{vmap_name(level)}: {what} of a batched tensor (per-example shape {shape}). Inside vmap each example has its own "
+        "values, so they cannot be read as one Python value or array: data-dependent Python control flow (if x > 0, .item(), "
         "float(x), numpy on .data) is not supported. Write it with tensor ops (e.g. where(cond, a, b) for a branch), or "
         "move it out of the vmapped function."
     )
@@ -167,33 +197,33 @@ class BatchedTensor(Tensor):
         return wrap(self.value.detach(), self.level)
 
     def item(self) -> Any:
-        raise _values_error(".item()", self.shape)
+        raise _values_error(".item()", self.shape, self.level)
 
     def tolist(self) -> Any:
-        raise _values_error(".tolist()", self.shape)
+        raise _values_error(".tolist()", self.shape, self.level)
 
     def numpy(self) -> np.ndarray:
-        raise _values_error(".numpy()", self.shape)
+        raise _values_error(".numpy()", self.shape, self.level)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        raise _values_error("converting to a numpy array", self.shape)
+        raise _values_error("converting to a numpy array", self.shape, self.level)
 
     def __bool__(self) -> bool:
-        raise _values_error("bool() (a Python if/while on a tensor)", self.shape)
+        raise _values_error("bool() (a Python if/while on a tensor)", self.shape, self.level)
 
     def __float__(self) -> float:
-        raise _values_error("float()", self.shape)
+        raise _values_error("float()", self.shape, self.level)
 
     def __int__(self) -> int:
-        raise _values_error("int()", self.shape)
+        raise _values_error("int()", self.shape, self.level)
 
     def __repr__(self) -> str:
         return f"BatchedTensor(level={self.level}, batch_size={self.batch_size}, shape={self.shape}, dtype={self.dtype})"
 
     def _inplace(self, op: str, fn: Any = None) -> Tensor:
         raise RuntimeError(
-            f"{op}: in-place updates of a batched tensor (per-example shape {self.shape}) are not supported inside vmap; "
-            "use the out-of-place op."
+            f"{vmap_name(self.level)}: {op}: in-place updates of a batched tensor (per-example shape {self.shape}) are not "
+            "supported inside vmap; use the out-of-place op (e.g. y = x * 2 instead of x.mul_(2))."
         )
 
     def _binary_(self, op: str, ufunc: Any, other: Any) -> Tensor:
@@ -285,28 +315,26 @@ def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
     return level, args, tuple(flags), size
 
 
-def random_like(x: Any, op: str, draw: Any, shape: tuple | None = None) -> Any:
-    """A random array of per-example ``shape`` (default ``x.shape``) for ``x`` inside vmap, as
-    vmap's ``randomness`` says: ``'same'`` gives ``draw(shape)`` (shared by all examples),
-    ``'different'`` one draw per example (a BatchedTensor), ``'error'`` refuses."""
+def random_like(x: Any, op: str, rng: Any, draw: Any, shape: tuple | None = None) -> Any:
+    """Random values of per-example ``shape`` (default ``x.shape``) for op ``op`` inside vmap, as
+    the running vmap calls' ``randomness`` say (as torch.func): a batch dim for each call with
+    ``'different'`` (independent draws per example), none for ``'same'`` (one draw shared by its
+    examples), and an error if any call has ``'error'``. ``draw(shape)`` draws from generator
+    ``rng``."""
     shape = tuple(x.shape if shape is None else shape)
-    mode = _randomness(x.level)
-    if mode == "error":
-        raise RuntimeError(
-            f"vmap: {op} draws random numbers, and vmap was called with randomness='error' (the default). Pass "
-            "randomness='different' (independent draws per example) or 'same' (one draw shared by all examples)."
-        )
-    if mode == "same":
-        return draw(shape)
-    p, levels = physical(x)
-    return rewrap(Tensor._make(np.asarray(draw(tuple(p.shape[: len(levels)]) + shape)), None, 0), levels)
-
-
-def _randomness(level: int) -> str:
-    for lv, _, r in _stack():
-        if lv == level:
-            return r
-    return "error"
+    stack = _stack()
+    for e in stack:
+        if e.randomness == "error":
+            raise RuntimeError(
+                f"{vmap_name(e.level)}: {op} draws random numbers, and this vmap has randomness='error' (the default). Pass "
+                "randomness='different' (independent draws per example) or 'same' (one draw shared by all examples) to it, "
+                "or to the function that calls it (e.g. per_sample_grads)."
+            )
+        if e.rng_states is not None:
+            e.rng_states.setdefault(id(rng), (rng, rng.bit_generator.state))
+    diff = [e for e in stack if e.randomness == "different"]
+    value = Tensor._make(np.asarray(draw(tuple(e.size for e in diff) + shape)), None, 0)
+    return rewrap(value, [e.level for e in diff])
 
 
 def batched_apply(cls: type, inputs: tuple, params: dict) -> Any:
@@ -325,8 +353,8 @@ def batched_apply(cls: type, inputs: tuple, params: dict) -> Any:
 def _loop(info: BatchInfo, args: list, params: dict) -> Any:
     """Without a rule: the op once per example, results stacked (correct, but slow)."""
     name = info.op.__name__
-    if name not in _warned:
-        _warned.add(name)
+    if info.op not in _warned:
+        _warned.add(info.op)
         warnings.warn(
             f"vmap: op {name} has no batching rule (a 'vmap' static method), so vmap runs it once per example in a Python "
             "loop. Declare vmap(info, *args, **params) on the Function to batch it.",
