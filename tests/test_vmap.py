@@ -318,6 +318,135 @@ def test_chunks_draw_as_one_call(n, chunk, seed):
     assert len({row.tobytes() for row in r}) == n  # independent draws, also between chunks
 
 
+# Each random factory as a function of one example v (float64), drawing v's shape (randperm: 20
+# values), and the dtype its draws have.
+FACTORIES = {
+    "rand": (lambda v: tg.rand(v.shape), np.float32),
+    "randn": (lambda v: tg.randn(v.shape, dtype=np.float64), np.float64),
+    "randint": (lambda v: tg.randint(0, 10**6, v.shape), np.int64),
+    "randperm": (lambda v: tg.randperm(20), np.int64),
+    "rand_like": (lambda v: tg.rand_like(v), np.float64),
+    "randn_like": (lambda v: tg.randn_like(v), np.float64),
+}
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("outer", MODES)
+@pytest.mark.parametrize("inner", MODES)
+@settings(max_examples=2, deadline=None)
+@given(n=st.integers(2, 3), m=st.integers(2, 3), shape=shape_st)
+def test_random_factories_follow_randomness(name, inner, outer, n, m, shape):
+    # As torch.func's rand/randn/...: refused under 'error' at any level, a draw per example
+    # along each 'different' level's dim, one draw shared along each 'same' level's dim.
+    factory, dtype = FACTORIES[name]
+    f = vmap(vmap(factory, randomness=inner), randomness=outer)
+    x = tg.zeros((n, m) + shape, dtype=np.float64)
+    if "error" in (inner, outer):
+        with pytest.raises(RuntimeError, match=rf"vmap\(<lambda>\): {name} draws random numbers.*randomness='error'"):
+            f(x)
+        return
+    r = f(x)
+    assert r.shape == (n, m) + ((20,) if name == "randperm" else shape) and r.dtype == dtype
+    r = r.numpy()
+    assert identical(r, 0) == (outer == "same")
+    assert identical(r, 1) == (inner == "same")
+
+
+# A factory of one example v given a generator of the caller's (which only some use).
+CHUNKED = {
+    "randn": lambda gen: lambda v: tg.randn(4),
+    "rand_like": lambda gen: lambda v: tg.rand_like(v),
+    "randint with a generator": lambda gen: lambda v: tg.randint(9, (4,), generator=gen),
+}
+
+
+@pytest.mark.parametrize("name", CHUNKED)
+@settings(max_examples=4, deadline=None)
+@given(n=st.integers(2, 6), chunk=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_random_factories_draw_once_for_all_chunks_under_same(name, n, chunk, seed):
+    x = tg.zeros(n, 3)
+
+    def run(chunk_size):
+        tg.manual_seed(seed)
+        factory = CHUNKED[name](tg.Generator().manual_seed(seed))
+        return vmap(factory, randomness="same", chunk_size=chunk_size)(x).numpy()
+
+    whole = run(None)
+    np.testing.assert_array_equal(run(chunk), whole)
+    assert identical(whole, 0)
+
+
+def test_random_factories_under_same_draw_what_they_draw_outside_vmap():
+    x = tg.zeros(3, 2)
+    np.testing.assert_array_equal(vmap(lambda v: tg.randn(4, seed=7), randomness="same")(x).numpy()[0], tg.randn(4, seed=7).numpy())
+    np.testing.assert_array_equal(vmap(lambda v: tg.randperm(6, seed=7), randomness="same")(x).numpy()[1], tg.randperm(6, seed=7).numpy())
+    # 'different': each example a row of the draw the batch would get outside vmap
+    np.testing.assert_array_equal(vmap(lambda v: tg.rand(4, seed=7), randomness="different")(x).numpy(), tg.rand(3, 4, seed=7).numpy())
+    assert vmap(lambda v: tg.rand(2, requires_grad=True), randomness="same", out_dims=None)(x).requires_grad
+    with pytest.raises(RuntimeError, match=r"rand: requires_grad=True.*randomness='different'"):
+        vmap(lambda v: tg.rand(2, requires_grad=True) + v, randomness="different")(x)
+
+
+FILLS = {"uniform_": lambda t: t.uniform_(-1.0, 1.0), "normal_": lambda t: t.normal_(2.0, 0.5)}
+
+
+@pytest.mark.parametrize("name", FILLS)
+def test_inplace_random_fills_of_an_unbatched_tensor_follow_randomness(name):
+    # As torch.func: refused under 'error'; under 'different' too, since an unbatched tensor
+    # holds one value for all examples; under 'same' a fill shared by all (also across chunks).
+    fill, x = FILLS[name], tg.zeros(4, 3)
+    with pytest.raises(RuntimeError, match=rf"{name} draws random numbers.*randomness='error'"):
+        vmap(lambda v: v + fill(tg.zeros(3)))(x)
+    with pytest.raises(RuntimeError, match=rf"{name} fills an unbatched tensor.*randomness='different'"):
+        vmap(lambda v: v + fill(tg.zeros(3)), randomness="different")(x)
+    r = vmap(lambda v: v + fill(tg.zeros(3)), randomness="same", chunk_size=3)(x).numpy()
+    assert identical(r, 0) and not (r == 0).any()
+
+
+def test_jacfwd_takes_randomness_for_its_vmap_over_the_basis():
+    from tinygrad_cnn.func import jacfwd, jacrev
+
+    x = tg.tensor(np.arange(1.0, 7.0))
+
+    def f(v):
+        y = F.dropout(v, 0.5) * v
+        return y, y
+
+    with pytest.raises(RuntimeError, match=r"vmap\(jacfwd\(f\)\): dropout draws random numbers.*randomness='error'.*jacfwd"):
+        jacfwd(f, has_aux=True)(x)
+    # 'same': one draw for the whole Jacobian, also the one aux comes from: d(m v^2)/dv = 2 m v
+    J, y = jacfwd(f, has_aux=True, randomness="same")(x)
+    np.testing.assert_allclose(J.numpy(), np.diag(2 * y.numpy() / x.numpy()))
+    g = lambda w, b: F.dropout(3.0 * w + b, 0.5)  # noqa: E731
+    Jw, Jb = jacfwd(g, argnums=(0, 1), randomness="same")(x, x)
+    np.testing.assert_array_equal(Jw.numpy(), 3.0 * Jb.numpy())
+    # 'different': column i (tangent i) gets row i of the draw for the basis batch
+    J = jacfwd(lambda v: F.dropout(v, 0.5, seed=3), randomness="different")(x).numpy()
+    keep = np.random.default_rng(3).random((6, 6)) >= 0.5
+    np.testing.assert_array_equal(J, np.diag(2.0 * np.diag(keep)))
+    # jacrev runs f once, outside its vmap over the cotangents, so it needs no randomness
+    np.testing.assert_array_equal(jacrev(lambda v: F.dropout(v, 0.5, seed=3))(x).numpy(),
+                                  jacfwd(lambda v: F.dropout(v, 0.5, seed=3), randomness="same")(x).numpy())
+    with pytest.raises(ValueError, match=r"jacfwd: randomness must be one of .*'maybe'"):
+        jacfwd(f, randomness="maybe")
+
+
+def test_hessian_has_torchs_shapes_and_draws_a_random_op_once():
+    from tinygrad_cnn.func import hessian
+
+    x = tg.tensor([1.0, -2.0, 0.5])
+    # a non-scalar f gives O + I + I, as torch.func.hessian
+    np.testing.assert_allclose(hessian(lambda v: v**3)(x).numpy(), np.einsum("i,ij,ik->ijk", 6 * x.numpy(), np.eye(3), np.eye(3)))
+    # f runs once: one dropout mask m, H = diag(6 x m / (1 - p)^3) with m of zeros and ones
+    s = lambda v: (F.dropout(v, 0.5, seed=3) ** 3).sum()  # noqa: E731
+    H = hessian(s)(x).numpy()
+    kept = F.dropout(tg.ones(3), 0.5, seed=3).numpy() != 0
+    np.testing.assert_allclose(H, np.diag(np.where(kept, 6 * x.numpy() / 0.5**3, 0.0)))
+    (H, aux) = hessian(lambda v: ((v**3).sum(), v * 2), has_aux=True)(x)
+    np.testing.assert_allclose(H.numpy(), np.diag(6 * x.numpy()))
+    np.testing.assert_allclose(aux.numpy(), 2 * x.numpy())
+
+
 def test_out_dims_none_returns_an_unbatched_output_as_it_is():
     x, w = arr(4, 3), arr(3, seed=1)
     for chunk in (None, 3):

@@ -566,7 +566,11 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: boo
 
         y, t = jvp(lambda x: x ** 2, (tensor([1.0, 3.0]),), (tensor([1.0, 0.0]),))   # t: Tensor([2., 0.])
     """
-    op = "jvp"
+    return _jvp(f, primals, tangents, has_aux, "jvp")
+
+
+def _jvp(f: Callable, primals: tuple | list, tangents: tuple | list, has_aux: bool, op: str) -> tuple:
+    """:func:`jvp`, naming ``op`` in error messages."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError(
             f"{op}: primals and tangents must be tuples of arguments, e.g. jvp(f, (x,), (v,)); "
@@ -685,17 +689,25 @@ def _sub_signature(f: Callable, nums: tuple[int, ...]) -> inspect.Signature | No
 jacrev = jacobian
 
 
-def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
-    """The Jacobian of ``f`` by forward mode: for each input leaf, one ``jvp`` batched (``vmap``)
-    over the basis of that leaf's tangent space. Same result and layout as :func:`jacobian`
-    (``jacrev``); cheaper when inputs are few and outputs many.
+def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False, *, randomness: str = "error") -> Callable:
+    """The Jacobian of ``f`` by forward mode, as ``torch.func.jacfwd``: one ``jvp`` batched
+    (``vmap``) over the standard basis of the differentiated inputs' tangent space. Same result
+    and layout as :func:`jacobian` (``jacrev``); cheaper when inputs are few and outputs many.
+
+    ``randomness`` is passed to that vmap, so a random op in ``f`` (dropout) needs ``'same'``
+    (one draw for the whole Jacobian, and for ``aux``) or ``'different'`` (a draw per basis
+    vector, i.e. per column); the default ``'error'`` refuses it. With ``has_aux``, ``f`` returns
+    ``(output, aux)`` and the result is ``(jac, aux)``, aux from the first basis vector's call.
 
     Example::
 
         J = jacfwd(lambda x: x.sin())(tensor([0.0, 1.0]))   # diag(cos(x))
+        J = jacfwd(lambda x: F.dropout(x, 0.5) * x, randomness="same")(ones(4))   # diag(2 * mask), one mask
     """
     op = "jacfwd"
     _normalize_argnums(argnums, op)
+    if randomness not in _RANDOMNESS:
+        raise ValueError(f"{op}: randomness must be one of {_RANDOMNESS}, got {randomness!r}.")
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -703,42 +715,64 @@ def jacfwd(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
         nums = _resolve_argnums(nums, len(args), op, argnums)
 
         g = _Partial(f, args, kwargs, nums)
-
         primals = tuple(args[i] for i in nums)
         flats = [tree_flatten(p) for p in primals]
-        raw = g(*primals)
-        out, aux = _split_aux(raw, has_aux, op)
-        out_leaves, out_def = _out_leaves(out, op)
-        blocks: list[list[list]] = [[[] for _ in primals] for _ in out_leaves]  # [out][arg][in leaf]
-        for n, (leaves, _) in enumerate(flats):
-            for k, leaf in enumerate(leaves):
+        leaves = [leaf for lv, _ in flats for leaf in lv]
+        arrs = []
+        for n, (lv, _) in enumerate(flats):
+            for k, leaf in enumerate(lv):
                 arr = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
                 if arr.dtype.kind != "f":
                     raise _not_float(op, _leaf_path(primals[n], k, _arg_name(f, nums[n])), leaf)
-                size = arr.size
-                basis = Tensor._make(np.eye(size, dtype=arr.dtype).reshape((size,) + arr.shape), None, 0)
+                arrs.append(arr)
+        offsets = [0]  # leaf i's tangents are rows offsets[i]:offsets[i+1] of the basis
+        for a in arrs:
+            offsets.append(offsets[-1] + a.size)
+        total = offsets[-1]
+        if total == 0:  # nothing to push forward: every entry is empty
+            out, aux = _split_aux(g(*primals), has_aux, op)
+            out_leaves, out_def = _out_leaves(out, op)
+            cols: list = [None] * len(out_leaves)
+            out_shapes = [o.shape for o in out_leaves]
+        else:
+            # One vmap over the basis of all the inputs together (as torch.func.jacfwd), so that
+            # under randomness='same' the whole Jacobian comes from one draw.
+            bases = []
+            for a, lo in zip(arrs, offsets):
+                b = np.zeros((total, a.size), dtype=a.dtype)
+                b[lo : lo + a.size] = np.eye(a.size, dtype=a.dtype)
+                bases.append(Tensor._make(b.reshape((total,) + a.shape), None, 0))
+            auxes: list = []
 
-                def push(t: Tensor, n: int = n, k: int = k) -> Any:
-                    tans = []
-                    for m, (lv, td) in enumerate(flats):
-                        ts = [t if (m, j) == (n, k) else _zeros(as_tensor(np.asarray(x.data if isinstance(x, Tensor) else x)))
-                              for j, x in enumerate(lv)]
-                        tans.append(td.unflatten(ts))
-                    res = jvp(g, primals, tuple(tans), has_aux=has_aux)
-                    return res[1]
+            def push(*ts: Tensor) -> Any:
+                it = iter(ts)
+                tans = tuple(td.unflatten([next(it) for _ in lv]) for lv, td in flats)
+                res = _jvp(g, primals, tans, has_aux, op)
+                if has_aux:  # aux may hold non-tensors, which vmap cannot return: pass it out here
+                    auxes.append((res[2], B.batch_levels()[-1][0]))
+                return res[1]
 
-                cols = vmap(push)(basis) if size else None
-                col_leaves = tree_flatten(cols)[0] if cols is not None else [None] * len(out_leaves)
-                for j, (o, c) in enumerate(zip(out_leaves, col_leaves)):
-                    if c is None:
-                        blocks[j][n].append(_jac_entry(None, o.shape, leaf))
-                        continue
-                    # (in size, *out shape) -> out shape + in shape
-                    moved = c.permute(tuple(range(1, c.ndim)) + (0,)) if c.ndim > 1 else c
-                    blocks[j][n].append(_jac_entry(moved, o.shape, leaf))
+            push.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
+            cols, out_def = tree_flatten(vmap(push, randomness=randomness)(*bases))
+            out_shapes = [tuple(c.shape[1:]) for c in cols]
+            if has_aux:
+                aux, level = auxes[0]
+                aux = tree_map(lambda v: v.value[0] if B.is_batched(v) and v.level == level else v, aux)
         per_out = []
-        for j in range(len(out_leaves)):
-            per_arg = [flats[n][1].unflatten(blocks[j][n]) for n in range(len(primals))]
+        for c, o_shape in zip(cols, out_shapes):
+            entries = []
+            for i, leaf in enumerate(leaves):
+                if c is None:
+                    entries.append(_jac_entry(None, o_shape, leaf))
+                    continue
+                # (in size, *out shape) -> out shape + in shape
+                block = c[offsets[i] : offsets[i + 1]]
+                moved = block.permute(tuple(range(1, block.ndim)) + (0,)) if block.ndim > 1 else block
+                entries.append(_jac_entry(moved, o_shape, leaf))
+            per_arg, k = [], 0
+            for lv, td in flats:
+                per_arg.append(td.unflatten(entries[k : k + len(lv)]))
+                k += len(lv)
             per_out.append(per_arg[0] if single else tuple(per_arg))
         jac = out_def.unflatten(per_out)
         return (jac, _detach_tree(aux)) if has_aux else jac
@@ -776,14 +810,18 @@ def _jac_entry(rows: Any, out_shape: tuple, leaf: Any) -> Any:
 
 
 def hessian(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
-    """The Hessian of scalar-valued ``f``: ``jacobian(grad(f))``. An input leaf of shape ``I``
-    gives entries of shape ``I + I`` (``I + J`` between leaves of shapes ``I`` and ``J``).
+    """The Hessian of ``f``: ``jacrev(jacrev(f))``. For scalar ``f`` an input leaf of shape ``I``
+    gives entries of shape ``I + I`` (``I + J`` between leaves of shapes ``I`` and ``J``); an
+    output of shape ``O`` puts ``O`` in front, as ``torch.func.hessian``. Reverse over reverse
+    rather than torch's forward over reverse: the values are the same, and here, where forward
+    mode is built from reverse passes, one batched reverse pass of the gradient is cheaper. So
+    ``f`` runs once, outside any vmap, and a random op in it (dropout) draws once.
 
     Example::
 
         H = hessian(lambda x: (x ** 3).sum())(tensor([1.0, 2.0]))   # Tensor([[6., 0.], [0., 12.]])
     """
-    return jacobian(grad(f, argnums, has_aux), argnums, has_aux)
+    return jacrev(jacrev(f, argnums, has_aux), argnums, has_aux)
 
 
 # ---- modules -------------------------------------------------------------------------------

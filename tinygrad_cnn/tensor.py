@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -1274,11 +1275,27 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
         """Fill in place with uniform samples from [a, b); returns self."""
-        return self._inplace("uniform_", lambda d: np.copyto(d, get_rng(generator).uniform(a, b, d.shape), casting="unsafe"))
+        rng = get_rng(generator)
+        return self._fill_random("uniform_", rng, lambda s: rng.uniform(a, b, s))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
         """Fill in place with normal samples; returns self."""
-        return self._inplace("normal_", lambda d: np.copyto(d, get_rng(generator).normal(mean, std, d.shape), casting="unsafe"))
+        rng = get_rng(generator)
+        return self._fill_random("normal_", rng, lambda s: rng.normal(mean, std, s))
+
+    def _fill_random(self, op: str, rng: np.random.Generator, draw: Callable[[tuple], np.ndarray]) -> Tensor:
+        """Fill in place with ``draw(self.shape)``. Inside vmap an unbatched tensor holds one value
+        for all examples, so only randomness='same' can fill it (as torch.func)."""
+        if self.is_batched or not _batching.batch_levels():
+            return self._inplace(op, lambda d: np.copyto(d, draw(d.shape), casting="unsafe"))
+        values = _batching.random_like(self, op, rng, draw)
+        if values.is_batched:
+            raise RuntimeError(
+                f"{_different_vmap()}: {op} fills an unbatched tensor (shape {self.shape}) in place, but randomness='different' "
+                "asks for different values per example, which it cannot hold. Draw a new tensor instead (e.g. rand_like or "
+                "randn_like, batched under 'different'), or use randomness='same'."
+            )
+        return self._inplace(op, lambda d: np.copyto(d, values.data, casting="unsafe"))
 
     # The casts named like builtins come last: in the class body they shadow float, int and bool
     # for the annotations written after them.
@@ -1445,7 +1462,8 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
 
 # ---- factories ---------------------------------------------------------------------------
 # PyTorch's argument forms: sizes as ints or one tuple, dtype=, requires_grad=, generator= (a
-# Generator, numpy Generator or int seed; ``seed=`` is the same), device= ('cpu' only).
+# Generator, numpy Generator or int seed; ``seed=`` is the same), device= ('cpu' only). Inside
+# vmap the random ones follow its ``randomness`` (see _random).
 def _shape(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -1466,6 +1484,31 @@ def _new(a: np.ndarray, requires_grad: bool, dev: Any) -> Tensor:
 
 def _rng_of(generator: Any, seed: Any) -> np.random.Generator:
     return get_rng(generator if generator is not None else seed)
+
+
+def _different_vmap() -> str:
+    """The name of the outermost running vmap with randomness='different', for error messages."""
+    return _batching.vmap_name(next(lv for lv, _, r in _batching.batch_levels() if r == "different"))
+
+
+def _random(op: str, rng: np.random.Generator, draw: Callable[[tuple], np.ndarray], shape: tuple, requires_grad: bool, dev: Any) -> Tensor:
+    """A new tensor of ``draw(shape)``, values from ``rng``. Inside vmap the draw follows the running
+    vmaps' ``randomness``, as torch.func's factories: refused under 'error', one draw per example
+    (a batched tensor) under 'different', one shared draw under 'same'."""
+    if not _batching.batch_levels():
+        return _new(draw(shape), requires_grad, dev)
+    t = _batching.random_like(None, op, rng, draw, shape)
+    if not t.is_batched:
+        return _new(t.data, requires_grad, dev)
+    if requires_grad:
+        raise RuntimeError(
+            f"{op}: requires_grad=True inside {_different_vmap()} with randomness='different', which gives each example its "
+            "own values (a batched tensor) that cannot be a leaf requiring grad. Create the tensor outside the vmapped function, "
+            "or differentiate inside it with grad/vjp."
+        )
+    if dev is not None:
+        _check_device(op, dev)
+    return t
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None, device: Any = None,
@@ -1578,16 +1621,16 @@ def rand(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None,
          device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Uniform [0, 1) of shape ``size``. Example: ``rand(2, 3, generator=Generator().manual_seed(0))``."""
     _check_dense("rand", layout, pin_memory)
-    a = _rng_of(generator, seed).random(_shape(size)).astype(dtype or DEFAULT_DTYPE)
-    return _new(a, requires_grad, device)
+    rng = _rng_of(generator, seed)
+    return _random("rand", rng, lambda s: rng.random(s).astype(dtype or DEFAULT_DTYPE), _shape(size), requires_grad, device)
 
 
 def randn(*size: Any, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
           device: Any = None, layout: Any = None, pin_memory: bool = False) -> Tensor:
     """Standard normal of shape ``size``. Example: ``randn(2, 3, seed=0)``."""
     _check_dense("randn", layout, pin_memory)
-    a = _rng_of(generator, seed).standard_normal(_shape(size)).astype(dtype or DEFAULT_DTYPE)
-    return _new(a, requires_grad, device)
+    rng = _rng_of(generator, seed)
+    return _random("randn", rng, lambda s: rng.standard_normal(s).astype(dtype or DEFAULT_DTYPE), _shape(size), requires_grad, device)
 
 
 def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = None, dtype: Any = None,
@@ -1606,8 +1649,8 @@ def randint(*args: Any, size: Any = None, generator: Any = None, seed: Any = Non
         raise TypeError("randint: call as randint(high, size) or randint(low, high, size).")
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low}).")
-    a = _rng_of(generator, seed).integers(low, high, _shape((size,))).astype(dtype or np.int64)
-    return _new(a, requires_grad, device)
+    rng = _rng_of(generator, seed)
+    return _random("randint", rng, lambda s: rng.integers(low, high, s).astype(dtype or np.int64), _shape((size,)), requires_grad, device)
 
 
 def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None, requires_grad: bool = False,
@@ -1616,8 +1659,15 @@ def randperm(n: int, generator: Any = None, seed: Any = None, dtype: Any = None,
     _check_dense("randperm", layout, pin_memory)
     if builtins.int(n) < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}.")
-    a = _rng_of(generator, seed).permutation(builtins.int(n)).astype(dtype or np.int64)
-    return _new(a, requires_grad, device)
+    n = builtins.int(n)
+    rng = _rng_of(generator, seed)
+
+    def draw(s: tuple) -> np.ndarray:
+        # Under vmap with randomness='different' s has batch dims in front: a permutation per row.
+        perm = rng.permutation(n) if len(s) == 1 else rng.permuted(np.broadcast_to(np.arange(n), s), axis=-1)
+        return perm.astype(dtype or np.int64)
+
+    return _random("randperm", rng, draw, (n,), requires_grad, device)
 
 
 def _like(t: Any) -> np.ndarray:
@@ -1656,16 +1706,16 @@ def rand_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = 
               device: Any = None, layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Uniform [0, 1) with ``input``'s shape and (floating) dtype. Example: ``rand_like(x)``."""
     _check_dense("rand_like", layout, pin_memory, memory_format)
-    a = _like(input)
-    return rand(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
+    a, rng = _like(input), _rng_of(generator, seed)
+    return _random("rand_like", rng, lambda s: rng.random(s).astype(dtype or a.dtype), a.shape, requires_grad, device)
 
 
 def randn_like(input: Any, dtype: Any = None, generator: Any = None, seed: Any = None, requires_grad: bool = False,  # noqa: A002
                device: Any = None, layout: Any = None, pin_memory: bool = False, memory_format: Any = None) -> Tensor:
     """Standard normal with ``input``'s shape and (floating) dtype. Example: ``randn_like(x)``."""
     _check_dense("randn_like", layout, pin_memory, memory_format)
-    a = _like(input)
-    return randn(a.shape, generator=generator, seed=seed, dtype=dtype or a.dtype, requires_grad=requires_grad, device=device)
+    a, rng = _like(input), _rng_of(generator, seed)
+    return _random("randn_like", rng, lambda s: rng.standard_normal(s).astype(dtype or a.dtype), a.shape, requires_grad, device)
 
 
 # The engine runs before this module finishes importing; hand it the class (late binding keeps

@@ -328,7 +328,7 @@ def random_like(x: Any, op: str, rng: Any, draw: Any, shape: tuple | None = None
             raise RuntimeError(
                 f"{vmap_name(e.level)}: {op} draws random numbers, and this vmap has randomness='error' (the default). Pass "
                 "randomness='different' (independent draws per example) or 'same' (one draw shared by all examples) to it, "
-                "or to the function that calls it (e.g. per_sample_grads)."
+                "or to the function that calls it (e.g. jacfwd or per_sample_grads)."
             )
         if e.rng_states is not None:
             e.rng_states.setdefault(id(rng), (rng, rng.bit_generator.state))
