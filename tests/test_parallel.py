@@ -387,3 +387,41 @@ def test_the_caller_waits_for_a_worker_slower_than_itself(forced):
         assert parallel.parallel_chunks(fn, parallel.chunks(2, 2)) == [0, 1]
         assert sorted(done) == [False, True]
     parallel.set_num_threads(2)  # workers made with the real setting again
+
+
+def test_an_interrupt_while_the_caller_holds_a_workers_spin_lock_gives_the_workers_new_ones(forced, monkeypatch):
+    # The caller spins for a worker by taking the worker's spin lock and releasing it at once; an
+    # interrupt between the two leaves it held. The caller must still wait for the worker, and the
+    # worker's next job must not spin forever on the abandoned lock.
+    monkeypatch.setattr(parallel, "SPIN_SECONDS", 60.0)  # the caller's share below is long: spin anyway
+    parallel.set_num_threads(2)
+    assert parallel.parallel_chunks(lambda a, b: a, parallel.chunks(2, 2)) == [0, 1]  # workers exist
+    workers = parallel.workers()
+    if workers.busy[0] is None:
+        pytest.skip("no POSIX spin locks in this C library: the caller only sleeps on events")
+    main = threading.get_ident()
+    joined, finished = threading.Event(), []
+
+    class Interrupted(type(workers.busy[0])):
+        def wait(self):
+            self.hold()  # as the real wait's first half: the worker has released it
+            raise KeyboardInterrupt
+
+    abandoned = Interrupted()
+    workers.busy[0] = abandoned
+
+    def job():
+        if threading.get_ident() != main:
+            joined.set()
+            finished.append(1)
+        else:
+            joined.wait(5)
+
+    with pytest.raises(KeyboardInterrupt):
+        workers.run(job, 1)
+    assert finished == [1] and workers.busy[0] is not abandoned
+    result = []
+    t = threading.Thread(target=lambda: result.append(parallel.parallel_chunks(lambda a, b: a, parallel.chunks(4, 4))), daemon=True)
+    t.start()
+    t.join(10)
+    assert result == [[0, 1, 2, 3]]
