@@ -174,3 +174,33 @@ def test_view_as_writes_through_or_refuses_a_copy():
     with pytest.raises(ValueError, match=r"no view of shape \(24,\)"):
         view_as(a.T, (24,))  # a transpose flattens only by copying
     assert view_as(np.zeros((0, 3)), (3, 0)).shape == (3, 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows(), st.integers(1, 3), st.integers(0, 2**16))
+def test_rows_input_gradient_keeps_infinities_and_nan_where_col2im_puts_them(geometry, c_out, seed):
+    # The rows kernel folds along the width with a 0/1 matrix product, where 0 * inf is NaN: a
+    # non-finite entry must still reach only the input elements whose windows read it.
+    from tinygrad_cnn.kernels.conv import conv_transpose2d
+    from tinygrad_cnn.kernels.conv_rows import rows_apply
+
+    shape, k, s, p, d = geometry
+    d = (1, d[1])  # the rows kernel needs dilation 1 along the height
+    oh = (shape[2] + 2 * p[0] - (k[0] - 1) - 1) // s[0] + 1
+    ow = (shape[3] + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    if oh < 1 or ow < 1:
+        return
+    win = Window(k, s, p, d, (oh, ow))
+    assert rows_apply(win, 1)
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((shape[0], c_out, oh, ow))
+    w = rng.standard_normal((c_out, shape[1], *k))
+    special = rng.random(g.shape) < 0.2
+    g[special] = rng.choice([np.inf, -np.inf, np.nan], special.sum())
+    with np.errstate(all="ignore"):
+        with conv_algorithm("rows"):
+            rows = conv_transpose2d(g, w, None, win, 1, shape)
+        with conv_algorithm("im2col"):
+            cols = conv_transpose2d(g, w, None, win, 1, shape)
+    np.testing.assert_array_equal(np.isnan(rows), np.isnan(cols))
+    np.testing.assert_allclose(rows, cols, rtol=1e-12, atol=1e-12)  # equal infinities count as equal

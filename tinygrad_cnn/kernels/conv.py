@@ -138,9 +138,7 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, win:
     n, c, h, wd = x.shape
     if n == 0:  # an empty batch
         return np.zeros(shape, x.dtype)
-    # The rows kernel folds with a 0/1 matrix product, where 0 * inf would make NaN of finite
-    # outputs: non-finite inputs take the im2col path, whose fold only adds (PyTorch's values).
-    if use_rows(win, groups, c, w.shape[1] * win.kernel[0] * win.kernel[1]) and np.isfinite(x).all():
+    if use_rows(win, groups, c, w.shape[1] * win.kernel[0] * win.kernel[1]):
         y = input_grad_rows(x, w, win, shape)
     else:  # x in channel-major layout is the GEMM operand: W^T @ x gives the columns, col2im folds them
         wt = w.reshape(groups, c // groups, -1).transpose(0, 2, 1).reshape(-1, c // groups)  # (C_out*KH*KW, C_in/G)

@@ -137,9 +137,25 @@ def weight_grad_rows(
     return (gw, sum(p[1] for p in sums)) if bias else gw
 
 
+def _fold_by_adding(dxw: np.ndarray, win: Window, out: np.ndarray) -> None:
+    """Fold dxw (H, C, KW, OW, M) along the width into ``out`` (H, C, W, M) by adds alone, so
+    infinities and NaN reach only the columns they belong to (as col2im's adds)."""
+    kw, ow, wd = dxw.shape[2], dxw.shape[3], out.shape[2]
+    sw, pw, dw = win.stride[1], win.padding[1], win.dilation[1]
+    out.fill(0)
+    for j in range(kw):
+        # output column o reads input column o*sw + j*dw - pw: the valid o are one range
+        first = max(0, -(-(pw - j * dw) // sw))
+        last = min(ow, (wd - 1 + pw - j * dw) // sw + 1)
+        if first < last:
+            start = first * sw + j * dw - pw
+            out[:, :, start : start + (last - first - 1) * sw + 1 : sw] += dxw[:, :, j, first:last]
+
+
 def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int, ...]) -> np.ndarray:
     """Input gradient (the transposed conv): g (N, C_out, OH, OW), w (C_out, C, KH, KW) -> dx of
-    ``shape`` (N, C, H, W); rows and columns no window reads get zeros."""
+    ``shape`` (N, C, H, W); rows and columns no window reads get zeros. Infinities and NaN in g or
+    w give the values of col2im's adds."""
     n, co, oh, ow = g.shape
     c, h, wd = shape[1:]
     (kh, kw), (sh, sw), (ph, pw), dw = win.kernel, win.stride, win.padding, win.dilation[1]
@@ -178,6 +194,10 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
             np.matmul(stacked[res][:, j0 * co : j1 * co], gr[o0 * co : (o0 + j1 - j0) * co], out=view_as(dxw[r], (c * kw, ow * m)))
         folded = np.empty((h, c, wd, m), g.dtype)
         np.matmul(fold, dxw.reshape(-1, kw * ow, m), out=folded.reshape(-1, wd, m))
+        # A non-finite entry of dxw makes its whole row of the product non-finite (0 * inf is
+        # NaN), so a finite result proves the 0/1 product exact; otherwise fold by adding only.
+        if not np.isfinite(folded).all():
+            _fold_by_adding(dxw, win, folded)
         np.copyto(dx[a:b], folded.transpose(3, 1, 0, 2))
 
     parallel_chunks(images, plan(n, 2.0 * co * c * kh * kw * ow * n * oh, per_thread=1))
