@@ -6,12 +6,12 @@ per-pair ratios):
 2. the same per-example gradients against ``torch.func.vmap(torch.func.grad(...))`` of the same
    network with the same weights, when PyTorch is installed (reported);
 3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP with a hidden layer of 50, then 1000)
-   against the row loop of a git revision that still had it (``--rev``, default d75f6f4, the
+   against the row loop of a git revision that still had it (``--rev``, default the tag baseline-row-loop-jacobian, the
    last one with the row loop; target: at least 5x faster), timed one call at a time and as runs
    of ten calls (a single call of a fraction of a millisecond also pays for the caches the
    other side left cold).
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev d75f6f4]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/per_example.py [--pairs 15] [--rev baseline-row-loop-jacobian]
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def jacobians(old, hidden: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=15)
-    ap.add_argument("--rev", default="d75f6f4", help="a revision with the row-loop jacobian ('' to skip that part)")
+    ap.add_argument("--rev", default="baseline-row-loop-jacobian", help="a revision with the row-loop jacobian ('' to skip that part)")
     ap.add_argument("--batch", type=int, default=BATCH)
     args = ap.parse_args()
     model = SimpleConvNet(seed=0)

@@ -16,10 +16,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         ("train_step.py", ["--pairs", "1", "--settle-ms", "0", "--batch", "4"], "LeNet (relu, max)"),
         ("ab_revision.py", ["--pairs", "1", "--settle-ms", "0", "--only", "training"], "LeNet training step"),
         ("per_example.py", ["--pairs", "1", "--batch", "4", "--rev", ""], "per-example grads"),
+        ("whole_run.py", ["--rev", "HEAD", "--pairs", "1", "--warmup", "1", "--steps", "2", "--only", "LeNet"], "LeNet "),
     ],
 )
 def test_benchmark_script_runs(script, args, expect):
-    if script == "ab_revision.py" and not os.path.isdir(os.path.join(ROOT, ".git")):
+    if script in ("ab_revision.py", "whole_run.py") and not os.path.isdir(os.path.join(ROOT, ".git")):
         pytest.skip("ab_revision.py compares against a git revision")
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", script), *args], capture_output=True, text=True, timeout=240, cwd=ROOT
