@@ -34,8 +34,9 @@ import tinygrad_cnn.nn.functional  # noqa: E402, F401
 import tinygrad_cnn.optim  # noqa: E402, F401
 
 
-def load_old(rev: str, into: str):
-    """The package at git revision ``rev``, imported as ``tg_old``."""
+def extract_package(rev: str, into: str) -> str:
+    """``git archive`` of the package (``tinygrad_cnn/``) at revision or tag ``rev``, unpacked in
+    ``into``; returns ``into``, the folder to put on the import path."""
     root = os.path.dirname(HERE)
     archive = subprocess.run(["git", "-C", root, "archive", rev, "tinygrad_cnn"], check=True, capture_output=True).stdout
     path = os.path.join(into, "old.tar")
@@ -45,6 +46,12 @@ def load_old(rev: str, into: str):
         # Our own git archive; the "data" filter where this Python has it (3.11.4+, 3.12+; Debian
         # 12's 3.11.2 has not).
         t.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    return into
+
+
+def load_old(rev: str, into: str):
+    """The package at git revision ``rev``, imported as ``tg_old``."""
+    extract_package(rev, into)
     os.rename(os.path.join(into, "tinygrad_cnn"), os.path.join(into, "tg_old"))
     sys.path.insert(0, into)
     import tg_old

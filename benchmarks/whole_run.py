@@ -20,7 +20,6 @@ import os
 import resource
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -52,17 +51,6 @@ def child(name: str, warmup: int, steps: int) -> None:
     print(json.dumps({"ms": float(np.median(times)) * 1e3, "faults": faults, "package": os.path.dirname(tg.__file__)}))
 
 
-def extract(rev: str, into: str) -> str:
-    """``git archive`` of the package at ``rev`` unpacked in ``into``; the folder to put on sys.path."""
-    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "tinygrad_cnn"], check=True, capture_output=True).stdout
-    path = os.path.join(into, "old.tar")
-    with open(path, "wb") as f:
-        f.write(archive)
-    with tarfile.open(path) as t:
-        t.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-    return into
-
-
 def run(path: str, name: str, warmup: int, steps: int) -> dict:
     env = dict(os.environ, PYTHONPATH=path)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--warmup", str(warmup), "--steps", str(steps)]
@@ -85,8 +73,11 @@ def main() -> None:
         return child(a.child, a.warmup, a.steps)
     import numpy as np
 
+    sys.path.insert(0, HERE)
+    from ab_revision import extract_package
+
     with tempfile.TemporaryDirectory() as tmp:
-        old = extract(a.rev, tmp)
+        old = extract_package(a.rev, tmp)
         print(f"working tree against {a.rev}: {a.pairs} pairs of processes, {a.steps} steps each, load average {os.getloadavg()[0]:.1f}")
         for name in (n for n in ("SimpleConvNet", "LeNet") if a.only in n):
             pairs = [(run(ROOT, name, a.warmup, a.steps), run(old, name, a.warmup, a.steps)) for _ in range(a.pairs)]
