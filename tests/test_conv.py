@@ -226,8 +226,8 @@ def test_bad_input_errors_name_the_op_shapes_and_fix():
         F.conv2d(tg.zeros(1, 4, 5, 5), tg.zeros(3, 2, 3, 3), groups=2)
     with pytest.raises(ValueError, match="groups must be a positive int"):
         F.conv2d(x, tg.zeros(3, 3, 3, 3), groups=0)
-    with pytest.raises(ValueError, match=r"conv2d: input must be 4-D \(N, C, H, W\), got shape \(3, 8, 8\)"):
-        F.conv2d(tg.zeros(3, 8, 8), tg.zeros(4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: input must be 4-D \(N, C, H, W\) or 3-D \(C, H, W\), got shape \(8, 8\)"):
+        F.conv2d(tg.zeros(8, 8), tg.zeros(4, 3, 3, 3))
     with pytest.raises(ValueError, match="weight must be 4-D"):
         F.conv2d(x, tg.zeros(4, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d: stride must be positive, got \(0, 0\)"):
@@ -304,3 +304,36 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(xs, ws):
     assert t.shape == (0, xs[1], 4 + ws[2] - 1, 4 + ws[3] - 1)
     t.sum().backward()
     assert tg.gradgradcheck(lambda a, c: F.conv2d(a, c, groups=groups), (x, w))
+
+
+ONE_IMAGE = {
+    "conv2d": lambda x: F.conv2d(x, tg.Tensor(np.linspace(-1, 1, 4 * 3 * 9).reshape(4, 3, 3, 3)), padding=1, stride=2),
+    "conv_transpose2d": lambda x: F.conv_transpose2d(x, tg.Tensor(np.linspace(-1, 1, 3 * 2 * 4).reshape(3, 2, 2, 2)), stride=2),
+    "max_pool2d": lambda x: F.max_pool2d(x, 3, 2, 1),
+    "max_pool2d_indices": lambda x: F.max_pool2d(x, 2, return_indices=True),
+    "avg_pool2d": lambda x: F.avg_pool2d(x, 2),
+    "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, (3, 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_IMAGE))
+def test_one_image_is_a_batch_of_one_without_its_batch_axis(name):
+    # As in PyTorch: a (C, H, W) input gives the batch-of-one result with the batch axis dropped,
+    # gradients included, and inside vmap a function of one image runs unchanged.
+    from tinygrad_cnn.func import vmap
+
+    f = ONE_IMAGE[name]
+    data = np.random.default_rng(0).standard_normal((3, 7, 6))
+    x, xb = tg.Tensor(data, requires_grad=True), tg.Tensor(data[None], requires_grad=True)
+    outs, batched = f(x), f(xb)
+    outs, batched = (outs, batched) if isinstance(outs, tuple) else ((outs,), (batched,))
+    for o, b in zip(outs, batched):
+        assert o.shape == b.shape[1:]
+        np.testing.assert_array_equal(o.numpy(), b.numpy()[0])
+    outs[0].sum().backward()
+    batched[0].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), xb.grad.numpy()[0])
+    many = np.random.default_rng(1).standard_normal((2, 3, 7, 6))
+    mapped = vmap(lambda im: f(im)[0] if isinstance(f(im), tuple) else f(im))(tg.Tensor(many))
+    direct = f(tg.Tensor(many))
+    np.testing.assert_allclose(mapped.numpy(), (direct[0] if isinstance(direct, tuple) else direct).numpy(), rtol=1e-12)

@@ -10,13 +10,14 @@ from ...kernels.geometry import conv_output_size, pair
 from ...ops import functions as OF
 from ...ops.conv import Conv2d, ConvTranspose2d
 from ...tensor import as_tensor
+from .validation import accepts_one_image
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
 
 def _check_common(op: str, x: Any, weight: Any, bias: Any, groups: Any) -> None:
     if x.ndim != 4:
-        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}; add a batch axis with x.unsqueeze(0).")
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}.")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}.")
     for name, t in (("input", x), ("weight", weight), ("bias", bias)):
@@ -35,11 +36,12 @@ def _check_positive(op: str, **pairs: tuple[int, int]) -> None:
             raise ValueError(f"{op}: {name} must be {'non-negative' if lo == 0 else 'positive'}, got {v}.")
 
 
+@accepts_one_image
 def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Any:
     """2-D convolution (cross-correlation, as in PyTorch).
 
-    input (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW), bias (C_out,) or None ->
-    (N, C_out, OH, OW) with ``OH = (H + 2*padding - dilation*(KH-1) - 1) // stride + 1``.
+    input (N, C_in, H, W) (or one image (C_in, H, W)), weight (C_out, C_in/groups, KH, KW), bias
+    (C_out,) or None -> (N, C_out, OH, OW) (or (C_out, OH, OW)) with ``OH = (H + 2*padding - dilation*(KH-1) - 1) // stride + 1``.
     ``stride``/``padding``/``dilation`` are ints or pairs; ``padding`` may also be ``'valid'`` (0) or
     ``'same'`` (output size = input size, stride 1 only; odd total padding puts the extra row/column
     at the bottom/right, as PyTorch does).
@@ -95,6 +97,7 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
     return Conv2d.apply(*args, stride=s, padding=p, dilation=d, groups=int(groups), out=out)
 
 
+@accepts_one_image
 def conv_transpose2d(
     input: Any,  # noqa: A002
     weight: Any,
@@ -107,7 +110,8 @@ def conv_transpose2d(
 ) -> Any:
     """Transposed convolution (the gradient of conv2d with respect to its input), as in PyTorch.
 
-    input (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,) or None ->
+    input (N, C_in, H, W) (or one image (C_in, H, W): the result then has no batch axis either),
+    weight (C_in, C_out/groups, KH, KW), bias (C_out,) or None ->
     (N, C_out, H_out, W_out) with ``H_out = (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1``.
     ``output_padding`` (smaller than stride or dilation) picks among the input sizes that a
     strided conv2d maps to the same output size.

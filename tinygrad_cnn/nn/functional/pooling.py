@@ -17,13 +17,14 @@ from ...ops import functions as OF
 from ...ops.batching import map_physical, physical
 from ...ops.pool import AvgPool2d, MaxPool2d
 from ...tensor import Tensor, as_tensor
+from .validation import accepts_one_image
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool2d", "max_pool2d"]
 
 
 def _pool_window(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool) -> Window:
     if x.ndim != 4:
-        raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}; add a batch axis with x.unsqueeze(0).")
+        raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}.")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}; convert with .float().")
     k = pair(op, "kernel_size", kernel_size)
@@ -44,6 +45,7 @@ def _pool_window(op: str, x: Any, kernel_size: Any, stride: Any, padding: Any, d
     return Window(k, s, p, d, out)
 
 
+@accepts_one_image
 def max_pool2d(
     input: Any,  # noqa: A002
     kernel_size: Any,
@@ -53,7 +55,7 @@ def max_pool2d(
     ceil_mode: bool = False,
     return_indices: bool = False,
 ) -> Any:
-    """Max pooling over (N, C, H, W) -> (N, C, OH, OW), as in PyTorch.
+    """Max pooling over (N, C, H, W) -> (N, C, OH, OW) (or (C, H, W) -> (C, OH, OW)), as in PyTorch.
 
     ``stride`` defaults to ``kernel_size``; padding acts as -inf and may be at most half the
     kernel; ``OH = (H + 2p - d*(k-1) - 1) // s + 1`` (rounded up with ``ceil_mode``, dropping a
@@ -85,10 +87,11 @@ def max_pool2d(
     return out, Tensor(flat(idx.data))
 
 
+@accepts_one_image
 def avg_pool2d(
     input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True
 ) -> Any:
-    """Average pooling over (N, C, H, W) -> (N, C, OH, OW), as in PyTorch.
+    """Average pooling over (N, C, H, W) -> (N, C, OH, OW) (or (C, H, W) -> (C, OH, OW)), as in PyTorch.
 
     ``stride`` defaults to ``kernel_size``; zero padding of at most half the kernel, counted in
     the divisor when ``count_include_pad`` (windows that ceil_mode lets overhang the padded
@@ -125,8 +128,10 @@ def _adaptive_by_slices(x: Any, oh: int, ow: int) -> Any:
     return OF.cat([rows[:, :, :, a:b].mean(axis=3, keepdims=True) for a, b in _adaptive_bounds(w, ow)], axis=3)
 
 
+@accepts_one_image
 def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
-    """Average pooling to a fixed output size (OH, OW) whatever the input size, as in PyTorch.
+    """Average pooling to a fixed output size (OH, OW) whatever the input size, as in PyTorch:
+    (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
 
     Output pixel (i, j) averages input rows ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1`` (likewise
     columns). ``output_size`` is an int or a pair; ``None`` in a pair keeps that input size.
@@ -138,7 +143,7 @@ def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
     """
     x = as_tensor(input)
     if x.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got shape {x.shape}.")
+        raise ValueError(f"adaptive_avg_pool2d: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {x.shape}.")
     if x.dtype.kind != "f":
         raise TypeError(f"adaptive_avg_pool2d: input must be floating point, got dtype {x.dtype}.")
     h, w = x.shape[2:]

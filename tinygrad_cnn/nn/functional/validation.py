@@ -1,8 +1,36 @@
-"""Argument checks shared by the functional modules: option strings and PyTorch's ``dim`` /
-``keepdim`` with numpy's ``axis`` / ``keepdims`` as aliases."""
+"""Argument checks shared by the functional modules: option strings, PyTorch's ``dim`` /
+``keepdim`` with numpy's ``axis`` / ``keepdims`` as aliases, and one image (C, H, W) where a
+batch (N, C, H, W) is expected."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
+
+from ...tensor import as_tensor
+
+
+def accepts_one_image(fn: Callable) -> Callable:
+    """Let ``fn``, a function of images (N, C, H, W) as its first argument, also take one image
+    (C, H, W), as PyTorch's convolutions and pools do: it runs on a batch of one, and the batch
+    axis is dropped from its result (from each one when it returns several). Inside ``vmap``
+    this is what makes a function of one example's image work unchanged.
+
+    >>> import tinygrad_cnn as tg
+    >>> from tinygrad_cnn.nn.functional import max_pool2d
+    >>> max_pool2d(tg.ones(3, 4, 4), 2).shape
+    (3, 2, 2)
+    """
+
+    @functools.wraps(fn)
+    def one_or_many(input: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        x = as_tensor(input)
+        if x.ndim != 3:
+            return fn(x, *args, **kwargs)
+        out = fn(x.unsqueeze(0), *args, **kwargs)
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+
+    return one_or_many
 
 
 def check_option(op: str, name: str, value: Any, allowed: tuple) -> Any:
