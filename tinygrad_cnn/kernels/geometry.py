@@ -81,11 +81,6 @@ class Window(NamedTuple):
         fresh = frozenset(i * self.kernel[1] + j for i in rows for j in cols)
         return fresh, (row_end, col_end) if row_end is not None and col_end is not None else None
 
-    @property
-    def disjoint(self) -> bool:
-        """True when no input element lies in two windows (then col2im may assign, not add)."""
-        return all(s >= d * (k - 1) + 1 for s, d, k in zip(self.stride, self.dilation, self.kernel))
-
 
 @functools.lru_cache(maxsize=256)
 def _first_offsets(k: int, s: int, d: int, o: int) -> tuple[list[int], int | None]:
