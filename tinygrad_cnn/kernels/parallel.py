@@ -10,8 +10,8 @@ workers keep spinning for a while, holding cores that our next chunks (and any o
 then share. Chunks are at least ``MIN_PARALLEL_FLOPS`` of work, since a shorter one costs less
 than the thread hand-off it needs.
 
-The workers and the caller hand jobs over through ``threading`` locks and events, and a short
-job's caller spins on a POSIX spin lock that each worker holds while it works (:class:`Workers`).
+The workers and the caller hand jobs over through ``threading`` locks and events only
+(:class:`Workers`).
 
 ``set_num_threads(1)`` turns the pool off. The default is the number of usable cores, capped by
 ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` when they are set. Where ``threadpoolctl`` finds
@@ -21,11 +21,9 @@ them as it likes); the pools' passes, which call none, still run on the threads.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,9 +31,6 @@ import numpy as np
 
 # The smallest piece of work worth a thread hand-off (a thread wake-up).
 MIN_PARALLEL_FLOPS = 2e7
-# The caller's own share of a job under which it spins for its workers instead of sleeping
-# (Workers): the wait is then short, and a wake-up would be a large part of the job.
-SPIN_SECONDS = 0.002
 CHUNKS_PER_THREAD = 2
 # Pooling passes run over blocks of about a core's L2 cache, so each block stays in cache through
 # all its passes; smaller blocks cost more in per-call overhead than they save.
@@ -65,48 +60,6 @@ _workers: Workers | None = None
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread count is process-wide)
 
 
-def _posix_spin_locks() -> tuple[Any, Any, Any] | None:
-    """(init, lock, unlock) of the C library's POSIX spin locks, or None where it has none
-    (macOS, Windows). ctypes releases the GIL while they run."""
-    try:
-        libc = ctypes.CDLL(None)
-        fns = libc.pthread_spin_init, libc.pthread_spin_lock, libc.pthread_spin_unlock
-    except (AttributeError, OSError, TypeError):
-        return None
-    for f in fns:
-        f.restype = ctypes.c_int
-    fns[0].argtypes = [ctypes.c_void_p, ctypes.c_int]
-    fns[1].argtypes = fns[2].argtypes = [ctypes.c_void_p]
-    return fns
-
-
-_SPIN = _posix_spin_locks()
-
-
-class _Busy:
-    """A POSIX spin lock that a worker holds while it works on a job: taken when it joins and
-    released when it leaves, by that worker. The caller waits for it by taking it and releasing
-    it at once, spinning in C without the GIL. Every lock and unlock is by the thread that holds
-    it, as POSIX requires."""
-
-    __slots__ = ("cell", "addr")
-
-    def __init__(self) -> None:
-        self.cell = ctypes.c_int(0)  # kept here: the C functions get its address
-        self.addr = ctypes.addressof(self.cell)
-        _SPIN[0](self.addr, 0)  # type: ignore[index]
-
-    def hold(self) -> None:
-        _SPIN[1](self.addr)  # type: ignore[index]
-
-    def release(self) -> None:
-        _SPIN[2](self.addr)  # type: ignore[index]
-
-    def wait(self) -> None:
-        _SPIN[1](self.addr)  # type: ignore[index]
-        _SPIN[2](self.addr)  # type: ignore[index]
-
-
 class Workers:
     """``n`` persistent daemon threads that run one job at a time alongside the calling thread.
 
@@ -120,20 +73,13 @@ class Workers:
     again: it never waits for a worker that did not join and never returns while one still writes
     into the job's buffers.
 
-    After a short share of its own (under ``SPIN_SECONDS``), the caller spins in C on each
-    worker's :class:`_Busy` lock, which the worker holds while it works, before it looks at the
-    event: the worker then usually finishes within a few hundred microseconds of the caller, and
-    waking a sleeping thread takes tens of microseconds, a large part of a short job. The spin
-    holds no GIL, which a worker running many short numpy calls needs after each one (a Python
-    poll would starve it). After a longer share the caller sleeps at once: the wake-up is then a
-    small part of the job, and a spin could hold a core for long on a busy machine. Only the
-    first wait of a job spins: if an interrupt comes while the caller holds a worker's lock, that
-    lock is left held, every worker gets a new one for its next job (``busy`` is read when
-    joining), and the wait starts over on the events.
+    The caller sleeps on the event rather than polling it: a Python poll holds the GIL between
+    looks, and a worker running many short numpy calls needs the GIL after each one, so polling
+    starves the very worker it waits for.
 
     Why not ``concurrent.futures.ThreadPoolExecutor``: its futures and work queue cost more per
     region than the thread wake-ups themselves. The workers sleep between jobs: a Python thread
-    cannot spin without the GIL, and one spinning in C would hold a core between regions."""
+    cannot spin without the GIL."""
 
     def __init__(self, n: int) -> None:
         self.state = threading.Lock()
@@ -143,7 +89,6 @@ class Workers:
         self.joined: list[int] = []  # the workers in the current job
         self.go = [threading.Lock() for _ in range(n)]
         self.done = [threading.Event() for _ in range(n)]
-        self.busy = [_Busy() if _SPIN else None for _ in range(n)]
         for go in self.go:
             go.acquire()
         for i in range(n):
@@ -160,60 +105,47 @@ class Workers:
                 if not self.open:  # woken for a job that has ended
                     continue
                 done.clear()
-                busy = self.busy[i]
-                if busy is not None:
-                    busy.hold()
                 self.joined.append(i)
                 job = self.job
             try:
                 job()  # type: ignore[misc]
             finally:
                 job = None  # hold no buffers while idle
-                if busy is not None:
-                    busy.release()
                 done.set()
 
     def run(self, job: Callable[[], None], n: int) -> None:
         """Run ``job`` (which must not raise) on up to ``n`` workers and the calling thread; return
         when every worker that joined has left it."""
-        spin = False
         try:
             with self.state:
                 self.job, self.open = job, True
             for go in self.go[:n]:
                 if go.locked():  # else the worker has a wake-up pending already
                     go.release()
-            start = time.perf_counter()
             job()
-            spin = time.perf_counter() - start < SPIN_SECONDS
         finally:
-            self._finish(spin)
+            self._finish()
 
-    def _finish(self, spin: bool) -> None:
+    def _finish(self) -> None:
         # Closing the job and waiting for its workers can be repeated, so an interrupt anywhere in
         # them only starts them over; the first one is raised once they have completed.
         interrupted: BaseException | None = None
         while True:
             try:
-                self._close_and_wait(spin)
+                self._close_and_wait()
                 break
             except BaseException as e:  # noqa: B036  (keep waiting: a worker may still write)
                 interrupted = interrupted or e
-                if spin:  # the caller may hold a worker's spin lock: give every worker a new one
-                    spin = False
-                    with self.state:
-                        self.busy = [_Busy() if b is not None else None for b in self.busy]
         if interrupted is not None:
             raise interrupted
 
-    def _close_and_wait(self, spin: bool) -> None:
+    def _close_and_wait(self) -> None:
         with self.state:
             self.open = False  # workers not yet in the job stay out of it
-            joined = [(i, self.busy[i]) for i in self.joined]
-        for i, busy in joined:
-            if spin and busy is not None:
-                busy.wait()
-            self.done[i].wait()
+            joined = list(self.joined)
+        for i in joined:
+            done = self.done[i]
+            done.wait()
         with self.state:
             self.joined = []
         # Drop the job: it holds the op's buffers, which would otherwise stay allocated until the
