@@ -1288,7 +1288,7 @@ class Tensor:
         for all examples, so only randomness='same' can fill it (as torch.func)."""
         if self.is_batched or not _batching.batch_levels():
             return self._inplace(op, lambda d: np.copyto(d, draw(d.shape), casting="unsafe"))
-        values = _batching.random_like(self, op, rng, draw)
+        values = _batching.random_values(op, rng, draw, self.shape)
         if values.is_batched:
             raise RuntimeError(
                 f"{_different_vmap()}: {op} fills an unbatched tensor (shape {self.shape}) in place, but randomness='different' "
@@ -1497,7 +1497,7 @@ def _random(op: str, rng: np.random.Generator, draw: Callable[[tuple], np.ndarra
     (a batched tensor) under 'different', one shared draw under 'same'."""
     if not _batching.batch_levels():
         return _new(draw(shape), requires_grad, dev)
-    t = _batching.random_like(None, op, rng, draw, shape)
+    t = _batching.random_values(op, rng, draw, shape)
     if not t.is_batched:
         return _new(t.data, requires_grad, dev)
     if requires_grad:

@@ -85,7 +85,7 @@ def end_level(level: int) -> None:
 
 
 def restore_rng(rng_states: dict) -> None:
-    """Put the generators recorded by :func:`random_like` back in their states before the first
+    """Put the generators recorded by :func:`random_values` back in their states before the first
     chunk's draws, so the next chunk of a ``randomness='same'`` call draws the same values."""
     for rng, state in rng_states.values():
         rng.bit_generator.state = state
@@ -315,13 +315,12 @@ def _unwrap_args(inputs: tuple) -> tuple[int, list, tuple, int]:
     return level, args, tuple(flags), size
 
 
-def random_like(x: Any, op: str, rng: Any, draw: Any, shape: tuple | None = None) -> Any:
-    """Random values of per-example ``shape`` (default ``x.shape``) for op ``op`` inside vmap, as
-    the running vmap calls' ``randomness`` say (as torch.func): a batch dim for each call with
-    ``'different'`` (independent draws per example), none for ``'same'`` (one draw shared by its
-    examples), and an error if any call has ``'error'``. ``draw(shape)`` draws from generator
-    ``rng``."""
-    shape = tuple(x.shape if shape is None else shape)
+def random_values(op: str, rng: Any, draw: Any, shape: tuple) -> Any:
+    """Random values of per-example ``shape`` for op ``op`` inside vmap, as the running vmap
+    calls' ``randomness`` say (as torch.func): a batch dim for each call with ``'different'``
+    (independent draws per example), none for ``'same'`` (one draw shared by its examples), and
+    an error if any call has ``'error'``. ``draw(shape)`` draws from generator ``rng``."""
+    shape = tuple(shape)
     stack = _stack()
     for e in stack:
         if e.randomness == "error":

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ...ops.batching import batch_levels, random_like
+from ...ops.batching import batch_levels, random_values
 from ...tensor import Tensor, as_tensor, get_rng
 from .validation import check_not_inplace
 
@@ -25,7 +25,7 @@ def _drop(x: Tensor, mask_shape: tuple[int, ...], p: float, seed: Any) -> Tensor
     rng = get_rng(seed)
     scale = np.asarray(1.0 - p, dtype=x.dtype)
     if x.is_batched or batch_levels():  # inside vmap (even on an unbatched x): as the randomness settings say
-        mask = random_like(x, "dropout", rng, lambda shape: (np.asarray(rng.random(shape) >= p).astype(x.dtype) / scale), mask_shape)
+        mask = random_values("dropout", rng, lambda shape: (np.asarray(rng.random(shape) >= p).astype(x.dtype) / scale), mask_shape)
         return x * mask
     keep = rng.random(mask_shape) >= p
     return x * (keep.astype(x.dtype) / scale)
