@@ -110,7 +110,10 @@ def _workers_alive() -> list:
 def test_set_num_threads_replaces_the_workers(forced):
     if not parallel.blas_libraries():
         pytest.skip("no OpenBLAS found: parallel_chunks runs serially")
-    parallel.set_num_threads(3)
+    parallel.set_num_threads(3)  # closes any earlier pool: wait until its workers have exited
+    for t in _workers_alive():
+        t.join(timeout=10)
+    assert _workers_alive() == []
     out = np.zeros(12)
 
     def fill(a, b):
