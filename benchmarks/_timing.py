@@ -62,26 +62,36 @@ def alternate(
     ``settle_ms`` of untimed calls of the same callable (see :func:`settle`). With ``number``,
     each timing is the mean of that many calls in a row: for calls of a fraction of a
     millisecond, whose single timings also pay for the caches the other side left cold."""
+
+    def measure(fn: Callable[[], object]) -> Callable[[], float]:
+        def seconds() -> float:
+            settle(fn, settle_ms if b is not None else 0.0)
+            return timed(fn, number)
+
+        return seconds
+
     for _ in range(warmup):
         a()
         if b is not None:
             b()
+    return alternate_measures(measure(a), None if b is None else measure(b), pairs)
+
+
+def alternate_measures(a: Callable[[], float], b: Callable[[], float] | None, pairs: int) -> PairResult:
+    """:func:`alternate` over two measurements, each a callable that returns seconds: how the
+    sides are timed is theirs (in another process, say); only the alternation is done here."""
     ta, tb, ratios = [], [], []
     for i in range(pairs):
-        # Swap the order every other pair so neither side always runs on a warmer cache.
         if b is None:
-            ta.append(timed(a, number))
+            ta.append(a())
             continue
+        # Swap the order every other pair so neither side always runs on a warmer cache.
         if i % 2:
-            settle(b, settle_ms)
-            x = timed(b, number)
-            settle(a, settle_ms)
-            y = timed(a, number)
+            x = b()
+            y = a()
         else:
-            settle(a, settle_ms)
-            y = timed(a, number)
-            settle(b, settle_ms)
-            x = timed(b, number)
+            y = a()
+            x = b()
         ta.append(y)
         tb.append(x)
         ratios.append(y / x)

@@ -1,37 +1,39 @@
-"""Our code against an earlier revision of itself, in one process: conv forward+backward and
-forward alone (no_grad), pool forward+backward, and the SimpleConvNet / LeNet training steps,
-timed alternately (median of per-pair ratios new/old; below 1 the working tree is faster).
+"""Our code against an earlier revision of itself: conv forward+backward and forward alone
+(no_grad), pool forward+backward, and the SimpleConvNet / LeNet training steps, timed
+alternately (median of per-pair ratios new/old; below 1 the working tree is faster).
 
-Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet] [--pairs 21] [--threads 1]
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet]
+[--pairs 21] [--threads 1] [--one-process]
 
 The old revision's package is taken with ``git archive REV tinygrad_cnn`` into a temporary
-directory and imported as ``tg_old`` (its imports are relative), so both run side by side
-under the same machine drift; each timed call follows ``--settle-ms`` of untimed calls of the
-same side (see _timing.settle).
+directory. Each side runs in a process of its own that stays up for the whole run; this script
+asks them for one timing at a time, new and old in turn, so both meet the same machine drift.
+Why separate processes: two packages in one process share the C library's heap, and whichever
+side's buffers land on pages mapped earlier (4 KiB ones, where a fresh block of 4 MiB or more
+gets huge pages) runs the same kernels several percent slower, which side that is depending on
+the order of allocations. ``--one-process`` imports the old package as ``tg_old`` beside the new
+one instead. Each timed call follows ``--settle-ms`` of untimed calls of the same side (see
+_timing.settle).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
 
+from _shapes import CONVS, POOLS  # noqa: E402
 from _steps import INPUTS, build, training_step  # noqa: E402
-from _timing import SETTLE_MS, alternate  # noqa: E402
-from conv import CONVS, POOLS  # noqa: E402  (the shapes of benchmarks/conv.py)
-
-import tinygrad_cnn as new  # noqa: E402
-import tinygrad_cnn.models  # noqa: E402, F401
-import tinygrad_cnn.nn.functional  # noqa: E402, F401
-import tinygrad_cnn.optim  # noqa: E402, F401
+from _timing import SETTLE_MS, alternate, alternate_measures, settle, timed  # noqa: E402
 
 
 def extract_package(rev: str, into: str) -> str:
@@ -93,6 +95,86 @@ def pool_step(tg, x, g, k, s):
     return step
 
 
+def case_names() -> list[str]:
+    """The names :func:`cases` gives, in its order."""
+    convs = [n for name, *_ in CONVS for n in (name, f"{name} forward")]
+    return convs + [name for name, *_ in POOLS] + [f"{name} training step" for name in INPUTS]
+
+
+def cases(tg, rng: np.random.Generator) -> list[tuple[str, Callable[[], None]]]:
+    """(name, step) of every case on the package ``tg``; the same ``rng`` seed gives both sides
+    the same data."""
+    import importlib
+
+    for sub in ("models", "nn.functional", "optim"):
+        importlib.import_module(f"{tg.__name__}.{sub}")
+    out = []
+    for name, xs, ws, s, p, x_grad in CONVS:
+        x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)
+        oh = (xs[2] + 2 * p - ws[2]) // s + 1
+        g = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
+        out.append((name, conv_step(tg, x, w, g, s, p, x_grad)))
+        out.append((f"{name} forward", conv_forward(tg, x, w, s, p)))
+    for name, xs, k, s in POOLS:
+        x = rng.standard_normal(xs).astype(np.float32)
+        oh = (xs[2] - k) // s + 1
+        g = rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
+        out.append((name, pool_step(tg, x, g, k, s)))
+    y = rng.integers(0, 10, 100).astype(np.int64)
+    for name, hw in INPUTS.items():
+        x = rng.random((100, 1, hw, hw), dtype=np.float32)
+        out.append((f"{name} training step", training_step(tg, build(tg, name), x, y)))
+    return out
+
+
+def serve(threads: int) -> None:
+    """One side's process: build the cases of the package on sys.path, then answer requests from
+    stdin, one JSON line each: ``[name, settle_ms]`` -> the seconds of one call after settling,
+    ``["warmup", name]`` -> null after two untimed calls."""
+    import tinygrad_cnn as tg
+
+    if threads:
+        tg.set_num_threads(threads)
+    steps = dict(cases(tg, np.random.default_rng(0)))
+    print(json.dumps(os.path.dirname(tg.__file__)), flush=True)
+    for line in sys.stdin:
+        a, b = json.loads(line)
+        if a == "warmup":
+            steps[b]()
+            steps[b]()
+            answer = None
+        else:
+            settle(steps[a], b)
+            answer = timed(steps[a])
+        print(json.dumps(answer), flush=True)
+
+
+class Side:
+    """A process of ours serving the package found at ``path`` (see :func:`serve`)."""
+
+    def __init__(self, path: str, threads: int) -> None:
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", "--threads", str(threads)]
+        env = dict(os.environ, PYTHONPATH=path)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        package = self._answer()
+        assert os.path.realpath(package).startswith(os.path.realpath(path)), package  # the side we meant to time
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"ab_revision: the process serving {self.proc.args} exited with code {self.proc.wait()}")
+        return json.loads(line)
+
+    def ask(self, *request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", default="HEAD", help="the git revision to compare the working tree with")
@@ -100,36 +182,44 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=21)
     ap.add_argument("--settle-ms", type=float, default=SETTLE_MS)
     ap.add_argument("--threads", type=int, default=0, help="set_num_threads on both sides (0: their defaults)")
+    ap.add_argument("--one-process", action="store_true", help="both sides in this process (they then share its heap)")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
+    if args.serve:
+        return serve(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        old = load_old(args.rev, tmp)
-        if args.threads:
-            new.set_num_threads(args.threads)
-            old.set_num_threads(args.threads)
-        threads = args.threads or "default"
-        print(f"working tree against {args.rev}: {args.pairs} pairs, threads {threads}, settle {args.settle_ms:g} ms, "
-              f"load average {os.getloadavg()[0]:.1f}")
-        cases = []
-        for name, xs, ws, s, p, x_grad in CONVS:
-            x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)
-            oh = (xs[2] + 2 * p - ws[2]) // s + 1
-            g = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
-            cases.append((name, *(conv_step(tg, x, w, g, s, p, x_grad) for tg in (new, old))))
-            cases.append((f"{name} forward", *(conv_forward(tg, x, w, s, p) for tg in (new, old))))
-        for name, xs, k, s in POOLS:
-            x = rng.standard_normal(xs).astype(np.float32)
-            oh = (xs[2] - k) // s + 1
-            g = rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
-            cases.append((name, *(pool_step(tg, x, g, k, s) for tg in (new, old))))
-        y = rng.integers(0, 10, 100).astype(np.int64)
-        for name, hw in INPUTS.items():
-            x = rng.random((100, 1, hw, hw), dtype=np.float32)
-            cases.append((f"{name} training step", *(training_step(tg, build(tg, name), x, y) for tg in (new, old))))
-        for name, ours, theirs in cases:
-            if args.only in name:
-                r = alternate(ours, theirs, args.pairs, settle_ms=args.settle_ms)
-                print(f"{name:22s} new {r.a_ms:8.2f} ms  old {r.b_ms:8.2f} ms  new/old {r.ratio:.3f}")
+        where = "one process" if args.one_process else "a process each"
+        print(f"working tree against {args.rev}: {args.pairs} pairs, {where}, threads {args.threads or 'default'}, "
+              f"settle {args.settle_ms:g} ms, load average {os.getloadavg()[0]:.1f}")
+        if args.one_process:
+            sys.path.insert(0, os.path.dirname(HERE))
+            import tinygrad_cnn as new
+
+            old = load_old(args.rev, tmp)
+            if args.threads:
+                new.set_num_threads(args.threads)
+                old.set_num_threads(args.threads)
+            # the same seed for both sides: the same data
+            both = [(name, a, b) for (name, a), (_, b) in zip(cases(new, np.random.default_rng(0)), cases(old, np.random.default_rng(0)))]
+            for name, ours, theirs in both:
+                if args.only in name:
+                    report(name, alternate(ours, theirs, args.pairs, settle_ms=args.settle_ms))
+            return
+        sides = [Side(os.path.dirname(HERE), args.threads), Side(extract_package(args.rev, tmp), args.threads)]
+        try:
+            for name in case_names():
+                if args.only in name:
+                    for side in sides:
+                        side.ask("warmup", name)
+                    a, b = (lambda side=side, name=name: side.ask(name, args.settle_ms) for side in sides)
+                    report(name, alternate_measures(a, b, args.pairs))
+        finally:
+            for side in sides:
+                side.close()
+
+
+def report(name: str, r) -> None:
+    print(f"{name:22s} new {r.a_ms:8.2f} ms  old {r.b_ms:8.2f} ms  new/old {r.ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _shapes import CONVS, POOLS  # noqa: E402
 from _timing import SETTLE_MS, alternate  # noqa: E402
 
 import tinygrad_cnn as tg  # noqa: E402
@@ -37,20 +38,6 @@ try:
     import torch
 except ImportError:  # the benchmark still runs ours and the GEMMs
     torch = None
-
-# name, x shape, w shape, stride, padding, input needs grad
-CONVS = [
-    ("SimpleConvNet conv", (100, 1, 28, 28), (30, 1, 5, 5), 1, 0, False),
-    ("LeNet conv2", (100, 6, 14, 14), (16, 6, 5, 5), 1, 0, True),
-    ("AlexNet conv1", (8, 3, 227, 227), (96, 3, 11, 11), 4, 0, False),
-    ("AlexNet conv2", (8, 96, 27, 27), (256, 96, 5, 5), 1, 2, True),
-]
-# name, x shape, kernel, stride
-POOLS = [
-    ("max_pool2d 2x2/2", (100, 30, 24, 24), 2, 2),
-    ("max_pool2d 3x3/2", (8, 96, 55, 55), 3, 2),
-]
-
 
 def conv_cases(rng, pairs, settle_ms):
     rows = []

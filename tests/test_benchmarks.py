@@ -15,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         ("conv.py", ["--pairs", "1", "--settle-ms", "0", "--only", "SimpleConvNet"], "| SimpleConvNet conv |"),
         ("train_step.py", ["--pairs", "1", "--settle-ms", "0", "--batch", "4"], "LeNet (relu, max)"),
         ("ab_revision.py", ["--pairs", "1", "--settle-ms", "0", "--only", "training"], "LeNet training step"),
+        ("ab_revision.py", ["--pairs", "1", "--settle-ms", "0", "--only", "LeNet conv2", "--one-process"], "LeNet conv2 forward"),
         ("per_example.py", ["--pairs", "1", "--batch", "4", "--rev", ""], "per-example grads"),
         ("whole_run.py", ["--rev", "HEAD", "--pairs", "1", "--warmup", "1", "--steps", "2", "--only", "LeNet"], "LeNet "),
     ],
