@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .plots import _figure, _save
+from .figures import figure, save
 
 __all__ = ["plot_per_sample_grad_norms"]
 
@@ -47,7 +47,7 @@ def plot_per_sample_grad_norms(
         if imgs.ndim != 4 or imgs.shape[0] != n:
             raise ValueError(f"plot_per_sample_grad_norms: images must be (N, C, H, W) with N = {n}, got shape {imgs.shape}.")
         top = max(1, min(top, n))
-    fig = _figure((3.2 * ncols, 2.6 * nrows + (2.2 if show else 0.0)))
+    fig = figure((3.2 * ncols, 2.6 * nrows + (2.2 if show else 0.0)))
     grid = fig.add_gridspec(nrows + (1 if show else 0), max(ncols, top if show else 1))
     span = max(ncols, top if show else 1)
     per = span // ncols
@@ -76,5 +76,5 @@ def plot_per_sample_grad_norms(
             ax.axis("off")
     fig.subplots_adjust(hspace=0.9 if show else 0.5, wspace=0.35)
     fig.suptitle(f"Per-example gradient norms ({n} examples)", fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return fig

@@ -16,43 +16,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_open
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from ..train.metrics import batch_losses, read_metrics
-
-
-def _mpl() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "tinygrad_cnn.viz.plots needs matplotlib: pip install matplotlib (or pip install 'tinygrad_cnn[viz]')."
-        ) from None
-    return matplotlib
-
-
-def _figure(figsize: tuple[float, float], layout: Literal["constrained"] | None = None) -> Any:
-    # A bare Figure, not pyplot's: no global figure list to leak, no display backend needed
-    # (it renders with Agg); Jupyter still shows it inline.
-    _mpl()
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout=layout)
-
-
-def _save(fig: Any, path: str | os.PathLike | None) -> None:
-    if path is None:
-        return
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_open(path) as f:
-        fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight")
+from .figures import figure, matplotlib, save
 
 
 def _array(x: Any, what: str) -> np.ndarray:
@@ -95,7 +66,7 @@ def plot_training_curves(
     bx, by = (np.array(v, float) for v in batch_losses(recs))
     if not steps and not epochs and not len(bx):
         raise ValueError("plot_training_curves: the history has no 'batch', 'step' or 'epoch' records to plot.")
-    fig = _figure((11, 4))
+    fig = figure((11, 4))
     ax_l, ax_a = fig.subplots(1, 2)
 
     def thin_and_smooth(ax: Any, x: np.ndarray, y: np.ndarray, thin: str, smooth: str) -> None:
@@ -144,7 +115,7 @@ def plot_training_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -215,7 +186,7 @@ def _show_filters(ax: Any, w: np.ndarray, ncols: int | None, scale: str, vlim: f
     nrows, ncols = _grid_shape(o, c, kh, kw, 0, ncols)
     mosaic = filter_grid(w, ncols, gap=0, scale=scale)
     vmin, vmax = (0.0, 1.0) if scale == "per_filter" else (-vlim, vlim)
-    cmap = _mpl().colormaps["gray"].with_extremes(bad="white")
+    cmap = matplotlib().colormaps["gray"].with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     h, wd = mosaic.shape
     ax.vlines([col * c * kw - 0.5 for col in range(1, ncols)], -0.5, h - 0.5, colors="white", lw=1.5)
@@ -268,11 +239,11 @@ def plot_filters(
     nrows, nc = _grid_shape(o, c, kh, kw, 0, ncols)
     h, wd = nrows * kh, nc * c * kw
     bar_w = 1.0 if scale == "shared" else 0.0  # room for the colour bar
-    fig = _figure((max(3.0, min(12.0, wd / 6)) + bar_w, max(2.5, min(12.0, h / 6)) + 0.6), layout="constrained")
+    fig = figure((max(3.0, min(12.0, wd / 6)) + bar_w, max(2.5, min(12.0, h / 6)) + 0.6), layout="constrained")
     ax = fig.subplots()
     im = _show_filters(ax, w, ncols, scale, float(np.abs(w).max()) or 1.0, title or _filter_title(w, "", scale))
     _filter_colorbar(fig, im, ax, scale)
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -300,14 +271,14 @@ def plot_filters_before_after(
     nrows, nc = _grid_shape(o, c, kh, kw, 0, ncols)
     h, wd = nrows * kh, nc * c * kw
     bar_w = 1.0 if scale == "shared" else 0.0
-    fig = _figure((max(6.0, min(16.0, wd / 3)) + bar_w, max(2.5, min(10.0, h / 6)) + 0.8), layout="constrained")
+    fig = figure((max(6.0, min(16.0, wd / 3)) + bar_w, max(2.5, min(10.0, h / 6)) + 0.8), layout="constrained")
     axes = fig.subplots(1, 2)
     vlim = float(max(np.abs(b).max(), np.abs(a).max())) or 1.0
     _show_filters(axes[0], b, ncols, scale, vlim, "before training")
     im = _show_filters(axes[1], a, ncols, scale, vlim, "after training")
     _filter_colorbar(fig, im, axes, scale)
     fig.suptitle(_filter_title(b, "first conv layer: ", scale), fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -458,7 +429,7 @@ def plot_feature_maps(
         cells = n + 1
         ncols = min(cells, max(4, math.ceil(math.sqrt(cells * 1.5))))
         nrows = math.ceil(cells / ncols)
-        fig = _figure((1.25 * ncols + 1.2, 1.25 * nrows + 0.8), layout="constrained")
+        fig = figure((1.25 * ncols + 1.2, 1.25 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         _show_input(axes[0], img)
         cmap, vmin, vmax = map_colour_scale(maps[:n])
@@ -477,7 +448,7 @@ def plot_feature_maps(
         shown = f"first {n} of {len(maps)}" if n < len(maps) else f"{n}"
         head = f"{what}: {shown} feature maps {maps.shape[1]}x{maps.shape[2]} on one colour scale (white = 0)"
     elif maps.ndim == 1:
-        fig = _figure((10, 3.2), layout="constrained")
+        fig = figure((10, 3.2), layout="constrained")
         ax_in, ax = fig.subplots(1, 2, width_ratios=[1, 4])
         _show_input(ax_in, img)
         ax.bar(np.arange(len(maps)), maps, color="tab:blue")
@@ -491,7 +462,7 @@ def plot_feature_maps(
     else:
         raise ValueError(f"plot_feature_maps: layer {layer!r} gives an output of shape {maps.shape}; expected (C, H, W) or (F,).")
     fig.suptitle(title or head, fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return fig
 
 
@@ -542,7 +513,7 @@ def plot_scores(
     if true is not None:
         colors[true] = "tab:orange"
     colors[pred] = "tab:blue"
-    fig = _figure((8, max(3.0, 0.3 * k + 1.0)), layout="constrained")
+    fig = figure((8, max(3.0, 0.3 * k + 1.0)), layout="constrained")
     ax_in, ax = fig.subplots(1, 2, width_ratios=[1, 2.2])
     _show_input(ax_in, x[0])
     ax.barh(np.arange(k), logits, color=colors)
@@ -555,5 +526,5 @@ def plot_scores(
     if true is not None:
         verdict += ", correct" if true == pred else f"; true class {names[true]}"
     fig.suptitle(title or f"class scores: {verdict}", fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return fig
