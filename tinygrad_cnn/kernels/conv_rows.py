@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import Window
-from .im2col import view_as, width_windows
+from .im2col import width_windows
 from .parallel import parallel_chunks, plan
 
 
@@ -165,12 +165,19 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
     wt = w.transpose(1, 3, 2, 0)  # (C, KW, KH, C_out)
     kernel_rows = [list(range(r, kh, sh))[::-1] for r in range(sh)]
     stacked = [np.ascontiguousarray(wt[:, :, ks]).reshape(c * kw, -1) for ks in kernel_rows]
-    # Per input row: the kernel rows that reach it and the first output row they read, or None.
-    sources = []
+    # Per input row: the slice of the stacked kernel rows that reaches it and the range of stacked
+    # output rows it multiplies, or None where no window reads the row. Made once, here, so that
+    # the threads run little Python between their GEMMs: each return from numpy takes the GIL
+    # back, and a thread that finds the other one holding it sleeps until woken.
+    products: list[tuple[np.ndarray, int, int] | None] = []
     for r in range(h):
         hp = r + ph
         src = [(j, (hp - i) // sh) for j, i in enumerate(kernel_rows[hp % sh]) if 0 <= (hp - i) // sh < oh]
-        sources.append((hp % sh, src[0][0], src[-1][0] + 1, src[0][1]) if src else None)
+        if src:
+            j0, j1, o0 = src[0][0], src[-1][0] + 1, src[0][1]
+            products.append((stacked[hp % sh][:, j0 * co : j1 * co], o0 * co, (o0 + j1 - j0) * co))
+        else:
+            products.append(None)
     # The fold along the width as a 0/1 matrix, (W, KW*OW): entry (w, j*OW + o) is 1 where kernel
     # column j of output column o reads input column w = o*sw + j*dw - pw (padding cropped). One
     # batched GEMM per chunk instead of KW strided adds, which cost more numpy calls.
@@ -186,12 +193,12 @@ def input_grad_rows(g: np.ndarray, w: np.ndarray, win: Window, shape: tuple[int,
         m = b - a
         gr = _rows_of(g[a:b], (2, 1, 3, 0)).reshape(-1, ow * m)  # output rows stacked, (OH*C_out, OW*M)
         dxw = np.empty((h, c, kw, ow, m), g.dtype)
-        for r, source in enumerate(sources):
-            if source is None:  # no window reads this row
-                dxw[r] = 0
-                continue
-            res, j0, j1, o0 = source
-            np.matmul(stacked[res][:, j0 * co : j1 * co], gr[o0 * co : (o0 + j1 - j0) * co], out=view_as(dxw[r], (c * kw, ow * m)))
+        rows = dxw.reshape(h, c * kw, ow * m)
+        for r, product in enumerate(products):
+            if product is None:  # no window reads this row
+                rows[r] = 0
+            else:
+                np.matmul(product[0], gr[product[1] : product[2]], out=rows[r])
         folded = np.empty((h, c, wd, m), g.dtype)
         np.matmul(fold, dxw.reshape(-1, kw * ow, m), out=folded.reshape(-1, wd, m))
         # A non-finite entry of dxw makes its whole row of the product non-finite (0 * inf is
