@@ -6,13 +6,13 @@ import pytest
 
 import tinygrad_cnn
 from tinygrad_cnn import kernels, per_sample
-from tinygrad_cnn.kernels import geometry, parallel, settings
+from tinygrad_cnn.kernels import geometry, im2col, parallel, settings
 from tinygrad_cnn.nn.functional import activation, affine, loss, normalization, padding, regularization, sampling, validation
 from tinygrad_cnn.ops import functions
 from tinygrad_cnn.viz import figures
 
 FUNCTIONAL = [activation, affine, loss, normalization, padding, regularization, sampling, validation]
-MODULES = [functions, *FUNCTIONAL, kernels, parallel, geometry, settings, per_sample, figures]
+MODULES = [functions, *FUNCTIONAL, kernels, parallel, geometry, im2col, settings, per_sample, figures]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

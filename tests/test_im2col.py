@@ -9,7 +9,7 @@ import tinygrad_cnn as tg
 from tinygrad_cnn.kernels import conv_algorithm
 from tinygrad_cnn.kernels.conv_rows import _row_blocks, by_rows, unfold_width
 from tinygrad_cnn.kernels.geometry import Window
-from tinygrad_cnn.kernels.im2col import col2im_array, im2col_array
+from tinygrad_cnn.kernels.im2col import col2im_array, im2col_array, strided_view
 
 
 def ref_im2col(x, k, s, p, d):
@@ -204,3 +204,30 @@ def test_rows_input_gradient_keeps_infinities_and_nan_where_col2im_puts_them(geo
             cols = conv_transpose2d(g, w, None, win, 1, shape)
     np.testing.assert_array_equal(np.isnan(rows), np.isnan(cols))
     np.testing.assert_allclose(rows, cols, rtol=1e-12, atol=1e-12)  # equal infinities count as equal
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 6),
+    step=st.integers(0, 3),
+    transposed=st.booleans(),
+)
+def test_strided_view_is_as_strided(n, rows, cols, step, transposed):
+    """The kernels' strided views show what numpy's as_strided shows, read-only, for a contiguous
+    array (built over its buffer) and for a non-contiguous one (as_strided itself)."""
+    from numpy.lib.stride_tricks import as_strided
+
+    base = np.arange(2.0 * n * 3).reshape(2 * n, 3)
+    a = base.T if transposed else base  # the transpose is not C-contiguous
+    item = a.itemsize
+    # rows of `cols` consecutive elements (in memory), each starting `step` elements after the last
+    cols = min(cols, a.size)
+    rows = min(rows, (a.size - cols) // step + 1) if step else rows
+    shape, strides = (rows, cols), (step * item, item)
+    if transposed:  # walk the transposed view's own first axis instead, which stays inside it
+        shape, strides = (min(rows, a.shape[0]), min(cols, a.shape[1])), a.strides
+    v = strided_view(a, shape, strides)
+    np.testing.assert_array_equal(v, as_strided(a, shape, strides))
+    assert not v.flags.writeable and np.shares_memory(v, a)

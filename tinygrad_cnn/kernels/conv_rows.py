@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .geometry import Window
-from .im2col import width_windows
+from .im2col import strided_view, width_windows
 from .parallel import parallel_chunks, plan
 
 
@@ -67,7 +66,7 @@ def _row_blocks(xw: np.ndarray, win: Window) -> np.ndarray:
     whose (M, OW) part is contiguous: block oh is xw[oh*sh : oh*sh + KH], the columns of output row oh."""
     hp, c, kw, m, ow = xw.shape
     s_h, _, s_j, _, s_w = xw.strides
-    return as_strided(xw, (win.out[0], win.kernel[0] * c * kw, m * ow), (win.stride[0] * s_h, s_j, s_w), writeable=False)
+    return strided_view(xw, (win.out[0], win.kernel[0] * c * kw, m * ow), (win.stride[0] * s_h, s_j, s_w))
 
 
 def _rows_of(g: np.ndarray, order: tuple[int, ...]) -> np.ndarray:

@@ -20,6 +20,25 @@ from . import settings
 from .geometry import Window
 
 
+def strided_view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A read-only view of ``a``'s memory, from its first element, with the given shape and byte
+    strides, as ``numpy.lib.stride_tricks.as_strided(a, shape, strides, writeable=False)``.
+
+    Why not as_strided itself: it costs several times as much Python, and the kernels make these
+    views inside their chunks, where a thread holding the GIL makes the other thread sleep
+    until it is woken again. For a C-contiguous ``a`` the view is made by the ndarray constructor
+    over ``a``'s buffer, which also checks that the view stays inside it.
+
+    >>> strided_view(np.arange(6.0), (2, 3), (8, 8)).tolist()     # overlapping rows
+    [[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]]
+    """
+    if not a.flags.c_contiguous:
+        return as_strided(a, shape, strides, writeable=False)
+    v = np.ndarray(shape, a.dtype, a, 0, strides)
+    v.flags.writeable = False
+    return v
+
+
 def pad_input(x: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
     """``x`` (N, C, H, W) padded for ``win`` with ``value``; ``x`` itself when no padding is needed."""
     h, w = x.shape[-2:]
@@ -55,7 +74,7 @@ def windows(x: np.ndarray, win: Window) -> np.ndarray:
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.stride, win.dilation, win.out
     xp = pad_input(x, win)
     sn, sc, s_h, s_w = xp.strides
-    return as_strided(xp, (x.shape[1], kh, kw, x.shape[0], oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w), writeable=False)
+    return strided_view(xp, (x.shape[1], kh, kw, x.shape[0], oh, ow), (sc, dh * s_h, dw * s_w, sn, sh * s_h, sw * s_w))
 
 
 # Output rows shorter than this are unfolded in two passes (:func:`im2col_array`); from this
@@ -85,7 +104,7 @@ def width_windows(x: np.ndarray, win: Window) -> np.ndarray:
     xp = pad_input(x, win)
     s_n, s_c, s_h, s_w = xp.strides
     shape = (x.shape[0], x.shape[1], xp.shape[2], win.kernel[1], win.out[1])
-    return as_strided(xp, shape, (s_n, s_c, s_h, dw * s_w, sw * s_w), writeable=False)
+    return strided_view(xp, shape, (s_n, s_c, s_h, dw * s_w, sw * s_w))
 
 
 def unfold_width_cn(x: np.ndarray, win: Window, out: np.ndarray | None = None) -> np.ndarray:
@@ -106,7 +125,7 @@ def columns_from_width(xw: np.ndarray, win: Window, out: np.ndarray) -> np.ndarr
     c, kw, n = xw.shape[:3]
     (kh, dh), (oh, ow) = (win.kernel[0], win.dilation[0]), win.out
     t = xw.strides
-    runs = as_strided(xw, (c, kh, kw, n, oh * ow), (t[0], dh * t[3], t[1], t[2], t[4]), writeable=False)
+    runs = strided_view(xw, (c, kh, kw, n, oh * ow), (t[0], dh * t[3], t[1], t[2], t[4]))
     np.copyto(view_as(out, runs.shape), runs)
     return out
 
