@@ -6,14 +6,15 @@ Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.
 [--pairs 21] [--threads 1] [--one-process]
 
 The old revision's package is taken with ``git archive REV tinygrad_cnn`` into a temporary
-directory. Each side runs in a process of its own that stays up for the whole run; this script
-asks them for one timing at a time, new and old in turn, so both meet the same machine drift.
-Why separate processes: two packages in one process share the C library's heap, and whichever
-side's buffers land on pages mapped earlier (4 KiB ones, where a fresh block of 4 MiB or more
-gets huge pages) runs the same kernels several percent slower, which side that is depending on
-the order of allocations. ``--one-process`` imports the old package as ``tg_old`` beside the new
-one instead. Each timed call follows ``--settle-ms`` of untimed calls of the same side (see
-_timing.settle).
+directory. Each case runs on each side in a process of its own, which builds only that case, as
+a user's script would; this script asks the two processes for one timing at a time, new and old
+in turn, so both meet the same machine drift. Why separate processes: two packages in one
+process share the C library's heap, and whichever side's buffers land on pages mapped earlier
+(4 KiB ones, where a fresh block of 4 MiB or more gets huge pages) runs the same kernels several
+percent slower, which side that is depending on the order of allocations; a process that built
+the other cases first carries their allocations' history the same way. ``--one-process``
+imports the old package as ``tg_old`` beside the new one instead. Each timed call follows
+``--settle-ms`` of untimed calls of the same side (see _timing.settle).
 """
 from __future__ import annotations
 
@@ -95,65 +96,83 @@ def pool_step(tg, x, g, k, s):
     return step
 
 
-def case_names() -> list[str]:
-    """The names :func:`cases` gives, in its order."""
-    convs = [n for name, *_ in CONVS for n in (name, f"{name} forward")]
-    return convs + [name for name, *_ in POOLS] + [f"{name} training step" for name in INPUTS]
+def builders() -> dict[str, Callable]:
+    """Every case by name: a function of the package ``tg`` that draws the case's data (from a
+    generator seeded by the case's place in the list, so both sides get the same data) and
+    returns the step to time."""
+
+    def conv(xs, ws, s, p, x_grad, forward):
+        def make(tg, rng):
+            x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)
+            if forward:
+                return conv_forward(tg, x, w, s, p)
+            oh = (xs[2] + 2 * p - ws[2]) // s + 1
+            return conv_step(tg, x, w, rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32), s, p, x_grad)
+
+        return make
+
+    def pool(xs, k, s):
+        def make(tg, rng):
+            oh = (xs[2] - k) // s + 1
+            x, g = rng.standard_normal(xs).astype(np.float32), rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
+            return pool_step(tg, x, g, k, s)
+
+        return make
+
+    def training(name, hw):
+        def make(tg, rng):
+            x, y = rng.random((100, 1, hw, hw), dtype=np.float32), rng.integers(0, 10, 100).astype(np.int64)
+            return training_step(tg, build(tg, name), x, y)
+
+        return make
+
+    out: dict[str, Callable] = {}
+    for name, xs, ws, s, p, x_grad in CONVS:
+        out[name] = conv(xs, ws, s, p, x_grad, False)
+        out[f"{name} forward"] = conv(xs, ws, s, p, x_grad, True)
+    for name, xs, k, s in POOLS:
+        out[name] = pool(xs, k, s)
+    for name, hw in INPUTS.items():
+        out[f"{name} training step"] = training(name, hw)
+    return out
 
 
-def cases(tg, rng: np.random.Generator) -> list[tuple[str, Callable[[], None]]]:
-    """(name, step) of every case on the package ``tg``; the same ``rng`` seed gives both sides
-    the same data."""
+def make_case(tg, name: str) -> Callable[[], None]:
+    """The step of case ``name`` on the package ``tg``."""
     import importlib
 
     for sub in ("models", "nn.functional", "optim"):
         importlib.import_module(f"{tg.__name__}.{sub}")
-    out = []
-    for name, xs, ws, s, p, x_grad in CONVS:
-        x, w = rng.standard_normal(xs).astype(np.float32), (rng.standard_normal(ws) * 0.1).astype(np.float32)
-        oh = (xs[2] + 2 * p - ws[2]) // s + 1
-        g = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
-        out.append((name, conv_step(tg, x, w, g, s, p, x_grad)))
-        out.append((f"{name} forward", conv_forward(tg, x, w, s, p)))
-    for name, xs, k, s in POOLS:
-        x = rng.standard_normal(xs).astype(np.float32)
-        oh = (xs[2] - k) // s + 1
-        g = rng.standard_normal((xs[0], xs[1], oh, oh)).astype(np.float32)
-        out.append((name, pool_step(tg, x, g, k, s)))
-    y = rng.integers(0, 10, 100).astype(np.int64)
-    for name, hw in INPUTS.items():
-        x = rng.random((100, 1, hw, hw), dtype=np.float32)
-        out.append((f"{name} training step", training_step(tg, build(tg, name), x, y)))
-    return out
+    return builders()[name](tg, np.random.default_rng(list(builders()).index(name)))
 
 
-def serve(threads: int) -> None:
-    """One side's process: build the cases of the package on sys.path, then answer requests from
-    stdin, one JSON line each: ``[name, settle_ms]`` -> the seconds of one call after settling,
-    ``["warmup", name]`` -> null after two untimed calls."""
+def serve(threads: int, name: str) -> None:
+    """One side's process for case ``name``: build it on the package on sys.path, then answer
+    requests from stdin, one JSON line each: ``settle_ms`` -> the seconds of one call after
+    settling, ``null`` -> null after two untimed calls (the warm-up)."""
     import tinygrad_cnn as tg
 
     if threads:
         tg.set_num_threads(threads)
-    steps = dict(cases(tg, np.random.default_rng(0)))
+    step = make_case(tg, name)
     print(json.dumps(os.path.dirname(tg.__file__)), flush=True)
     for line in sys.stdin:
-        a, b = json.loads(line)
-        if a == "warmup":
-            steps[b]()
-            steps[b]()
+        settle_ms = json.loads(line)
+        if settle_ms is None:
+            step()
+            step()
             answer = None
         else:
-            settle(steps[a], b)
-            answer = timed(steps[a])
+            settle(step, settle_ms)
+            answer = timed(step)
         print(json.dumps(answer), flush=True)
 
 
 class Side:
-    """A process of ours serving the package found at ``path`` (see :func:`serve`)."""
+    """A process of ours serving one case on the package found at ``path`` (see :func:`serve`)."""
 
-    def __init__(self, path: str, threads: int) -> None:
-        cmd = [sys.executable, os.path.abspath(__file__), "--serve", "--threads", str(threads)]
+    def __init__(self, path: str, threads: int, name: str) -> None:
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", name, "--threads", str(threads)]
         env = dict(os.environ, PYTHONPATH=path)
         self.proc = subprocess.Popen(cmd, env=env, cwd=path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         package = self._answer()
@@ -165,7 +184,7 @@ class Side:
             raise RuntimeError(f"ab_revision: the process serving {self.proc.args} exited with code {self.proc.wait()}")
         return json.loads(line)
 
-    def ask(self, *request):
+    def ask(self, request):
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self._answer()
@@ -183,10 +202,10 @@ def main() -> None:
     ap.add_argument("--settle-ms", type=float, default=SETTLE_MS)
     ap.add_argument("--threads", type=int, default=0, help="set_num_threads on both sides (0: their defaults)")
     ap.add_argument("--one-process", action="store_true", help="both sides in this process (they then share its heap)")
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        return serve(args.threads)
+        return serve(args.threads, args.serve)
     with tempfile.TemporaryDirectory() as tmp:
         where = "one process" if args.one_process else "a process each"
         print(f"working tree against {args.rev}: {args.pairs} pairs, {where}, threads {args.threads or 'default'}, "
@@ -199,23 +218,22 @@ def main() -> None:
             if args.threads:
                 new.set_num_threads(args.threads)
                 old.set_num_threads(args.threads)
-            # the same seed for both sides: the same data
-            both = [(name, a, b) for (name, a), (_, b) in zip(cases(new, np.random.default_rng(0)), cases(old, np.random.default_rng(0)))]
-            for name, ours, theirs in both:
+            for name in builders():
                 if args.only in name:
-                    report(name, alternate(ours, theirs, args.pairs, settle_ms=args.settle_ms))
+                    report(name, alternate(make_case(new, name), make_case(old, name), args.pairs, settle_ms=args.settle_ms))
             return
-        sides = [Side(os.path.dirname(HERE), args.threads), Side(extract_package(args.rev, tmp), args.threads)]
-        try:
-            for name in case_names():
-                if args.only in name:
+        old_path = extract_package(args.rev, tmp)
+        for name in builders():
+            if args.only in name:
+                sides = [Side(os.path.dirname(HERE), args.threads, name), Side(old_path, args.threads, name)]
+                try:
                     for side in sides:
-                        side.ask("warmup", name)
-                    a, b = (lambda side=side, name=name: side.ask(name, args.settle_ms) for side in sides)
+                        side.ask(None)
+                    a, b = (lambda side=side: side.ask(args.settle_ms) for side in sides)
                     report(name, alternate_measures(a, b, args.pairs))
-        finally:
-            for side in sides:
-                side.close()
+                finally:
+                    for side in sides:
+                        side.close()
 
 
 def report(name: str, r) -> None:
