@@ -326,6 +326,11 @@ def parallel_chunks(fn: Callable[[int, int], Any], parts: list[tuple[int, int]],
     OpenBLAS GEMM at once would serialise on its lock), and OpenBLAS's own workers are never
     woken, which would then spin, taking a core from the next op's chunks.
 
+    ``fn`` should run little Python between its numpy calls: each return from numpy takes the
+    GIL back, and a thread that finds the other one holding it sleeps until woken, which costs
+    more than most numpy calls here. Operands that do not depend on the chunk are best made
+    before the call (as :func:`tinygrad_cnn.kernels.conv_rows.input_grad_rows` does).
+
     >>> out = np.zeros(10)
     >>> def fill(a, b):
     ...     out[a:b] = a
