@@ -143,7 +143,8 @@ def make_case(tg, name: str) -> Callable[[], None]:
 
     for sub in ("models", "nn.functional", "optim"):
         importlib.import_module(f"{tg.__name__}.{sub}")
-    return builders()[name](tg, np.random.default_rng(list(builders()).index(name)))
+    cases = builders()
+    return cases[name](tg, np.random.default_rng(list(cases).index(name)))
 
 
 def serve(threads: int, name: str) -> None:
