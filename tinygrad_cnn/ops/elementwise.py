@@ -432,7 +432,8 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        ctx.mask = _mask(~(x <= 0), x)
+        if ctx.needs_input_grad:  # recorded for backward (not under no_grad, not for a constant)
+            ctx.mask = _mask(~(x <= 0), x)
         return np.maximum(x, 0)
 
     @staticmethod
@@ -513,12 +514,13 @@ class Clip(Function):
     @staticmethod
     def forward(ctx, x, lo, hi):
         y = np.clip(x, lo, hi)
-        inside = np.ones(x.shape, dtype=bool)
-        if lo is not None:
-            inside &= x >= lo
-        if hi is not None:
-            inside &= x <= hi
-        ctx.mask = _mask(inside, x)
+        if ctx.needs_input_grad:  # recorded for backward
+            inside = np.ones(x.shape, dtype=bool)
+            if lo is not None:
+                inside &= x >= lo
+            if hi is not None:
+                inside &= x <= hi
+            ctx.mask = _mask(inside, x)
         return y
 
     @staticmethod
