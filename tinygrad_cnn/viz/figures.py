@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from ..atomic import atomic_open
 
-__all__ = ["figure", "matplotlib", "save"]
+__all__ = ["figure", "require_matplotlib", "save"]
 
 
-def matplotlib() -> Any:
+def require_matplotlib() -> Any:
     """The ``matplotlib`` module, or an ImportError that says how to install it (the ``viz`` extra)."""
     try:
         import matplotlib
@@ -31,7 +31,7 @@ def figure(figsize: tuple[float, float], layout: Literal["constrained"] | None =
     >>> figure((4, 3)).get_size_inches().tolist()
     [4.0, 3.0]
     """
-    matplotlib()
+    require_matplotlib()
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout=layout)

@@ -23,7 +23,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 from ..train.metrics import batch_losses, read_metrics
-from .figures import figure, matplotlib, save
+from .figures import figure, require_matplotlib, save
 
 
 def _array(x: Any, what: str) -> np.ndarray:
@@ -186,7 +186,7 @@ def _show_filters(ax: Any, w: np.ndarray, ncols: int | None, scale: str, vlim: f
     nrows, ncols = _grid_shape(o, c, kh, kw, 0, ncols)
     mosaic = filter_grid(w, ncols, gap=0, scale=scale)
     vmin, vmax = (0.0, 1.0) if scale == "per_filter" else (-vlim, vlim)
-    cmap = matplotlib().colormaps["gray"].with_extremes(bad="white")
+    cmap = require_matplotlib().colormaps["gray"].with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     h, wd = mosaic.shape
     ax.vlines([col * c * kw - 0.5 for col in range(1, ncols)], -0.5, h - 0.5, colors="white", lw=1.5)
