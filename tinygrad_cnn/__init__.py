@@ -95,7 +95,7 @@ from .ops.functions import sum as sum  # noqa: A004
 from .serialization import CheckpointError, load, save
 
 # tg.nn, tg.optim, tg.autograd and tg.utils.data without importing them first, as in torch.
-from . import autograd, nn, optim, utils  # noqa: E402, F401  isort: skip
+from . import autograd, check, nn, optim, utils  # noqa: E402, F401  isort: skip
 from .tensor import (
     Generator,
     Size,
@@ -311,3 +311,10 @@ __all__ = [
     "sparse_csr",
     "strided",
 ]
+
+# The checker's names are also the engine package's, as torch.autograd.gradcheck is torch's: bound
+# here, above both, so that the engine never imports the tool built on it. Importing any part of
+# the package runs this module first, so ``from tinygrad_cnn.autograd import gradcheck`` works.
+for _name in ("GradcheckError", "GradcheckResult", "GradcheckWarning", "GraphCheckResult", "check_graph", "gradcheck", "gradgradcheck"):
+    setattr(autograd, _name, getattr(check, _name))
+del _name

@@ -2,11 +2,10 @@
 mode, anomaly detection, and :func:`~tinygrad_cnn.autograd.graph.walk` for tools that read graphs.
 
 Gradient checking is a tool built on top of the engine, in :mod:`tinygrad_cnn.check`; nothing
-here imports it. The checker's names are still reachable as attributes of this package
-(``tinygrad_cnn.autograd.gradcheck``), looked up in :mod:`tinygrad_cnn.check` on first use.
+here imports it. Its functions are also attributes of this package
+(``tinygrad_cnn.autograd.gradcheck``, as ``torch.autograd.gradcheck``), bound by the package
+root, which imports both.
 """
-from typing import Any
-
 from .anomaly import detect_anomaly
 from .engine import grad, run_backward
 from .function import Function, Node, OutputMeta, SavedValue, once_differentiable
@@ -32,17 +31,3 @@ __all__ = [
     "set_grad_enabled",
     "walk",
 ]
-
-# The checker's names (tinygrad_cnn.check), also here as PyTorch has torch.autograd.gradcheck.
-_CHECKER_NAMES = frozenset(
-    {"GradcheckError", "GradcheckResult", "GradcheckWarning", "GraphCheckResult", "check_graph", "gradcheck", "gradgradcheck"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    # Resolved when first asked for, so importing the engine never imports the checker.
-    if name in _CHECKER_NAMES:
-        from .. import check
-
-        return getattr(check, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
