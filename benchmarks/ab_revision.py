@@ -3,7 +3,7 @@
 alternately (median of per-pair ratios new/old; below 1 the working tree is faster).
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_revision.py [--rev HEAD] [--only LeNet]
-[--pairs 21] [--threads 1] [--one-process]
+[--pairs 21] [--processes 3] [--threads 1] [--one-process]
 
 The old revision's package is taken with ``git archive REV tinygrad_cnn`` into a temporary
 directory. Each case runs on each side in a process of its own, which builds only that case, as
@@ -13,7 +13,10 @@ process share the C library's heap, and whichever side's buffers land on pages m
 (4 KiB ones, where a fresh block of 4 MiB or more gets huge pages) runs the same kernels several
 percent slower, which side that is depending on the order of allocations; a process that built
 the other cases first carries their allocations' history the same way. ``--one-process``
-imports the old package as ``tg_old`` beside the new one instead. Each timed call follows
+imports the old package as ``tg_old`` beside the new one instead. A process's heap layout alone
+moves a 1-3 ms case by several percent, the same way for all of that process's timings:
+``--processes K`` times each case in K fresh process pairs (``--pairs`` each) and quotes the
+median over all their pairs, with each pair of processes' own median beside it. Each timed call follows
 ``--settle-ms`` of untimed calls of the same side (see _timing.settle).
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -34,14 +38,30 @@ sys.path.insert(0, HERE)
 
 from _shapes import CONVS, POOLS  # noqa: E402
 from _steps import INPUTS, build, training_step  # noqa: E402
-from _timing import SETTLE_MS, alternate, alternate_measures, settle, timed  # noqa: E402
+from _timing import SETTLE_MS, PairResult, alternate, alternate_measures, settle, timed  # noqa: E402
+
+# The earlier revisions docs/benchmarks.md measures against, by name. A clone need not carry
+# tags, so the names resolve to their commits here (a tag of the same name is not consulted).
+BASELINES = {
+    "baseline-first-plan": "c044b01cf89cd90952071008392a787c5b7d984b",  # before the integrity checks
+    "baseline-before-torch-api": "9dd0f1c2208235c0d38c0e3ea76bca9bcc9f6e11",  # before the PyTorch-named Tensor API
+    "baseline-row-loop-jacobian": "d75f6f4f9a111d181c81e52cd2319a2d1ed7a33e",  # per-example grads by a row loop
+}
 
 
 def extract_package(rev: str, into: str) -> str:
-    """``git archive`` of the package (``tinygrad_cnn/``) at revision or tag ``rev``, unpacked in
-    ``into``; returns ``into``, the folder to put on the import path."""
+    """``git archive`` of the package (``tinygrad_cnn/``) at revision ``rev`` (a commit, tag,
+    branch, or one of the names in ``BASELINES``), unpacked in ``into``; returns ``into``, the
+    folder to put on the import path."""
     root = os.path.dirname(HERE)
-    archive = subprocess.run(["git", "-C", root, "archive", rev, "tinygrad_cnn"], check=True, capture_output=True).stdout
+    commit = BASELINES.get(rev, rev)
+    run = subprocess.run(["git", "-C", root, "archive", commit, "tinygrad_cnn"], capture_output=True)
+    if run.returncode != 0:
+        raise SystemExit(
+            f"git archive {commit} failed: {run.stderr.decode(errors='replace').strip()}\n"
+            f"--rev must name a commit of this clone (a shallow clone lacks the earlier ones: git fetch --unshallow)."
+        )
+    archive = run.stdout
     path = os.path.join(into, "old.tar")
     with open(path, "wb") as f:
         f.write(archive)
@@ -202,6 +222,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=21)
     ap.add_argument("--settle-ms", type=float, default=SETTLE_MS)
     ap.add_argument("--threads", type=int, default=0, help="set_num_threads on both sides (0: their defaults)")
+    ap.add_argument(
+        "--processes", type=int, default=1, help="process pairs per case, each timing --pairs pairs; the median is over all"
+    )
     ap.add_argument("--one-process", action="store_true", help="both sides in this process (they then share its heap)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -226,19 +249,38 @@ def main() -> None:
         old_path = extract_package(args.rev, tmp)
         for name in builders():
             if args.only in name:
-                sides = [Side(os.path.dirname(HERE), args.threads, name), Side(old_path, args.threads, name)]
-                try:
-                    for side in sides:
-                        side.ask(None)
-                    a, b = (lambda side=side: side.ask(args.settle_ms) for side in sides)
-                    report(name, alternate_measures(a, b, args.pairs))
-                finally:
-                    for side in sides:
-                        side.close()
+                runs = [served_pairs(name, old_path, args) for _ in range(args.processes)]
+                report(name, pooled(runs), [r.ratio for r in runs] if len(runs) > 1 else None)
 
 
-def report(name: str, r) -> None:
-    print(f"{name:22s} new {r.a_ms:8.2f} ms  old {r.b_ms:8.2f} ms  new/old {r.ratio:.3f}")
+def served_pairs(name: str, old_path: str, args):
+    """``args.pairs`` alternating timings of case ``name`` by a new pair of processes."""
+    sides = [Side(os.path.dirname(HERE), args.threads, name), Side(old_path, args.threads, name)]
+    try:
+        for side in sides:
+            side.ask(None)
+        a, b = (lambda side=side: side.ask(args.settle_ms) for side in sides)
+        return alternate_measures(a, b, args.pairs)
+    finally:
+        for side in sides:
+            side.close()
+
+
+def pooled(runs: list):
+    """The timings of several process pairs as one result: medians over all their pairs."""
+    if len(runs) == 1:
+        return runs[0]
+    return PairResult(
+        a_ms=statistics.median(r.a_ms for r in runs),
+        b_ms=statistics.median(r.b_ms for r in runs),
+        ratio=statistics.median(x for r in runs for x in r.ratios),
+        ratios=[x for r in runs for x in r.ratios],
+    )
+
+
+def report(name: str, r, per_process: list[float] | None = None) -> None:
+    spread = "" if per_process is None else "  (process pairs: " + ", ".join(f"{x:.3f}" for x in per_process) + ")"
+    print(f"{name:22s} new {r.a_ms:8.2f} ms  old {r.b_ms:8.2f} ms  new/old {r.ratio:.3f}{spread}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ per-pair ratios):
 2. the same per-example gradients against ``torch.func.vmap(torch.func.grad(...))`` of the same
    network with the same weights, when PyTorch is installed (reported);
 3. ``jacobian`` of a function R^100 -> R^10 (a tanh MLP with a hidden layer of 50, then 1000)
-   against the row loop of a git revision that still had it (``--rev``, default the tag baseline-row-loop-jacobian, the
+   against the row loop of a git revision that still had it (``--rev``, default the revision baseline-row-loop-jacobian, the
    last one with the row loop; target: at least 5x faster), timed one call at a time and as runs
    of ten calls (a single call of a fraction of a millisecond also pays for the caches the
    other side left cold).
