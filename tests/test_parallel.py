@@ -216,6 +216,8 @@ def _threaded_conv_in_child(q):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+# Forking a process whose thread pool is running is the point of the test; Python 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_can_use_the_thread_pool(forced):
     import multiprocessing as mp
 

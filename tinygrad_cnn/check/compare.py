@@ -117,4 +117,4 @@ def projection_ok(
     follows the actual numerical noise instead of growing with the number of elements, which
     would let any error through on a large layer; float64 roundoff of the difference is added."""
     roundoff = 64 * np.finfo(np.float64).eps * float(np.abs(v) @ (np.abs(fp) + np.abs(fm))) / (2 * eps)
-    return abs(a - n) <= atol + rtol * abs(n) + 10 * abs(n - n2) + roundoff
+    return bool(abs(a - n) <= atol + rtol * abs(n) + 10 * abs(n - n2) + roundoff)

@@ -34,7 +34,7 @@ def strided_view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]
     """
     if not a.flags.c_contiguous:
         return as_strided(a, shape, strides, writeable=False)
-    v = np.ndarray(shape, a.dtype, a, 0, strides)
+    v: np.ndarray = np.ndarray(shape, a.dtype, a, 0, strides)
     v.flags.writeable = False
     return v
 

@@ -209,8 +209,8 @@ def chapter_target(op: str, t: Any, n: int, classes: int, dtype: Any) -> np.ndar
             if not np.all(a == np.round(a)):
                 raise ValueError(f"{op}: labels of shape {a.shape} have non-integer values; give {forms}.")
         labels = a.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
-            raise ValueError(f"{op}: labels must be in [0, {classes}), got values in [{labels.min()}, {labels.max()}].")
+        if labels.size and (np.min(labels) < 0 or np.max(labels) >= classes):
+            raise ValueError(f"{op}: labels must be in [0, {classes}), got values in [{np.min(labels)}, {np.max(labels)}].")
         return labels
     if a.ndim == 2 and a.shape == (n, classes):
         one_hot = np.all((a == 0) | (a == 1)) and np.all(a.sum(axis=1) == 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -587,8 +587,8 @@ def any(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
         from .batching import map_physical
 
-        return map_physical(x, lambda a, k: np.any(a, axis=_past_batch(axis, k, a.ndim), keepdims=keepdim))
-    return _const(np.any(x.data, axis=axis, keepdims=keepdim))
+        return map_physical(x, lambda a, k: _bool_reduce(np.any, a, _past_batch(axis, k, a.ndim), keepdim))
+    return _const(_bool_reduce(np.any, x.data, axis, keepdim))
 
 
 def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -602,8 +602,16 @@ def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
         from .batching import map_physical
 
-        return map_physical(x, lambda a, k: np.all(a, axis=_past_batch(axis, k, a.ndim), keepdims=keepdim))
-    return _const(np.all(x.data, axis=axis, keepdims=keepdim))
+        return map_physical(x, lambda a, k: _bool_reduce(np.all, a, _past_batch(axis, k, a.ndim), keepdim))
+    return _const(_bool_reduce(np.all, x.data, axis, keepdim))
+
+
+def _bool_reduce(reduce: Callable[..., Any], a: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool) -> Any:
+    """``np.any`` or ``np.all`` of ``a`` over ``axis``.
+
+    Called through a plain callable: numpy 2.5's stubs accept only a literal True/False for ``keepdims``.
+    """
+    return reduce(a, axis=axis, keepdims=keepdim)
 
 
 def _past_batch(axis: Any, k: int, ndim: int) -> tuple:

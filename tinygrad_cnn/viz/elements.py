@@ -137,7 +137,7 @@ def _stats(data: np.ndarray) -> tuple[str, bool]:
         a64 = a.real.astype(np.float64, copy=False)
     else:
         a64 = a.astype(np.float64)
-    return f"min {_num(a64.min())}  max {_num(a64.max())}  mean {_num(a64.mean())}", False
+    return f"min {_num(np.min(a64))}  max {_num(np.max(a64))}  mean {_num(a64.mean())}", False
 
 
 def _grad_line(t: Tensor) -> tuple[str, bool] | None:

@@ -507,7 +507,7 @@ def plot_scores(
             if not 0 <= true < k:
                 raise ValueError(f"plot_scores: label {label} is out of range for {k} classes (0..{k - 1}).")
     pred = int(np.argmax(logits))
-    p = np.exp(logits - logits.max())
+    p = np.exp(logits - np.max(logits))
     p /= p.sum()
     colors = ["0.75"] * k
     if true is not None:
