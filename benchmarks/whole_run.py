@@ -1,6 +1,6 @@
 """Whole training runs of our code against an earlier revision of it, each run in a process of its
 own: what a user who starts a training script gets, allocator settings and all. ``ab_revision.py``
-times single calls instead, each side in one process that serves the whole run.
+times single calls instead, many in each process.
 
 Each run trains SimpleConvNet or LeNet-5 with Adam on a fixed random batch of 100 float32 images
 (``_steps.training_step``): ``--warmup`` steps, then the median time of ``--steps`` steps, and the
