@@ -582,13 +582,7 @@ def any(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     >>> any(tensor([0.0, 1.0])).item()
     True
     """
-    x = _t(x)
-    axis = normalize_axis("any", dim, x.ndim)
-    if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
-        from .batching import map_physical
-
-        return map_physical(x, lambda a, k: _bool_reduce(np.any, a, _past_batch(axis, k, a.ndim), keepdim))
-    return _const(_bool_reduce(np.any, x.data, axis, keepdim))
+    return _truth_reduce("any", np.any, x, dim, keepdim)
 
 
 def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -597,21 +591,21 @@ def all(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: 
     >>> all(tensor([0.0, 1.0])).item()
     False
     """
+    return _truth_reduce("all", np.all, x, dim, keepdim)
+
+
+def _truth_reduce(op: str, reduce: Callable[..., Any], x: Any, dim: int | None, keepdim: bool) -> Any:
+    """``any`` or ``all`` (``reduce`` is ``np.any`` or ``np.all``): a constant bool tensor.
+
+    ``reduce`` is a plain callable because numpy 2.5's stubs accept only a literal ``keepdims``.
+    """
     x = _t(x)
-    axis = normalize_axis("all", dim, x.ndim)
+    axis = normalize_axis(op, dim, x.ndim)
     if _is_batched(x):  # inside vmap: over the whole batch, the axes shifted past the batch dims
         from .batching import map_physical
 
-        return map_physical(x, lambda a, k: _bool_reduce(np.all, a, _past_batch(axis, k, a.ndim), keepdim))
-    return _const(_bool_reduce(np.all, x.data, axis, keepdim))
-
-
-def _bool_reduce(reduce: Callable[..., Any], a: np.ndarray, axis: tuple[int, ...] | None, keepdim: bool) -> Any:
-    """``np.any`` or ``np.all`` of ``a`` over ``axis``.
-
-    Called through a plain callable: numpy 2.5's stubs accept only a literal True/False for ``keepdims``.
-    """
-    return reduce(a, axis=axis, keepdims=keepdim)
+        return map_physical(x, lambda a, k: reduce(a, axis=_past_batch(axis, k, a.ndim), keepdims=keepdim))
+    return _const(reduce(x.data, axis=axis, keepdims=keepdim))
 
 
 def _past_batch(axis: Any, k: int, ndim: int) -> tuple:
